@@ -1,0 +1,68 @@
+"""Feature maps: what given layers output for given images (the notebook's activation grids).
+
+One gradient-free forward pass that stops after the deepest requested layer. An alias names the
+Keras layer output (VGG16 ``block1_conv2`` = post-ReLU); a module path names that module's own
+output (``features.2`` = the conv before its ReLU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from filtviz_core import vgg16 as vgg_spec
+from filtviz_core.errors import FiltvizError
+from filtviz_core.images import as_image_batch
+from torch_filtviz.hooks import capture, resolve_target
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _min_size(model: nn.Module, layers: Sequence[str]) -> int:
+    aliases = getattr(model, "aliases", {}) or {}
+    if getattr(model, "name", None) != "vgg16":
+        return 1
+    return max([vgg_spec.min_size_for(name) for name in layers if name in aliases], default=1)
+
+
+def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
+                 layers: str | Sequence[str]) -> dict[str, torch.Tensor]:
+    """``{layer: (N, C, h, w) float32 tensor on the CPU}`` for each requested layer, in the order given.
+
+    ``images``: numpy RGB pixels, (H, W, 3) or (N, H, W, 3), uint8 or float on the 0-255 scale,
+    or a torch tensor (N, 3, H, W) / (3, H, W) of pixels. The model runs where its parameters are,
+    in eval mode.
+    """
+    names = [layers] if isinstance(layers, str) else list(layers)
+    if not names:
+        raise FiltvizError("no layer asked for")
+    targets = [resolve_target(model, name) for name in names]
+    device = _model_device(model)
+    if isinstance(images, torch.Tensor):
+        x = images[None] if images.ndim == 3 else images
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise FiltvizError(f"image tensors must be (N, 3, H, W) RGB pixels, got shape {tuple(images.shape)}")
+        x = x.to(device=device, dtype=torch.float32)
+        minimum = _min_size(model, names)
+        if min(x.shape[2:]) < minimum:
+            raise FiltvizError(f"image of {x.shape[2]}x{x.shape[3]} px is too small for {names}: "
+                               f"it needs at least {minimum} px")
+    else:
+        batch = as_image_batch(images, minimum=_min_size(model, names))
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).permute(0, 3, 1, 2).contiguous()
+    model.eval()
+    try:
+        with torch.no_grad(), capture(model, targets) as cap:
+            values = cap(x)
+    except RuntimeError as exc:
+        if isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FiltvizError(f"images of {x.shape[2]}x{x.shape[3]} px do not fit {', '.join(names)}: {first}") from None
+    return {name: values[name].detach().float().cpu() for name in names}
