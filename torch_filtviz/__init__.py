@@ -6,7 +6,11 @@ Never imports TensorFlow. The weights and the framework-free parts of the algori
 
 from filtviz_core.errors import FiltvizError, WeightsError
 from torch_filtviz.models import PixelModel, layer_names, load_vgg16, resolve_device
+from torch_filtviz.hooks import Target, capture, layer_channels, resolve_target
+from torch_filtviz.ascent import FilterResults, visualize_filters
+from torch_filtviz.maps import feature_maps
 
 __version__ = "0.1.0"
 
 __all__ = ["FiltvizError", "PixelModel", "WeightsError", "layer_names", "load_vgg16", "resolve_device"]
+__all__ += ["FilterResults", "Target", "capture", "feature_maps", "layer_channels", "resolve_target", "visualize_filters"]
