@@ -1,16 +1,21 @@
 """Keras VGG16 (``include_top=False``) with the neutral weights file, as the notebook built it.
 
-The model's input stays Keras' own: caffe-preprocessed images (BGR, mean-subtracted).
+The model's input stays Keras' own: caffe-preprocessed images (BGR, mean-subtracted). Callers
+hand in RGB pixel images; :func:`caffe_preprocess` (SPEC.md "Model input") turns them into that.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from filtviz_core.errors import FiltvizError
-from filtviz_core.vgg16 import CONV_NAMES
+from filtviz_core.images import as_image_batch
+from filtviz_core.vgg16 import CAFFE_MEAN_BGR, CONV_NAMES
 from filtviz_core.weights import load_tensors
 
 
@@ -33,6 +38,13 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, seed: int = 0, veri
     return model
 
 
+def summary(model: keras.Model, line_length: int | None = None) -> str:
+    """Keras' own ``model.summary()`` text (captured, not printed), as the notebook showed it."""
+    lines: list[str] = []
+    model.summary(line_length=line_length, print_fn=lambda text, *args, **kwargs: lines.append(text))
+    return "\n".join(lines)
+
+
 def conv_layer_names(model: keras.Model) -> list[str]:
     """Names of the model's Conv2D layers, in order."""
     return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -44,3 +56,40 @@ def get_layer(model: keras.Model, layer_name: str) -> keras.layers.Layer:
     if layer_name not in names:
         raise FiltvizError(f"unknown layer {layer_name!r}; valid: {', '.join(names[1:])}")
     return model.get_layer(layer_name)
+
+
+def get_conv_layer(model: keras.Model, layer_name: str) -> keras.layers.Conv2D:
+    """The named Conv2D layer (the only layers with filters to visualize), or a ValueError listing them."""
+    names = conv_layer_names(model)
+    if layer_name not in names:
+        raise FiltvizError(f"unknown conv layer {layer_name!r}; valid: {', '.join(names)}")
+    return model.get_layer(layer_name)
+
+
+def submodel(model: keras.Model, layer_name: str) -> keras.Model:
+    """Functional-API model from the VGG16 input to ``layer_name``'s output (post-ReLU for convs)."""
+    layer = get_layer(model, layer_name)
+    return keras.Model(inputs=model.input, outputs=layer.output, name=f"vgg16_to_{layer_name}")
+
+
+def caffe_preprocess(images: tf.Tensor | np.ndarray) -> tf.Tensor:
+    """RGB pixels (0-255) -> the model's input: RGB->BGR, minus the caffe means (SPEC.md "Model input").
+
+    Equal to ``keras.applications.vgg16.preprocess_input`` but written out, differentiable and
+    without touching its argument, so the spec can state it in one line.
+    """
+    x = tf.convert_to_tensor(images, dtype=tf.float32)
+    return x[..., ::-1] - tf.constant(CAFFE_MEAN_BGR, dtype=tf.float32)
+
+
+def feature_maps(model: keras.Model, images: np.ndarray, layer_names: str | Sequence[str]) -> dict[str, np.ndarray]:
+    """Post-ReLU activations, NHWC float32, for RGB pixel images (H, W, 3) or (N, H, W, 3), >= 32 px."""
+    names = [layer_names] if isinstance(layer_names, str) else list(layer_names)
+    if not names:
+        raise FiltvizError("no layers given; valid: " + ", ".join(layer.name for layer in model.layers[1:]))
+    layers = [get_layer(model, name) for name in names]
+    batch = as_image_batch(images)
+    probe = keras.Model(inputs=model.input, outputs=[layer.output for layer in layers])
+    outputs = probe(caffe_preprocess(batch), training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return {name: np.asarray(out, dtype=np.float32) for name, out in zip(names, outputs)}

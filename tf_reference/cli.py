@@ -1,0 +1,174 @@
+"""``python -m tf_reference``: the notebook's three cells as subcommands (summary, maps, filters).
+
+All user input is checked before TensorFlow is imported or any long work starts, so a typo costs
+a second, prints one line on stderr and exits with status 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from filtviz_core import algorithm, outputs
+from filtviz_core.errors import FiltvizError
+from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, POOL_NAMES, min_size_for
+
+DEFAULT_OUT = Path("outputs") / "tf_reference"
+DEFAULT_MAP_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1"
+LAYER_NAMES = tuple(name for block in range(1, 6) for name in
+                    [n for n in CONV_NAMES if n.startswith(f"block{block}_")] + [f"block{block}_pool"])
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr, exit 2, like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m tf_reference",
+                     description="Keras/TensorFlow reference: VGG16 summary, feature maps, filter visualization.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add_weights(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--weights", default="keras",
+                       help="keras (verified file, offline; default), imagenet (Keras download), random, or a path")
+
+    p = sub.add_parser("summary", help="print Keras' model.summary() of VGG16 (include_top=False)")
+    add_weights(p)
+
+    p = sub.add_parser("maps", help="feature maps of an image at some layers")
+    p.add_argument("image", nargs="?", default=None, help="RGB image file (default: matplotlib's grace_hopper.jpg)")
+    p.add_argument("--layers", default=DEFAULT_MAP_LAYERS, help=f"comma-separated layers (default {DEFAULT_MAP_LAYERS})")
+    p.add_argument("--channels", type=int, default=8, help="maps shown per layer (default 8)")
+    p.add_argument("--size", type=int, default=None, help="resize the image to SIZE x SIZE first (default: as is)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
+    add_weights(p)
+
+    p = sub.add_parser("filters", help="gradient-ascent pictures of filters of one conv layer (SPEC.md)")
+    p.add_argument("layer", help="conv layer, e.g. block1_conv2")
+    p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,20 (default 0-15)")
+    p.add_argument("--steps", type=int, default=algorithm.DEFAULT_STEPS)
+    p.add_argument("--snapshots", default="10,100",
+                   help="steps to keep images of, e.g. 10,100 (default: those of 10,100 within --steps, plus the last)")
+    p.add_argument("--size", type=int, default=algorithm.DEFAULT_SIZE)
+    p.add_argument("--lr", type=float, default=algorithm.DEFAULT_LR, help="RMS step in pixel units (default 1)")
+    p.add_argument("--seed", type=int, default=algorithm.DEFAULT_SEED)
+    p.add_argument("--objective", default=algorithm.DEFAULT_OBJECTIVE, choices=algorithm.OBJECTIVES)
+    p.add_argument("--clip", action="store_true", help="clip the image to [0, 255] after every step")
+    p.add_argument("--eager", action="store_true", help="run the step eagerly instead of in tf.function")
+    p.add_argument("--no-filter-pngs", action="store_true", help="skip the per-filter PNGs")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
+    add_weights(p)
+    return parser
+
+
+def _parse_snapshots(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise FiltvizError(f"bad --snapshots {text!r}: use step numbers like 10,100") from None
+
+
+def _check_weights(weights: str) -> None:
+    """Fail before importing TensorFlow when a weights path does not exist."""
+    if weights not in ("keras", "imagenet", "random", "auto") and not Path(weights).expanduser().is_file():
+        raise FiltvizError(f"weights file not found: {weights}; use keras, imagenet, random or a path")
+
+
+def _load_model(weights: str):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tf_reference.model import load_vgg16
+
+    return load_vgg16(weights)
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    _check_weights(args.weights)
+    from tf_reference.model import summary
+
+    print(summary(_load_model(args.weights)))
+
+
+def cmd_maps(args: argparse.Namespace) -> None:
+    from filtviz_core.images import as_image_batch, load_image
+
+    layers = [s.strip() for s in args.layers.split(",") if s.strip()]
+    bad = [name for name in layers if name not in LAYER_NAMES]
+    if bad or not layers:
+        raise FiltvizError(f"unknown layer {bad[0] if bad else args.layers!r}; valid: {', '.join(LAYER_NAMES)}")
+    if args.channels < 1:
+        raise FiltvizError(f"--channels must be >= 1, got {args.channels}")
+    _check_weights(args.weights)
+    image = load_image(args.image, size=args.size)
+    as_image_batch(image)  # size check before the model loads
+    out = outputs.check_writable(args.out)
+
+    from filtviz_core import atomic
+    from tf_reference.model import feature_maps
+    from tf_reference.plots import plot_feature_maps
+
+    maps = feature_maps(_load_model(args.weights), image, layers)
+    path = out / "feature_maps.png"
+    atomic.save_figure(plot_feature_maps(maps, channels=args.channels), path)
+    for name, fmap in maps.items():
+        print(f"{name}: {tuple(fmap.shape)}")
+    print(f"wrote {path}")
+
+
+def cmd_filters(args: argparse.Namespace) -> None:
+    if args.layer not in CONV_NAMES:
+        raise FiltvizError(f"unknown conv layer {args.layer!r}; valid: {', '.join(CONV_NAMES)}")
+    filters = algorithm.parse_filters(args.filters, FILTER_COUNTS[args.layer], args.layer)
+    algorithm.check_steps(args.steps, args.lr)
+    algorithm.check_image_size(args.size, min_size_for(args.layer), args.layer)
+    if args.seed < 0:
+        raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
+    snapshots = _parse_snapshots(args.snapshots)
+    algorithm.snapshot_steps(snapshots, args.steps)
+    _check_weights(args.weights)
+    out = outputs.check_writable(args.out)  # before any long work
+
+    import numpy as np
+
+    from tf_reference.ascent import run_record, visualize_filters
+
+    model = _load_model(args.weights)
+    start = time.perf_counter()
+    results = visualize_filters(model, args.layer, filters, steps=args.steps, size=args.size, lr=args.lr,
+                                seed=args.seed, snapshots=snapshots, objective=args.objective, clip=args.clip,
+                                compiled=not args.eager, progress=sys.stderr.isatty())
+    record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})
+    written = outputs.write_filter_outputs(
+        out, layer=args.layer, filters=filters, images=np.stack([r.image for r in results]),
+        losses=np.stack([r.losses for r in results]),
+        snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
+        record=record, per_filter_png=not args.no_filter_pngs)
+    dead = [r.filter_index for r in results if r.dead]
+    print(f"{args.layer}: {len(results)} filters, {args.steps} steps, final loss "
+          f"min {min(r.losses[-1] for r in results):.4g} max {max(r.losses[-1] for r in results):.4g}"
+          + (f", dead: {dead}" if dead else ""))
+    for path in written.values():
+        print(f"wrote {path}")
+
+
+COMMANDS = {"summary": cmd_summary, "maps": cmd_maps, "filters": cmd_filters}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; 0 on success, 2 on bad input (one line on stderr), 130 on Ctrl-C."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except FiltvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
