@@ -9,8 +9,11 @@ from torch_filtviz.models import PixelModel, layer_names, load_vgg16, resolve_de
 from torch_filtviz.hooks import Target, capture, layer_channels, resolve_target
 from torch_filtviz.ascent import FilterResults, visualize_filters
 from torch_filtviz.maps import feature_maps
+from torch_filtviz.plots import plot_atlas, plot_feature_maps, plot_filter_grid, plot_iterations, plot_kernels
+from torch_filtviz.summary import summary
 
 __version__ = "0.1.0"
 
 __all__ = ["FiltvizError", "PixelModel", "WeightsError", "layer_names", "load_vgg16", "resolve_device"]
 __all__ += ["FilterResults", "Target", "capture", "feature_maps", "layer_channels", "resolve_target", "visualize_filters"]
+__all__ += ["plot_atlas", "plot_feature_maps", "plot_filter_grid", "plot_iterations", "plot_kernels", "summary"]
