@@ -48,7 +48,7 @@ def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
         x = images[None] if images.ndim == 3 else images
         if x.ndim != 4 or x.shape[1] != 3:
             raise FiltvizError(f"image tensors must be (N, 3, H, W) RGB pixels, got shape {tuple(images.shape)}")
-        x = x.to(device=device, dtype=torch.float32)
+        x = x.to(device=device, dtype=torch.float32).contiguous()
         minimum = _min_size(model, names)
         if min(x.shape[2:]) < minimum:
             raise FiltvizError(f"image of {x.shape[2]}x{x.shape[3]} px is too small for {names}: "
