@@ -131,6 +131,13 @@ def test_dead_filters_flagged():
     np.testing.assert_array_equal(post.losses[1], 0.0)
     np.testing.assert_array_equal(post.raw[1], x0[1])  # a dead filter never moves, and is kept
     assert not np.array_equal(post.raw[0], x0[0])
+    zero = visualize_filters(model, "relu", [0, 1], steps=0, init=x0, objective="post_relu", progress=False)
+    assert zero.dead.tolist() == [False, True]  # decided at x0 whatever the number of steps
+    wild = x0 + np.array([0, 300], np.float32)[:, None, None, None]  # filter 1 starts beyond 255
+    clipped = visualize_filters(model, "relu", [0, 1], steps=2, init=wild, objective="post_relu", clip=True,
+                                progress=False)
+    np.testing.assert_array_equal(clipped.raw[1], wild[1])  # frozen (SPEC §9), not clipped
+    assert clipped.raw[0].max() <= 255
     pre = visualize_filters(model, "relu", [0, 1], steps=3, init=x0, progress=False)
     assert pre.dead.tolist() == [False, False] and np.all(np.diff(pre.losses[1]) > 0)
     # the model is left in eval mode, and its parameters as they were (no gradient stored)
@@ -208,6 +215,7 @@ def test_run_record(batched, vgg):
     (dict(objective="relu"), "unknown objective"),
     (dict(steps=-1), "steps must be"),
     (dict(lr=0.0), "lr must be"),
+    (dict(seed=-1), "seed must be"),
     (dict(lr=float("nan")), "lr must be"),
     (dict(precision="fp16"), "unknown precision"),
     (dict(batch_size=0), "batch size"),

@@ -135,7 +135,8 @@ def _run_chunk(cap: Capture, target: Target, x0: np.ndarray, filters: list[int],
                 else nullcontext())
     if 0 in snaps:
         kept[0] = x.detach().clone()
-    for k in range(steps):
+    frozen = None  # dead elements (SPEC §9): their image never changes, even when clipping
+    for k in range(max(steps, 1)):  # steps=0 still takes the gradient at x0, to tell dead filters
         with autocast:
             act = cap(x)[target.name]
         loss = _objective(act, index, rows)
@@ -143,17 +144,21 @@ def _run_chunk(cap: Capture, target: Target, x0: np.ndarray, filters: list[int],
         losses[k] = loss.detach()
         if k == 0:
             dead = (grad == 0).flatten(1).all(dim=1)
+            frozen = dead.view(n, 1, 1, 1)
+        if steps == 0:
+            break
         rms = grad.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(alg.RMS_FLOOR)
         with torch.no_grad():
-            x.add_(lr * grad / rms)
+            x.add_(lr * grad / rms)  # a dead element's gradient is 0: it stays put
             if clip:
-                x.clamp_(0.0, 255.0)
+                x.copy_(torch.where(frozen, x, x.clamp(0.0, 255.0)))
         if k + 1 in snaps:
             kept[k + 1] = x.detach().clone()
         if pbar is not None:
             pbar.update(n)
-    with torch.no_grad(), autocast:
-        losses[steps] = _objective(cap(x)[target.name], index, rows)
+    if steps > 0:
+        with torch.no_grad(), autocast:
+            losses[steps] = _objective(cap(x)[target.name], index, rows)
 
     def nhwc(t: torch.Tensor) -> np.ndarray:
         return t.detach().permute(0, 2, 3, 1).float().cpu().numpy().astype(np.float32, copy=False)
@@ -199,6 +204,8 @@ def visualize_filters(
     alg.check_objective(objective)
     alg.check_steps(steps, lr)
     steps = int(steps)
+    if int(seed) != seed or seed < 0:
+        raise FiltvizError(f"seed must be a whole number >= 0, got {seed}")
     if precision not in PRECISIONS:
         raise FiltvizError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
