@@ -98,6 +98,8 @@ def test_init_is_honoured(vgg):
         pre = vgg.features[:3](vgg.preprocess(x))
     expected = [pre[i, f, 2:-2, 2:-2].mean().item() for i, f in enumerate([1, 2])]
     np.testing.assert_allclose(r.losses[:, 0], expected, rtol=1e-5)
+    single = visualize_filters(vgg, "block1_conv2", 2, steps=3, init=init[1], progress=False)  # (H, W, 3)
+    np.testing.assert_allclose(single.raw[0], r.raw[1], rtol=0, atol=1e-4)  # batch of 1 vs 2: ulps
     seeded = visualize_filters(vgg, "block1_conv2", [1, 2], steps=0, seed=99, **FAST)
     np.testing.assert_array_equal(seeded.raw, alg.initial_images([1, 2], 32, 99))
 
@@ -224,6 +226,7 @@ def test_run_record(batched, vgg):
     (dict(layer="features.28", size=8), "size 8 px is too small for features.28"),
     (dict(init=np.zeros((2, 32, 32, 3), np.float32)), "init holds 2 images for 1 filters"),
     (dict(init=np.zeros((1, 32, 32), np.float32)), "init must be"),
+    (dict(init=np.zeros((32, 32, 3), np.float32), filters=[0, 1]), "init holds 1 images for 2 filters"),
     (dict(init=np.full((1, 32, 32, 3), np.nan, np.float32)), "NaN"),
     (dict(device="tpu"), "unknown device"),
 ])

@@ -213,6 +213,8 @@ def visualize_filters(
     dev = resolve_device(device)
     target = resolve_target(model, layer, objective)
     if init is not None:
+        if np.ndim(init) == 3:  # one (H, W, 3) image, as tf_reference accepts for a single filter
+            init = np.asarray(init)[None]
         shape = np.shape(init)
         height, width = (int(shape[1]), int(shape[2])) if len(shape) == 4 else (-1, -1)
         if len(shape) == 4 and min(height, width) < 1:
@@ -257,6 +259,9 @@ def visualize_filters(
                 except _OOM_ERRORS:
                     if len(part) == 1:
                         raise
+                    r = None  # handled below, once the traceback (and the chunk's tensors) are gone
+                if r is None:
+                    cap.values = {}  # drop the failed chunk's activations before freeing the cache
                     if dev.type == "cuda":
                         torch.cuda.empty_cache()
                     if pbar is not None:  # the failed chunk's steps are done again
