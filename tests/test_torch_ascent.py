@@ -152,9 +152,11 @@ def test_conv_path_and_alias_agree(vgg):
         alias = visualize_filters(vgg, "block1_conv2", [3], steps=2, objective=objective, **FAST)
         path = visualize_filters(vgg, "features.2", [3], steps=2, objective=objective, **FAST)
         np.testing.assert_array_equal(alias.losses, path.losses)
-    relu_pre = visualize_filters(vgg, "features.3", [3], steps=2, **FAST)
-    np.testing.assert_array_equal(relu_pre.losses, alias.losses * 0 + relu_pre.losses)
-    np.testing.assert_array_equal(relu_pre.raw, visualize_filters(vgg, "features.2", [3], steps=2, **FAST).raw)
+    relu_pre = visualize_filters(vgg, "features.3", [3], steps=2, **FAST)  # a ReLU path: its input
+    conv_pre = visualize_filters(vgg, "features.2", [3], steps=2, **FAST)
+    np.testing.assert_array_equal(relu_pre.losses, conv_pre.losses)
+    np.testing.assert_array_equal(relu_pre.raw, conv_pre.raw)
+    assert not np.array_equal(conv_pre.losses, alias.losses)  # pre and post differ for this filter
 
 
 def test_fake_oom_halves_the_chunk(vgg, monkeypatch):
