@@ -19,17 +19,20 @@ from parity_tests import spec
 from parity_tests.compare import Check, CurveBounds, check_curves, check_equal, check_gradients, check_images
 
 # Bounds on loss histories from the identical init (64 px, 100 steps, lr 1, pre-activation).
-# Block 1 is numerically deterministic enough to compare per step; from block 2 on the ascent
-# amplifies float32 round-off, so deeper blocks compare the trend (Pearson) and the end point.
-# Measured values: parity_tests/README.md (reproduce with scripts/compare_frameworks.py).
+# Block 1 is deterministic enough to compare per step. From block 2 on, the ascent amplifies
+# float32 round-off (ReLU kinks flip, the RMS-normalised step then goes elsewhere): two correct
+# implementations in the SAME framework already drift ~1e-3 apart (``python -m parity_tests.chaos``),
+# so deeper blocks get per-step bounds set from measurement over many filters, and blocks 4-5 are
+# compared by trend (Pearson) and end point only. Measured values and margins:
+# parity_tests/README.md (reproduce with scripts/compare_frameworks.py).
 ASCENT_BOUNDS: dict[int, CurveBounds] = {
     1: CurveBounds(max_rel=1e-5, min_pearson=0.999999, final_rel=1e-5, gain_rel=1e-5),
-    2: CurveBounds(max_rel=2e-3, min_pearson=0.9999, final_rel=2e-3, gain_rel=2e-3),
-    3: CurveBounds(max_rel=2e-3, min_pearson=0.9999, final_rel=2e-3, gain_rel=2e-3),
+    2: CurveBounds(max_rel=3e-2, min_pearson=0.99995, final_rel=1e-2, gain_rel=1e-2),
+    3: CurveBounds(max_rel=3e-2, min_pearson=0.99995, final_rel=1e-2, gain_rel=1e-2),
     4: CurveBounds(min_pearson=0.999, final_rel=0.1, gain_rel=0.1),
     5: CurveBounds(min_pearson=0.999, final_rel=0.1, gain_rel=0.1),
 }
-GAIN_STEPS = (10, 100)  # the default snapshots: the loss gained between them must agree
+GAIN_FROM = 10  # the first default snapshot: the loss gained from it to the last step must agree
 IMAGE_MAX_LEVELS = 1  # deprocessed block1 images: grey levels ...
 IMAGE_MIN_FRACTION = 0.99  # ... on at least this fraction of pixel values
 FEATURE_MAP_RTOL = 1e-5
@@ -50,11 +53,17 @@ class AscentRun:
     seconds: float
 
 
+def snapshots_for(steps: int) -> tuple[int, ...]:
+    """The default snapshot rule's steps (10 and the last), as an explicit list for both APIs."""
+    return tuple(sorted({s for s in (GAIN_FROM, steps) if 0 < s <= steps}))
+
+
 def run_keras(model, layer: str, filters: Sequence[int], init: np.ndarray, *, steps: int,
-              snapshots: Sequence[int] = GAIN_STEPS, objective: str = "pre_relu") -> AscentRun:
+              snapshots: Sequence[int] | None = None, objective: str = "pre_relu") -> AscentRun:
     """tf_reference's ascent (one filter at a time) from ``init`` (F, H, W, 3)."""
     from tf_reference.ascent import visualize_filters
 
+    snapshots = snapshots_for(steps) if snapshots is None else snapshots
     start = time.perf_counter()
     results = visualize_filters(model, layer, list(filters), steps=steps, init=init, snapshots=snapshots,
                                 objective=objective)
@@ -67,10 +76,11 @@ def run_keras(model, layer: str, filters: Sequence[int], init: np.ndarray, *, st
 
 
 def run_torch(model, layer: str, filters: Sequence[int], init: np.ndarray, *, steps: int,
-              snapshots: Sequence[int] = GAIN_STEPS, objective: str = "pre_relu") -> AscentRun:
+              snapshots: Sequence[int] | None = None, objective: str = "pre_relu") -> AscentRun:
     """torch_filtviz's batched ascent from the same ``init``."""
     from torch_filtviz.ascent import visualize_filters
 
+    snapshots = snapshots_for(steps) if snapshots is None else snapshots
     start = time.perf_counter()
     res = visualize_filters(model, layer, list(filters), steps=steps, init=init, snapshots=snapshots,
                             objective=objective, progress=False, device="cpu")
@@ -86,7 +96,7 @@ def ascent_checks(ref: AscentRun, other: AscentRun, bounds: CurveBounds | None =
     layer = ref.layer
     bounds = bounds or ASCENT_BOUNDS[block_of(layer)]
     steps = ref.losses.shape[1] - 1
-    gain = GAIN_STEPS if steps >= GAIN_STEPS[1] else None
+    gain = (GAIN_FROM, steps) if steps > GAIN_FROM else None
     checks: list[Check] = []
     for i, f in enumerate(ref.filters):
         checks += check_curves(f"{layer}/{f}", ref.losses[i], other.losses[i], bounds, gain_steps=gain)
