@@ -114,6 +114,8 @@ class Report:
 
 
 def _fmt(x: float) -> str:
+    if isinstance(x, float) and 0.999 < x < 1.0:  # cosines and correlations: show the gap to 1
+        return f"1-{1.0 - x:.1e}"
     if isinstance(x, bool) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e6):
         return str(int(x)) if not isinstance(x, bool) else str(x)
     return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
