@@ -92,7 +92,9 @@ def perturb_conv_kernels(model, eps: float, seed: int = 0) -> None:
                 module.weight.mul_(torch.from_numpy(1 + eps * noise))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, models: tuple | None = None) -> int:
+    """The comparison; ``models`` = (keras, torch) already loaded from the same file (tests pass them;
+    ``--perturb-torch`` modifies the torch one in place)."""
     import torch
 
     from filtviz_core.images import load_image
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = Path(args.out)
     weights = resolve_weights("auto" if args.weights == "keras" else args.weights)
-    keras_model, torch_model = keras_load(weights.path), torch_load(weights.path)
+    keras_model, torch_model = models if models is not None else (keras_load(weights.path), torch_load(weights.path))
     if args.perturb_torch:
         perturb_conv_kernels(torch_model, args.perturb_torch)
     timings: dict[str, float] = {"load": time.perf_counter() - started}
