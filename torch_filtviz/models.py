@@ -102,6 +102,8 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch
     its download or cache), ``"random"`` (seeded, for timing), or a path to a weights file.
     The model takes RGB images in 0-255 pixel units, (N, 3, H, W) float.
     """
+    if str(weights) not in ("keras", "auto", "imagenet", "random", "torchvision") and not os.path.exists(weights):
+        raise WeightsError(f"unknown weights {weights!r}; valid: {', '.join(WEIGHT_CHOICES)}")
     features = _vgg16_features()
     if str(weights) == "torchvision":
         from torchvision.models import VGG16_Weights, vgg16
@@ -114,8 +116,6 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch
         preprocess: nn.Module = TorchvisionPreprocess()
         info = {"source": "torchvision:IMAGENET1K_V1", "sha256": None}
     else:
-        if str(weights) not in ("keras", "auto", "imagenet", "random") and not os.path.exists(weights):
-            raise WeightsError(f"unknown weights {weights!r}; valid: {', '.join(WEIGHT_CHOICES)}")
         tensors, info = load_tensors(weights, seed=seed, verify=verify)
         features.load_state_dict(keras_state_dict(tensors))
         preprocess = CaffePreprocess()
