@@ -31,7 +31,9 @@ demo: install
 bench: install
 	$(BIN)/python -m pip install -q --no-deps torch-lucent==0.1.8
 	$(BIN)/python -m pip install -q -c constraints.txt decorator kornia ipython
-	$(BIN)/python scripts/benchmark.py --layer block3_conv1 --filters 16 --size 64 --steps 20 --out benchmarks/cpu
+	# PASSIVE: torch's OpenMP threads sleep instead of spinning, which matters on a shared, loaded CPU
+	# (README "Performance"); TensorFlow's own thread pool is not affected by it.
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python scripts/benchmark.py --job cpu --out benchmarks/cpu
 
 clean:
 	rm -rf $(VENV) outputs report
