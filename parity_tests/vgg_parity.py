@@ -19,17 +19,18 @@ from parity_tests import spec
 from parity_tests.compare import Check, CurveBounds, check_curves, check_equal, check_gradients, check_images
 
 # Bounds on loss histories from the identical init (64 px, 100 steps, lr 1, pre-activation).
-# Block 1 is deterministic enough to compare per step. From block 2 on, the ascent amplifies
-# float32 round-off (ReLU kinks flip, the RMS-normalised step then goes elsewhere): two correct
+# Block 1 stays within ~1e-6 per step for most filters, but a ReLU kink that flips late in the run
+# can lift one filter to ~1e-5 (block1_conv2 #1: 1.1e-5 at step 70), hence 1e-4. From block 2 on,
+# the ascent amplifies float32 round-off (ReLU kinks flip, the RMS-normalised step then goes elsewhere): two correct
 # implementations in the SAME framework already drift ~1e-3 apart (``python -m parity_tests.chaos``),
 # so deeper blocks get per-step bounds set from measurement over many filters, and blocks 4-5 are
 # compared by trend (Pearson) and end point only. Measured values and margins:
 # parity_tests/README.md (reproduce with scripts/compare_frameworks.py).
 ASCENT_BOUNDS: dict[int, CurveBounds] = {
-    1: CurveBounds(max_rel=1e-5, min_pearson=0.999999, final_rel=1e-5, gain_rel=1e-5),
+    1: CurveBounds(max_rel=1e-4, min_pearson=0.999999, final_rel=1e-4, gain_rel=1e-4),
     2: CurveBounds(max_rel=3e-2, min_pearson=0.99995, final_rel=1e-2, gain_rel=1e-2),
     3: CurveBounds(max_rel=3e-2, min_pearson=0.99995, final_rel=1e-2, gain_rel=1e-2),
-    4: CurveBounds(min_pearson=0.999, final_rel=0.1, gain_rel=0.1),
+    4: CurveBounds(min_pearson=0.9995, final_rel=0.1, gain_rel=0.1),
     5: CurveBounds(min_pearson=0.999, final_rel=0.1, gain_rel=0.1),
 }
 GAIN_FROM = 10  # the first default snapshot: the loss gained from it to the last step must agree
