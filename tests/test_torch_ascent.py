@@ -55,7 +55,7 @@ def test_shapes_and_params(batched):
     np.testing.assert_array_equal(r.images, alg.deprocess(r.raw))
     assert r.params == {"steps": 100, "size": 32, "lr": 1.0, "seed": 0, "snapshots": [10, 100],
                         "objective": "pre_relu", "init": "seeded", "clip": False, "precision": "fp32",
-                        "channels_last": False, "batch_size": 4}
+                        "channels_last": True, "batch_size": 4}
     assert r.device == "cpu" and r.seconds > 0
 
 
@@ -89,9 +89,11 @@ def test_chunks_and_determinism(vgg):
 def test_init_is_honoured(vgg):
     rng = np.random.default_rng(7)
     init = rng.uniform(60, 200, size=(2, 40, 36, 3)).astype(np.float32)
+    init_copy = init.copy()
     r = visualize_filters(vgg, "block1_conv2", [1, 2], steps=3, init=init, snapshots=(0, 3), seed=99,
                           progress=False)
     np.testing.assert_array_equal(r.snapshots[0], init)
+    np.testing.assert_array_equal(init, init_copy)  # the caller's array is never updated in place
     assert r.raw.shape == (2, 40, 36, 3) and r.params["init"] == "given" and r.params["size"] == [40, 36]
     with torch.no_grad():  # the objective by hand: conv features.2 (pre-ReLU), interior mean
         x = torch.from_numpy(init).permute(0, 3, 1, 2)

@@ -65,7 +65,8 @@ def _ascent_options(size: int = alg.DEFAULT_SIZE) -> argparse.ArgumentParser:
                    help="filters optimized together (default: all on CPU, memory-sized on CUDA)")
     g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16 autocast is faster on recent GPUs, fp32 follows the spec exactly; default: fp32")
-    g.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on CUDA)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format (default: on for CPU, where it is faster; off elsewhere)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
