@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             reports.append(json.load(fh))
     print("| check (worst over all layers/filters) | n | worst measured | bound | margin | worst case |")
     print("|---|---:|---:|---:|---:|---|")
-    for key, check, count in summarise(reports):
+    for key, check, count in sorted(summarise(reports)):
         print(f"| {key} | {count} | {fmt(check.value)} | {check.op} {fmt(check.bound)} | {fmt(check.margin)}x | "
               f"{check.name} |")
     return 0
