@@ -11,9 +11,10 @@ same objective on the same weights):
 tf_eager           tf_reference, one filter at a time, eager ``GradientTape`` (the notebook's way)
 tf_compiled        tf_reference, one filter at a time, ``tf.function`` step (traced once, warm)
 torch_one          torch_filtviz.visualize_filters with ``batch_size=1`` (same loop, batch 1)
-torch_fp32         torch_filtviz batched, fp32 (the default)
-torch_fp32_cl      ... fp32, channels_last memory format
-torch_bf16         ... bf16 autocast (loss, RMS and update stay fp32)
+torch_fp32         torch_filtviz batched, fp32, default memory format (channels_last on CPU, NCHW elsewhere)
+torch_fp32_nchw    ... fp32, forced NCHW (contiguous) memory format
+torch_fp32_cl      ... fp32, forced channels_last memory format
+torch_bf16         ... bf16 autocast (loss, RMS and update stay fp32), default memory format
 torch_bf16_cl      ... bf16 autocast + channels_last (the CUDA fast path)
 lucent             Lucent's ``render_vis`` on the same model: pixel parameterization in the same
                    0-255 units, no transforms, ``channel`` objective per batch element, Adam
@@ -57,19 +58,20 @@ from filtviz_core.atomic import write_json  # noqa: E402
 from filtviz_core.errors import FiltvizError  # noqa: E402
 
 SCHEMA = 1
-METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_cl", "torch_bf16", "torch_bf16_cl",
-           "lucent")
-CPU_METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_cl", "torch_bf16", "torch_bf16_cl",
-               "lucent")
+METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_nchw", "torch_fp32_cl", "torch_bf16",
+           "torch_bf16_cl", "lucent")
+# On CPU the defaults already are channels_last, so the forced-_cl rows would repeat them.
+CPU_METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_nchw", "torch_bf16", "lucent")
 CUDA_METHODS = ("tf_compiled", "torch_one", "torch_fp32", "torch_fp32_cl", "torch_bf16", "torch_bf16_cl", "lucent")
 ONE_AT_A_TIME = ("tf_eager", "tf_compiled", "torch_one")
 LABELS = {
     "tf_eager": "TF eager, one filter at a time",
     "tf_compiled": "TF tf.function, one filter at a time",
     "torch_one": "torch, one filter at a time",
-    "torch_fp32": "torch_filtviz batched fp32",
+    "torch_fp32": "torch_filtviz batched fp32 (defaults)",
+    "torch_fp32_nchw": "torch_filtviz batched fp32, NCHW forced",
     "torch_fp32_cl": "torch_filtviz batched fp32 channels_last",
-    "torch_bf16": "torch_filtviz batched bf16 autocast",
+    "torch_bf16": "torch_filtviz batched bf16 autocast (default format)",
     "torch_bf16_cl": "torch_filtviz batched bf16 + channels_last",
     "lucent": "Lucent render_vis batched (Adam)",
 }
@@ -251,7 +253,8 @@ def torch_method(name: str, job: Job, model: torch.nn.Module, device: torch.devi
     from torch_filtviz import visualize_filters
 
     precision = "bf16" if "bf16" in name else "fp32"
-    channels_last = name.endswith("_cl")
+    # None = the library's default for the device (channels_last on CPU); the suffixes force one format.
+    channels_last = True if name.endswith("_cl") else False if name.endswith("_nchw") else None
     one = name == "torch_one"
 
     def run(filters: dict[str, list[int]], steps: int | None = None) -> dict[str, np.ndarray]:
@@ -264,7 +267,8 @@ def torch_method(name: str, job: Job, model: torch.nn.Module, device: torch.devi
             out[layer] = r.losses
         return out
 
-    notes = "batch 1" if one else f"precision={precision}, channels_last={channels_last}"
+    layout = {True: "channels_last", False: "NCHW", None: "default format"}[channels_last]
+    notes = "batch 1" if one else f"precision={precision}, {layout}"
     return Method(name, run, one, "torch", notes)
 
 

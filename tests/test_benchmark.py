@@ -29,7 +29,7 @@ def tiny(bench_mod, tmp_path_factory):
     if installed). One-at-a-time methods time 2 of the 3 filters, to exercise the scaling."""
     pytest.importorskip("tensorflow")
     out = tmp_path_factory.mktemp("bench")
-    methods = "tf_eager,tf_compiled,torch_one,torch_fp32,torch_fp32_cl,torch_bf16,lucent"
+    methods = "tf_eager,tf_compiled,torch_one,torch_fp32,torch_fp32_nchw,torch_fp32_cl,torch_bf16,lucent"
     bench = bench_mod.main(["--layer", "block1_conv2", "--filters", "3", "--size", "32", "--steps", "4",
                             "--repeats", "2", "--baseline-filters", "2", "--methods", methods, "--out", str(out)])
     return bench, json.loads((out / "bench.json").read_text())
@@ -54,7 +54,7 @@ def test_bench_json_schema(tiny):
 def test_methods_compute_the_same_losses(tiny):
     """Same init, same objective: TF and torch (fp32) final losses agree to float rounding on block1."""
     ms = tiny[1]["methods"]
-    for name in ("tf_eager", "tf_compiled", "torch_one", "torch_fp32_cl"):
+    for name in ("tf_eager", "tf_compiled", "torch_one", "torch_fp32_nchw", "torch_fp32_cl"):
         diff = ms[name]["final_loss_rel_diff_vs_torch_fp32"]
         assert diff["filters"] == (2 if ms[name]["one_at_a_time"] else 3)
         assert diff["max"] < 1e-5, (name, diff)
