@@ -248,3 +248,29 @@ def test_generic_model_too_small():
         visualize_filters(model, "3", 0, steps=1, size=4, progress=False)
     r = visualize_filters(model, "3", [0, 1], steps=1, size=12, progress=False)
     assert r.losses.shape == (2, 2)
+
+
+class _FlagRecorder(torch.nn.Module):
+    """A one-conv model that records cuDNN's TF32 switch at every forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.seen: list[bool] = []
+
+    def forward(self, x):
+        self.seen.append(torch.backends.cudnn.allow_tf32)
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("precision, expected", [("fp32", False), ("tf32", True)])
+def test_fp32_forbids_tf32_convs_for_the_call_only(precision, expected):
+    model = _FlagRecorder()
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = not expected
+    try:
+        visualize_filters(model, "conv", [0, 1], steps=2, size=8, precision=precision, device="cpu", progress=False)
+        assert model.seen and set(model.seen) == {expected}
+        assert torch.backends.cudnn.allow_tf32 is (not expected)  # restored
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved

@@ -33,7 +33,7 @@ from filtviz_core.runrecord import run_record as _run_record
 from torch_filtviz.hooks import Capture, Target, capture, resolve_target
 from torch_filtviz.models import resolve_device
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16")
 CUDA_PIXELS_PER_CHUNK = 512 * 128 * 128  # default CUDA chunk: 512 filters at 128 px (halved on OOM)
 _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
     {getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)} - {None}
@@ -70,6 +70,19 @@ class FilterResults:
             layer=self.layer, filters=self.filters, params=self.params, losses=self.losses,
             dead=self.dead, seconds=self.seconds, device=self.device, extra=extra,
         )
+
+
+@contextmanager
+def _conv_math(precision: str) -> Iterator[None]:
+    """fp32 means fp32: cuDNN may use TF32 tensor cores for convolutions by default (10-bit mantissa),
+    which would move CUDA results away from the spec. ``"tf32"`` allows it, ``"fp32"`` forbids it, for
+    the duration of the call only (the caller's global setting is restored)."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 
 
 @contextmanager
@@ -234,7 +247,7 @@ def visualize_filters(
     snaps = alg.snapshot_steps(snapshots, steps)
 
     model.to(dev).eval()
-    with _frozen(model), capture(model, target) as cap:
+    with _frozen(model), _conv_math(precision), capture(model, target) as cap:
         if height > 0:
             count, _, _ = _probe(cap, target, layer, height, width, dev)
         else:  # malformed init: let check_init explain after the filters are known

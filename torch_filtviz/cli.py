@@ -63,8 +63,9 @@ def _ascent_options(size: int = alg.DEFAULT_SIZE) -> argparse.ArgumentParser:
     g.add_argument("--clip", action="store_true", help="clip the images to 0-255 after every step")
     g.add_argument("--batch-size", type=int, default=None,
                    help="filters optimized together (default: all on CPU, memory-sized on CUDA)")
-    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16 autocast is faster on recent GPUs, fp32 follows the spec exactly; default: fp32")
+    g.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                   help="fp32 follows the spec exactly; tf32 (CUDA convs on TF32 tensor cores) and bf16 autocast "
+                        "are faster on recent GPUs; default: %(default)s")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CPU, where it is faster; off elsewhere)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
