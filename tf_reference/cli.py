@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import algorithm, outputs
+from filtviz_core.cli_common import parse_names, parse_steps, run_guarded
 from filtviz_core.errors import FiltvizError
 from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, POOL_NAMES, min_size_for
 
@@ -68,13 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_snapshots(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise FiltvizError(f"bad --snapshots {text!r}: use step numbers like 10,100") from None
-
-
 def _check_weights(weights: str) -> None:
     """Fail before importing TensorFlow when a weights path does not exist."""
     if weights not in ("keras", "imagenet", "random", "auto") and not Path(weights).expanduser().is_file():
@@ -98,10 +92,10 @@ def cmd_summary(args: argparse.Namespace) -> None:
 def cmd_maps(args: argparse.Namespace) -> None:
     from filtviz_core.images import as_image_batch, load_image
 
-    layers = [s.strip() for s in args.layers.split(",") if s.strip()]
+    layers = parse_names(args.layers)
     bad = [name for name in layers if name not in LAYER_NAMES]
-    if bad or not layers:
-        raise FiltvizError(f"unknown layer {bad[0] if bad else args.layers!r}; valid: {', '.join(LAYER_NAMES)}")
+    if bad:
+        raise FiltvizError(f"unknown layer {bad[0]!r}; valid: {', '.join(LAYER_NAMES)}")
     if args.channels < 1:
         raise FiltvizError(f"--channels must be >= 1, got {args.channels}")
     _check_weights(args.weights)
@@ -129,7 +123,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
     algorithm.check_image_size(args.size, min_size_for(args.layer), args.layer)
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
-    snapshots = _parse_snapshots(args.snapshots)
+    snapshots = parse_steps(args.snapshots)
     algorithm.snapshot_steps(snapshots, args.steps)
     _check_weights(args.weights)
     out = outputs.check_writable(args.out)  # before any long work
@@ -163,12 +157,4 @@ COMMANDS = {"summary": cmd_summary, "maps": cmd_maps, "filters": cmd_filters}
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; 0 on success, 2 on bad input (one line on stderr), 130 on Ctrl-C."""
     args = build_parser().parse_args(argv)
-    try:
-        COMMANDS[args.command](args)
-    except FiltvizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_guarded("python -m tf_reference", lambda: COMMANDS[args.command](args))

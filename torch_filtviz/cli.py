@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import algorithm as alg
+from filtviz_core.cli_common import EXIT_INTERRUPTED, EXIT_USAGE, parse_names, parse_steps, run_guarded
 from filtviz_core.errors import FiltvizError
 
 PROG = "filtviz"
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 NOTEBOOK_MAP_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 
 
@@ -118,20 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-def _names(text: str | None) -> list[str]:
-    names = [n.strip() for n in (text or "").split(",") if n.strip()]
-    if not names:
-        raise FiltvizError("no layer given: use a comma-separated list such as block1_conv2,block2_conv2")
-    return names
-
-
-def _snapshots(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise FiltvizError(f"bad --snapshots {text!r}: use step numbers such as 10,100") from None
-
-
 def _load(args: argparse.Namespace):
     from torch_filtviz.models import load_vgg16
 
@@ -141,7 +126,7 @@ def _load(args: argparse.Namespace):
 def _ascent_kwargs(args: argparse.Namespace) -> dict:
     if args.size < 1:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
-    return dict(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, snapshots=_snapshots(args.snapshots),
+    return dict(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, snapshots=parse_steps(args.snapshots),
                 objective=args.objective, clip=args.clip, batch_size=args.batch_size, device=args.device,
                 precision=args.precision, channels_last=args.channels_last, progress=args.progress)
 
@@ -201,7 +186,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
     from torch_filtviz.maps import feature_maps
     from torch_filtviz.plots import plot_feature_maps
 
-    layers = _names(args.layers)
+    layers = parse_names(args.layers)
     if args.channels < 1:
         raise FiltvizError(f"--channels must be at least 1, got {args.channels}")
     if args.image_size < 0:
@@ -246,7 +231,7 @@ def cmd_atlas(args: argparse.Namespace) -> int:
     kwargs = _ascent_kwargs(args)
     out = check_writable(args.out)
     model = _load(args)
-    layers = _names(args.layers) if args.layers else layer_names(model, "conv")
+    layers = parse_names(args.layers) if args.layers else layer_names(model, "conv")
     plan = []
     for layer in layers:  # every check before the first long run
         resolve_target(model, layer, args.objective)
@@ -308,20 +293,19 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``filtviz`` with ``argv`` (default: the process arguments); returns the exit status."""
-    try:
-        args = build_parser().parse_args(argv)
-        return int(args.run(args) or 0)
-    except FiltvizError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; every file written so far is complete, none is half-written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except SystemExit as exc:  # --help, or argparse's own exit
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
-    except OSError as exc:  # a full disk or a folder removed mid-run: the environment, not a bug
-        print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 1
+
+    def run() -> int:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, or argparse's own exit
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+        try:
+            return int(args.run(args) or 0)
+        except OSError as exc:  # a full disk or a folder removed mid-run: the environment, not a bug
+            print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+            return 1
+
+    return run_guarded(PROG, run)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from filtviz_core.errors import FiltvizError
+from filtviz_core.cli_common import run_guarded
 
 MAP_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 # (layer, number of filters from 0): the notebook's layers, fewer filters where a step costs more.
@@ -101,15 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 3 steps: checks the pipeline in seconds")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
+
+    def job() -> None:
         run(args.out, weights=args.weights, device=args.device, quick=args.quick, progress=args.progress)
-    except FiltvizError as exc:
-        print(f"demo: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("demo: interrupted; every file written so far is complete", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_guarded("demo", job)
 
 
 if __name__ == "__main__":
