@@ -4,6 +4,7 @@ Never imports TensorFlow. The weights and the framework-free parts of the algori
 ``filtviz_core``; the canonical algorithm is ``tf_reference/SPEC.md``.
 """
 
+from filtviz_core.algorithm import deprocess, initial_images
 from filtviz_core.errors import FiltvizError, WeightsError
 from torch_filtviz.models import PixelModel, layer_names, load_vgg16, resolve_device
 from torch_filtviz.hooks import Target, capture, layer_channels, resolve_target
@@ -14,6 +15,9 @@ from torch_filtviz.summary import summary
 
 __version__ = "0.1.0"
 
-__all__ = ["FiltvizError", "PixelModel", "WeightsError", "layer_names", "load_vgg16", "resolve_device"]
-__all__ += ["FilterResults", "Target", "capture", "feature_maps", "layer_channels", "resolve_target", "visualize_filters"]
-__all__ += ["plot_atlas", "plot_feature_maps", "plot_filter_grid", "plot_iterations", "plot_kernels", "summary"]
+__all__ = [
+    "FilterResults", "FiltvizError", "PixelModel", "Target", "WeightsError", "capture", "deprocess", "feature_maps",
+    "initial_images", "layer_channels", "layer_names", "load_vgg16", "plot_atlas", "plot_feature_maps",
+    "plot_filter_grid", "plot_iterations", "plot_kernels", "resolve_device", "resolve_target", "summary",
+    "visualize_filters",
+]
