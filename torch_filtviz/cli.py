@@ -301,6 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
         try:
             return int(args.run(args) or 0)
+        except BrokenPipeError:  # output piped into `head` and closed: not an error worth a message
+            sys.stderr.close()
+            return 1
         except OSError as exc:  # a full disk or a folder removed mid-run: the environment, not a bug
             print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
             return 1
