@@ -221,10 +221,11 @@ def gpu_peak(device_name: str, kind: str) -> float | None:
 
 
 def math_kind(method: str, device: torch.device) -> str:
-    """Which units the method's convs run on: bf16, tf32 (CUDA fp32 with cuDNN TF32 allowed) or fp32."""
+    """Which units the method's convs run on: bf16, or fp32 (torch_filtviz's fp32 switches cuDNN TF32 off for
+    its call; Lucent's runs under torch's global default, which allows TF32 on CUDA)."""
     if "bf16" in method:
         return "bf16"
-    if device.type == "cuda" and torch.backends.cudnn.allow_tf32 and method.startswith("torch"):
+    if device.type == "cuda" and method == "lucent" and torch.backends.cudnn.allow_tf32:
         return "tf32"
     return "fp32"
 
