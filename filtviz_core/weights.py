@@ -265,6 +265,17 @@ def resolve_weights(weights: str | os.PathLike[str] = "auto", *, download: bool 
     )
 
 
+NAMED_SOURCES = ("keras", "auto", "imagenet", "random")
+
+
+def check_weights_choice(weights: str | os.PathLike[str], names: tuple[str, ...] = NAMED_SOURCES) -> None:
+    """Refuse, before any expensive work, a ``weights`` value that is neither a known name nor an existing file."""
+    if str(weights) in names or Path(weights).expanduser().is_file():
+        return
+    raise WeightsError(f"unknown weights {str(weights)!r} (no such name or file); valid: {', '.join(names)}, "
+                       "or a path to a .safetensors, Keras .h5/.weights.h5 or .onnx file")
+
+
 def random_weights(seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded He-normal kernels and small biases, for timing and tests (only when asked for by name)."""
     rng = np.random.default_rng(seed)

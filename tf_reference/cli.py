@@ -16,6 +16,7 @@ from pathlib import Path
 from filtviz_core import algorithm, outputs
 from filtviz_core.cli_common import parse_names, parse_steps, run_guarded
 from filtviz_core.errors import FiltvizError
+from filtviz_core.weights import check_weights_choice
 from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, POOL_NAMES, min_size_for
 
 DEFAULT_OUT = Path("outputs") / "tf_reference"
@@ -69,12 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_weights(weights: str) -> None:
-    """Fail before importing TensorFlow when a weights path does not exist."""
-    if weights not in ("keras", "imagenet", "random", "auto") and not Path(weights).expanduser().is_file():
-        raise FiltvizError(f"weights file not found: {weights}; use keras, imagenet, random or a path")
-
-
 def _load_model(weights: str):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tf_reference.model import load_vgg16
@@ -83,7 +78,7 @@ def _load_model(weights: str):
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
-    _check_weights(args.weights)
+    check_weights_choice(args.weights)
     from tf_reference.model import summary
 
     print(summary(_load_model(args.weights)))
@@ -98,7 +93,7 @@ def cmd_maps(args: argparse.Namespace) -> None:
         raise FiltvizError(f"unknown layer {bad[0]!r}; valid: {', '.join(LAYER_NAMES)}")
     if args.channels < 1:
         raise FiltvizError(f"--channels must be >= 1, got {args.channels}")
-    _check_weights(args.weights)
+    check_weights_choice(args.weights)
     image = load_image(args.image, size=args.size)
     as_image_batch(image)  # size check before the model loads
     out = outputs.check_writable(args.out)
@@ -125,7 +120,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
     snapshots = parse_steps(args.snapshots)
     algorithm.snapshot_steps(snapshots, args.steps)
-    _check_weights(args.weights)
+    check_weights_choice(args.weights)
     out = outputs.check_writable(args.out)  # before any long work
 
     import numpy as np

@@ -16,11 +16,11 @@ from torch import nn
 
 from filtviz_core import vgg16 as spec
 from filtviz_core.errors import FiltvizError, WeightsError
-from filtviz_core.weights import load_tensors
+from filtviz_core.weights import NAMED_SOURCES, check_weights_choice, load_tensors
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
-WEIGHT_CHOICES = ("keras", "torchvision", "random", "<path to .safetensors/.h5/.onnx>")
+WEIGHT_NAMES = (*NAMED_SOURCES, "torchvision")
 
 
 class CaffePreprocess(nn.Module):
@@ -102,8 +102,7 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch
     its download or cache), ``"random"`` (seeded, for timing), or a path to a weights file.
     The model takes RGB images in 0-255 pixel units, (N, 3, H, W) float.
     """
-    if str(weights) not in ("keras", "auto", "imagenet", "random", "torchvision") and not os.path.exists(weights):
-        raise WeightsError(f"unknown weights {weights!r}; valid: {', '.join(WEIGHT_CHOICES)}")
+    check_weights_choice(weights, WEIGHT_NAMES)
     features = _vgg16_features()
     if str(weights) == "torchvision":
         from torchvision.models import VGG16_Weights, vgg16
