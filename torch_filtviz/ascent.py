@@ -27,11 +27,10 @@ import torch
 from torch import nn
 
 from filtviz_core import algorithm as alg
-from filtviz_core import vgg16 as vgg_spec
 from filtviz_core.errors import FiltvizError
 from filtviz_core.runrecord import run_record as _run_record
 from torch_filtviz.hooks import Capture, Target, capture, resolve_target
-from torch_filtviz.models import resolve_device
+from torch_filtviz.models import min_input_size, resolve_device
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 CUDA_PIXELS_PER_CHUNK = 512 * 128 * 128  # default CUDA chunk: 512 filters at 128 px (halved on OOM)
@@ -242,8 +241,8 @@ def visualize_filters(
         if int(size) != size or size < 1:
             raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
         height = width = int(size)
-    if getattr(model, "name", None) == "vgg16" and layer in getattr(model, "aliases", {}) and height > 0:
-        alg.check_image_size(min(height, width), vgg_spec.min_size_for(layer), layer)
+    if height > 0:
+        alg.check_image_size(min(height, width), min_input_size(model, layer), layer)
     snaps = alg.snapshot_steps(snapshots, steps)
 
     model.to(dev).eval()

@@ -223,7 +223,7 @@ def cmd_atlas(args: argparse.Namespace) -> int:
     from filtviz_core.outputs import check_writable
     from torch_filtviz.ascent import visualize_filters
     from torch_filtviz.hooks import layer_channels, resolve_target
-    from torch_filtviz.models import layer_names
+    from torch_filtviz.models import layer_names, min_input_size
     from torch_filtviz.plots import plot_atlas
 
     if args.per_layer < 1:
@@ -235,8 +235,7 @@ def cmd_atlas(args: argparse.Namespace) -> int:
     plan = []
     for layer in layers:  # every check before the first long run
         resolve_target(model, layer, args.objective)
-        if layer in spec.FILTER_COUNTS:
-            alg.check_image_size(args.size, spec.min_size_for(layer), layer)
+        alg.check_image_size(args.size, min_input_size(model, layer), layer)
         plan.append((layer, min(args.per_layer, layer_channels(model, layer))))
     started = time.perf_counter()
     done = []

@@ -13,22 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from filtviz_core import vgg16 as vgg_spec
 from filtviz_core.errors import FiltvizError
 from filtviz_core.images import as_image_batch
 from torch_filtviz.hooks import capture, resolve_target
+from torch_filtviz.models import min_input_size
 
 
 def _model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
-
-
-def _min_size(model: nn.Module, layers: Sequence[str]) -> int:
-    aliases = getattr(model, "aliases", {}) or {}
-    if getattr(model, "name", None) != "vgg16":
-        return 1
-    return max([vgg_spec.min_size_for(name) for name in layers if name in aliases], default=1)
 
 
 def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
@@ -49,12 +42,12 @@ def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
         if x.ndim != 4 or x.shape[1] != 3:
             raise FiltvizError(f"image tensors must be (N, 3, H, W) RGB pixels, got shape {tuple(images.shape)}")
         x = x.to(device=device, dtype=torch.float32).contiguous()
-        minimum = _min_size(model, names)
+        minimum = min_input_size(model, names)
         if min(x.shape[2:]) < minimum:
             raise FiltvizError(f"image of {x.shape[2]}x{x.shape[3]} px is too small for {names}: "
                                f"it needs at least {minimum} px")
     else:
-        batch = as_image_batch(images, minimum=_min_size(model, names))
+        batch = as_image_batch(images, minimum=min_input_size(model, names))
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).permute(0, 3, 1, 2).contiguous()
     model.eval()
     try:

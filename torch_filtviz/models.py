@@ -141,6 +141,16 @@ def layer_names(model: nn.Module, kind: str = "all") -> list[str]:
     return leaves
 
 
+def min_input_size(model: nn.Module, layers: str | list[str] | tuple[str, ...]) -> int:
+    """Smallest square input (px) whose maps at ``layers`` are at least 1x1: known for VGG16's Keras
+    names; 1 for anything else (a too-small input then fails in the forward pass, which callers report)."""
+    names = [layers] if isinstance(layers, str) else list(layers)
+    aliases = getattr(model, "aliases", {}) or {}
+    if getattr(model, "name", None) != "vgg16":
+        return 1
+    return max([spec.min_size_for(name) for name in names if name in aliases], default=1)
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"``/None picks CUDA, then MPS, then CPU; anything else is passed to ``torch.device``."""
     if device is None or str(device) == "auto":
