@@ -78,6 +78,12 @@ def check_steps(steps: int, lr: float) -> None:
         raise FiltvizError(f"lr must be a positive number, got {lr}")
 
 
+def check_seed(seed: int) -> None:
+    """Seeds feed ``numpy.random.default_rng((seed, filter))``, which takes whole numbers >= 0 only."""
+    if int(seed) != seed or seed < 0:
+        raise FiltvizError(f"seed must be a whole number >= 0, got {seed}")
+
+
 def snapshot_steps(snapshots: Iterable[int] | None, steps: int) -> tuple[int, ...]:
     """Which steps to keep images of.
 

@@ -125,8 +125,7 @@ def _check_common(model: keras.Model, layer_name: str, steps: int, lr: float, se
     """Validate everything but the image and filters; return the layer's filter count."""
     algorithm.check_objective(objective)
     algorithm.check_steps(steps, lr)
-    if int(seed) != seed or seed < 0:
-        raise FiltvizError(f"seed must be a whole number >= 0, got {seed}")
+    algorithm.check_seed(seed)
     return int(get_conv_layer(model, layer_name).filters)
 
 

@@ -220,8 +220,7 @@ def visualize_filters(
     alg.check_objective(objective)
     alg.check_steps(steps, lr)
     steps = int(steps)
-    if int(seed) != seed or seed < 0:
-        raise FiltvizError(f"seed must be a whole number >= 0, got {seed}")
+    alg.check_seed(seed)
     if precision not in PRECISIONS:
         raise FiltvizError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
