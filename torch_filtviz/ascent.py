@@ -31,6 +31,7 @@ from filtviz_core.errors import FiltvizError
 from filtviz_core.runrecord import run_record as _run_record
 from torch_filtviz.hooks import Capture, Target, capture, resolve_target
 from torch_filtviz.models import min_input_size, resolve_device
+from torch_filtviz.objectives import interior_mean as _objective
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 CUDA_PIXELS_PER_CHUNK = 512 * 128 * 128  # default CUDA chunk: 512 filters at 128 px (halved on OOM)
@@ -121,15 +122,6 @@ def _probe(cap: Capture, target: Target, layer: str, height: int, width: int,
     if act.shape[2] < 1 or act.shape[3] < 1:
         raise FiltvizError(f"size {_size_text(height, width)} is too small for {layer}: its map is empty")
     return int(act.shape[1]), int(act.shape[2]), int(act.shape[3])
-
-
-def _objective(act: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Per element: mean of its own channel over the interior of the map, in fp32."""
-    if act.ndim == 2:
-        return act[rows, index].float()
-    own = act[rows, index]  # (n, h, w)
-    hs, ws = alg.interior(own.shape[1], own.shape[2])
-    return own[:, hs, ws].float().mean(dim=(1, 2))
 
 
 def _run_chunk(cap: Capture, target: Target, x0: np.ndarray, filters: list[int], *, steps: int, lr: float,
