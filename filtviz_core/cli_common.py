@@ -3,13 +3,17 @@ parsing of comma lists, and the rule that bad input ends in one line on stderr, 
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from collections.abc import Callable
 
-from filtviz_core.errors import FiltvizError
+from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 
+EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+DEBUG_ENV = "FILTVIZ_DEBUG"  # set to 1 to see the traceback of an unexpected failure
 
 
 def parse_steps(text: str) -> tuple[int, ...]:
@@ -28,16 +32,89 @@ def parse_names(text: str | None) -> list[str]:
     return names
 
 
-def run_guarded(prog: str, action: Callable[[], int | None]) -> int:
-    """Run ``action``; bad input -> one ``prog: error: ...`` line and exit 2, Ctrl-C -> 130.
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
-    Every file is written atomically, so an interrupted run leaves only complete files.
+
+def run_guarded(prog: str, action: Callable[[], int | None]) -> int:
+    """Run ``action`` and turn every failure into one ``prog: error: ...`` line on stderr and an exit status.
+
+    Bad input (:class:`FiltvizError`) -> 2; a failure while running (:class:`FiltvizRuntimeError`, a
+    full disk, a device error, anything unexpected) -> 1; Ctrl-C -> 130. ``FILTVIZ_DEBUG=1`` shows the
+    traceback of an unexpected failure. Every file is written atomically, so an interrupted run
+    leaves only complete files.
     """
     try:
         return int(action() or 0)
+    except FiltvizRuntimeError as exc:  # first: WeightsUnavailable is both kinds, and a runtime failure
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     except FiltvizError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; every file written so far is complete, none is half-written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and closed: not an error worth a message
+        try:
+            sys.stderr.close()
+        finally:
+            return EXIT_RUNTIME
+    except OSError as exc:  # a full disk or a folder removed mid-run: the environment, not a bug
+        print(f"{prog}: error: {exc.strerror or first_line(exc)}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_RUNTIME
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"{prog}: error: {type(exc).__name__}: {first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+# --- what both command lines spell the same way -----------------------------------------------------------
+
+#: The notebook's feature-map layers: the default of ``maps`` in both command lines (VGG16 Keras names).
+NOTEBOOK_MAP_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
+MAP_SIZE = 224  # ``maps --size``: the photo is resized to this square first (VGG16's training size); 0 keeps it
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (a :class:`FiltvizError`, exit 2 via :func:`run_guarded`)
+    instead of the usage text plus exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise FiltvizError(f"{message} (see '{self.prog} --help')")
+
+
+def examples(*lines: str) -> str:
+    """An ``--help`` epilog of example command lines."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def add_progress(group) -> None:
+    """``--progress/--no-progress``: a progress bar on stderr, by default only when stderr is a terminal."""
+    group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="show a progress bar on stderr (default: only when stderr is a terminal)")
+
+
+def progress_wanted(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else bool(flag)
+
+
+def add_map_options(parser, default_layers: str | None = ",".join(NOTEBOOK_MAP_LAYERS)) -> None:
+    """The ``maps`` options both command lines share: the image, --layers, --size, --channels."""
+    parser.add_argument("image", nargs="?", default=None,
+                        help="RGB image file (default: the sample photo, matplotlib's grace_hopper.jpg)")
+    parser.add_argument("--layers", default=default_layers,
+                        help="comma-separated layers" + (f"; default: {default_layers}" if default_layers else ""))
+    parser.add_argument("--size", type=int, default=MAP_SIZE,
+                        help=f"resize the image to SIZE x SIZE px first (0: keep its size); default: {MAP_SIZE}")
+    parser.add_argument("--channels", type=int, default=8, help="maps shown per layer; default: %(default)s")
+
+
+def check_map_options(args) -> None:
+    if args.channels < 1:
+        raise FiltvizError(f"--channels must be at least 1, got {args.channels}")
+    if args.size < 0:
+        raise FiltvizError(f"--size must be 0 (keep the image's size) or a number of pixels, got {args.size}")
