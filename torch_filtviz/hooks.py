@@ -1,94 +1,66 @@
-"""Capture a layer's activations from any ``nn.Module`` with forward hooks.
+"""Capture the tensors that :class:`~torch_filtviz.targets.Target` s denote, on any ``nn.Module``.
 
-Why hooks: they work on any network without rewriting it. A layer is named by its module path
-(``features.28``) or by the model's alias (``model.aliases``: VGG16's Keras names, where
-``block5_conv3`` is the post-ReLU output, as in Keras). Which tensor a name denotes depends on
-the objective:
-
-============  ==========================  ===========================
-module        ``pre_relu``                ``post_relu`` / plain output
-============  ==========================  ===========================
-activation    its input (pre-hook)        its output
-``Conv2d``    its output                  ``relu(its output)``
-other         its output                  its output
-============  ==========================  ===========================
+Why hooks: they work on any network without rewriting it. A target hangs on a module (its input
+through a pre-hook, its output through a hook) at a given call of that module in the pass, or,
+for an activation applied functionally after a step no module owns (``F.relu(x + shortcut)``),
+on that activation function call, seen through a ``TorchFunctionMode`` for the duration of the pass.
 
 :func:`capture` registers the hooks and always removes them. When ``stop`` is set and every
-requested tensor has been seen, the hook raises a private exception that ends the forward pass
-there, so deep layers of the network are never computed for a shallow target. Captured tensors
-are cloned whenever the forward pass goes on past them, so an in-place ReLU cannot overwrite them.
+requested tensor has been seen, the capture raises :class:`StopForward`, which ends the forward
+pass there, so deep layers are never computed for a shallow target. ``StopForward`` derives from
+``BaseException``: a model whose forward catches ``Exception`` cannot swallow it. Captured tensors
+are cloned whenever the pass goes on past them, so an in-place activation cannot overwrite them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Literal
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from filtviz_core.errors import FiltvizError
-from torch_filtviz.models import layer_names
+from torch_filtviz.targets import OBJECTIVE_KINDS, Target, resolve_target  # noqa: F401  (re-exported)
+from torch_filtviz.trace import ACTIVATION_FUNCTIONS, ACTIVATION_MODULES, function_name  # noqa: F401
 
-#: Modules whose input is the "pre-activation" of the layer they follow.
-ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Hardswish, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus,
-)
-OBJECTIVE_KINDS = ("pre_relu", "post_relu", None)
+ACTIVATIONS = ACTIVATION_MODULES  # the modules whose input is a pre-activation (kept under its old name)
 
 
-@dataclass(frozen=True)
-class Target:
-    """One tensor to capture: ``name`` as the user gave it, the module ``path`` it hangs on,
-    ``where`` ("input" = the module's first input, "output" = its output), and ``relu`` (apply
-    a ReLU to what was captured: the post-ReLU view of a bare conv)."""
+class StopForward(BaseException):
+    """Raised inside a hook to end the forward pass once every target has been captured.
 
-    name: str
-    path: str
-    module: nn.Module = field(compare=False, repr=False)
-    where: Literal["input", "output"] = "output"
-    relu: bool = False
-
-
-class _StopForward(Exception):
-    """Raised inside a hook to end the forward pass once every target has been captured."""
-
-
-def _unknown_layer(model: nn.Module, layer: str) -> FiltvizError:
-    names = layer_names(model)
-    hint = " (or a module path such as features.0)" if getattr(model, "aliases", None) else ""
-    return FiltvizError(f"unknown layer {layer!r}; valid: {', '.join(names)}{hint}")
-
-
-def resolve_target(model: nn.Module, layer: str, objective: str | None = None) -> Target:
-    """The :class:`Target` for ``layer`` (alias or module path) under ``objective``.
-
-    ``objective``: ``"pre_relu"`` (the pre-activation), ``"post_relu"`` (the activation; for a
-    bare ``Conv2d`` path this is ``relu(conv output)``), or None (the module's own output as is,
-    what feature maps show).
+    A ``BaseException`` on purpose: ``except Exception`` in a model's forward must not swallow it.
     """
-    if objective not in OBJECTIVE_KINDS:
-        raise FiltvizError(f"unknown objective {objective!r}; valid: pre_relu, post_relu")
-    if not isinstance(layer, str) or not layer:
-        raise _unknown_layer(model, str(layer))
-    aliases: dict[str, str] = getattr(model, "aliases", {}) or {}
-    path = aliases.get(layer, layer)
-    try:
-        module = model.get_submodule(path)
-    except AttributeError:
-        raise _unknown_layer(model, layer) from None
-    if module is model:
-        raise _unknown_layer(model, layer)
-    if isinstance(module, ACTIVATIONS):
-        where = "input" if objective == "pre_relu" else "output"
-        return Target(layer, path, module, where, False)
-    if isinstance(module, nn.Conv2d):
-        return Target(layer, path, module, "output", objective == "post_relu")
-    return Target(layer, path, module, "output", False)
+
+
+_StopForward = StopForward  # the old private name
+
+
+class _FunctionTaps(TorchFunctionMode):
+    """Counts activation-function calls during one pass and hands the wanted ones to the capture."""
+
+    def __init__(self, cap: "Capture", wanted: dict[int, list[Target]]) -> None:
+        super().__init__()
+        self.cap, self.wanted, self.count = cap, wanted, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = function_name(func)
+        if name not in ACTIVATION_FUNCTIONS:
+            return func(*args, **kwargs)
+        index, self.count = self.count, self.count + 1
+        targets = self.wanted.get(index, ())
+        for t in targets:
+            if t.where == "input":
+                self.cap._take(t, args[0])
+        result = func(*args, **kwargs)
+        for t in targets:
+            if t.where == "output":
+                self.cap._take(t, result)
+        return result
 
 
 class Capture:
@@ -102,9 +74,18 @@ class Capture:
         self.targets = list({t.name: t for t in targets}.values())
         self.stop = stop
         self.values: dict[str, torch.Tensor] = {}
+        self.calls: dict[tuple[str, int], int] = {}  # (hook kind, id(module)) -> calls seen in this pass
+        self.functional = {t.function_call: [] for t in self.targets if t.function_call is not None}
+        for t in self.targets:
+            if t.function_call is not None:
+                self.functional[t.function_call].append(t)
+
+    def _reset(self) -> None:
+        self.values = {}
+        self.calls = {}
 
     def _take(self, target: Target, tensor: torch.Tensor) -> None:
-        if target.name in self.values:  # a module called twice: keep its first call
+        if target.name in self.values:
             return
         last = len(self.values) + 1 == len(self.targets)
         ends_here = self.stop and last
@@ -114,45 +95,70 @@ class Capture:
             tensor = tensor.clone()  # the pass goes on: an in-place op could overwrite it
         self.values[target.name] = tensor
         if ends_here:
-            raise _StopForward
+            raise StopForward
+
+    def _counted(self, key: tuple[str, nn.Module]) -> int:
+        """Index of the current call of a module's hook in this pass (0 = first)."""
+        ident = (key[0], id(key[1]))
+        n = self.calls.get(ident, 0)
+        self.calls[ident] = n + 1
+        return n
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.values = {}
+        self._reset()
         try:
-            self.model(x)
-        except _StopForward:
+            with self._function_taps():
+                self.model(x)
+        except StopForward:
             pass
         missing = [t.name for t in self.targets if t.name not in self.values]
         if missing:
             raise FiltvizError(f"layer {missing[0]!r} was not reached by the forward pass of the model")
         return self.values
 
+    def _function_taps(self):
+        return _FunctionTaps(self, self.functional) if self.functional else nullcontext()
+
 
 @contextmanager
 def capture(model: nn.Module, targets: Target | Sequence[Target], stop: bool = True) -> Iterator[Capture]:
     """Register hooks for ``targets`` on ``model``; yields a :class:`Capture`.
 
-    Hooks are removed on exit, also after an exception. Calling ``model(x)`` directly inside
-    the block works too (the early stop is swallowed on exit; read ``cap.values`` afterwards).
+    Hooks are removed on exit, also after an exception. Calling ``model(x)`` directly inside the
+    block works too for module targets (the early stop is swallowed on exit; read ``cap.values``).
     """
     targets = [targets] if isinstance(targets, Target) else list(targets)
     if not targets:
         raise FiltvizError("no layer to capture")
     cap = Capture(model, targets, stop)
     handles = []
+    if any(t.call for t in cap.targets):  # call counts must restart with every pass, also a direct model(x)
+        handles.append(model.register_forward_pre_hook(lambda m, a: cap._reset(), prepend=True))
     try:
+        by_module: dict[tuple[int, str], tuple[nn.Module, list[Target]]] = {}
         for target in cap.targets:
-            if target.where == "input":
-                def pre_hook(module, args, _t=target):
-                    cap._take(_t, args[0])
-                handles.append(target.module.register_forward_pre_hook(pre_hook))
+            if target.function_call is None:
+                by_module.setdefault((id(target.module), target.where), (target.module, []))[1].append(target)
+        for (_, where), (module, wanted) in by_module.items():
+            if where == "input":
+                def pre_hook(mod, args, _wanted=wanted):
+                    k = cap._counted(("in", mod))
+                    for t in _wanted:
+                        if t.call == k:
+                            cap._take(t, args[0])
+
+                handles.append(module.register_forward_pre_hook(pre_hook))
             else:
-                def hook(module, args, output, _t=target):
-                    cap._take(_t, output)
-                handles.append(target.module.register_forward_hook(hook))
+                def hook(mod, args, output, _wanted=wanted):
+                    k = cap._counted(("out", mod))
+                    for t in _wanted:
+                        if t.call == k:
+                            cap._take(t, output[0] if isinstance(output, (tuple, list)) else output)
+
+                handles.append(module.register_forward_hook(hook))
         try:
             yield cap
-        except _StopForward:
+        except StopForward:
             pass
     finally:
         for handle in handles:
@@ -165,16 +171,24 @@ def layer_output(model: nn.Module, target: Target, x: torch.Tensor) -> torch.Ten
         return cap(x)[target.name]
 
 
+def target_channels(target: Target, act: torch.Tensor) -> int:
+    """How many filters a captured tensor holds (dim 1, or the last dim for channels-last maps)."""
+    if act.ndim == 4 and target.channel_dim in (-1, 3):
+        return int(act.shape[-1])
+    return int(act.shape[1])
+
+
 def layer_channels(model: nn.Module, layer: str, size: int = 64) -> int:
     """Number of channels (filters) of ``layer``: a conv's ``out_channels`` when that is what the
     name denotes, else measured by one truncated, gradient-free forward of a grey ``size`` px image."""
     target = resolve_target(model, layer)
     if isinstance(target.module, nn.Conv2d):
         return int(target.module.out_channels)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    with torch.no_grad():
-        out = layer_output(model, target, torch.full((1, 3, size, size), 128.0, device=device))
+    from torch_filtviz.targets import model_device_dtype
+
+    device, dtype = model_device_dtype(model)
+    with torch.no_grad(), torch.inference_mode(False):
+        out = layer_output(model, target, torch.full((1, 3, size, size), 128.0, device=device, dtype=dtype))
     if out.ndim < 2:
         raise FiltvizError(f"layer {layer!r} has no channel dimension (output shape {tuple(out.shape)})")
     return int(out.shape[1])
