@@ -8,7 +8,7 @@ result does not depend on which other filters share its batch, and batching is p
 Speed: the forward pass stops right after the layer (hooks), no weight gradient is computed,
 losses stay on the device until the chunk ends (no host sync per step). Memory format:
 ``channels_last`` (NHWC) is the default on CPU, where oneDNN's NHWC conv kernels measured
-1.3-1.5x faster than NCHW (``scripts/benchmark.py``); results differ from NCHW only by float
+1.14x faster than NCHW (``make bench``, block3_conv1); results differ from NCHW only by float
 rounding. ``precision="bf16"`` (autocast forward; loss, normalisation and update in fp32) is
 several times faster on hardware with bf16 units, but the pictures then differ slightly from
 the fp32 spec, so fp32 stays the default.
@@ -17,8 +17,8 @@ the fp32 spec, so fp32 stays the default.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +29,15 @@ from torch import nn
 from filtviz_core import algorithm as alg
 from filtviz_core.errors import FiltvizError
 from filtviz_core.runrecord import run_record as _run_record
-from torch_filtviz.hooks import Capture, Target, capture, resolve_target
+from torch_filtviz import placement
+from torch_filtviz.hooks import Capture, Target, capture, target_channels
 from torch_filtviz.models import min_input_size, resolve_device
 from torch_filtviz.objectives import interior_mean as _objective
+from torch_filtviz.precision import conv_math
+from torch_filtviz.probe import classify_failure, size_text
+from torch_filtviz.targets import Resolver, model_device_dtype, model_trace, module_path, unknown_layer
 
 PRECISIONS = ("fp32", "tf32", "bf16")
-CUDA_PIXELS_PER_CHUNK = 512 * 128 * 128  # default CUDA chunk: 512 filters at 128 px (halved on OOM)
-_OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
-    {getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)} - {None}
-)
 
 
 @dataclass
@@ -55,12 +55,15 @@ class FilterResults:
     seconds: float
     device: str
     weights: dict[str, Any] = field(default_factory=dict)  # the model's weights_info, for run.json
+    model: dict[str, Any] = field(default_factory=dict)  # name, class, preprocessing
+    target: dict[str, Any] = field(default_factory=dict)  # module path, input/output, why
 
     def run_record(self, weights: dict[str, Any] | None = None) -> dict[str, Any]:
         """The run.json dictionary (same schema as tf_reference's); ``weights`` defaults to the model's."""
         import torchvision
 
-        extra: dict[str, Any] = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+        extra: dict[str, Any] = {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                                 "model": self.model, "target": self.target}
         if self.device.startswith("cuda") and torch.cuda.is_available():
             extra["device_name"] = torch.cuda.get_device_name(torch.device(self.device))
         return _run_record(
@@ -72,62 +75,11 @@ class FilterResults:
         )
 
 
-@contextmanager
-def _conv_math(precision: str) -> Iterator[None]:
-    """fp32 means fp32: cuDNN may use TF32 tensor cores for convolutions by default (10-bit mantissa),
-    which would move CUDA results away from the spec. ``"tf32"`` allows it, ``"fp32"`` forbids it, for
-    the duration of the call only (the caller's global setting is restored)."""
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = precision == "tf32"
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = saved
-
-
-@contextmanager
-def _frozen(model: nn.Module) -> Iterator[None]:
-    """Parameters without ``requires_grad`` for the duration, so no weight gradient is built."""
-    saved = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in saved:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in saved:
-            p.requires_grad_(flag)
-
-
-def _size_text(height: int, width: int) -> str:
-    return f"{height} px" if height == width else f"{height}x{width} px"
-
-
-def _probe(cap: Capture, target: Target, layer: str, height: int, width: int,
-           device: torch.device) -> tuple[int, int, int]:
-    """(channels, h, w) of the layer's map for one grey image; a too-small input becomes FiltvizError."""
-    x = torch.full((1, 3, height, width), 128.0, device=device)
-    try:
-        with torch.no_grad():
-            act = cap(x)[target.name]
-    except _OOM_ERRORS:
-        raise
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FiltvizError(f"size {_size_text(height, width)} is too small for {layer}: {first}") from None
-    if act.ndim == 2:
-        return int(act.shape[1]), 1, 1
-    if act.ndim != 4:
-        raise FiltvizError(f"layer {layer!r} gives a {tuple(act.shape)} tensor; filter visualization needs "
-                           "(N, C, H, W) feature maps or (N, C) units")
-    if act.shape[2] < 1 or act.shape[3] < 1:
-        raise FiltvizError(f"size {_size_text(height, width)} is too small for {layer}: its map is empty")
-    return int(act.shape[1]), int(act.shape[2]), int(act.shape[3])
-
-
 def _run_chunk(cap: Capture, target: Target, x0: np.ndarray, filters: list[int], *, steps: int, lr: float,
                snaps: tuple[int, ...], clip: bool, device: torch.device, precision: str, channels_last: bool,
-               pbar: Any) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray]:
-    """Ascent for one chunk of filters: (raw, losses, snapshots, dead) as numpy."""
+               pbar: Any, model_dtype: torch.dtype = torch.float32
+               ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray]:
+    """Ascent for one chunk of filters (SPEC §6-§9): (raw, losses, snapshots, dead) as numpy."""
     n = len(filters)
     # clone(): a CPU tensor from_numpy shares the caller's init array, which must never be updated in place.
     x = torch.from_numpy(np.ascontiguousarray(x0)).to(device).permute(0, 3, 1, 2)
@@ -140,13 +92,18 @@ def _run_chunk(cap: Capture, target: Target, x0: np.ndarray, filters: list[int],
     kept: dict[int, torch.Tensor] = {}
     autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16"
                 else nullcontext())
+    cast = model_dtype != torch.float32  # a half/bf16 model sees its own dtype; the image stays fp32
+
+    def objective(image: torch.Tensor) -> torch.Tensor:
+        with autocast:
+            act = cap(image.to(model_dtype) if cast else image)[target.name]
+        return _objective(act, index, rows, target.channel_dim)
+
     if 0 in snaps:
         kept[0] = x.detach().clone()
     frozen = None  # dead elements (SPEC §9): their image never changes, even when clipping
     for k in range(max(steps, 1)):  # steps=0 still takes the gradient at x0, to tell dead filters
-        with autocast:
-            act = cap(x)[target.name]
-        loss = _objective(act, index, rows)
+        loss = objective(x)
         (grad,) = torch.autograd.grad(loss.sum(), x)
         losses[k] = loss.detach()
         if k == 0:
@@ -164,20 +121,40 @@ def _run_chunk(cap: Capture, target: Target, x0: np.ndarray, filters: list[int],
         if pbar is not None:
             pbar.update(n)
     if steps > 0:
-        with torch.no_grad(), autocast:
-            losses[steps] = _objective(cap(x)[target.name], index, rows)
+        with torch.no_grad():
+            losses[steps] = objective(x)
 
     def nhwc(t: torch.Tensor) -> np.ndarray:
         return t.detach().permute(0, 2, 3, 1).float().cpu().numpy().astype(np.float32, copy=False)
 
-    return (nhwc(x), losses.t().double().cpu().numpy(), {s: nhwc(t) for s, t in kept.items()},
+    return (nhwc(x), placement.to_host(losses.t()), {s: nhwc(t) for s, t in kept.items()},
             dead.cpu().numpy())
 
 
-def _default_batch(device: torch.device, n_filters: int, height: int, width: int) -> int:
-    if device.type == "cpu":
-        return n_filters
-    return max(1, min(n_filters, CUDA_PIXELS_PER_CHUNK // max(1, height * width)))
+def _bytes_per_image(trace, target: Target, height: int, width: int) -> int:
+    """Memory one image costs up to the target: every traced value up to it, forward and backward."""
+    total = 0
+    for op in trace.ops:
+        if op.shape:
+            total += int(np.prod(op.shape[1:], dtype=np.int64)) * 4
+        if op.kind == "module" and op.name == target.path:
+            break
+    return int(total * placement.BACKWARD_FACTOR)
+
+
+def _image_size(init: np.ndarray | None, size: int) -> tuple[np.ndarray | None, int, int]:
+    """(init as (F, H, W, 3) or None, height, width); (-1, -1) when init is malformed (explained later)."""
+    if init is not None:
+        if np.ndim(init) == 3:  # one (H, W, 3) image, as tf_reference accepts for a single filter
+            init = np.asarray(init)[None]
+        shape = np.shape(init)
+        height, width = (int(shape[1]), int(shape[2])) if len(shape) == 4 else (-1, -1)
+        if len(shape) == 4 and min(height, width) < 1:
+            raise FiltvizError(f"init must be a (F, H, W, 3) float32 array in pixel units, got shape {shape}")
+        return init, height, width
+    if int(size) != size or size < 1:
+        raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
+    return None, int(size), int(size)
 
 
 def visualize_filters(
@@ -203,10 +180,14 @@ def visualize_filters(
 
     ``filters``: an index, a list, or a string such as ``"0-15,20"``. ``init``: (F, H, W, 3)
     float32 starting images in pixel units (overrides ``seed`` and ``size``). The model takes RGB
-    pixels (0-255, NCHW) and is moved to ``device`` (None/"auto": CUDA, MPS, then CPU) in eval
-    mode. ``batch_size`` filters run together (default: all on CPU, a memory-sized chunk on
-    CUDA, halved whenever a chunk runs out of memory). Results do not depend on the batching.
-    ``channels_last``: None picks the faster memory format for the device (NHWC on CPU).
+    pixels (0-255, NCHW; see :func:`~torch_filtviz.wrap_model`) and runs on ``device``
+    (None/"auto": CUDA, then MPS, then CPU) in eval mode with gradients on, whatever the caller's
+    ``no_grad``/``inference_mode``; afterwards it is back on its device, in its modes, with its
+    ``requires_grad`` flags. ``batch_size`` filters run together (default: as many as fit in half
+    the free memory the device reports; halved whenever a chunk runs out of memory). Results do
+    not depend on the batching beyond float rounding. ``channels_last``: None picks the faster
+    memory format for the device (NHWC on CPU). ``precision``: ``"fp32"`` (IEEE fp32 convolutions
+    and matmuls, whatever TF32 setting the process has), ``"tf32"`` or ``"bf16"`` (autocast).
     """
     started = time.perf_counter()
     alg.check_objective(objective)
@@ -220,34 +201,34 @@ def visualize_filters(
     dev = resolve_device(device)
     if channels_last is None:
         channels_last = dev.type == "cpu"
-    target = resolve_target(model, layer, objective)
-    if init is not None:
-        if np.ndim(init) == 3:  # one (H, W, 3) image, as tf_reference accepts for a single filter
-            init = np.asarray(init)[None]
-        shape = np.shape(init)
-        height, width = (int(shape[1]), int(shape[2])) if len(shape) == 4 else (-1, -1)
-        if len(shape) == 4 and min(height, width) < 1:
-            raise FiltvizError(f"init must be a (F, H, W, 3) float32 array in pixel units, got shape {shape}")
-    else:
-        if int(size) != size or size < 1:
-            raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
-        height = width = int(size)
+    path = module_path(model, layer)
+    if path is None:
+        raise unknown_layer(model, str(layer))
+    init, height, width = _image_size(init, size)
     if height > 0:
         alg.check_image_size(min(height, width), min_input_size(model, layer), layer)
     snaps = alg.snapshot_steps(snapshots, steps)
 
-    model.to(dev).eval()
-    with _frozen(model), _conv_math(precision), capture(model, target) as cap:
+    with (placement.grad_enabled(), placement.placed(model, dev), placement.eval_mode(model),
+          placement.frozen(model), conv_math(precision)):
+        model_dtype = model_device_dtype(model)[1]
         if height > 0:
-            count, _, _ = _probe(cap, target, layer, height, width, dev)
+            trace = model_trace(model, (height, width))
+            if trace.error is not None and not trace.module_calls(path):  # the pass failed before the layer
+                if placement.is_out_of_memory(trace.error):
+                    raise trace.error
+                raise classify_failure(model, trace.error, path, layer, height, width) from None
+            target = Resolver(model, trace).resolve(layer, path, model.get_submodule(path), objective)
+            shape = _target_shape(trace, target, layer, height, width)
+            count = target_channels(target, torch.empty(shape, device="meta"))
         else:  # malformed init: let check_init explain after the filters are known
-            count = 1 << 30
+            trace, target, count = None, None, 1 << 30
         chosen = alg.parse_filters(filters, count, layer)
-        if init is not None:
-            x0 = alg.check_init(init, len(chosen))
+        x0 = alg.check_init(init, len(chosen)) if init is not None else alg.initial_images(chosen, height, seed)
+        if batch_size:
+            chunk = int(batch_size)
         else:
-            x0 = alg.initial_images(chosen, height, seed)
-        chunk = int(batch_size) if batch_size else _default_batch(dev, len(chosen), height, width)
+            chunk = placement.chunk_size(dev, len(chosen), _bytes_per_image(trace, target, height, width))
         used = chunk
         raws, losses, dead = [], [], []
         snap_parts: dict[int, list[np.ndarray]] = {s: [] for s in snaps}
@@ -257,34 +238,34 @@ def visualize_filters(
 
             pbar = tqdm(total=steps * len(chosen), desc=f"{layer}", unit="img-step", leave=False)
         try:
-            pos = 0
-            while pos < len(chosen):
-                part = chosen[pos:pos + chunk]
-                shown = pbar.n if pbar is not None else 0
-                try:
-                    r, lo, sn, de = _run_chunk(cap, target, x0[pos:pos + len(part)], part, steps=steps, lr=lr,
-                                               snaps=snaps, clip=clip, device=dev, precision=precision,
-                                               channels_last=channels_last, pbar=pbar)
-                except _OOM_ERRORS:
-                    if len(part) == 1:
-                        raise
-                    r = None  # handled below, once the traceback (and the chunk's tensors) are gone
-                if r is None:
-                    cap.values = {}  # drop the failed chunk's activations before freeing the cache
-                    if dev.type == "cuda":
-                        torch.cuda.empty_cache()
-                    if pbar is not None:  # the failed chunk's steps are done again
-                        pbar.n = shown
-                        pbar.refresh()
-                    chunk = max(1, len(part) // 2)
-                    used = min(used, chunk)
-                    continue
-                raws.append(r)
-                losses.append(lo)
-                dead.append(de)
-                for s in snaps:
-                    snap_parts[s].append(sn[s])
-                pos += len(part)
+            with capture(model, target) as cap:
+                pos = 0
+                while pos < len(chosen):
+                    part = chosen[pos:pos + chunk]
+                    shown = pbar.n if pbar is not None else 0
+                    try:
+                        r, lo, sn, de = _run_chunk(cap, target, x0[pos:pos + len(part)], part, steps=steps, lr=lr,
+                                                   snaps=snaps, clip=clip, device=dev, precision=precision,
+                                                   channels_last=channels_last, pbar=pbar, model_dtype=model_dtype)
+                    except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
+                        if not placement.is_out_of_memory(exc) or len(part) == 1:
+                            raise
+                        r = None  # handled below, once the traceback (and the chunk's tensors) are gone
+                    if r is None:
+                        cap.values = {}  # drop the failed chunk's activations before freeing the cache
+                        placement.release_cache(dev)
+                        if pbar is not None:  # the failed chunk's steps are done again
+                            pbar.n = shown
+                            pbar.refresh()
+                        chunk = max(1, len(part) // 2)
+                        used = min(used, chunk)
+                        continue
+                    raws.append(r)
+                    losses.append(lo)
+                    dead.append(de)
+                    for s in snaps:
+                        snap_parts[s].append(sn[s])
+                    pos += len(part)
         finally:
             if pbar is not None:
                 pbar.close()
@@ -296,9 +277,38 @@ def visualize_filters(
         "init": "given" if init is not None else "seeded", "clip": bool(clip), "precision": precision,
         "channels_last": bool(channels_last), "batch_size": used,
     }
+    describe = getattr(model, "describe", None)
     return FilterResults(
         filters=list(chosen), layer=layer, raw=raw, images=alg.deprocess(raw),
         losses=np.concatenate(losses).astype(np.float64), snapshots={s: np.concatenate(p) for s, p in snap_parts.items()},
         dead=np.concatenate(dead).astype(bool), params=params, seconds=time.perf_counter() - started,
         device=str(dev), weights=dict(getattr(model, "weights_info", {}) or {}),
+        model=describe() if callable(describe) else {"name": type(model).__name__, "class": type(model).__name__,
+                                                     "preprocess": "none"},
+        target=target.describe(model) if target is not None else {},
     )
+
+
+def _target_shape(trace, target: Target, layer: str, height: int, width: int) -> tuple[int, ...]:
+    """Shape of the target tensor for one image, from the trace; checked to be maps or units."""
+    shape = None
+    for op in trace.ops:
+        if target.function_call is not None:
+            if op.kind == "function" and op.activation and op.call == target.function_call:
+                shape = op.shape
+                break
+        elif op.kind == "module" and op.name == target.path and op.call == target.call:
+            if target.where == "output":
+                shape = op.shape
+            else:
+                producer = trace.producer(op.inputs[0], ("function", "module")) if op.inputs else None
+                shape = producer.shape if producer is not None else op.shape
+            break
+    if shape is None:
+        raise FiltvizError(f"layer {layer!r} was not reached by the forward pass of the model")
+    if len(shape) not in (2, 4):
+        raise FiltvizError(f"layer {layer!r} gives a {tuple(shape)} tensor; filter visualization needs "
+                           "(N, C, H, W) feature maps or (N, C) units")
+    if len(shape) == 4 and min(shape[2:] if target.channel_dim == 1 else shape[1:3]) < 1:
+        raise FiltvizError(f"size {size_text(height, width)} is too small for {layer}: its map is empty")
+    return tuple(shape)

@@ -1,0 +1,129 @@
+"""What a failed forward pass means: a too-small input, an input the model does not take, or a real failure.
+
+A network given a too-small image fails somewhere inside (a pooling window larger than its map,
+an empty tensor). That deserves "size 8 px is too small for layer4: it needs at least 33 px" —
+but only when the size really is the cause: a bf16 model, a 1-channel model or a CUDA error must
+be reported as what it is. The test is direct: the same network is run on a larger image; if that
+works, the size was the cause and the smallest size that works is found by bisection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from filtviz_core.cli_common import first_line
+from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
+
+LARGE_SIZES = (224, 512)  # sizes tried to tell "too small" from any other failure
+
+
+def size_text(height: int, width: int) -> str:
+    return f"{height} px" if height == width else f"{height}x{width} px"
+
+
+def _reached(model: nn.Module, size: int, paths: set[str]) -> set[str]:
+    """Which of ``paths`` produce a non-empty output for a grey ``size`` px image (the pass may fail later).
+
+    Runs on a "meta" copy of the model (shapes only), or on the model itself when it cannot run on meta.
+    """
+    from torch_filtviz.placement import eval_mode
+    from torch_filtviz.targets import model_device_dtype
+    from torch_filtviz.trace import meta_copy
+
+    device, dtype = model_device_dtype(model)
+    try:
+        return _reached_on(meta_copy(model).eval(), torch.device("meta"), dtype, size, paths, strict=True)
+    except _NotOnMeta:
+        with eval_mode(model):
+            return _reached_on(model, device, dtype, size, paths, strict=False)
+
+
+class _NotOnMeta(Exception):
+    pass
+
+
+def _reached_on(model: nn.Module, device, dtype, size: int, paths: set[str], strict: bool) -> set[str]:
+    seen: set[str] = set()
+    handles = []
+    for path, module in model.named_modules():
+        if path in paths:
+            def hook(m, a, out, _p=path):
+                t = out[0] if isinstance(out, (tuple, list)) else out
+                if isinstance(t, torch.Tensor) and t.numel() > 0:
+                    seen.add(_p)
+            handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad(), torch.inference_mode(False):
+            model(torch.full((1, 3, size, size), 128.0, device=device, dtype=dtype))
+    except (RuntimeError, ValueError, IndexError, ZeroDivisionError) as exc:
+        if strict and not size_like(exc):
+            raise _NotOnMeta from exc
+    except NotImplementedError as exc:
+        if strict:
+            raise _NotOnMeta from exc
+        raise
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def size_like(exc: BaseException) -> bool:
+    """Errors meta kernels raise for inputs that are too small (everything else: try the real model)."""
+    text = str(exc).lower()
+    return any(s in text for s in ("too small", "can't be greater", "output size", "input size", "kernel size",
+                                   "non-empty", "empty", "expected input"))
+
+
+def smallest_sizes(model: nn.Module, paths: Iterable[str], largest: int = LARGE_SIZES[-1]) -> dict[str, int | None]:
+    """Smallest square input (px) for which each module path gives a non-empty output (None: not even at ``largest``)."""
+    wanted = set(paths)
+    cache: dict[int, set[str]] = {}
+
+    def reached(size: int) -> set[str]:
+        if size not in cache:
+            cache[size] = _reached(model, size, wanted)
+        return cache[size]
+
+    result: dict[str, int | None] = {}
+    for path in wanted:
+        if path not in reached(largest):
+            result[path] = None
+            continue
+        lo, hi = 1, largest  # invariant: reached at hi
+        if path in reached(1):
+            result[path] = 1
+            continue
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if path in reached(mid):
+                hi = mid
+            else:
+                lo = mid
+        result[path] = hi
+    return result
+
+
+def classify_failure(model: nn.Module, exc: BaseException, path: str, layer: str, height: int,
+                     width: int) -> Exception:
+    """The exception to raise for a forward pass at ``height`` x ``width`` that failed with ``exc``."""
+    needed = None
+    if min(height, width) < LARGE_SIZES[-1]:
+        needed = smallest_sizes(model, [path]).get(path)
+    if needed is not None and needed > min(height, width):
+        return FiltvizError(f"size {size_text(height, width)} is too small for {layer}: it needs at least {needed} px")
+    return describe_failure(exc, size_text(height, width))
+
+
+def describe_failure(exc: BaseException, size: str) -> Exception:
+    """A failure that is not about the size, named for what it is."""
+    text = first_line(exc)
+    low = text.lower()
+    if "cuda" in low or "cudnn" in low or "mps" in low or "device-side" in low:
+        return FiltvizRuntimeError(f"the device failed while running the model: {text}")
+    if "channels" in low and "expected" in low:
+        return FiltvizError(f"the model does not take RGB images (N, 3, H, W): {text}")
+    return FiltvizRuntimeError(f"the model failed on a grey {size} RGB image: {type(exc).__name__}: {text}")
