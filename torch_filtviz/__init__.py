@@ -5,19 +5,22 @@ Never imports TensorFlow. The weights and the framework-free parts of the algori
 """
 
 from filtviz_core.algorithm import deprocess, initial_images
-from filtviz_core.errors import FiltvizError, WeightsError
-from torch_filtviz.models import PixelModel, layer_names, load_vgg16, resolve_device
+from filtviz_core.errors import FiltvizError, FiltvizRuntimeError, WeightsError, WeightsUnavailable
+from torch_filtviz.models import PixelModel, layer_names, load_vgg16, resolve_device, wrap_model
+from torch_filtviz.zoo import load_model
 from torch_filtviz.hooks import Target, capture, layer_channels, resolve_target
+from torch_filtviz.objectives import filter_objective
 from torch_filtviz.ascent import FilterResults, visualize_filters
 from torch_filtviz.maps import feature_maps
 from torch_filtviz.plots import plot_atlas, plot_feature_maps, plot_filter_grid, plot_iterations, plot_kernels
 from torch_filtviz.summary import summary
 
-__version__ = "0.1.0"
+from filtviz_core import __version__  # noqa: E402
 
 __all__ = [
-    "FilterResults", "FiltvizError", "PixelModel", "Target", "WeightsError", "capture", "deprocess", "feature_maps",
-    "initial_images", "layer_channels", "layer_names", "load_vgg16", "plot_atlas", "plot_feature_maps",
+    "FilterResults", "FiltvizError", "FiltvizRuntimeError", "PixelModel", "Target", "WeightsError",
+    "WeightsUnavailable", "capture", "deprocess", "feature_maps", "filter_objective", "initial_images",
+    "layer_channels", "layer_names", "load_model", "load_vgg16", "plot_atlas", "plot_feature_maps",
     "plot_filter_grid", "plot_iterations", "plot_kernels", "resolve_device", "resolve_target", "summary",
-    "visualize_filters",
+    "visualize_filters", "wrap_model",
 ]

@@ -17,11 +17,9 @@ from filtviz_core.errors import FiltvizError
 from filtviz_core.images import as_image_batch
 from torch_filtviz.hooks import capture, resolve_target
 from torch_filtviz.models import min_input_size
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
+from torch_filtviz.placement import eval_mode, is_out_of_memory
+from torch_filtviz.probe import classify_failure
+from torch_filtviz.targets import model_device_dtype
 
 
 def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
@@ -30,13 +28,13 @@ def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
 
     ``images``: numpy RGB pixels, (H, W, 3) or (N, H, W, 3), uint8 or float on the 0-255 scale,
     or a torch tensor (N, 3, H, W) / (3, H, W) of pixels. The model runs where its parameters are,
-    in eval mode.
+    in eval mode (its own modes are restored afterwards).
     """
     names = [layers] if isinstance(layers, str) else list(layers)
     if not names:
         raise FiltvizError("no layer asked for")
     targets = [resolve_target(model, name) for name in names]
-    device = _model_device(model)
+    device = model_device_dtype(model)[0]
     if isinstance(images, torch.Tensor):
         x = images[None] if images.ndim == 3 else images
         if x.ndim != 4 or x.shape[1] != 3:
@@ -49,13 +47,13 @@ def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
     else:
         batch = as_image_batch(images, minimum=min_input_size(model, names))
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).permute(0, 3, 1, 2).contiguous()
-    model.eval()
+    dtype = model_device_dtype(model)[1]
     try:
-        with torch.no_grad(), capture(model, targets) as cap:
-            values = cap(x)
-    except RuntimeError as exc:
-        if isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)):
+        with torch.no_grad(), eval_mode(model), capture(model, targets) as cap:
+            values = cap(x.to(dtype))
+    except (RuntimeError, ValueError, IndexError) as exc:
+        if is_out_of_memory(exc):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FiltvizError(f"images of {x.shape[2]}x{x.shape[3]} px do not fit {', '.join(names)}: {first}") from None
+        raise classify_failure(model, exc, targets[-1].path, ", ".join(names), int(x.shape[2]),
+                               int(x.shape[3])) from None
     return {name: values[name].detach().float().cpu() for name in names}

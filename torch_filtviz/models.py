@@ -1,69 +1,79 @@
-"""VGG16 for PyTorch with its preprocessing built in: the model takes RGB pixels (0-255, NCHW).
+"""Networks that take RGB pixels (0-255, NCHW) and preprocess them themselves.
 
-``load_vgg16(weights="keras")`` is torchvision's ``vgg16().features`` carrying the Keras ImageNet
-weights (from the neutral safetensors file, kernels HWIO -> OIHW), preceded by Keras' "caffe"
-preprocessing, so it computes exactly what ``keras.applications.VGG16`` computes.
-``weights="torchvision"`` gives torchvision's own weights behind the same interface.
+:class:`PixelModel` is any network behind its own preprocessing (:mod:`torch_filtviz.preprocessing`),
+so the pixel method keeps working in 0-255 pixel units whatever the network: :func:`wrap_model`
+makes one from your ``nn.Module``; :func:`load_vgg16` makes VGG16's conv base carrying the Keras
+ImageNet weights (from the neutral safetensors file, kernels HWIO -> OIHW) behind Keras' "caffe"
+preprocessing, so it computes exactly what ``keras.applications.VGG16`` computes. Networks by
+name (torchvision's, or your own factory) are loaded by :mod:`torch_filtviz.zoo`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from filtviz_core import vgg16 as spec
-from filtviz_core.errors import FiltvizError, WeightsError
+from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.weights import NAMED_SOURCES, check_weights_choice, load_tensors
+from torch_filtviz.preprocessing import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, CaffePreprocess,  # noqa: F401
+                                         TorchvisionPreprocess, make_preprocess, preprocess_name)
 
-IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
-IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 WEIGHT_NAMES = (*NAMED_SOURCES, "torchvision")
 
 
-class CaffePreprocess(nn.Module):
-    """Keras "caffe" preprocessing: RGB -> BGR, subtract the ImageNet BGR means, 0-255 scale."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(spec.CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flip(1) - self.mean
-
-
-class TorchvisionPreprocess(nn.Module):
-    """torchvision's ImageNet preprocessing: /255, then mean/std per RGB channel."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD_RGB).view(1, 3, 1, 1) * 255, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
 class PixelModel(nn.Module):
-    """A conv base that takes RGB pixel images (N, 3, H, W, 0-255) and preprocesses them itself.
+    """A network that takes RGB pixel images (N, 3, H, W, 0-255) and preprocesses them itself.
 
-    Attributes: ``preprocess``, ``features`` (the network), ``name`` ("vgg16"), ``aliases``
-    (Keras layer name -> module path), ``weights_info`` (run.json's ``weights`` entry).
+    Attributes: ``preprocess``, ``features`` (the network), ``name``, ``aliases`` (layer name ->
+    module path, e.g. VGG16's Keras names), ``weights_info`` (run.json's ``weights`` entry) and
+    ``network_prefix``: ``"features."`` when the network is a wrapped user or torchvision model, so
+    its own module paths (``layer4.1.conv2``) name its layers; ``""`` for VGG16, whose paths
+    (``features.28``) are torchvision's ``vgg16()`` paths already.
     """
 
     def __init__(self, preprocess: nn.Module, features: nn.Module, name: str,
-                 aliases: dict[str, str] | None = None, weights_info: dict | None = None) -> None:
+                 aliases: dict[str, str] | None = None, weights_info: dict | None = None,
+                 network_prefix: str = "") -> None:
         super().__init__()
         self.preprocess = preprocess
         self.features = features
         self.name = name
         self.aliases = dict(aliases or {})
         self.weights_info = dict(weights_info or {})
+        self.network_prefix = network_prefix
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(self.preprocess(x))
+
+    def describe(self) -> dict:
+        """run.json's ``model`` entry: what network, behind which preprocessing."""
+        return {"name": self.name, "class": type(self.features).__name__,
+                "preprocess": preprocess_name(self.preprocess)}
+
+
+def wrap_model(network: nn.Module, preprocess: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] = "imagenet",
+               *, name: str | None = None, weights_info: dict | None = None,
+               aliases: dict[str, str] | None = None) -> PixelModel:
+    """Your ``nn.Module`` behind its preprocessing, taking RGB pixels (0-255, NCHW) like every model here.
+
+    ``preprocess``: ``"imagenet"`` (torchvision's weights: /255, ImageNet mean/std; the default),
+    ``"caffe"`` (Keras' VGG weights), ``"none"`` (the network takes 0-255 pixels), or your own
+    function/module of an NCHW pixel tensor. Layers keep the network's own module paths
+    (``layer4.1.conv2``); run.json records the name, class and preprocessing. A :class:`PixelModel`
+    is returned as it is.
+    """
+    if isinstance(network, PixelModel):
+        return network
+    if not isinstance(network, nn.Module):
+        raise FiltvizError(f"expected an nn.Module to wrap, got {type(network).__name__}")
+    module, _ = make_preprocess(preprocess)
+    info = dict(weights_info or {"source": "as built", "sha256": None})
+    return PixelModel(module, network, name or type(network).__name__.lower(), aliases, info, network_prefix="features.")
 
 
 def vgg16_aliases() -> dict[str, str]:
@@ -79,7 +89,7 @@ def _vgg16_features() -> nn.Sequential:
 
     features = vgg16(weights=None).features
     for i, module in enumerate(features):
-        if isinstance(module, nn.ReLU):  # an in-place ReLU would overwrite captured conv outputs
+        if isinstance(module, nn.ReLU):  # out of place: captured conv outputs stay as they were computed
             features[i] = nn.ReLU(inplace=False)
     return features
 
@@ -98,22 +108,30 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch
     """VGG16's conv base (Keras ``include_top=False``), ``eval()``, parameters frozen.
 
     ``weights``: ``"keras"`` (Keras ImageNet weights, caffe preprocessing; offline via the
-    verified neutral file), ``"torchvision"`` (torchvision's IMAGENET1K_V1, RGB mean/std; needs
-    its download or cache), ``"random"`` (seeded, for timing), or a path to a weights file.
+    verified neutral file), ``"torchvision"`` (torchvision's IMAGENET1K_V1, RGB mean/std; downloads
+    it unless it is in torch's cache), ``"random"`` (seeded, for timing), or a path to a weights
+    file (Keras-format ``.safetensors``/``.h5``/``.onnx``, or a torchvision ``vgg16`` state dict
+    ``.pth``/``.pt``, which gets the ImageNet mean/std preprocessing).
     The model takes RGB images in 0-255 pixel units, (N, 3, H, W) float.
     """
     check_weights_choice(weights, WEIGHT_NAMES)
     features = _vgg16_features()
     if str(weights) == "torchvision":
-        from torchvision.models import VGG16_Weights, vgg16
+        from torch_filtviz.zoo import torchvision_weights
 
-        try:
-            source = vgg16(weights=VGG16_Weights.IMAGENET1K_V1).features
-        except Exception as exc:  # network or cache failure
-            raise WeightsError(f"torchvision's VGG16 weights are not available here: {exc}") from None
-        features.load_state_dict(source.state_dict())
+        source = torchvision_weights("vgg16", "IMAGENET1K_V1")
+        features.load_state_dict({k[len("features."):]: v for k, v in source.items() if k.startswith("features.")})
         preprocess: nn.Module = TorchvisionPreprocess()
         info = {"source": "torchvision:IMAGENET1K_V1", "sha256": None}
+    elif str(weights).lower().endswith((".pth", ".pt")):
+        from torch_filtviz.zoo import load_state_file
+
+        state, info = load_state_file(weights)
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        from torch_filtviz.zoo import apply_state
+
+        apply_state(features, state, f"vgg16 (torchvision layout, features.*) from {weights}")
+        preprocess = TorchvisionPreprocess()
     else:
         tensors, info = load_tensors(weights, seed=seed, verify=verify)
         features.load_state_dict(keras_state_dict(tensors))
@@ -126,24 +144,29 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch
 
 
 def layer_names(model: nn.Module, kind: str = "all") -> list[str]:
-    """Selectable layer names of ``model`` in network order: its Keras-style aliases if it has
-    them (VGG16: ``block1_conv1`` ... ``block5_pool``), else leaf module paths.
+    """Selectable layer names of ``model`` in network order: its aliases if it has them
+    (VGG16: ``block1_conv1`` ... ``block5_pool``), else leaf module paths (of the wrapped network).
 
     ``kind``: ``"all"`` (the default) or ``"conv"`` (conv layers only).
     """
+    from torch_filtviz.targets import display_path
+
     aliases: dict[str, str] = getattr(model, "aliases", {}) or {}
     if aliases:
         names = list(aliases)
         return [n for n in names if "_conv" in n] if kind == "conv" else names
-    leaves = [name for name, module in model.named_modules() if name and not list(module.children())]
+    prefix = getattr(model, "network_prefix", "") or ""
+    leaves = [(name, module) for name, module in model.named_modules()
+              if name and not list(module.children()) and (not prefix or name.startswith(prefix))]
     if kind == "conv":
-        return [n for n in leaves if isinstance(model.get_submodule(n), nn.Conv2d)]
-    return leaves
+        leaves = [(n, m) for n, m in leaves if isinstance(m, nn.Conv2d)]
+    return [display_path(model, n) for n, _ in leaves]
 
 
 def min_input_size(model: nn.Module, layers: str | list[str] | tuple[str, ...]) -> int:
     """Smallest square input (px) whose maps at ``layers`` are at least 1x1: known for VGG16's Keras
-    names; 1 for anything else (a too-small input then fails in the forward pass, which callers report)."""
+    names; 1 for anything else (a too-small input then fails in the forward pass, where
+    :mod:`torch_filtviz.probe` finds the real minimum)."""
     names = [layers] if isinstance(layers, str) else list(layers)
     aliases = getattr(model, "aliases", {}) or {}
     if getattr(model, "name", None) != "vgg16":
@@ -164,5 +187,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except RuntimeError:
         raise FiltvizError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N, mps") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise FiltvizError("device 'cuda' asked for, but no CUDA GPU is available here; use --device cpu")
+        raise FiltvizRuntimeError("device 'cuda' asked for, but no CUDA GPU is available here; "
+                                          "use --device cpu")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                       and torch.backends.mps.is_available()):
+        raise FiltvizRuntimeError("device 'mps' asked for, but MPS is not available here; use --device cpu")
     return resolved

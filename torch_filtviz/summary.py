@@ -65,7 +65,9 @@ def _rows(model: nn.Module, input_size: tuple[int, ...]):
     # mode="eval": no dropout/batch-norm updates; torchinfo restores the model's own mode afterwards.
     stats = torchinfo.summary(model, input_size=(1, *input_size), depth=1_000, device=device, mode="eval",
                               verbose=0, col_names=("output_size", "num_params"))
-    paths = {id(module): path for path, module in model.named_modules()}
+    from torch_filtviz.targets import display_path
+
+    paths = {id(module): display_path(model, path) for path, module in model.named_modules()}
     leaves = [(paths.get(info.layer_id, info.var_name), info) for info in stats.summary_list
               if info.is_leaf_layer]
     aliases: dict[str, str] = dict(getattr(model, "aliases", {}) or {})

@@ -1,0 +1,83 @@
+"""Each network's own input preprocessing, built into the model so callers always hand in RGB pixels.
+
+The pixel method optimizes an image in pixel units (0-255, as a photo), whatever network looks at
+it; the network sees that image through the preprocessing it was trained with:
+
+* ``"caffe"``: Keras' VGG16 weights — RGB -> BGR, subtract the ImageNet BGR means, 0-255 scale;
+* ``"imagenet"``: torchvision's weights — /255, then the ImageNet mean/std per RGB channel;
+* ``"none"``: the network takes 0-255 RGB pixels as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from filtviz_core import vgg16 as spec
+from filtviz_core.errors import FiltvizError
+
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+PREPROCESSING = ("imagenet", "caffe", "none")
+
+
+class CaffePreprocess(nn.Module):
+    """Keras "caffe" preprocessing: RGB -> BGR, subtract the ImageNet BGR means, 0-255 scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(spec.CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flip(1) - self.mean.to(x.dtype)
+
+
+class TorchvisionPreprocess(nn.Module):
+    """torchvision's ImageNet preprocessing: /255, then mean/std per RGB channel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD_RGB).view(1, 3, 1, 1) * 255, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+class CustomPreprocess(nn.Module):
+    """A caller's own preprocessing function, as a module (so it moves with the model)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def make_preprocess(kind: str | nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> tuple[nn.Module, str]:
+    """(module, name) for ``"imagenet"``, ``"caffe"``, ``"none"``, an ``nn.Module`` or a callable."""
+    if isinstance(kind, nn.Module):
+        return kind, preprocess_name(kind)
+    if callable(kind) and not isinstance(kind, str):
+        return CustomPreprocess(kind), "custom"
+    if kind == "imagenet":
+        return TorchvisionPreprocess(), "imagenet"
+    if kind == "caffe":
+        return CaffePreprocess(), "caffe"
+    if kind == "none":
+        return nn.Identity(), "none"
+    raise FiltvizError(f"unknown preprocessing {kind!r}; valid: {', '.join(PREPROCESSING)}, or a function")
+
+
+def preprocess_name(module: nn.Module | None) -> str:
+    """The name under which run.json records a preprocessing module."""
+    if isinstance(module, CaffePreprocess):
+        return "caffe"
+    if isinstance(module, TorchvisionPreprocess):
+        return "imagenet"
+    if module is None or isinstance(module, nn.Identity):
+        return "none"
+    return "custom"

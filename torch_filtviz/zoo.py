@@ -1,0 +1,235 @@
+"""Networks by name: VGG16 with the Keras weights, any torchvision classification network, or your own factory.
+
+``load_model("resnet50", weights="random")`` and ``filtviz ... --model resnet50 --weights random``
+are the same call. A model is named by
+
+* ``"vgg16"``: :func:`torch_filtviz.load_vgg16` (Keras ImageNet weights, verified, offline);
+* a torchvision classification network (``resnet50``, ``googlenet``, ``mobilenet_v3_large``,
+  ``convnext_tiny``, ``efficientnet_b0``, ...): built by ``torchvision.models.get_model``;
+* ``"package.module:function"``: your own factory, called with no arguments, returning an
+  ``nn.Module`` (or a :class:`~torch_filtviz.models.PixelModel` that already carries its preprocessing).
+
+and its weights by ``"torchvision"`` (torchvision's default weights: a download unless torch's
+cache has them), ``"random"`` (seeded initialisation), a state-dict file (``.pth``/``.pt`` read with
+``torch.load(weights_only=True)``, or ``.safetensors``; every name and shape checked), or, for a
+factory, ``None`` (the weights it builds with). Every network ends up behind its preprocessing,
+recorded in run.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from filtviz_core.errors import FiltvizError, WeightsError, WeightsUnavailable
+from filtviz_core.weights import looks_like_path, sha256_of
+from torch_filtviz import models as _models
+from torch_filtviz.models import PixelModel, resolve_device, wrap_model
+
+#: Constructor arguments that make a torchvision network a plain classifier without side branches.
+TORCHVISION_KWARGS: dict[str, dict] = {
+    "googlenet": {"aux_logits": False, "init_weights": False},
+    "inception_v3": {"aux_logits": False, "init_weights": False},
+}
+#: Side-branch parameters some checkpoints carry that the plain classifier above has no place for.
+DROPPED_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
+STATE_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin")
+
+
+def torchvision_names() -> list[str]:
+    """The classification networks of ``torchvision.models``, by name."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _unknown_model(name: str) -> FiltvizError:
+    names = torchvision_names()
+    return FiltvizError(f"unknown model {name!r}; valid: vgg16, a torchvision classification network "
+                        f"({', '.join(n for n in names if n in ('resnet50', 'googlenet', 'mobilenet_v3_large', 'convnext_tiny', 'efficientnet_b0'))}, "
+                        f"... {len(names)} in all; see torchvision.models.list_models()), or package.module:function")
+
+
+def check_model_name(name: str) -> str:
+    """Refuse, before any loading, a model name that is none of the three kinds."""
+    if not isinstance(name, str) or not name:
+        raise _unknown_model(str(name))
+    if name == "vgg16" or ":" in name or name in torchvision_names():
+        return name
+    raise _unknown_model(name)
+
+
+def load_model(model: str = "vgg16", weights: str | os.PathLike[str] | None = None, *,
+               preprocess: str | None = None, device: str | torch.device | None = None, seed: int = 0,
+               verify: bool = True) -> PixelModel:
+    """A network by name (see the module docstring), behind its preprocessing, in eval mode, frozen.
+
+    ``weights`` None means: ``"keras"`` for vgg16, ``"torchvision"`` for a torchvision network, the
+    factory's own for ``package.module:function``. ``preprocess`` None means: caffe for the Keras
+    VGG16 weights, ``"imagenet"`` otherwise (torchvision's convention; say ``"none"`` for a network
+    that takes 0-255 pixels).
+    """
+    check_model_name(model)
+    if model == "vgg16":
+        loaded = _models.load_vgg16("keras" if weights is None else weights, seed=seed, verify=verify)
+        if preprocess is not None:
+            loaded = PixelModel(wrap_model(nn.Identity(), preprocess).preprocess, loaded.features, loaded.name,
+                                loaded.aliases, loaded.weights_info)
+    elif ":" in model:
+        loaded = _from_factory(model, weights, preprocess, seed)
+    else:
+        loaded = _from_torchvision(model, weights, preprocess, seed)
+    loaded.eval().requires_grad_(False)
+    if device is not None:
+        loaded.to(resolve_device(device))
+    return loaded
+
+
+# --- torchvision -----------------------------------------------------------------------------------------
+
+
+def _from_torchvision(name: str, weights, preprocess: str | None, seed: int) -> PixelModel:
+    import torchvision
+
+    kwargs = dict(TORCHVISION_KWARGS.get(name, {}))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = torchvision.models.get_model(name, weights=None, **kwargs)
+    choice = "torchvision" if weights is None else str(weights)
+    if choice == "random":
+        info = {"source": f"random(seed={seed})", "sha256": None}
+    elif choice == "torchvision":
+        enum = torchvision.models.get_model_weights(name).DEFAULT
+        apply_state(network, torchvision_weights(name, enum.name), f"{name} ({enum})")
+        info = {"source": f"torchvision:{enum}", "sha256": None}
+    else:
+        state, info = load_state_file(weights)
+        apply_state(network, state, f"{name} from {weights}")
+    return wrap_model(network, preprocess or "imagenet", name=name, weights_info=info)
+
+
+def torchvision_weights(name: str, weights_name: str) -> dict[str, torch.Tensor]:
+    """torchvision's published weights for ``name``, from torch's cache or downloaded (runtime failure if neither)."""
+    import torchvision
+
+    enum = getattr(torchvision.models.get_model_weights(name), weights_name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+    if not cached.is_file() and os.environ.get("FILTVIZ_OFFLINE"):
+        raise WeightsUnavailable(f"torchvision's {name} weights ({enum}) are not in torch's cache ({cached}) and "
+                                 "FILTVIZ_OFFLINE is set; use --weights random or a weights file")
+    chatter = io.StringIO()  # torch.hub announces the download on stdout: keep failures to one line
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            state = enum.get_state_dict(progress=False, check_hash=True)
+        if not cached.is_file() or chatter.getvalue():
+            print(f"downloaded torchvision's {name} weights ({enum}) to {cached}", file=sys.stderr)
+        return state
+    except Exception as exc:  # noqa: BLE001 - network, proxy or hash failures all mean "not available"
+        raise WeightsUnavailable(f"torchvision's {name} weights are not available here ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}); use --weights random or a file") from None
+
+
+# --- state-dict files -------------------------------------------------------------------------------------
+
+
+def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict]:
+    """A state dict from ``.pth``/``.pt`` (``torch.load(weights_only=True)``) or ``.safetensors``, plus run.json's entry.
+
+    A checkpoint that nests its weights under ``"state_dict"`` or ``"model"``, or prefixes them with
+    ``module.`` (DataParallel), is unwrapped.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise WeightsUnavailable(f"weights file not found: {file}")
+    suffix = file.suffix.lower()
+    if suffix not in STATE_SUFFIXES:
+        raise WeightsError(f"unsupported weights file {file}: use a state dict saved as .pth/.pt or .safetensors")
+    if suffix == ".safetensors":
+        from filtviz_core import safetensors_io
+
+        arrays, _ = safetensors_io.decode(file.read_bytes(), str(file))
+        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    else:
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - pickle, zip and unsafe-global errors alike
+            raise WeightsError(f"{file} is not a state dict torch can load safely (weights_only=True): "
+                               f"{type(exc).__name__}") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{file} does not hold a state dict (a mapping of names to tensors)")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return dict(state), {"source": f"file:{file}", "sha256": sha256_of(file)}
+
+
+def apply_state(network: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` strictly into ``network``; any missing, unexpected or mis-shaped tensor is one clear line."""
+    own = network.state_dict()
+    state = {k: v for k, v in state.items() if not (k.startswith(DROPPED_PREFIXES) and k not in own)}
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shapes = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if shapes:
+        k, got, want = shapes[0]
+        more = f" ({len(shapes) - 1} more)" if len(shapes) > 1 else ""
+        raise WeightsError(f"the weights do not fit {what}: {k} has shape {got} in the file, {want} in the "
+                           f"model{more}")
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {missing[0]})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (first: {extra[0]})")
+        raise WeightsError(f"the weights do not fit {what}: {', '.join(parts)}")
+    network.load_state_dict(state, strict=True)
+
+
+# --- your own factory -------------------------------------------------------------------------------------
+
+
+def _from_factory(spec: str, weights, preprocess: str | None, seed: int) -> PixelModel:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise FiltvizError(f"bad model {spec!r}: use package.module:function")
+    if os.getcwd() not in sys.path:  # like `python -m`: the user's project folder is importable
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FiltvizError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise FiltvizError(f"{module_name} has no function {attr!r} (model {spec!r})")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = factory()
+    if not isinstance(network, nn.Module):
+        raise FiltvizError(f"{spec} returned a {type(network).__name__}, not an nn.Module")
+    if weights is None or str(weights) == "random":
+        info = {"source": f"{spec} (as built, seed {seed})", "sha256": None}
+    elif str(weights) == "torchvision" or not looks_like_path(weights):
+        raise FiltvizError(f"unknown weights {str(weights)!r} for {spec}: use random or a state-dict file "
+                           "(.pth/.pt/.safetensors)")
+    else:
+        state, info = load_state_file(weights)
+        target = network.features if isinstance(network, PixelModel) else network
+        apply_state(target, state, f"{spec} from {weights}")
+    if isinstance(network, PixelModel):
+        if preprocess is not None:
+            raise FiltvizError(f"{spec} returns a PixelModel with its own preprocessing; drop --preprocess")
+        network.weights_info = info
+        return network
+    return wrap_model(network, preprocess or "imagenet", name=spec, weights_info=info)
