@@ -1,7 +1,9 @@
 """The output folder of a filter-visualization run, written the same way by both command lines.
 
 ``<out>/run.json``, ``<out>/<layer>_grid.png``, ``<out>/<layer>_iterations.png`` and one
-``<out>/<layer>/filter_<i>.png`` per filter; every file is written atomically.
+``<out>/filters/filter_<i>.png`` per filter; every file is written atomically. (Before version
+0.2 the per-filter pictures went to ``<out>/<layer>/``, which doubled the layer name under the
+default ``--out outputs/filters/<layer>``.)
 """
 
 from __future__ import annotations
@@ -16,10 +18,26 @@ import numpy as np
 from filtviz_core import atomic, plots, runrecord
 from filtviz_core.errors import FiltvizError
 
+FILTER_DIR = "filters"  # per-filter pictures: <out>/filters/filter_0007.png
 
-def check_writable(out: str | os.PathLike[str]) -> Path:
-    """Create ``out`` if needed and make sure files can be written there (before any long work)."""
+
+def check_writable(out: str | os.PathLike[str], create: bool = True) -> Path:
+    """Make sure files can be written under ``out`` (before any long work).
+
+    ``create=False`` checks without creating anything: ``out`` is an existing writable folder, or the
+    nearest existing folder above it is writable, so that a command can refuse bad input later
+    without leaving an empty folder behind.
+    """
     path = Path(out)
+    if not create:
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise FiltvizError(f"cannot write to output folder {path}: {existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise FiltvizError(f"cannot write to output folder {path}: {existing} is not writable")
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".filtviz-write-test-{os.getpid()}"
@@ -38,9 +56,9 @@ def write_filter_outputs(out: str | os.PathLike[str], *, layer: str, filters: Se
     written: dict[str, Path] = {}
     if per_filter_png:
         for i, f in enumerate(filters):
-            path = out / layer / f"filter_{int(f):04d}.png"
+            path = out / FILTER_DIR / f"filter_{int(f):04d}.png"
             atomic.save_png(path, np.asarray(images[i]))
-        written["filters"] = out / layer
+        written["filters"] = out / FILTER_DIR
     losses = np.asarray(losses)
     grid = plots.plot_filter_grid(images, filters, layer, losses=losses[:, -1])
     written["grid"] = out / f"{layer}_grid.png"

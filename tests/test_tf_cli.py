@@ -29,7 +29,7 @@ def test_filters_end_to_end_writes_figures_and_run_json(weights_file, tmp_path, 
     assert rc == 0
     for name in ("block1_conv2_grid.png", "block1_conv2_iterations.png", "run.json"):
         assert (out / name).stat().st_size > 1000 or name == "run.json"
-    assert sorted(p.name for p in (out / "block1_conv2").iterdir()) == [f"filter_{i:04d}.png" for i in range(3)]
+    assert sorted(p.name for p in (out / "filters").iterdir()) == [f"filter_{i:04d}.png" for i in range(3)]
     record = json.loads((out / "run.json").read_text())
     assert set(FIELDS) <= set(record)
     assert record["framework"] == "tensorflow" and record["layer"] == "block1_conv2"

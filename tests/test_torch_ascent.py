@@ -144,8 +144,9 @@ def test_dead_filters_flagged():
     assert clipped.raw[0].max() <= 255
     pre = visualize_filters(model, "relu", [0, 1], steps=3, init=x0, progress=False)
     assert pre.dead.tolist() == [False, False] and np.all(np.diff(pre.losses[1]) > 0)
-    # the model is left in eval mode, and its parameters as they were (no gradient stored)
-    assert not model.training
+    # the model is handed back in the training mode it came in (it ran in eval mode), and its
+    # parameters as they were (no gradient stored)
+    assert model.training and all(m.training for m in model.modules())
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
 
 

@@ -8,64 +8,71 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from filtviz_core import algorithm, outputs
-from filtviz_core.cli_common import parse_names, parse_steps, run_guarded
+from filtviz_core import __version__, algorithm, outputs
+from filtviz_core.cli_common import (OneLineParser, add_map_options, add_progress, check_map_options, examples,
+                                     parse_names, parse_steps, progress_wanted, run_guarded)
 from filtviz_core.errors import FiltvizError
 from filtviz_core.weights import check_weights_choice
 from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, POOL_NAMES, min_size_for
 
+PROG = "python -m tf_reference"
 DEFAULT_OUT = Path("outputs") / "tf_reference"
-DEFAULT_MAP_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1"
 LAYER_NAMES = tuple(name for block in range(1, 6) for name in
                     [n for n in CONV_NAMES if n.startswith(f"block{block}_")] + [f"block{block}_pool"])
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line on stderr, exit 2, like every other bad input."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m tf_reference",
-                     description="Keras/TensorFlow reference: VGG16 summary, feature maps, filter visualization.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description="Keras/TensorFlow reference: VGG16 summary, feature maps, filter visualization.",
+                           epilog=examples(f"{PROG} filters block1_conv2 --filters 0-7 --steps 100",
+                                           f"{PROG} maps --layers block1_conv2,block3_conv3 --out outputs/tf_maps",
+                                           "exit status: 0 done, 2 bad input, 1 failure while running, "
+                                           "130 interrupted"))
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="COMMAND")
+
+    def add(name: str, help_text: str, *lines: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=examples(*lines),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
     def add_weights(p: argparse.ArgumentParser) -> None:
         p.add_argument("--weights", default="keras",
                        help="keras (verified file, offline; default), imagenet (Keras download), random, or a path")
 
-    p = sub.add_parser("summary", help="print Keras' model.summary() of VGG16 (include_top=False)")
+    p = add("summary", "print Keras' model.summary() of VGG16 (include_top=False)", f"{PROG} summary")
     add_weights(p)
 
-    p = sub.add_parser("maps", help="feature maps of an image at some layers")
-    p.add_argument("image", nargs="?", default=None, help="RGB image file (default: matplotlib's grace_hopper.jpg)")
-    p.add_argument("--layers", default=DEFAULT_MAP_LAYERS, help=f"comma-separated layers (default {DEFAULT_MAP_LAYERS})")
-    p.add_argument("--channels", type=int, default=8, help="maps shown per layer (default 8)")
-    p.add_argument("--size", type=int, default=None, help="resize the image to SIZE x SIZE first (default: as is)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
+    p = add("maps", "feature maps of an image at some layers", f"{PROG} maps",
+            f"{PROG} maps photo.jpg --layers block1_conv1,block3_pool --size 128 --channels 16")
+    add_map_options(p)
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder; default: {DEFAULT_OUT}")
     add_weights(p)
 
-    p = sub.add_parser("filters", help="gradient-ascent pictures of filters of one conv layer (SPEC.md)")
+    p = add("filters", "gradient-ascent pictures of filters of one conv layer (SPEC.md)",
+            f"{PROG} filters block1_conv2 --filters 0-7 --steps 100 --snapshots 10,100",
+            f"{PROG} filters block5_conv3 --filters 0-3 --size 96 --objective post_relu")
     p.add_argument("layer", help="conv layer, e.g. block1_conv2")
-    p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,20 (default 0-15)")
-    p.add_argument("--steps", type=int, default=algorithm.DEFAULT_STEPS)
+    p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,20; default: 0-15")
+    p.add_argument("--steps", type=int, default=algorithm.DEFAULT_STEPS, help="ascent steps; default: %(default)s")
     p.add_argument("--snapshots", default="10,100",
                    help="steps to keep images of, e.g. 10,100 (default: those of 10,100 within --steps, plus the last)")
-    p.add_argument("--size", type=int, default=algorithm.DEFAULT_SIZE)
-    p.add_argument("--lr", type=float, default=algorithm.DEFAULT_LR, help="RMS step in pixel units (default 1)")
-    p.add_argument("--seed", type=int, default=algorithm.DEFAULT_SEED)
-    p.add_argument("--objective", default=algorithm.DEFAULT_OBJECTIVE, choices=algorithm.OBJECTIVES)
-    p.add_argument("--clip", action="store_true", help="clip the image to [0, 255] after every step")
+    p.add_argument("--size", type=int, default=algorithm.DEFAULT_SIZE, help="image side in pixels; default: %(default)s")
+    p.add_argument("--lr", type=float, default=algorithm.DEFAULT_LR,
+                   help="step length in pixel units (RMS-normalised); default: %(default)s")
+    p.add_argument("--seed", type=int, default=algorithm.DEFAULT_SEED,
+                   help="seed of the starting noise (and of --weights random); default: %(default)s")
+    p.add_argument("--objective", default=algorithm.DEFAULT_OBJECTIVE, choices=algorithm.OBJECTIVES,
+                   help="pre_relu (conv output before the ReLU, no dead filters) or post_relu (the Keras layer "
+                        "output, as the original notebook); default: %(default)s")
+    p.add_argument("--clip", action="store_true", help="clip the images to 0-255 after every step")
     p.add_argument("--eager", action="store_true", help="run the step eagerly instead of in tf.function")
     p.add_argument("--no-filter-pngs", action="store_true", help="skip the per-filter PNGs")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
+    add_progress(p)
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder; default: {DEFAULT_OUT}")
     add_weights(p)
     return parser
 
@@ -91,12 +98,11 @@ def cmd_maps(args: argparse.Namespace) -> None:
     bad = [name for name in layers if name not in LAYER_NAMES]
     if bad:
         raise FiltvizError(f"unknown layer {bad[0]!r}; valid: {', '.join(LAYER_NAMES)}")
-    if args.channels < 1:
-        raise FiltvizError(f"--channels must be >= 1, got {args.channels}")
+    check_map_options(args)
     check_weights_choice(args.weights)
-    image = load_image(args.image, size=args.size)
+    out = outputs.check_writable(args.out, create=False)
+    image = load_image(args.image, size=args.size or None)
     as_image_batch(image)  # size check before the model loads
-    out = outputs.check_writable(args.out)
 
     from filtviz_core import atomic
     from tf_reference.model import feature_maps
@@ -121,7 +127,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
     snapshots = parse_steps(args.snapshots)
     algorithm.snapshot_steps(snapshots, args.steps)
     check_weights_choice(args.weights)
-    out = outputs.check_writable(args.out)  # before any long work
+    out = outputs.check_writable(args.out, create=False)  # before any long work; created when results exist
 
     import numpy as np
 
@@ -131,7 +137,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     results = visualize_filters(model, args.layer, filters, steps=args.steps, size=args.size, lr=args.lr,
                                 seed=args.seed, snapshots=snapshots, objective=args.objective, clip=args.clip,
-                                compiled=not args.eager, progress=sys.stderr.isatty())
+                                compiled=not args.eager, progress=progress_wanted(args.progress))
     record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})
     written = outputs.write_filter_outputs(
         out, layer=args.layer, filters=filters, images=np.stack([r.image for r in results]),
@@ -150,6 +156,15 @@ COMMANDS = {"summary": cmd_summary, "maps": cmd_maps, "filters": cmd_filters}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; 0 on success, 2 on bad input (one line on stderr), 130 on Ctrl-C."""
-    args = build_parser().parse_args(argv)
-    return run_guarded("python -m tf_reference", lambda: COMMANDS[args.command](args))
+    """Run the command line; 0 on success, 2 on bad input (one line on stderr), 1 on a failure while
+    running, 130 on Ctrl-C."""
+
+    def run() -> int:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        COMMANDS[args.command](args)
+        return 0
+
+    return run_guarded(PROG, run)

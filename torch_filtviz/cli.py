@@ -1,9 +1,12 @@
 """The ``filtviz`` command line: a thin layer over the torch_filtviz API.
 
-Each subcommand parses its options, checks the output folder is writable before any long work,
-calls the API, writes files (all atomically, via ``filtviz_core``) and prints where they are.
-Bad input ends with ONE line on stderr (``filtviz: error: ...``) and exit status 2, never a
-traceback; Ctrl-C ends with exit status 130 and leaves no half-written file.
+Each subcommand parses its options, checks that the output folder could be written before any
+long work (without creating it), loads the model, validates the layer, filters and size, and only
+then runs, writes its files (all atomically, via ``filtviz_core``) and prints where they are.
+
+Exit status: 0 done; 2 bad input (unknown layer or model, filter out of range, a weights file that
+does not fit the model, bad flags: one line on stderr); 1 a failure while running (weights not
+found, a download that failed, a device error); 130 Ctrl-C (every file written so far is complete).
 """
 
 from __future__ import annotations
@@ -15,32 +18,41 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import algorithm as alg
-from filtviz_core.cli_common import EXIT_INTERRUPTED, EXIT_USAGE, parse_names, parse_steps, run_guarded
+from filtviz_core.cli_common import (NOTEBOOK_MAP_LAYERS, OneLineParser, add_map_options, add_progress,
+                                     check_map_options, examples, parse_names, parse_steps, progress_wanted,
+                                     run_guarded)
 from filtviz_core.errors import FiltvizError
 
 PROG = "filtviz"
-NOTEBOOK_MAP_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (raised, printed by :func:`main`) instead of usage + exit."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise FiltvizError(f"{message} (see '{self.prog} --help')")
+MAP_LAYER_COUNT = 5  # maps of a non-VGG16 model without --layers: this many conv layers, evenly spread
 
 
 # --- option groups -------------------------------------------------------------------------------------
 
 
 def _model_options() -> argparse.ArgumentParser:
+    from torch_filtviz.preprocessing import PREPROCESSING
+
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("model")
-    g.add_argument("--weights", default="keras",
-                   help="keras (verified Keras ImageNet weights, offline), torchvision, random, or a weights file "
-                        "(.safetensors, Keras .h5, .onnx); default: keras")
+    g.add_argument("--model", default="vgg16",
+                   help="vgg16 (Keras weights), a torchvision classification network (resnet50, googlenet, "
+                        "mobilenet_v3_large, convnext_tiny, efficientnet_b0, ...), or package.module:function "
+                        "returning your nn.Module; default: vgg16")
+    g.add_argument("--weights", default=None,
+                   help="vgg16: keras (verified Keras ImageNet weights, offline; default), torchvision (downloads "
+                        "unless cached), random, or a file (.safetensors, Keras .h5, .onnx, or a torchvision "
+                        ".pth). Other models: torchvision (their published weights; downloads unless cached; "
+                        "default), random (seeded), or a state dict (.pth/.pt/.safetensors). "
+                        "package.module:function: as built (default), or a state dict")
+    g.add_argument("--preprocess", choices=PREPROCESSING, default=None,
+                   help="how the network sees 0-255 RGB pixels: imagenet (/255, mean/std), caffe (BGR minus "
+                        "means), none; default: caffe for the Keras VGG16 weights, imagenet otherwise")
     g.add_argument("--no-verify", dest="verify", action="store_false",
-                   help="accept a weights file with VGG16 shapes but not the pinned ImageNet SHA-256 (your own weights)")
-    g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+                   help="accept a VGG16 weights file with VGG16 shapes but not the pinned ImageNet SHA-256 "
+                        "(your own weights)")
+    g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps; "
+                                                    "default: auto")
     g.add_argument("--seed", type=int, default=alg.DEFAULT_SEED,
                    help="seed of the starting noise (and of --weights random); default: %(default)s")
     return p
@@ -57,57 +69,80 @@ def _ascent_options(size: int = alg.DEFAULT_SIZE) -> argparse.ArgumentParser:
                    help="steps to keep pictures of for the comparison figure, e.g. 10,100 ('' for none); "
                         "default: %(default)s")
     g.add_argument("--objective", choices=alg.OBJECTIVES, default=alg.DEFAULT_OBJECTIVE,
-                   help="pre_relu (conv output before the ReLU, no dead filters) or post_relu (the Keras "
-                        "layer output, as the original notebook); default: %(default)s")
+                   help="pre_relu (the input of the activation after the layer: no dead filters) or post_relu "
+                        "(that activation's output, as the original notebook); default: %(default)s")
     g.add_argument("--clip", action="store_true", help="clip the images to 0-255 after every step")
     g.add_argument("--batch-size", type=int, default=None,
-                   help="filters optimized together (default: all on CPU, memory-sized on CUDA)")
+                   help="filters optimized together (default: as many as fit in half the free memory)")
     g.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
                    help="fp32 follows the spec exactly; tf32 (CUDA convs on TF32 tensor cores) and bf16 autocast "
-                        "are faster on recent GPUs; default: %(default)s")
+                        "trade exactness for speed; default: %(default)s")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: on for CPU, where it is faster; off elsewhere)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_progress(g)
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from torch_filtviz import __version__
+
     model, ascent = _model_options(), _ascent_options()
-    parser = _Parser(prog=PROG, description="See what the filters of VGG16 respond to (PyTorch, no TensorFlow).")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = OneLineParser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="See what the filters of a convolutional network respond to (PyTorch, no TensorFlow).",
+        epilog=examples("filtviz filters block3_conv1 --filters 0-15",
+                        "filtviz filters layer4.1.conv2 --model resnet18 --weights random --size 64",
+                        "filtviz layers --model googlenet --weights random",
+                        "exit status: 0 done, 2 bad input, 1 failure while running, 130 interrupted"))
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
 
-    p = sub.add_parser("summary", parents=[model], help="Keras-like table of the layers, shapes and parameters")
+    def add(name: str, parents: list, help_text: str, *lines: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=parents, help=help_text, description=help_text,
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples(*lines))
+
+    p = add("summary", [model], "Keras-like table of the layers, shapes and parameters",
+            "filtviz summary", "filtviz summary --model resnet18 --weights random --shapes torch")
     p.add_argument("--input-size", type=int, default=224, help="input side in pixels; default: %(default)s")
     p.add_argument("--shapes", choices=("keras", "torch"), default="keras",
                    help="print shapes as Keras (None, H, W, C) or PyTorch (N, C, H, W); default: keras")
     p.set_defaults(run=cmd_summary)
 
-    p = sub.add_parser("layers", help="the layer names to use, with module paths and filter counts")
+    p = add("layers", [model], "the layers you can target: names, module paths, kind, filters, smallest input",
+            "filtviz layers", "filtviz layers --model resnet18 --weights random --kind conv")
+    p.add_argument("--kind", choices=("all", "conv"), default="all",
+                   help="list every module, or conv layers only (non-VGG16 models); default: all")
     p.set_defaults(run=cmd_layers)
 
-    p = sub.add_parser("maps", parents=[model], help="feature maps of an image at some layers, in one figure")
-    p.add_argument("image", nargs="?", default=None, help="image file (default: the sample photo of Grace Hopper)")
-    p.add_argument("--layers", default=",".join(NOTEBOOK_MAP_LAYERS), help="comma-separated; default: %(default)s")
-    p.add_argument("--image-size", type=int, default=224, help="resize the image to this square first (0: keep)")
-    p.add_argument("--channels", type=int, default=8, help="maps shown per layer; default: %(default)s")
+    p = add("maps", [model], "feature maps of an image at some layers, in one figure",
+            "filtviz maps", "filtviz maps photo.jpg --layers block1_conv2,block4_conv3 --channels 16",
+            "filtviz maps --model resnet18 --weights random --layers layer1,layer3")
+    add_map_options(p, default_layers=None)
+    p.add_argument("--image-size", dest="size", type=int, help=argparse.SUPPRESS)  # the old name of --size
     p.add_argument("--out", default="outputs/maps", help="output folder; default: %(default)s")
     p.set_defaults(run=cmd_maps)
 
-    p = sub.add_parser("filters", parents=[model, ascent], help="the pictures that most excite filters of a layer")
+    p = add("filters", [model, ascent], "the pictures that most excite filters of a layer",
+            "filtviz filters block3_conv1 --filters 0-15 --steps 100",
+            "filtviz filters block5_conv3 --filters 0,7,100-103 --size 96 --objective post_relu",
+            "filtviz filters layer4.1.conv2 --model resnet18 --weights random --filters 0-3 --size 64",
+            "filtviz filters conv1 --model mypkg.nets:build --filters 0-7")
     p.add_argument("layer", help="layer name (e.g. block3_conv1; see 'filtviz layers') or module path")
     p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-63 or 0,5,9-12; default: %(default)s")
     p.add_argument("--out", default=None, help="output folder; default: outputs/filters/LAYER")
     p.set_defaults(run=cmd_filters)
 
-    p = sub.add_parser("atlas", parents=[model, _ascent_options(size=64)],
-                       help="the first filters of every conv layer: a grid per layer and an index")
+    p = add("atlas", [model, _ascent_options(size=64)], "the first filters of every conv layer: a grid per layer "
+            "and an index", "filtviz atlas --per-layer 8 --size 64",
+            "filtviz atlas --model resnet18 --weights random --layers layer1.0.conv1,layer4.1.conv2")
     p.add_argument("--per-layer", type=int, default=8, help="filters per layer (from 0); default: %(default)s")
     p.add_argument("--layers", default=None, help="comma-separated subset (default: every conv layer)")
     p.add_argument("--out", default="outputs/atlas", help="output folder; default: %(default)s")
     p.set_defaults(run=cmd_atlas)
 
-    p = sub.add_parser("weights", help="where the weights come from, their SHA-256, and whether they verify")
+    p = add("weights", [], "where the VGG16 Keras weights come from, their SHA-256, and whether they verify",
+            "filtviz weights --verify")
     p.add_argument("--weights", default="keras", help="keras or a weights file; default: keras")
     p.add_argument("--verify", action="store_true", help="hash the file again and compare with the pinned SHA-256")
     p.set_defaults(run=cmd_weights)
@@ -118,9 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from torch_filtviz.models import load_vgg16
+    """The model the options name (validated first: a bad --model costs no loading)."""
+    from torch_filtviz.zoo import check_model_name, load_model
 
-    return load_vgg16(args.weights, device=args.device, seed=args.seed, verify=args.verify)
+    check_model_name(args.model)
+    return load_model(args.model, args.weights, preprocess=args.preprocess, device=args.device, seed=args.seed,
+                      verify=args.verify)
 
 
 def _ascent_kwargs(args: argparse.Namespace) -> dict:
@@ -128,7 +166,7 @@ def _ascent_kwargs(args: argparse.Namespace) -> dict:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
     return dict(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, snapshots=parse_steps(args.snapshots),
                 objective=args.objective, clip=args.clip, batch_size=args.batch_size, device=args.device,
-                precision=args.precision, channels_last=args.channels_last, progress=args.progress)
+                precision=args.precision, channels_last=args.channels_last, progress=progress_wanted(args.progress))
 
 
 def write_results(results, out: str | Path) -> dict[str, Path]:
@@ -141,12 +179,26 @@ def write_results(results, out: str | Path) -> dict[str, Path]:
 
 def _report(results, written: dict[str, Path]) -> None:
     dead = int(sum(results.dead))
-    print(f"{results.layer}: {len(results.filters)} filters, {results.params['steps']} steps at "
+    target = results.target or {}
+    where = f" ({target['module']} {target['tensor']})" if target.get("module") else ""
+    print(f"{results.layer}{where}: {len(results.filters)} filters, {results.params['steps']} steps at "
           f"{results.params['size']} px in {results.seconds:.1f} s on {results.device}"
           + (f"; {dead} dead (zero gradient at the start)" if dead else ""))
     labels = {"grid": "grid", "iterations": "iterations", "filters": "filter PNGs", "run": "run record"}
     for key, path in written.items():
         print(f"  {labels.get(key, key):<12} {path}{'/' if key == 'filters' else ''}")
+
+
+def _default_map_layers(model) -> list[str]:
+    from torch_filtviz.models import layer_names
+
+    if getattr(model, "name", None) == "vgg16":
+        return list(NOTEBOOK_MAP_LAYERS)
+    convs = layer_names(model, "conv")
+    if not convs:
+        raise FiltvizError("this model has no Conv2d layer to show by default; name some with --layers")
+    picks = sorted({round(i * (len(convs) - 1) / max(1, MAP_LAYER_COUNT - 1)) for i in range(MAP_LAYER_COUNT)})
+    return [convs[i] for i in picks]
 
 
 # --- subcommands ---------------------------------------------------------------------------------------
@@ -160,23 +212,28 @@ def cmd_summary(args: argparse.Namespace) -> int:
     model = _load(args)
     from filtviz_core.vgg16 import MIN_IMAGE_SIZE
 
-    if args.input_size < MIN_IMAGE_SIZE:
+    if getattr(model, "name", None) == "vgg16" and args.input_size < MIN_IMAGE_SIZE:
         raise FiltvizError(f"--input-size {args.input_size} is too small: VGG16 needs at least {MIN_IMAGE_SIZE} px")
     summary(model, (3, args.input_size, args.input_size), shape_style=args.shapes)
     return 0
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from filtviz_core import vgg16 as spec
-    from torch_filtviz.models import vgg16_aliases
+    from torch_filtviz.catalog import print_layers
 
-    aliases = vgg16_aliases()  # no weights needed to list the layers
-    print(f"{'layer':<14}{'module':<14}{'filters':>8}  {'min size':>8}")
-    for name, path in aliases.items():
-        filters = spec.FILTER_COUNTS.get(name, "-")
-        print(f"{name:<14}{path:<14}{filters:>8}  {spec.min_size_for(name):>5} px")
-    print(f"{len(spec.CONV_NAMES)} conv layers, {spec.TOTAL_FILTERS:,} filters. A conv name is its post-ReLU Keras "
-          "output; its conv module (e.g. features.0) is the pre-activation.")
+    if args.model == "vgg16":
+        from filtviz_core import vgg16 as spec
+        from torch_filtviz.models import vgg16_aliases
+
+        aliases = vgg16_aliases()  # no weights needed to list the layers
+        print(f"{'layer':<14}{'module':<14}{'filters':>8}  {'min size':>8}")
+        for name, path in aliases.items():
+            filters = spec.FILTER_COUNTS.get(name, "-")
+            print(f"{name:<14}{path:<14}{filters:>8}  {spec.min_size_for(name):>5} px")
+        print(f"{len(spec.CONV_NAMES)} conv layers, {spec.TOTAL_FILTERS:,} filters. A conv name is its post-ReLU "
+              "Keras output; its conv module (e.g. features.0) is the pre-activation.")
+        return 0
+    print_layers(_load(args), kind=args.kind)
     return 0
 
 
@@ -186,15 +243,13 @@ def cmd_maps(args: argparse.Namespace) -> int:
     from torch_filtviz.maps import feature_maps
     from torch_filtviz.plots import plot_feature_maps
 
-    layers = parse_names(args.layers)
-    if args.channels < 1:
-        raise FiltvizError(f"--channels must be at least 1, got {args.channels}")
-    if args.image_size < 0:
-        raise FiltvizError(f"--image-size must be 0 (keep) or a number of pixels, got {args.image_size}")
-    out = check_writable(args.out)
+    check_map_options(args)
+    layers = parse_names(args.layers) if args.layers is not None else None
+    out = check_writable(args.out, create=False)
     path = Path(args.image) if args.image else images.sample_image_path()
-    picture = images.load_image(path, size=args.image_size or None)
+    picture = images.load_image(path, size=args.size or None)
     model = _load(args)
+    layers = layers or _default_map_layers(model)
     maps = feature_maps(model, picture, layers)
     target = out / "feature_maps.png"
     atomic.save_figure(plot_feature_maps(maps, channels=args.channels), target)
@@ -210,7 +265,7 @@ def cmd_filters(args: argparse.Namespace) -> int:
     from torch_filtviz.ascent import visualize_filters
 
     kwargs = _ascent_kwargs(args)
-    out = check_writable(args.out or Path("outputs") / "filters" / args.layer)
+    out = check_writable(args.out or Path("outputs") / "filters" / args.layer.replace("/", "_"), create=False)
     model = _load(args)
     results = visualize_filters(model, args.layer, args.filters, **kwargs)
     _report(results, write_results(results, out))
@@ -219,7 +274,6 @@ def cmd_filters(args: argparse.Namespace) -> int:
 
 def cmd_atlas(args: argparse.Namespace) -> int:
     from filtviz_core import atomic
-    from filtviz_core import vgg16 as spec
     from filtviz_core.outputs import check_writable
     from torch_filtviz.ascent import visualize_filters
     from torch_filtviz.hooks import layer_channels, resolve_target
@@ -229,7 +283,7 @@ def cmd_atlas(args: argparse.Namespace) -> int:
     if args.per_layer < 1:
         raise FiltvizError(f"--per-layer must be at least 1, got {args.per_layer}")
     kwargs = _ascent_kwargs(args)
-    out = check_writable(args.out)
+    out = check_writable(args.out, create=False)
     model = _load(args)
     layers = parse_names(args.layers) if args.layers else layer_names(model, "conv")
     plan = []
@@ -254,8 +308,8 @@ def cmd_atlas(args: argparse.Namespace) -> int:
 
 
 def _atlas_index(done, out: Path, args: argparse.Namespace) -> str:
-    lines = [f"# Filter atlas ({args.weights} weights, {args.steps} steps at {args.size} px, objective "
-             f"{args.objective}, seed {args.seed})", "", "![atlas](atlas.png)", "",
+    lines = [f"# Filter atlas ({args.model}, {args.weights or 'default'} weights, {args.steps} steps at {args.size} "
+             f"px, objective {args.objective}, seed {args.seed})", "", "![atlas](atlas.png)", "",
              "| layer | filters | final loss (mean) | dead | grid | iterations | run |", "|---|---|---|---|---|---|---|"]
     for results, written in done:
         rel = {k: Path(v).relative_to(out).as_posix() for k, v in written.items()}
@@ -296,16 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         try:
             args = build_parser().parse_args(argv)
-        except SystemExit as exc:  # --help, or argparse's own exit
-            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
-        try:
-            return int(args.run(args) or 0)
-        except BrokenPipeError:  # output piped into `head` and closed: not an error worth a message
-            sys.stderr.close()
-            return 1
-        except OSError as exc:  # a full disk or a folder removed mid-run: the environment, not a bug
-            print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
-            return 1
+        except SystemExit as exc:  # --help, --version, or argparse's own exit
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        return int(args.run(args) or 0)
 
     return run_guarded(PROG, run)
 
