@@ -81,6 +81,7 @@ def conv_math(precision: str) -> Iterator[None]:
     if api_in_use() == "legacy":
         flags = (torch.backends.cudnn, torch.backends.cuda.matmul)
         changed = [(f, f.allow_tf32) for f in flags if f.allow_tf32 != tf32]  # untouched flags stay exactly as set
+        shadow = {key: _get(key) for key in NEW_API_KEYS} if has_new_api() else {}
         for f, _ in changed:
             f.allow_tf32 = tf32
         try:
@@ -88,6 +89,9 @@ def conv_math(precision: str) -> Iterator[None]:
         finally:
             for f, old in changed:
                 f.allow_tf32 = old
+            for key, old_value in shadow.items():  # the legacy setters write the new API's view too: put it back
+                if _get(key) != old_value:
+                    _set(key, old_value)
         return
     saved_new = {key: _get(key) for key in NEW_API_KEYS}  # op level only: parents stay untouched
     value = "tf32" if tf32 else "ieee"
