@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared, one-shot GPU check owed by issue 7, for a session that is lent a device machine
+# The prepared, one-shot GPU check of the performance targets, for a session that is lent a device machine
 # (device tool: Python 3.12, torch, numpy 2, no TensorFlow, no registry; run from the source tree).
 # Carry only the weights file for the correctness part: it is looked up in $FILTVIZ_HOME.
 #

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from filtviz_core.cli_common import run_guarded
+from filtviz_core.cli_common import add_progress, progress_wanted, run_guarded
 
 MAP_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 # (layer, number of filters from 0): the notebook's layers, fewer filters where a step costs more.
@@ -99,11 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", default="keras", help="keras, torchvision, random or a file; default: keras")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps; default: auto")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 3 steps: checks the pipeline in seconds")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    add_progress(parser)
     args = parser.parse_args(argv)
 
     def job() -> None:
-        run(args.out, weights=args.weights, device=args.device, quick=args.quick, progress=args.progress)
+        run(args.out, weights=args.weights, device=args.device, quick=args.quick,
+            progress=progress_wanted(args.progress))
 
     return run_guarded("demo", job)
 
