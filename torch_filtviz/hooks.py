@@ -184,10 +184,11 @@ def layer_channels(model: nn.Module, layer: str, size: int = 64) -> int:
     target = resolve_target(model, layer)
     if isinstance(target.module, nn.Conv2d):
         return int(target.module.out_channels)
+    from torch_filtviz.placement import eval_mode
     from torch_filtviz.targets import model_device_dtype
 
     device, dtype = model_device_dtype(model)
-    with torch.no_grad(), torch.inference_mode(False):
+    with torch.no_grad(), torch.inference_mode(False), eval_mode(model):
         out = layer_output(model, target, torch.full((1, 3, size, size), 128.0, device=device, dtype=dtype))
     if out.ndim < 2:
         raise FiltvizError(f"layer {layer!r} has no channel dimension (output shape {tuple(out.shape)})")
