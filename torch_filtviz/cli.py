@@ -133,12 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder; default: outputs/filters/LAYER")
     p.set_defaults(run=cmd_filters)
 
-    p = add("atlas", [model, _ascent_options(size=64)], "the first filters of every conv layer: a grid per layer "
-            "and an index", "filtviz atlas --per-layer 8 --size 64",
+    p = add("atlas", [model, _ascent_options(size=64)], "the filters of every conv layer: an offline website "
+            "(--html OUT), or a grid per layer and an index (--out DIR)",
+            "filtviz atlas --html outputs/site --per-layer 4 --size 64 --steps 50",
+            "filtviz atlas --html outputs/site --per-layer all --photos my_photos/",
+            "filtviz atlas --per-layer 8 --size 64",
             "filtviz atlas --model resnet18 --weights random --layers layer1.0.conv1,layer4.1.conv2")
-    p.add_argument("--per-layer", type=int, default=8, help="filters per layer (from 0); default: %(default)s")
+    p.add_argument("--per-layer", default="8", help="filters per layer (from 0), or all; default: %(default)s")
     p.add_argument("--layers", default=None, help="comma-separated subset (default: every conv layer)")
-    p.add_argument("--out", default="outputs/atlas", help="output folder; default: %(default)s")
+    p.add_argument("--out", default=None, help="output folder of the grids and index.md; default: outputs/atlas")
+    from torch_filtviz.atlas.command import add_site_options
+
+    add_site_options(p)
     p.set_defaults(run=cmd_atlas)
 
     p = add("weights", [], "where the VGG16 Keras weights come from, their SHA-256, and whether they verify",
@@ -280,17 +286,23 @@ def cmd_atlas(args: argparse.Namespace) -> int:
     from torch_filtviz.models import layer_names, min_input_size
     from torch_filtviz.plots import plot_atlas
 
-    if args.per_layer < 1:
-        raise FiltvizError(f"--per-layer must be at least 1, got {args.per_layer}")
+    from torch_filtviz.atlas.command import parse_per_layer, run_site
+
+    if args.html:
+        if args.out:
+            raise FiltvizError("--html OUT writes the website and --out DIR the grids: give one of them")
+        return run_site(args, _load, _ascent_kwargs)
+    per_layer = parse_per_layer(args.per_layer)
     kwargs = _ascent_kwargs(args)
-    out = check_writable(args.out, create=False)
+    out = check_writable(args.out or "outputs/atlas", create=False)
     model = _load(args)
     layers = parse_names(args.layers) if args.layers else layer_names(model, "conv")
     plan = []
     for layer in layers:  # every check before the first long run
         resolve_target(model, layer, args.objective)
         alg.check_image_size(args.size, min_input_size(model, layer), layer)
-        plan.append((layer, min(args.per_layer, layer_channels(model, layer))))
+        count = layer_channels(model, layer)
+        plan.append((layer, count if per_layer is None else min(per_layer, count)))
     started = time.perf_counter()
     done = []
     for layer, count in plan:
@@ -352,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help, --version, or argparse's own exit
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, as recorded by the atlas site
         return int(args.run(args) or 0)
 
     return run_guarded(PROG, run)

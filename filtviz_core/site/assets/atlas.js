@@ -1,0 +1,293 @@
+/* filtviz atlas: the layer page (grid, search, method switch) and the view of one filter.
+ * Plain JavaScript, no framework, no network: it reads window.FILTVIZ_LAYER, set by data/<layer>.js.
+ * URLs: <layer>.html (the grid), <layer>.html#117 (filter 117), #117/fourier (with another method). */
+(function () {
+  "use strict";
+
+  var D = window.FILTVIZ_LAYER;
+  if (!D || document.body.getAttribute("data-page") !== "layer") { return; }
+
+  var units = D.units || [];
+  var byFilter = {};
+  units.forEach(function (u) { byFilter[u.filter] = u; });
+  var methods = [];
+  units.forEach(function (u) {
+    Object.keys(u.methods || {}).forEach(function (m) { if (methods.indexOf(m) < 0) { methods.push(m); } });
+  });
+  methods.sort(function (a, b) { return a === "pixel" ? -1 : b === "pixel" ? 1 : (a < b ? -1 : 1); });
+  var state = { method: methods[0] || "pixel" };
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") { node.textContent = attrs[k]; } else { node.setAttribute(k, attrs[k]); }
+    });
+    (children || []).forEach(function (c) { if (c) { node.appendChild(c); } });
+    return node;
+  }
+  function fmt(x) {
+    if (x === null || x === undefined) { return "–"; }
+    if (typeof x !== "number") { return String(x); }
+    return Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(3) : String(+x.toPrecision(4));
+  }
+  function entryOf(unit, method) { return unit && unit.methods ? unit.methods[method] : undefined; }
+
+  /* --- the query of the search box: "117", "100-120", "1,5,9-12", "dead", "alive" or nothing --- */
+  function parseQuery(text) {
+    var q = text.trim().toLowerCase();
+    if (q === "") { return { all: true }; }
+    if (q === "dead" || q === "alive") { return { dead: q === "dead" }; }
+    var wanted = {};
+    var pieces = q.split(/[\s,]+/).filter(Boolean);
+    for (var i = 0; i < pieces.length; i++) {
+      var m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(pieces[i]);
+      if (!m) { return { error: "not understood: type a filter index (117), a range (100-120) or dead" }; }
+      var lo = parseInt(m[1], 10), hi = m[2] === undefined ? lo : parseInt(m[2], 10);
+      if (hi < lo) { var t = lo; lo = hi; hi = t; }
+      if (hi - lo > 100000) { return { error: "range too large" }; }
+      for (var f = lo; f <= hi; f++) { wanted[f] = true; }
+    }
+    return { set: wanted };
+  }
+  function matches(query, unit) {
+    if (query.all) { return true; }
+    if (query.error) { return false; }
+    if (query.dead !== undefined) {
+      var e = entryOf(unit, state.method);
+      return !!e && !!e.dead === query.dead;
+    }
+    return !!query.set[unit.filter];
+  }
+
+  /* --- the grid --- */
+  var cells = [];
+  function buildGrid() {
+    var grid = $("grid");
+    grid.textContent = "";
+    cells = units.map(function (u) {
+      var e = entryOf(u, state.method);
+      var img = el("img", { loading: "lazy", decoding: "async", width: "96", height: "96",
+                            alt: D.name + " filter " + u.filter });
+      if (e && e.files && e.files.thumb) { img.src = e.files.thumb; } else { img.className = "missing"; }
+      var cell = el("a", { "class": "cell" + (e && e.dead ? " dead" : ""), href: "#" + u.filter + methodSuffix(),
+                           "data-filter": String(u.filter), title: "filter " + u.filter }, [
+        img, el("span", { "class": "index", text: String(u.filter) }),
+        e && e.dead ? el("span", { "class": "badge", text: "dead" }) : null
+      ]);
+      grid.appendChild(cell);
+      return cell;
+    });
+  }
+  function applySearch() {
+    var query = parseQuery($("search").value);
+    var shown = 0;
+    cells.forEach(function (cell, i) {
+      var ok = matches(query, units[i]);
+      cell.hidden = !ok;
+      if (ok) { shown++; }
+    });
+    var rendered = units.filter(function (u) { return entryOf(u, state.method); }).length;
+    $("count").textContent = shown + " shown · " + rendered + "/" + (D.filters === null ? "?" : D.filters) +
+      " rendered" + (methods.length > 1 ? " (" + state.method + ")" : "");
+    var msg = "";
+    if (query.error) { msg = query.error; }
+    else if (query.set) {
+      var missing = Object.keys(query.set).filter(function (f) { return !byFilter[f]; });
+      if (missing.length && missing.length <= 5) { msg = "not rendered yet: " + missing.join(", "); }
+      else if (missing.length) { msg = missing.length + " of these filters are not rendered yet"; }
+    } else if (query.dead && shown === 0) { msg = "no dead filter"; }
+    $("search-message").textContent = msg;
+  }
+  function methodSuffix() { return state.method !== methods[0] ? "/" + state.method : ""; }
+
+  /* --- one filter --- */
+  function lossCurve(losses) {
+    var w = 360, h = 140, pad = 34;
+    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+    svg.setAttribute("class", "loss");
+    svg.setAttribute("role", "img");
+    var vals = (losses || []).filter(function (v) { return typeof v === "number"; });
+    if (!vals.length) { return svg; }
+    var lo = Math.min.apply(null, vals), hi = Math.max.apply(null, vals);
+    if (hi === lo) { hi = lo + 1; }
+    var n = losses.length - 1 || 1;
+    var pts = [];
+    losses.forEach(function (v, k) {
+      if (typeof v !== "number") { return; }
+      pts.push((pad + (w - pad - 6) * k / n).toFixed(1) + "," + (6 + (h - pad) * (1 - (v - lo) / (hi - lo))).toFixed(1));
+    });
+    function add(tag, attrs, text) {
+      var node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+      Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+      if (text !== undefined) { node.textContent = text; }
+      svg.appendChild(node);
+    }
+    add("title", {}, "loss at every step, " + fmt(losses[0]) + " to " + fmt(losses[losses.length - 1]));
+    add("line", { x1: pad, y1: h - pad + 6, x2: w - 6, y2: h - pad + 6, "class": "axis" });
+    add("line", { x1: pad, y1: 6, x2: pad, y2: h - pad + 6, "class": "axis" });
+    add("polyline", { points: pts.join(" "), "class": "curve" });
+    add("text", { x: pad - 4, y: 12, "text-anchor": "end" }, fmt(hi));
+    add("text", { x: pad - 4, y: h - pad + 6, "text-anchor": "end" }, fmt(lo));
+    add("text", { x: pad, y: h - 8 }, "step 0");
+    add("text", { x: w - 6, y: h - 8, "text-anchor": "end" }, "step " + (losses.length - 1));
+    return svg;
+  }
+  function figure(src, caption, cls, eager) {
+    return el("figure", { "class": cls || "" }, [
+      el("img", { src: src, alt: caption, loading: eager ? "eager" : "lazy" }),
+      el("figcaption", { text: caption })
+    ]);
+  }
+  function statRow(label, id, value, raw) {
+    var td = el("td", { id: id, text: value });
+    if (raw !== undefined) { td.setAttribute("data-value", JSON.stringify(raw)); }
+    return el("tr", {}, [el("th", { text: label }), td]);
+  }
+  function renderedFilters() {
+    return units.filter(function (u) { return entryOf(u, state.method); }).map(function (u) { return u.filter; });
+  }
+  function neighbours(f) {
+    var list = renderedFilters();
+    var i = list.indexOf(f);
+    if (i < 0) { return { prev: null, next: null }; }
+    return { prev: i > 0 ? list[i - 1] : null, next: i < list.length - 1 ? list[i + 1] : null };
+  }
+  function showFilter(f) {
+    var view = $("filter-view");
+    view.textContent = "";
+    var unit = byFilter[f];
+    var e = entryOf(unit, state.method);
+    var nb = neighbours(f);
+    var pager = el("nav", { "class": "pager" }, [
+      nb.prev === null ? el("span", { id: "prev", "class": "disabled", text: "← previous" })
+                       : el("a", { id: "prev", href: "#" + nb.prev + methodSuffix(), text: "← " + nb.prev }),
+      el("a", { id: "back", href: "#" + methodSuffix().replace(/^\//, "/"), text: "all filters" }),
+      nb.next === null ? el("span", { id: "next", "class": "disabled", text: "next →" })
+                       : el("a", { id: "next", href: "#" + nb.next + methodSuffix(), text: nb.next + " →" })
+    ]);
+    view.appendChild(pager);
+    var title = el("h1", { id: "filter-title", "data-filter": String(f) }, [
+      document.createTextNode(D.name + " · filter " + f)]);
+    if (e && e.dead) { title.appendChild(el("span", { "class": "badge dead", id: "dead-badge", text: "dead" })); }
+    view.appendChild(title);
+    if (!e) {
+      view.appendChild(el("p", { "class": "message", id: "not-rendered",
+        text: "Filter " + f + " is not rendered yet" + (methods.length > 1 ? " with the " + state.method + " method" : "") +
+              " (" + renderedFilters().length + " of " + D.filters + " are)." }));
+      return;
+    }
+    var pics = el("div", { "class": "pictures" });
+    methods.forEach(function (m) {
+      var me = entryOf(unit, m);
+      if (!me) { return; }
+      var size = me.params && me.params.size ? me.params.size + " px" : "";
+      var fig = figure(me.files.picture, m + (size ? ", " + size : ""), "picture" + (m === state.method ? " current" : ""), true);
+      fig.firstChild.setAttribute("id", m === state.method ? "picture" : "picture-" + m);
+      pics.appendChild(el("a", { href: me.files.picture, title: "full-size PNG" }, [fig]));
+    });
+    view.appendChild(pics);
+    var snaps = el("div", { "class": "snapshots", id: "snapshots" });
+    Object.keys(e.files.snapshots || {}).sort(function (a, b) { return a - b; }).forEach(function (step) {
+      snaps.appendChild(figure(e.files.snapshots[step], "step " + step, "snapshot", true));
+    });
+    var panel = el("div", { "class": "panel" }, [
+      el("div", {}, [el("h2", { text: "Snapshots" }), snaps]),
+      el("div", {}, [el("h2", { text: "Loss" }), lossCurve(e.losses)])
+    ]);
+    view.appendChild(panel);
+    var params = e.params || {};
+    var table = el("table", { "class": "stats", id: "stats" }, [
+      statRow("final loss", "final-loss", fmt(e.final_loss), e.final_loss),
+      statRow("gain (final − start)", "gain", fmt(e.gain), e.gain),
+      statRow("dead", "dead", e.dead ? "yes: zero gradient at the start" : "no", !!e.dead),
+      statRow("method", "method-name", state.method, state.method),
+      statRow("parameters", "params", Object.keys(params).map(function (k) {
+        return k + " " + (typeof params[k] === "object" ? JSON.stringify(params[k]) : params[k]); }).join(", ")),
+      statRow("seconds", "seconds", fmt(e.seconds), e.seconds),
+      statRow("rendered by", "rendered-by", "rank " + e.rank + " on " + e.host + " (" + e.device + ")")
+    ]);
+    view.appendChild(table);
+    var ex = unit.examples || [];
+    view.appendChild(el("h2", { text: "Dataset examples" }));
+    if (!ex.length) {
+      view.appendChild(el("p", { "class": "muted", text: "No dataset examples for this filter." }));
+    } else {
+      view.appendChild(el("p", { "class": "muted", text: "The crops of natural photos that activate this filter most " +
+        "(its receptive field around the strongest position), with the activation there." }));
+      var grid = el("div", { "class": "examples", id: "examples" });
+      ex.forEach(function (x) {
+        var photo = (D.photos || {})[x.photo] || {};
+        var fig = figure(x.file, x.photo + " · " + fmt(x.value), "example", true);
+        fig.setAttribute("data-value", JSON.stringify(x.value));
+        fig.setAttribute("title", (photo.credit || x.photo) + "; crop " + x.box.join(","));
+        if (x.box[2] - x.box[0] < 32) { fig.firstChild.className = "pixelated"; }
+        grid.appendChild(fig);
+      });
+      view.appendChild(grid);
+    }
+  }
+
+  /* --- routing: #117, #117/method, #/method or nothing --- */
+  function route() {
+    var m = /^#(\d*)(?:\/([\w.-]+))?$/.exec(location.hash || "");
+    var f = m && m[1] !== "" ? parseInt(m[1], 10) : null;
+    var method = m && m[2] && methods.indexOf(m[2]) >= 0 ? m[2] : methods[0];
+    if (method && method !== state.method) {
+      state.method = method;
+      $("method").value = method;
+      buildGrid();
+      applySearch();
+    }
+    var view = $("filter-view"), gridView = $("grid-view");
+    if (f === null) {
+      view.hidden = true;
+      gridView.hidden = false;
+      document.title = D.name + " · " + D.model + " filter atlas";
+    } else {
+      showFilter(f);
+      view.hidden = false;
+      gridView.hidden = true;
+      document.title = D.name + " #" + f + " · " + D.model + " filter atlas";
+      window.scrollTo(0, 0);
+    }
+  }
+  function currentFilter() {
+    var m = /^#(\d+)/.exec(location.hash || "");
+    return m ? parseInt(m[1], 10) : null;
+  }
+
+  /* --- set-up --- */
+  var nav = $("layer-nav");
+  var names = (D.layers || []).map(function (l) { return l[0]; });
+  var here = names.indexOf(D.name);
+  if (here > 0) { nav.appendChild(el("a", { href: D.layers[here - 1][1], text: "← " + names[here - 1] })); }
+  if (here >= 0 && here < names.length - 1) {
+    nav.appendChild(el("a", { href: D.layers[here + 1][1], text: names[here + 1] + " →" }));
+  }
+  if (methods.length > 1) {
+    $("method-switch").hidden = false;
+    methods.forEach(function (m) { $("method").appendChild(el("option", { value: m, text: m })); });
+    $("method").addEventListener("change", function () {
+      var f = currentFilter();
+      location.hash = (f === null ? "" : String(f)) + (this.value !== methods[0] ? "/" + this.value : "");
+      if (location.hash === "" || location.hash === "#") { route(); }
+    });
+  }
+  buildGrid();
+  $("search").addEventListener("input", applySearch);
+  applySearch();
+  window.addEventListener("hashchange", route);
+  document.addEventListener("keydown", function (ev) {
+    var t = ev.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) { return; }
+    var f = currentFilter();
+    if (f === null) { return; }
+    var nb = neighbours(f);
+    if (ev.key === "ArrowRight" && nb.next !== null) { location.hash = String(nb.next) + methodSuffix(); ev.preventDefault(); }
+    else if (ev.key === "ArrowLeft" && nb.prev !== null) { location.hash = String(nb.prev) + methodSuffix(); ev.preventDefault(); }
+    else if (ev.key === "Escape") { location.hash = methodSuffix() ? "#" + methodSuffix() : ""; }
+  });
+  route();
+}());

@@ -1,0 +1,317 @@
+"""``build_atlas``: every filter of a network as an offline website, resumable chunk by chunk.
+
+The steps, each reusable on its own by a distributed driver (one process per rank):
+
+1. :func:`prepare` — open the folder (refusing one that holds something else), check every layer
+   and size before any long work, describe the run;
+2. :func:`plan` — the fixed-size chunks still to do (pictures per method, and dataset examples),
+   skipping every filter the manifest holds with the same settings and whose files are on disk;
+3. :func:`run_chunks` — render chunks and record each one's part right after its files;
+4. :func:`publish` — merge the parts into ``atlas.json`` and write the site.
+
+Run in one process, :func:`build_atlas` publishes after every chunk, so an interrupted run
+(Ctrl-C, a crash) loses at most the chunk in flight and leaves a site that shows what is done.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from filtviz_core import atomic
+from filtviz_core.errors import FiltvizError
+from filtviz_core.photos import Photo, default_photos, load_photo
+from filtviz_core.site.chunks import Chunk, plan_chunks
+from filtviz_core.site.manifest import EXAMPLES, AtlasFolder
+from filtviz_core.site.writer import write_site
+from torch_filtviz.atlas.examples import PhotoSet, photo_key, photo_peaks
+from torch_filtviz.atlas.methods import Method, get_method
+from torch_filtviz.atlas.receptive import receptive_field
+from torch_filtviz.atlas.render import Worker, render_pictures, write_examples
+from torch_filtviz.hooks import layer_channels, resolve_target
+from torch_filtviz.models import layer_names
+
+DEFAULT_CHUNK = {"cpu": 16}  # filters per chunk; elsewhere (GPUs) DEFAULT_CHUNK_ACCELERATOR
+DEFAULT_CHUNK_ACCELERATOR = 128
+DEFAULT_EXAMPLES = 6
+DEFAULT_PHOTO_SIZE = 224
+
+
+@dataclass
+class AtlasPlan:
+    """Everything a process needs to render its chunks and publish the site."""
+
+    folder: AtlasFolder
+    model: nn.Module
+    method: Method
+    params: dict[str, Any]
+    wanted: list[tuple[str, list[int]]]
+    chunk_size: int
+    run: dict[str, Any]
+    worker: Worker
+    photos: list[Photo] = field(default_factory=list)
+    examples: int = DEFAULT_EXAMPLES
+    photo_size: int = DEFAULT_PHOTO_SIZE
+    force: bool = False
+    picture_chunks: list[Chunk] = field(default_factory=list)
+    example_chunks: list[Chunk] = field(default_factory=list)
+    photo_set: PhotoSet | None = None
+
+    @property
+    def out(self) -> Path:
+        return self.folder.out
+
+    def examples_settings(self) -> dict[str, Any]:
+        return {"photos": [[p.name, photo_key(p)] for p in self.photos], "photo_size": self.photo_size,
+                "top": self.examples, "objective": self.params.get("objective")}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    import PIL
+    import torch
+    import torchvision
+
+    import torch_filtviz
+
+    return {"torch_filtviz": torch_filtviz.__version__, "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
+            "python": platform.python_version()}
+
+
+def _device_of(model: nn.Module, params: Mapping[str, Any]) -> tuple[str, str | None]:
+    import torch
+
+    from torch_filtviz.models import resolve_device
+
+    dev = resolve_device(params.get("device"))
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" and torch.cuda.is_available() else None
+    return str(dev), name
+
+
+def _summary_text(model: nn.Module) -> str | None:
+    from torch_filtviz.summary import summary
+
+    try:
+        return summary(model, (3, 224, 224), print_fn=None)
+    except Exception:  # a model whose summary cannot be drawn still gets its atlas
+        return None
+
+
+def _channels(model: nn.Module, layer: str, size: int) -> int:
+    """Filters of ``layer``, probing with the smallest input that works (VGG16's 32 px first: it is cheap)."""
+    for probe in dict.fromkeys((32, size, 64, 224)):
+        try:
+            return layer_channels(model, layer, size=probe)
+        except (RuntimeError, FiltvizError):
+            continue
+    return layer_channels(model, layer)
+
+
+def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[str] | None = None,
+            per_layer: int | None = None, method: str = "pixel", params: Mapping[str, Any] | None = None,
+            photos: Sequence[Photo] | None = None, examples: int = DEFAULT_EXAMPLES,
+            photo_size: int = DEFAULT_PHOTO_SIZE, chunk_size: int | None = None, force: bool = False,
+            command: str = "", worker: Worker | None = None) -> AtlasPlan:
+    """Open ``out`` and check everything that can go wrong before the long work starts."""
+    chosen = get_method(method)
+    params = dict(params or {})
+    if per_layer is not None and per_layer < 1:
+        raise FiltvizError(f"--per-layer must be at least 1 (or all), got {per_layer}")
+    if examples < 0:
+        raise FiltvizError(f"--examples must be 0 or more, got {examples}")
+    if photo_size < 32:
+        raise FiltvizError(f"--photo-size must be at least 32 px, got {photo_size}")
+    size = int(params.get("size", 128))
+    weights = dict(getattr(model, "weights_info", {}) or {})
+    identity = {"name": getattr(model, "name", type(model).__name__),
+                "weights": {"source": weights.get("source"), "sha256": weights.get("sha256")}}
+    folder = AtlasFolder.open(out, identity, force=force)
+    all_conv = layer_names(model, "conv")
+    layers = list(layers) if layers else list(all_conv)
+    if not layers:
+        raise FiltvizError("the model has no conv layer to show; name layers with --layers")
+    described, wanted = [], []
+    for name in dict.fromkeys([*all_conv, *layers]):  # the model's conv layers, then any other asked for
+        resolve_target(model, name, params.get("objective"))
+        count = _channels(model, name, size)
+        entry = {"name": name, "filters": count}
+        if name in layers:
+            geometry, _ = receptive_field(model, name, size, size, params.get("objective"))  # size check
+            entry["geometry"] = geometry.as_dict()
+            wanted.append((name, list(range(count if per_layer is None else min(per_layer, count)))))
+        described.append(entry)
+    device, device_name = _device_of(model, params)
+    if chunk_size is None:
+        chunk_size = DEFAULT_CHUNK.get(device.split(":")[0], DEFAULT_CHUNK_ACCELERATOR)
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise FiltvizError(f"--chunk-size must be a whole number >= 1, got {chunk_size}")
+    photos = list(photos) if photos is not None else (default_photos() if examples else [])
+    worker = worker or Worker()
+    started = _now()
+    run_id = f"{started.replace(':', '').replace('-', '').replace('+0000', 'Z')}-{os.getpid()}"
+    worker.run = run_id
+    run = {"id": run_id, "command": command, "started": started, "finished": None, "status": "running",
+           "versions": _versions(), "host": worker.host, "device": device, "device_name": device_name,
+           "model": {**identity, "summary": _summary_text(model), "layers": described},
+           "method": chosen.name, "params": {k: v for k, v in params.items() if k != "progress"},
+           "layers": [name for name, _ in wanted], "per_layer": per_layer, "chunk_size": int(chunk_size),
+           "examples": examples, "photo_size": photo_size, "rendered": 0, "examples_written": 0}
+    return AtlasPlan(folder, model, chosen, params, wanted, int(chunk_size), run, worker, photos, examples,
+                     photo_size, force)
+
+
+def plan(job: AtlasPlan) -> AtlasPlan:
+    """Fill ``job.picture_chunks`` and ``job.example_chunks`` with what is not done yet."""
+    manifest = job.folder.manifest()
+    settings = job.method.settings(job.params)
+    job.picture_chunks = plan_chunks(
+        job.wanted, job.method.name, job.chunk_size,
+        lambda layer, f: not job.force and job.folder.is_done(manifest, layer, job.method.name, f, settings))
+    if job.examples and job.photos:
+        ex_settings = job.examples_settings()
+        job.example_chunks = plan_chunks(
+            job.wanted, EXAMPLES, job.chunk_size,
+            lambda layer, f: not job.force and job.folder.is_done(manifest, layer, EXAMPLES, f, ex_settings))
+    else:
+        job.example_chunks = []
+    return job
+
+
+def _photo_records(job: AtlasPlan) -> list[dict]:
+    records = []
+    for photo, pixels in zip(job.photos, job.photo_set.pixels if job.photo_set else []):
+        thumb = f"photos/{photo.name}.jpg"
+        from PIL import Image
+
+        img = Image.fromarray(pixels)
+        img.thumbnail((160, 160))
+        with atomic.atomic_path(job.out / thumb) as tmp:
+            img.save(tmp, format="JPEG", quality=85)
+        records.append({"name": photo.name, "credit": photo.credit, "size": list(pixels.shape[:2]), "thumb": thumb,
+                        "sha256_16": photo_key(photo), "source": str(photo.path)})
+    return records
+
+
+def load_photo_set(job: AtlasPlan) -> PhotoSet:
+    """Resize the photos and run each once through the network (all requested layers captured)."""
+    pixels = [load_photo(photo, job.photo_size) for photo in job.photos]
+    layers = [name for name, _ in job.wanted]
+    job.photo_set = photo_peaks(job.model, layers, job.photos, pixels, job.params.get("objective"))
+    job.run["photos"] = _photo_records(job)
+    return job.photo_set
+
+
+def run_chunks(job: AtlasPlan, chunks: Sequence[Chunk], *, after: Callable[[Chunk], None] | None = None,
+               progress: Any = None) -> int:
+    """Render ``chunks`` (pictures or examples) in order, recording each one's part after its files.
+    ``after(chunk)`` runs after each part is written (the single-process driver publishes there)."""
+    done = 0
+    for chunk in chunks:
+        if chunk.kind == EXAMPLES:
+            if job.photo_set is None:
+                load_photo_set(job)
+            entries = write_examples(job.out, chunk, job.photo_set, job.examples, job.examples_settings())
+            job.run["examples_written"] += len(chunk)
+        else:
+            entries = render_pictures(job.out, chunk, job.method, job.model, job.params, job.worker)
+            job.run["rendered"] += len(chunk)
+            if progress is not None:
+                progress.update(len(chunk))
+        job.folder.write_part(chunk, entries, job.run["id"])
+        done += len(chunk)
+        if after is not None:
+            after(chunk)
+    return done
+
+
+def publish(job: AtlasPlan, layers: Sequence[str] | None = None) -> Path:
+    """Merge the manifest from every part on disk and write ``atlas.json`` and the site."""
+    job.folder.write_run(job.run)
+    return write_site(job.out, job.folder.manifest(), layers=layers)
+
+
+def interleave(pictures: Sequence[Chunk], examples: Sequence[Chunk]) -> list[Chunk]:
+    """Each picture chunk followed by the examples of the same filters, so the site fills in chunk by chunk."""
+    left = list(examples)
+    ordered: list[Chunk] = []
+    for chunk in pictures:
+        ordered.append(chunk)
+        mine = [e for e in left if e.layer == chunk.layer and set(e.filters) & set(chunk.filters)]
+        ordered.extend(mine)
+        left = [e for e in left if e not in mine]
+    return ordered + left
+
+
+def command_line(argv: Sequence[str] | None = None, prog: str = "filtviz") -> str:
+    """The command that made the site, as the user would type it again."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join([prog, *map(str, args)])
+
+
+@dataclass
+class AtlasReport:
+    out: Path
+    index: Path
+    rendered: int
+    skipped: int
+    examples: int
+    seconds: float
+    passes: int
+
+
+def build_atlas(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[str] | None = None,
+                per_layer: int | None = None, method: str = "pixel", params: Mapping[str, Any] | None = None,
+                photos: Sequence[Photo] | None = None, examples: int = DEFAULT_EXAMPLES,
+                photo_size: int = DEFAULT_PHOTO_SIZE, chunk_size: int | None = None, force: bool = False,
+                command: str = "", progress: bool = True) -> AtlasReport:
+    """Render the filters of ``layers`` (default: every conv layer; ``per_layer`` first filters of
+    each, None = all) into the static site ``out``, skipping what an earlier run already did.
+
+    ``params``: the method's parameters (pixel: those of :func:`visualize_filters`). ``photos``:
+    for the dataset examples (default: the offline set of :func:`filtviz_core.photos.default_photos`);
+    ``examples``: crops per filter (0: none). ``force``: redo the requested filters.
+    """
+    started = time.perf_counter()
+    job = prepare(model, out, layers=layers, per_layer=per_layer, method=method, params=params, photos=photos,
+                  examples=examples, photo_size=photo_size, chunk_size=chunk_size, force=force, command=command)
+    plan(job)
+    total = sum(len(f) for _, f in job.wanted)
+    todo = sum(len(c) for c in job.picture_chunks)
+    if job.example_chunks:
+        load_photo_set(job)
+    publish(job)  # the site exists (showing what is done) before the first chunk
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=todo, desc="atlas", unit="filter")
+    status = "failed"
+    try:
+        run_chunks(job, interleave(job.picture_chunks, job.example_chunks), progress=bar,
+                   after=lambda chunk: publish(job, [chunk.layer]))
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        job.run["status"], job.run["finished"] = status, _now()
+        index = publish(job)
+    return AtlasReport(job.out, index, job.run["rendered"], total - todo, job.run["examples_written"],
+                       time.perf_counter() - started, job.photo_set.passes if job.photo_set else 0)

@@ -1,0 +1,86 @@
+"""``filtviz atlas --html OUT``: the options and the command of the atlas website (the CLI stays thin)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from filtviz_core.errors import FiltvizError
+
+
+def parse_per_layer(text: str | int | None) -> int | None:
+    """``--per-layer``: a number of filters from 0, or ``all`` (None)."""
+    if text is None or str(text).strip().lower() == "all":
+        return None
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise FiltvizError(f"--per-layer must be a number or 'all', got {text!r}") from None
+    if value < 1:
+        raise FiltvizError(f"--per-layer must be at least 1, got {value}")
+    return value
+
+
+def add_site_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the website form of ``filtviz atlas``."""
+    g = parser.add_argument_group("website (--html)")
+    g.add_argument("--html", metavar="OUT", default=None,
+                   help="write the atlas as an offline website into OUT (index.html, one page per layer, a view "
+                        "per filter at LAYER.html#N, atlas.json); a rerun skips what is done")
+    g.add_argument("--photos", metavar="DIR", default=None,
+                   help="folder of photos for the dataset examples (default: the offline sample photos of "
+                        "scikit-image, scikit-learn and matplotlib)")
+    g.add_argument("--examples", type=int, default=6, help="dataset examples per filter (0: none); default: %(default)s")
+    g.add_argument("--photo-size", type=int, default=224,
+                   help="photos are resized to this short side (aspect ratio kept, nothing cropped); default: %(default)s")
+    g.add_argument("--chunk-size", type=int, default=None,
+                   help="filters rendered and recorded together, the most an interruption loses "
+                        "(default: 16 on CPU, 128 on a GPU)")
+    g.add_argument("--force", action="store_true",
+                   help="redo the requested filters even if done (and replace an atlas of other weights in OUT)")
+
+
+def check_site_folder(out: str) -> Path:
+    """Before the model loads: refuse a folder that holds something other than an atlas."""
+    from filtviz_core.site.manifest import read_manifest
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise FiltvizError(f"--html {path} is a file, not a folder: give a new or empty folder")
+    if path.is_dir() and read_manifest(path) is None and any(not p.name.startswith(".") for p in path.iterdir()):
+        raise FiltvizError(f"{path} holds other files and no filtviz atlas (no valid atlas.json): "
+                           "give a new or empty folder, or an atlas folder to resume")
+    from filtviz_core.outputs import check_writable
+
+    return check_writable(path)
+
+
+def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
+    """Build or resume the website; ``load_model(args)`` and ``ascent_kwargs(args)`` come from the CLI."""
+    from filtviz_core.photos import folder_photos
+    from torch_filtviz.atlas.build import build_atlas, command_line
+
+    per_layer = parse_per_layer(args.per_layer)
+    params = ascent_kwargs(args)
+    progress = params.get("progress", True)
+    params["progress"] = False  # one bar for the whole atlas, not one per chunk
+    out = check_site_folder(args.html)
+    photos = None
+    if args.examples and args.photos:
+        photos = folder_photos(args.photos, warn=lambda line: print(f"filtviz: {line}", file=sys.stderr))
+    from filtviz_core.cli_common import parse_names
+
+    layers = parse_names(args.layers) if args.layers else None
+    model = load_model(args)
+    report = build_atlas(model, out, layers=layers, per_layer=per_layer, params=params, photos=photos,
+                         examples=args.examples, photo_size=args.photo_size, chunk_size=args.chunk_size,
+                         force=args.force, command=command_line(getattr(args, "argv", None)), progress=progress)
+    examples = (f"; dataset examples for {report.examples} ({report.passes} forward passes, one per photo)"
+                if report.examples else "")
+    print(f"atlas: {report.rendered} filter{'s' * (report.rendered != 1)} rendered, {report.skipped} already done{examples}, "
+          f"in {report.seconds:.1f} s")
+    print(f"  site         {report.index}")
+    print(f"  manifest     {out / 'atlas.json'}")
+    print(f"  serve it     python -m http.server -d {out}")
+    return 0
