@@ -80,7 +80,8 @@ def _e(value: Any) -> str:
 def _head(title: str) -> str:
     return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{_e(title)}</title>\n<link rel=\"stylesheet\" href=\"assets/atlas.css\">\n</head>\n")
+            f"<title>{_e(title)}</title>\n<link rel=\"icon\" href=\"data:,\">\n"
+            "<link rel=\"stylesheet\" href=\"assets/atlas.css\">\n</head>\n")
 
 
 def layer_page(layer: str, model: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from filtviz_core import algorithm as alg
 from filtviz_core import atomic
 from filtviz_core.errors import FiltvizError
 from filtviz_core.photos import Photo, default_photos, load_photo
@@ -37,9 +38,8 @@ from filtviz_core.site.manifest import EXAMPLES, AtlasFolder
 from filtviz_core.site.writer import write_site
 from torch_filtviz.atlas.examples import PhotoSet, photo_key, photo_peaks
 from torch_filtviz.atlas.methods import Method, get_method
-from torch_filtviz.atlas.receptive import receptive_field
+from torch_filtviz.atlas.receptive import probe_layers
 from torch_filtviz.atlas.render import Worker, render_pictures, write_examples
-from torch_filtviz.hooks import layer_channels, resolve_target
 from torch_filtviz.models import layer_names
 
 DEFAULT_CHUNK = {"cpu": 16}  # filters per chunk; elsewhere (GPUs) DEFAULT_CHUNK_ACCELERATOR
@@ -112,14 +112,16 @@ def _summary_text(model: nn.Module) -> str | None:
         return None
 
 
-def _channels(model: nn.Module, layer: str, size: int) -> int:
-    """Filters of ``layer``, probing with the smallest input that works (VGG16's 32 px first: it is cheap)."""
-    for probe in dict.fromkeys((32, size, 64, 224)):
+def _counts(model: nn.Module, layers: Sequence[str]) -> dict[str, int | None]:
+    """Filters of the layers not being rendered (for the index), from one probe pass; None if unknown."""
+    if not layers:
+        return {}
+    for probe in (32, 64, 224):
         try:
-            return layer_channels(model, layer, size=probe)
+            return {name: found[2] for name, found in probe_layers(model, list(layers), probe).items()}
         except (RuntimeError, FiltvizError):
             continue
-    return layer_channels(model, layer)
+    return {name: None for name in layers}
 
 
 def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[str] | None = None,
@@ -137,6 +139,11 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
     if photo_size < 32:
         raise FiltvizError(f"--photo-size must be at least 32 px, got {photo_size}")
     size = int(params.get("size", 128))
+    if chosen.name == "pixel":  # the ascent's own checks, before any long work
+        alg.check_objective(params.get("objective", alg.DEFAULT_OBJECTIVE))
+        alg.check_steps(params.get("steps", alg.DEFAULT_STEPS), params.get("lr", alg.DEFAULT_LR))
+        alg.check_seed(params.get("seed", alg.DEFAULT_SEED))
+        alg.snapshot_steps(params.get("snapshots", alg.DEFAULT_SNAPSHOTS), int(params.get("steps", alg.DEFAULT_STEPS)))
     weights = dict(getattr(model, "weights_info", {}) or {})
     identity = {"name": getattr(model, "name", type(model).__name__),
                 "weights": {"source": weights.get("source"), "sha256": weights.get("sha256")}}
@@ -145,14 +152,16 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
     layers = list(layers) if layers else list(all_conv)
     if not layers:
         raise FiltvizError("the model has no conv layer to show; name layers with --layers")
+    probed = probe_layers(model, layers, size, size, params.get("objective"))  # every size check, one pass
+    others = [name for name in all_conv if name not in probed]
+    counts = {name: probed[name][2] for name in layers}
+    counts.update(_counts(model, others))
     described, wanted = [], []
     for name in dict.fromkeys([*all_conv, *layers]):  # the model's conv layers, then any other asked for
-        resolve_target(model, name, params.get("objective"))
-        count = _channels(model, name, size)
-        entry = {"name": name, "filters": count}
-        if name in layers:
-            geometry, _ = receptive_field(model, name, size, size, params.get("objective"))  # size check
-            entry["geometry"] = geometry.as_dict()
+        entry = {"name": name, "filters": counts.get(name)}
+        if name in probed:
+            entry["geometry"] = probed[name][0].as_dict()
+            count = probed[name][2]
             wanted.append((name, list(range(count if per_layer is None else min(per_layer, count)))))
         described.append(entry)
     device, device_name = _device_of(model, params)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from filtviz_core.photos import Photo
-from torch_filtviz.atlas.receptive import Geometry, receptive_field
+from torch_filtviz.atlas.receptive import Geometry, probe_layers
 from torch_filtviz.hooks import capture, resolve_target
 
 
@@ -70,7 +70,7 @@ def photo_peaks(model: nn.Module, layers: Sequence[str], photos: Sequence[Photo]
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     height, width = pixels[0].shape[:2]
-    geometry = {layer: receptive_field(model, layer, height, width, objective)[0] for layer in layers}
+    geometry = {layer: found[0] for layer, found in probe_layers(model, list(layers), height, width, objective).items()}
     values: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     rows: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     cols: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}

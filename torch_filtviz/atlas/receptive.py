@@ -65,31 +65,66 @@ def receptive_field(model: nn.Module, layer: str, height: int, width: int | None
                     objective: str | None = None) -> tuple[Geometry, tuple[int, int]]:
     """(geometry of ``layer``, its map size (h, w)) for a ``height`` x ``width`` input, from one probe
     pass; FiltvizError when the input is too small for the layer."""
+    geometry, map_size, _ = probe_layers(model, [layer], height, width, objective)[layer]
+    return geometry, map_size
+
+
+def probe_layers(model: nn.Module, layers: list[str], height: int, width: int | None = None,
+                 objective: str | None = None) -> dict[str, tuple[Geometry, tuple[int, int], int]]:
+    """``{layer: (geometry, map size (h, w), channels)}`` for every layer, from ONE gradient-free
+    probe pass of a grey ``height`` x ``width`` image; FiltvizError when it is too small for one."""
     width = height if width is None else width
-    target = resolve_target(model, layer, objective)
-    calls: list[tuple[nn.Module, tuple[int, int], tuple[int, int]]] = []
+    targets = [resolve_target(model, layer, objective) for layer in layers]
+    events: list[tuple] = []  # ("call", module, in size, out size) and ("target", name), in pass order
     handles = []
 
     def record(module, args, output):
-        calls.append((module, tuple(args[0].shape[-2:]), tuple(output.shape[-2:])))
+        events.append(("call", module, tuple(args[0].shape[-2:]), tuple(output.shape[-2:])))
 
     for module in model.modules():
         if isinstance(module, SPATIAL):
             handles.append(module.register_forward_hook(record))
+    for target in targets:
+        def mark(*_, _name=target.name):
+            events.append(("target", _name))
+        if target.where == "input":
+            handles.append(target.module.register_forward_pre_hook(mark))
+        else:
+            handles.append(target.module.register_forward_hook(mark))
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     try:
-        with torch.no_grad(), capture(model, target) as cap:
-            act = cap(torch.full((1, 3, height, width), 128.0, device=device))[target.name]
+        with torch.no_grad(), capture(model, targets) as cap:
+            acts = cap(torch.full((1, 3, height, width), 128.0, device=device))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FiltvizError(f"size {height} px is too small for {layer}: {first}") from None
+        raise FiltvizError(f"size {_size_text(height, width)} is too small for {', '.join(layers)}: {first}") from None
     finally:
         for handle in handles:
             handle.remove()
-    if act.ndim != 4 or min(act.shape[-2:]) < 1:
-        raise FiltvizError(f"size {height} px is too small for {layer}: its feature map is empty")
-    map_size = (int(act.shape[-2]), int(act.shape[-1]))
+    found = {}
+    for layer in layers:
+        act = acts[layer]
+        if act.ndim != 4 or min(act.shape[-2:]) < 1:
+            if act.ndim == 4:
+                raise FiltvizError(f"size {_size_text(height, width)} is too small for {layer}: its feature map is empty")
+            act = act.reshape(act.shape[0], -1, 1, 1)
+        map_size = (int(act.shape[-2]), int(act.shape[-1]))
+        calls = []
+        for event in events:
+            if event[0] == "target" and event[1] == layer:
+                break
+            if event[0] == "call":
+                calls.append(event[1:])
+        found[layer] = (_compose(calls, height, width, map_size), map_size, int(act.shape[1]))
+    return found
+
+
+def _size_text(height: int, width: int) -> str:
+    return f"{height} px" if height == width else f"{height}x{width} px"
+
+
+def _compose(calls, height: int, width: int, map_size: tuple[int, int]) -> Geometry:
     jump, size, start = [1, 1], [1, 1], [0.0, 0.0]
     exact, expected = True, (height, width)
     for module, got_in, got_out in calls:
@@ -108,4 +143,4 @@ def receptive_field(model: nn.Module, layer: str, height: int, width: int | None
         jump = [max(1, round(height / map_size[0])), max(1, round(width / map_size[1]))]
         size = [min(size[0], height), min(size[1], width)]
         start = [(jump[0] - 1) / 2, (jump[1] - 1) / 2]
-    return Geometry((jump[0], jump[1]), (size[0], size[1]), (start[0], start[1]), exact), map_size
+    return Geometry((jump[0], jump[1]), (size[0], size[1]), (start[0], start[1]), exact)

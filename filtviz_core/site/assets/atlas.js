@@ -187,16 +187,10 @@
       fig.firstChild.setAttribute("id", m === state.method ? "picture" : "picture-" + m);
       pics.appendChild(el("a", { href: me.files.picture, title: "full-size PNG" }, [fig]));
     });
-    view.appendChild(pics);
     var snaps = el("div", { "class": "snapshots", id: "snapshots" });
     Object.keys(e.files.snapshots || {}).sort(function (a, b) { return a - b; }).forEach(function (step) {
       snaps.appendChild(figure(e.files.snapshots[step], "step " + step, "snapshot", true));
     });
-    var panel = el("div", { "class": "panel" }, [
-      el("div", {}, [el("h2", { text: "Snapshots" }), snaps]),
-      el("div", {}, [el("h2", { text: "Loss" }), lossCurve(e.losses)])
-    ]);
-    view.appendChild(panel);
     var params = e.params || {};
     var table = el("table", { "class": "stats", id: "stats" }, [
       statRow("final loss", "final-loss", fmt(e.final_loss), e.final_loss),
@@ -208,7 +202,16 @@
       statRow("seconds", "seconds", fmt(e.seconds), e.seconds),
       statRow("rendered by", "rendered-by", "rank " + e.rank + " on " + e.host + " (" + e.device + ")")
     ]);
-    view.appendChild(table);
+    view.appendChild(el("div", { "class": "filter-top" }, [
+      pics,
+      el("div", { "class": "side" }, [
+        table,
+        el("div", { "class": "panel" }, [
+          el("div", {}, [el("h2", { text: "Snapshots" }), snaps]),
+          el("div", {}, [el("h2", { text: "Loss at every step" }), lossCurve(e.losses)])
+        ])
+      ])
+    ]));
     var ex = unit.examples || [];
     view.appendChild(el("h2", { text: "Dataset examples" }));
     if (!ex.length) {

@@ -1,0 +1,212 @@
+"""The atlas website in a real headless browser (Debian's Chromium driven by playwright), offline.
+
+On a small atlas of genuine VGG16 filters (3 layers x 4 filters, 32 px, 12 steps): the index, a layer
+page and a filter view load with no console error, script error or failed request, from file://
+and from a static server; every image in view decodes; the search box shows exactly the matching
+filters; the stable URL opens the right filter; arrow keys move between filters; the pages show
+what atlas.json says. Screenshots of the three pages go to outputs/test-artifacts/. The last tests
+break a copy of the site (a missing picture, a script error, a wrong search) and see the checks fail.
+Where no browser can be had, every test here skips with the reason.
+"""
+
+import functools
+import http.server
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from filtviz_core.site import browser as B
+from filtviz_core.site.dummy import write_dummy_atlas
+from torch_filtviz.cli import main
+
+REASON = B.unavailable()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no headless browser: {REASON}")
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
+LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, weights_file):
+    out = tmp_path_factory.mktemp("atlas") / "site"
+    code = main(["atlas", "--html", str(out), "--layers", ",".join(LAYERS), "--per-layer", "4", "--size", "32",
+                 "--steps", "12", "--chunk-size", "2", "--examples", "3", "--photo-size", "96", "--no-progress"])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def manifest(site):
+    return json.loads((site / "atlas.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with B.chromium() as browser:
+        yield browser
+
+
+def url(site: Path, page: str) -> str:
+    return site.resolve().as_uri().rstrip("/") + "/" + page
+
+
+def layer_of(manifest, name):
+    return next(layer for layer in manifest["layers"] if layer["name"] == name)
+
+
+def test_three_pages_load_clean_with_screenshots(site, chromium, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name, page in (("index", "index.html"), ("layer", "block2_conv1.html"), ("filter", "block2_conv1.html#2")):
+        shot = tmp_path / f"{name}.png"
+        assert B.check_page(chromium, url(site, page), screenshot=shot) == [], page
+        assert shot.stat().st_size > 5000
+        shutil.copy(shot, ARTIFACTS / f"atlas_{name}.png")
+
+
+def test_pages_served_over_http_load_clean(site, chromium):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        for page in ("index.html", "block3_conv1.html", "block3_conv1.html#1"):
+            assert B.check_page(chromium, base + page) == [], page
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_every_image_in_view_decodes(site, chromium):
+    checked = B.open_page(chromium).goto(url(site, "block1_conv1.html#0"))
+    assert checked.visible_images() >= 1 + 2 + 3  # the picture, the snapshots, the dataset examples
+    assert checked.all_problems() == []
+    checked.page.goto(url(site, "index.html"))
+    checked.settle()
+    assert checked.visible_images() >= 3 * 4 and checked.all_problems() == []
+    checked.page.close()
+
+
+def test_search_shows_exactly_the_matching_filters(site, chromium, manifest):
+    checked = B.open_page(chromium).goto(url(site, "block2_conv1.html"))
+    page = checked.page
+    assert B.visible_filters(page) == [0, 1, 2, 3]
+    assert B.search(page, "1-2") == [1, 2]
+    assert B.search(page, "3") == [3]
+    assert B.search(page, "0, 2-3") == [0, 2, 3]
+    dead = [u["filter"] for u in layer_of(manifest, "block2_conv1")["units"] if u["methods"]["pixel"]["dead"]]
+    assert B.search(page, "dead") == dead
+    assert B.search(page, "300") == [] and "not rendered yet: 300" in page.inner_text("#search-message")
+    assert B.search(page, "cats") == [] and "not understood" in page.inner_text("#search-message")
+    assert B.search(page, "") == [0, 1, 2, 3]
+    assert checked.all_problems() == []
+    page.close()
+
+
+def test_stable_url_and_arrow_keys(site, chromium, manifest):
+    checked = B.open_page(chromium).goto(url(site, "block2_conv1.html#2"))
+    page = checked.page
+    unit = layer_of(manifest, "block2_conv1")["units"][2]
+    entry = unit["methods"]["pixel"]
+    assert page.get_attribute("#filter-title", "data-filter") == "2"
+    assert page.get_attribute("#picture", "src") == entry["files"]["picture"]
+    assert json.loads(page.get_attribute("#final-loss", "data-value")) == entry["final_loss"]
+    assert json.loads(page.get_attribute("#gain", "data-value")) == entry["gain"]
+    assert json.loads(page.get_attribute("#dead", "data-value")) == entry["dead"]
+    shown = page.eval_on_selector_all("#examples figure", "fs => fs.map(f => JSON.parse(f.dataset.value))")
+    assert shown == [x["value"] for x in unit["examples"]] and len(shown) == 3
+    sources = page.eval_on_selector_all("#snapshots img", "imgs => imgs.map(i => i.getAttribute('src'))")
+    assert sources == [entry["files"]["snapshots"][s] for s in sorted(entry["files"]["snapshots"], key=int)]
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("location.hash === '#3'")
+    assert page.get_attribute("#filter-title", "data-filter") == "3"
+    page.keyboard.press("ArrowRight")  # the last rendered filter: nowhere to go
+    page.wait_for_timeout(100)
+    assert page.evaluate("location.hash") == "#3"
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("location.hash === '#1'")
+    page.click("#next")
+    page.wait_for_function("location.hash === '#2'")
+    page.keyboard.press("Escape")
+    page.wait_for_function("!document.getElementById('grid-view').hidden")
+    checked.settle()
+    assert checked.all_problems() == []
+    page.close()
+
+
+def test_index_shows_what_the_manifest_says(site, chromium, manifest):
+    checked = B.open_page(chromium).goto(url(site, "index.html"))
+    page = checked.page
+    for layer in manifest["layers"]:
+        cell = page.inner_text(f"tr[data-layer='{layer['name']}'] td.rendered")
+        assert cell == f"{layer['rendered'].get('pixel', 0)}/{layer['filters']}"
+    assert len(manifest["layers"]) == 13
+    assert page.inner_text("#weights-sha256") == manifest["model"]["weights"]["sha256"]
+    assert manifest["runs"][-1]["command"] in page.inner_text("table.runs")
+    hrefs = page.eval_on_selector_all("a", "as => as.map(a => a.getAttribute('href'))")
+    assert hrefs and all(not h.startswith(("/", "http:", "https:", "file:")) for h in hrefs)  # all relative
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def big_layer(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dummy") / "site"
+    write_dummy_atlas(out, filters=512, size=64, examples=1)
+    return out
+
+
+def test_a_512_filter_layer_page_loads_lazily(big_layer, chromium):
+    checked = B.open_page(chromium).goto(url(big_layer, "block5_conv3.html"))
+    page = checked.page
+    assert len(B.visible_filters(page)) == 512 and checked.all_problems() == []
+    loaded = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
+    assert 0 < loaded < 512  # lazy: only the thumbnails near the view
+    assert B.search(page, "dead") == list(range(0, 512, 7))
+    assert B.search(page, "100-120") == list(range(100, 121))
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    checked.settle()
+    assert checked.all_problems() == []
+    page.close()
+
+
+# --- the checks fail when the site is broken ---------------------------------------------------------
+
+
+@pytest.fixture
+def broken(site, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(site, copy)
+    return copy
+
+
+def test_a_missing_picture_is_caught(broken, chromium, manifest):
+    entry = layer_of(manifest, "block2_conv1")["units"][1]["methods"]["pixel"]
+    (broken / entry["files"]["thumb"]).unlink()
+    problems = B.check_page(chromium, url(broken, "block2_conv1.html"))
+    assert any("request failed" in p and entry["files"]["thumb"] in p for p in problems), problems
+    assert any("did not decode" in p for p in problems), problems
+
+
+def test_a_script_error_is_caught(broken, chromium):
+    script = broken / "assets" / "atlas.js"
+    script.write_text(script.read_text().replace("buildGrid();\n  $(\"search\")", "buildGrid(undefined.x);\n  $(\"search\")"))
+    problems = B.check_page(chromium, url(broken, "block2_conv1.html"))
+    assert any(p.startswith("script error") for p in problems), problems
+
+
+def test_a_wrong_search_is_caught(broken, chromium):
+    script = broken / "assets" / "atlas.js"
+    text = script.read_text()
+    assert "f <= hi" in text
+    script.write_text(text.replace("f <= hi", "f < hi"))  # ranges lose their last filter
+    checked = B.open_page(chromium).goto(url(broken, "block2_conv1.html"))
+    assert B.search(checked.page, "1-2") != [1, 2]
+    checked.page.close()
