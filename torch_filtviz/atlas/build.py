@@ -147,7 +147,6 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
     weights = dict(getattr(model, "weights_info", {}) or {})
     identity = {"name": getattr(model, "name", type(model).__name__),
                 "weights": {"source": weights.get("source"), "sha256": weights.get("sha256")}}
-    folder = AtlasFolder.open(out, identity, force=force)
     all_conv = layer_names(model, "conv")
     layers = list(layers) if layers else list(all_conv)
     if not layers:
@@ -164,6 +163,7 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
             count = probed[name][2]
             wanted.append((name, list(range(count if per_layer is None else min(per_layer, count)))))
         described.append(entry)
+    folder = AtlasFolder.open(out, identity, force=force)  # the folder exists only once the input is valid
     device, device_name = _device_of(model, params)
     if chunk_size is None:
         chunk_size = DEFAULT_CHUNK.get(device.split(":")[0], DEFAULT_CHUNK_ACCELERATOR)

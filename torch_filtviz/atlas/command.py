@@ -53,7 +53,7 @@ def check_site_folder(out: str) -> Path:
                            "give a new or empty folder, or an atlas folder to resume")
     from filtviz_core.outputs import check_writable
 
-    return check_writable(path)
+    return check_writable(path, create=False)  # created once the model and layers are known to be valid
 
 
 def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
