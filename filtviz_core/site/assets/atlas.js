@@ -3,6 +3,7 @@
  * URLs: <layer>.html (the grid), <layer>.html#117 (filter 117), #117/fourier (with another method). */
 (function () {
   "use strict";
+  if (window.performance && performance.mark) { performance.mark("filtviz-start"); }
 
   var D = window.FILTVIZ_LAYER;
   if (!D || document.body.getAttribute("data-page") !== "layer") { return; }
@@ -64,6 +65,7 @@
   var cells = [];
   function buildGrid() {
     var grid = $("grid");
+    var fragment = document.createDocumentFragment();  // one insertion, one layout
     grid.textContent = "";
     cells = units.map(function (u) {
       var e = entryOf(u, state.method);
@@ -75,9 +77,10 @@
         img, el("span", { "class": "index", text: String(u.filter) }),
         e && e.dead ? el("span", { "class": "badge", text: "dead" }) : null
       ]);
-      grid.appendChild(cell);
+      fragment.appendChild(cell);
       return cell;
     });
+    grid.appendChild(fragment);
   }
   function applySearch() {
     var query = parseQuery($("search").value);
@@ -293,4 +296,5 @@
     else if (ev.key === "Escape") { location.hash = methodSuffix() ? "#" + methodSuffix() : ""; }
   });
   route();
+  if (window.performance && performance.mark) { performance.mark("filtviz-ready"); }
 }());
