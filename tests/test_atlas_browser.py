@@ -20,7 +20,10 @@ import pytest
 
 from filtviz_core.site import browser as B
 from filtviz_core.site.dummy import write_dummy_atlas
+from torch_filtviz.atlas import build_atlas
+from torch_filtviz.atlas.methods import METHODS, PIXEL, Method
 from torch_filtviz.cli import main
+from torch_filtviz.models import load_vgg16
 
 REASON = B.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no headless browser: {REASON}")
@@ -31,10 +34,16 @@ LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1"]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, weights_file):
+    """The CLI's atlas, plus block2_conv1's filters 0-1 by a second method ("twin": the pixel method
+    under another name), as a later method would add them."""
     out = tmp_path_factory.mktemp("atlas") / "site"
     code = main(["atlas", "--html", str(out), "--layers", ",".join(LAYERS), "--per-layer", "4", "--size", "32",
                  "--steps", "12", "--chunk-size", "2", "--examples", "3", "--photo-size", "96", "--no-progress"])
     assert code == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(METHODS, "twin", Method("twin", PIXEL.settings_keys, PIXEL.render))
+        build_atlas(load_vgg16(), out, layers=["block2_conv1"], per_layer=2, method="twin", examples=0,
+                    params=dict(steps=12, size=32, seed=1, progress=False), progress=False)
     return out
 
 
@@ -142,12 +151,37 @@ def test_stable_url_and_arrow_keys(site, chromium, manifest):
     page.close()
 
 
+def test_method_switch_shows_each_methods_pictures(site, chromium, manifest):
+    checked = B.open_page(chromium).goto(url(site, "block2_conv1.html"))
+    page = checked.page
+    assert page.is_visible("#method-switch")
+    assert page.eval_on_selector_all("#method option", "os => os.map(o => o.value)") == ["pixel", "twin"]
+    page.select_option("#method", "twin")
+    page.wait_for_function("location.hash === '#/twin'")
+    assert B.visible_filters(page) == [0, 1]
+    thumbs = page.eval_on_selector_all("#grid img", "is => is.map(i => i.getAttribute('src'))")
+    assert all("/twin/" in t for t in thumbs)
+    units = layer_of(manifest, "block2_conv1")["units"]
+    page.goto(url(site, "block2_conv1.html#1/twin"))
+    checked.settle()
+    assert page.get_attribute("#picture", "src") == units[1]["methods"]["twin"]["files"]["picture"]
+    assert page.get_attribute("#picture-pixel", "src") == units[1]["methods"]["pixel"]["files"]["picture"]
+    assert json.loads(page.get_attribute("#final-loss", "data-value")) == units[1]["methods"]["twin"]["final_loss"]
+    page.goto(url(site, "block2_conv1.html#3/twin"))  # rendered by pixel only
+    assert "not rendered yet with the twin method" in page.inner_text("#not-rendered")
+    page.goto(url(site, "block1_conv1.html"))
+    assert page.is_hidden("#method-switch")  # one method there: no switch
+    assert checked.all_problems() == []
+    page.close()
+
+
 def test_index_shows_what_the_manifest_says(site, chromium, manifest):
     checked = B.open_page(chromium).goto(url(site, "index.html"))
     page = checked.page
     for layer in manifest["layers"]:
-        cell = page.inner_text(f"tr[data-layer='{layer['name']}'] td.rendered")
-        assert cell == f"{layer['rendered'].get('pixel', 0)}/{layer['filters']}"
+        for method in ("pixel", "twin"):
+            cell = page.inner_text(f"tr[data-layer='{layer['name']}'] td.rendered[data-method='{method}']")
+            assert cell == f"{layer['rendered'].get(method, 0)}/{layer['filters']}"
     assert len(manifest["layers"]) == 13
     assert page.inner_text("#weights-sha256") == manifest["model"]["weights"]["sha256"]
     assert manifest["runs"][-1]["command"] in page.inner_text("table.runs")
@@ -159,7 +193,7 @@ def test_index_shows_what_the_manifest_says(site, chromium, manifest):
 @pytest.fixture(scope="module")
 def big_layer(tmp_path_factory):
     out = tmp_path_factory.mktemp("dummy") / "site"
-    write_dummy_atlas(out, filters=512, size=64, examples=1)
+    write_dummy_atlas(out, filters=512, size=32, examples=0)
     return out
 
 

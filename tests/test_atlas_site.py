@@ -17,7 +17,7 @@ from torch_filtviz.atlas.methods import METHODS, Method
 from torch_filtviz.cli import main
 from torch_filtviz.hooks import capture, resolve_target
 
-TINY = ["--size", "32", "--steps", "3", "--no-progress", "--chunk-size", "2"]
+TINY = ["--size", "32", "--steps", "3", "--no-progress", "--chunk-size", "2", "--photo-size", "48"]
 LAYERS = "block1_conv1,block2_conv1"
 
 
@@ -168,6 +168,18 @@ def test_interrupted_run_keeps_finished_chunks_and_resumes(cli, tmp_path, monkey
     monkeypatch.setitem(METHODS, "pixel", real)
     code, stdout, _ = cli(*argv)
     assert code == 0 and "atlas: 4 filters rendered, 2 already done" in stdout
+
+
+def test_per_layer_and_output_options(cli, tmp_path):
+    from torch_filtviz.atlas.command import parse_per_layer
+
+    assert parse_per_layer("all") is None and parse_per_layer("ALL") is None and parse_per_layer("12") == 12
+    for bad, message in (("0", "at least 1"), ("some", "a number or 'all'")):
+        code, _, err = cli("atlas", "--html", tmp_path / "a", "--per-layer", bad, "--weights", "random", *TINY)
+        assert code == 2 and message in err and err.count("\n") == 1
+    code, _, err = cli("atlas", "--html", tmp_path / "a", "--out", tmp_path / "b", "--weights", "random", *TINY)
+    assert code == 2 and "give one of them" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_plan_chunks_are_aligned_blocks_of_missing_filters():

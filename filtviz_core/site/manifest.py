@@ -78,12 +78,7 @@ class AtlasFolder:
         from filtviz_core.outputs import check_writable
 
         path = Path(out)
-        if path.exists() and not path.is_dir():
-            raise FiltvizError(f"--html {path} is a file, not a folder: give a new or empty folder")
-        existing = read_manifest(path)
-        if existing is None and path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):
-            raise FiltvizError(f"{path} holds other files and no filtviz atlas (no valid {MANIFEST}): "
-                               "give a new or empty folder, or an atlas folder to resume")
+        existing = check_folder(path)
         if existing is not None and not same_identity(existing.get("model", {}), identity):
             if not force:
                 raise FiltvizError(f"{path} holds an atlas of {identity_text(existing.get('model', {}))}, not "
@@ -180,6 +175,19 @@ class AtlasFolder:
             except OSError:
                 return False
         return True
+
+
+def check_folder(out: str | os.PathLike[str]) -> dict | None:
+    """Refuse (FiltvizError) a path that is a file, or a folder holding anything but an atlas; return
+    the atlas's manifest if there is one. Creates nothing (callers check before loading a model)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise FiltvizError(f"--html {path} is a file, not a folder: give a new or empty folder")
+    existing = read_manifest(path)
+    if existing is None and path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):
+        raise FiltvizError(f"{path} holds other files and no filtviz atlas (no valid {MANIFEST}): "
+                           "give a new or empty folder, or an atlas folder to resume")
+    return existing
 
 
 def read_manifest(out: str | os.PathLike[str]) -> dict | None:

@@ -42,18 +42,12 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_site_folder(out: str) -> Path:
-    """Before the model loads: refuse a folder that holds something other than an atlas."""
-    from filtviz_core.site.manifest import read_manifest
-
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise FiltvizError(f"--html {path} is a file, not a folder: give a new or empty folder")
-    if path.is_dir() and read_manifest(path) is None and any(not p.name.startswith(".") for p in path.iterdir()):
-        raise FiltvizError(f"{path} holds other files and no filtviz atlas (no valid atlas.json): "
-                           "give a new or empty folder, or an atlas folder to resume")
+    """Before the model loads: refuse a file, or a folder that holds something other than an atlas."""
     from filtviz_core.outputs import check_writable
+    from filtviz_core.site.manifest import check_folder
 
-    return check_writable(path, create=False)  # created once the model and layers are known to be valid
+    check_folder(out)
+    return check_writable(out, create=False)  # created once the model and layers are known to be valid
 
 
 def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:

@@ -62,12 +62,13 @@
   }
 
   /* --- the grid --- */
-  var cells = [];
-  function buildGrid() {
+  var cells = [], gridUnits = [];
+  function buildGrid() {  /* the filters rendered by the current method */
     var grid = $("grid");
     var fragment = document.createDocumentFragment();  // one insertion, one layout
     grid.textContent = "";
-    cells = units.map(function (u) {
+    gridUnits = units.filter(function (u) { return entryOf(u, state.method); });
+    cells = gridUnits.map(function (u) {
       var e = entryOf(u, state.method);
       var img = el("img", { loading: "lazy", decoding: "async", width: "96", height: "96",
                             alt: D.name + " filter " + u.filter });
@@ -86,17 +87,17 @@
     var query = parseQuery($("search").value);
     var shown = 0;
     cells.forEach(function (cell, i) {
-      var ok = matches(query, units[i]);
+      var ok = matches(query, gridUnits[i]);
       cell.hidden = !ok;
       if (ok) { shown++; }
     });
-    var rendered = units.filter(function (u) { return entryOf(u, state.method); }).length;
+    var rendered = gridUnits.length;
     $("count").textContent = shown + " shown · " + rendered + "/" + (D.filters === null ? "?" : D.filters) +
       " rendered" + (methods.length > 1 ? " (" + state.method + ")" : "");
     var msg = "";
     if (query.error) { msg = query.error; }
     else if (query.set) {
-      var missing = Object.keys(query.set).filter(function (f) { return !byFilter[f]; });
+      var missing = Object.keys(query.set).filter(function (f) { return !entryOf(byFilter[f], state.method); });
       if (missing.length && missing.length <= 5) { msg = "not rendered yet: " + missing.join(", "); }
       else if (missing.length) { msg = missing.length + " of these filters are not rendered yet"; }
     } else if (query.dead && shown === 0) { msg = "no dead filter"; }
