@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 
 def folder_bytes(root: Path, prefix: str = "") -> int:
@@ -74,6 +75,35 @@ def measure_render(args) -> dict:
             "measured_site_bytes": folder_bytes(site), "site": str(site)}
 
 
+def flop_estimate(args, measured: dict | None) -> dict:
+    """The full atlas's time from its conv FLOPs and the fp32 throughput ``scripts/benchmark.py`` measured
+    on a quiet machine (``--bench``): a shared machine's wall times overstate the cost several times."""
+    import benchmark as bench_mod  # scripts/benchmark.py, beside this script
+
+    import torch_filtviz as fv
+    from filtviz_core import vgg16 as spec
+
+    bench = json.loads(Path(args.bench).read_text())
+    method = bench["methods"]["torch_fp32"]
+    tflops = float(method["tflops"])
+    model = fv.load_vgg16("random")
+    layers, total = [], 0.0
+    for name, count in spec.FILTER_COUNTS.items():
+        flops = count * (2 * args.steps + 1) * bench_mod.conv_flops(model, name, args.size)
+        seconds = flops / (tflops * 1e12)
+        total += seconds
+        layers.append({"layer": name, "pflop": round(flops / 1e15, 4), "seconds": round(seconds, 1)})
+    found = {"throughput_tflops": round(tflops, 4), "bench": args.bench, "bench_job": bench["job"]["name"],
+             "bench_load_average": bench.get("load_average"), "layers": layers,
+             "all_pflop": round(sum(layer["pflop"] for layer in layers), 3), "all_hours": round(total / 3600, 2)}
+    if measured:  # how much slower the shared machine was, on the same FLOPs
+        done = {layer["layer"]: layer for layer in measured["layers"]}
+        found["measured_over_estimate"] = {
+            layer["layer"]: round(done[layer["layer"]]["seconds_per_filter"] * spec.FILTER_COUNTS[layer["layer"]]
+                                  / max(layer["seconds"], 1e-9), 1) for layer in layers if layer["layer"] in done}
+    return found
+
+
 def measure_page(args) -> dict:
     from filtviz_core.site import browser as B
     from filtviz_core.site.dummy import write_dummy_atlas
@@ -100,16 +130,20 @@ def main() -> int:
     parser.add_argument("--weights", default="keras")
     parser.add_argument("--site", default=None, help="folder for the measured site (default: a temporary one)")
     parser.add_argument("--page-runs", type=int, default=5)
-    parser.add_argument("--skip-render", action="store_true", help="only the page-load timing")
+    parser.add_argument("--skip-render", action="store_true", help="no rendering (keep the report's render section)")
+    parser.add_argument("--skip-page", action="store_true", help="no page-load timing (keep the report's)")
+    parser.add_argument("--bench", default="benchmarks/cpu/bench.json",
+                        help="quiet-machine benchmark whose fp32 throughput converts FLOPs to time")
     parser.add_argument("--out", default=None, help="write the JSON report here (default: print it)")
     args = parser.parse_args()
     report = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                           "python": platform.python_version()},
               "settings": {"per_layer": args.per_layer, "size": args.size, "steps": args.steps, "weights": args.weights},
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if not args.skip_render:
-        report["render"] = measure_render(args)
-    report["page_load"] = measure_page(args)
+    previous = json.loads(Path(args.out).read_text()) if args.out and Path(args.out).is_file() else {}
+    report["render"] = previous.get("render") if args.skip_render else measure_render(args)
+    report["flop_estimate"] = flop_estimate(args, report["render"])
+    report["page_load"] = previous.get("page_load") if args.skip_page else measure_page(args)
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
