@@ -208,7 +208,10 @@ def test_atlas_folder_refuses_foreign_folders(tmp_path):
     (tmp_path / "x.txt").write_text("mine")
     with pytest.raises(FiltvizError, match="holds other files"):
         AtlasFolder.open(tmp_path, {"name": "m", "weights": {}})
-    assert AtlasFolder.open(tmp_path / "new", {"name": "m", "weights": {}}).out.is_dir()
+    new = AtlasFolder.open(tmp_path / "new", {"name": "m", "weights": {"source": "s"}}).out
+    (new / "photos").mkdir()  # files written before the first chunk finished (then a crash)...
+    (new / "photos" / "a.jpg").write_bytes(b"x")
+    assert AtlasFolder.open(new, {"name": "m", "weights": {"source": "s"}}).out == new  # ...still an atlas
 
 
 VGG_RECEPTIVE_FIELDS = {"block1_conv1": (1, 3), "block1_conv2": (1, 5), "block2_conv1": (2, 10),
@@ -265,3 +268,35 @@ def test_dataset_examples_one_pass_per_photo_and_true_maxima(random_vgg):
             assert act[c, r, q] == flat[c].max()
         best = found.top(layer, 5, 2)
         assert best[0][1] >= best[1][1] and best[0][1] == found.peaks[layer].values[:, 5].max()
+
+
+def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
+    """SIGINT (Ctrl-C) to `python -m torch_filtviz atlas --html` once its first chunk is recorded."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "site"
+    argv = [sys.executable, "-m", "torch_filtviz", "atlas", "--html", str(out), "--layers", "block1_conv1",
+            "--per-layer", "12", "--chunk-size", "2", "--size", "32", "--steps", "20", "--weights", "random",
+            "--examples", "0", "--no-progress"]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parts = out / "parts" / "block1_conv1" / "pixel"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not (parts.is_dir() and any(parts.iterdir())):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    doc = json.loads((out / "atlas.json").read_text())
+    done = doc["layers"][0]["rendered"].get("pixel", 0)
+    assert 2 <= done < 12 and doc["runs"][-1]["status"] == "interrupted"
+    assert done == 2 * len(list(parts.iterdir()))  # the site shows every recorded chunk
+    assert not [p for p in out.rglob("*.tmp")]  # no half-written file
+    code, stdout, _ = cli(*argv[3:])  # the same command again (in-process: the model is loaded already)
+    assert code == 0 and f"rendered, {done} already done" in stdout and f"atlas: {12 - done} filter" in stdout

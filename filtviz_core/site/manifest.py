@@ -86,6 +86,9 @@ class AtlasFolder:
             folder = cls(path)
             folder.clear()
         check_writable(path)
+        if read_manifest(path) is None:  # the folder is an atlas from its first file on
+            atomic.write_json(path / MANIFEST, {"format": FORMAT, "schema": SCHEMA, "model": dict(identity),
+                                                "runs": [], "photos": [], "layers": []})
         return cls(path)
 
     def clear(self) -> None:
