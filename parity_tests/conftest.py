@@ -35,7 +35,7 @@ def vgg_layer_map(torch_vgg):
 @pytest.fixture(scope="session")
 def photo():
     """The sample photo (Grace Hopper), 64x64, as a (1, H, W, 3) float32 batch."""
-    return load_image(size=SIZE)[None].astype(np.float32)
+    return load_image(size=SIZE, fit="stretch")[None].astype(np.float32)  # the photo the bounds were measured on
 
 
 @pytest.fixture(scope="session")

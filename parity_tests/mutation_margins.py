@@ -27,7 +27,7 @@ def main() -> int:
     from torch_filtviz.models import load_vgg16 as torch_load
 
     keras_model, torch_model = keras_load(), torch_load()
-    photo = load_image(size=64)[None].astype(np.float32)
+    photo = load_image(size=64, fit="stretch")[None].astype(np.float32)  # as when the margins were measured
     layer_map = {n: torch_model.aliases[n] for n in CONV_NAMES}
 
     def worst(report: Report) -> str:

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, models: tuple | None = None) -> int:
 
     # 1. Activations at every conv layer, on the sample photo and on noise.
     t0 = time.perf_counter()
-    photo = load_image(size=PHOTO_SIZE)[None].astype(np.float32)
+    photo = load_image(size=PHOTO_SIZE, fit="stretch")[None].astype(np.float32)  # as when the bounds were measured
     noise = np.random.default_rng(args.seed).uniform(0, 255, photo.shape).astype(np.float32)
     layer_map = {name: torch_model.aliases[name] for name in CONV_NAMES}
     for label, images in (("photo", photo), ("noise", noise)):
