@@ -37,24 +37,30 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def run_guarded(prog: str, action: Callable[[], int | None]) -> int:
+def run_guarded(prog: str, action: Callable[[], int | None], *, quiet: bool = False) -> int:
     """Run ``action`` and turn every failure into one ``prog: error: ...`` line on stderr and an exit status.
 
     Bad input (:class:`FiltvizError`) -> 2; a failure while running (:class:`FiltvizRuntimeError`, a
     full disk, a device error, anything unexpected) -> 1; Ctrl-C -> 130. ``FILTVIZ_DEBUG=1`` shows the
     traceback of an unexpected failure. Every file is written atomically, so an interrupted run
-    leaves only complete files.
+    leaves only complete files. ``quiet``: the same statuses, no line (a process whose line another
+    one prints: a torchrun rank other than 0).
     """
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr)
+
     try:
         return int(action() or 0)
     except FiltvizRuntimeError as exc:  # first: WeightsUnavailable is both kinds, and a runtime failure
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        say(f"{prog}: error: {exc}")
         return EXIT_RUNTIME
     except FiltvizError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        say(f"{prog}: error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; every file written so far is complete, none is half-written", file=sys.stderr)
+        say(f"{prog}: interrupted; every file written so far is complete, none is half-written")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and closed: not an error worth a message
         try:
@@ -62,13 +68,12 @@ def run_guarded(prog: str, action: Callable[[], int | None]) -> int:
         finally:
             return EXIT_RUNTIME
     except OSError as exc:  # a full disk or a folder removed mid-run: the environment, not a bug
-        print(f"{prog}: error: {exc.strerror or first_line(exc)}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        say(f"{prog}: error: {exc.strerror or first_line(exc)}: {exc.filename or ''}".rstrip(": "))
         return EXIT_RUNTIME
     except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"{prog}: error: {type(exc).__name__}: {first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)",
-              file=sys.stderr)
+        say(f"{prog}: error: {type(exc).__name__}: {first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)")
         return EXIT_RUNTIME
 
 

@@ -365,9 +365,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help, --version, or argparse's own exit
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, as recorded by the atlas site
+        launch = launched()
+        if launch is not None and launch.world_size > 1 and not (args.command == "atlas" and args.html):
+            raise FiltvizError(f"torchrun started {launch.world_size} processes, but only 'filtviz atlas --html OUT' "
+                               "splits its work across ranks: run this command without torchrun")
         return int(args.run(args) or 0)
 
-    return run_guarded(PROG, run)
+    from torch_filtviz.atlas.distributed import launched, secondary_rank
+
+    return run_guarded(PROG, run, quiet=secondary_rank())  # under torchrun, rank 0 says what went wrong
 
 
 if __name__ == "__main__":

@@ -84,13 +84,25 @@ def _now() -> str:
 def _versions() -> dict[str, str]:
     import PIL
     import torch
-    import torchvision
 
     import torch_filtviz
 
     return {"torch_filtviz": torch_filtviz.__version__, "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
+            "torchvision": _torchvision_version(), "numpy": np.__version__, "pillow": PIL.__version__,
             "python": platform.python_version()}
+
+
+def _torchvision_version() -> str | None:
+    """Without importing torchvision when the model did not (seconds saved per process, per rank)."""
+    module = sys.modules.get("torchvision")
+    if module is not None:
+        return module.__version__
+    from importlib import metadata
+
+    try:
+        return metadata.version("torchvision")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _device_of(model: nn.Module, params: Mapping[str, Any]) -> tuple[str, str | None]:
@@ -128,8 +140,9 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
             per_layer: int | None = None, method: str = "pixel", params: Mapping[str, Any] | None = None,
             photos: Sequence[Photo] | None = None, examples: int = DEFAULT_EXAMPLES,
             photo_size: int = DEFAULT_PHOTO_SIZE, chunk_size: int | None = None, force: bool = False,
-            command: str = "", worker: Worker | None = None) -> AtlasPlan:
-    """Open ``out`` and check everything that can go wrong before the long work starts."""
+            command: str = "", worker: Worker | None = None, ranks: int = 1) -> AtlasPlan:
+    """Open ``out`` and check everything that can go wrong before the long work starts.
+    ``ranks``: the processes that will share the chunks (more than the filters asked for is refused)."""
     chosen = get_method(method)
     params = dict(params or {})
     if per_layer is not None and per_layer < 1:
@@ -163,6 +176,11 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
             count = probed[name][2]
             wanted.append((name, list(range(count if per_layer is None else min(per_layer, count)))))
         described.append(entry)
+    total = sum(len(filters) for _, filters in wanted)
+    if ranks > total:
+        raise FiltvizError(f"{ranks} ranks for {total} filter{'s' * (total != 1)}: start at most {total} "
+                           f"process{'es' * (total != 1)} (torchrun --nproc_per_node, --nnodes), or ask for more "
+                           "filters (--per-layer, --layers)")
     folder = AtlasFolder.open(out, identity, force=force)  # the folder exists only once the input is valid
     device, device_name = _device_of(model, params)
     if chunk_size is None:
@@ -216,12 +234,15 @@ def _photo_records(job: AtlasPlan) -> list[dict]:
     return records
 
 
-def load_photo_set(job: AtlasPlan) -> PhotoSet:
-    """Resize the photos and run each once through the network (all requested layers captured)."""
+def load_photo_set(job: AtlasPlan, records: bool = True) -> PhotoSet:
+    """Resize the photos and run each once through the network (all requested layers captured).
+    ``records``: also write the photos' thumbnails and list them in the run (the process that
+    publishes does; other ranks only crop)."""
     pixels = [load_photo(photo, job.photo_size) for photo in job.photos]
     layers = [name for name, _ in job.wanted]
     job.photo_set = photo_peaks(job.model, layers, job.photos, pixels, job.params.get("objective"))
-    job.run["photos"] = _photo_records(job)
+    if records:
+        job.run["photos"] = _photo_records(job)
     return job.photo_set
 
 
@@ -233,11 +254,11 @@ def run_chunks(job: AtlasPlan, chunks: Sequence[Chunk], *, after: Callable[[Chun
     for chunk in chunks:
         if chunk.kind == EXAMPLES:
             if job.photo_set is None:
-                load_photo_set(job)
+                load_photo_set(job, records=job.worker.rank == 0)
             entries = write_examples(job.out, chunk, job.photo_set, job.examples, job.examples_settings())
             job.run["examples_written"] += len(chunk)
         else:
-            entries = render_pictures(job.out, chunk, job.method, job.model, job.params, job.worker)
+            entries = render_pictures(job.out, chunk, job.method, job.model, job.params, job.worker, job.chunk_size)
             job.run["rendered"] += len(chunk)
             if progress is not None:
                 progress.update(len(chunk))
@@ -281,6 +302,7 @@ class AtlasReport:
     examples: int
     seconds: float
     passes: int
+    ranks: list[dict] = field(default_factory=list)  # torchrun: per rank its host, device, filters, seconds
 
 
 def build_atlas(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[str] | None = None,

@@ -39,6 +39,9 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
                         "(default: 16 on CPU, 128 on a GPU)")
     g.add_argument("--force", action="store_true",
                    help="redo the requested filters even if done (and replace an atlas of other weights in OUT)")
+    g.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="under torchrun: the longest wait for another rank (joining, the plan, a rank that stops "
+                        "answering) before the job ends with an error; default: %(default)g")
 
 
 def check_site_folder(out: str) -> Path:
@@ -50,15 +53,49 @@ def check_site_folder(out: str) -> Path:
     return check_writable(out, create=False)  # created once the model and layers are known to be valid
 
 
+def site_params(args: argparse.Namespace, ascent_kwargs) -> tuple[dict, bool]:
+    """(the method's parameters, whether a progress bar is wanted) from the options. A chunk is
+    one batch of --chunk-size images, so --batch-size does not apply to the website."""
+    if getattr(args, "batch_size", None) is not None:
+        raise FiltvizError("--batch-size does not apply to --html: each chunk runs as one batch of --chunk-size "
+                           "filters (a fixed shape, so pictures do not depend on their neighbours); set --chunk-size")
+    params = ascent_kwargs(args)
+    progress = bool(params.get("progress", True))
+    params["progress"] = False  # one bar for the whole atlas, not one per chunk
+    return params, progress
+
+
+def print_report(report) -> None:
+    """The closing lines of ``filtviz atlas --html`` (an :class:`~torch_filtviz.atlas.build.AtlasReport`)."""
+    examples = (f"; dataset examples for {report.examples} ({report.passes} forward passes, one per photo)"
+                if report.examples else "")
+    ranks = f" on {len(report.ranks)} ranks" if len(report.ranks) > 1 else ""
+    print(f"atlas: {report.rendered} filter{'s' * (report.rendered != 1)} rendered, {report.skipped} already done"
+          f"{examples}, in {report.seconds:.1f} s{ranks}")
+    for rank in report.ranks if len(report.ranks) > 1 else []:
+        took = f" in {rank['seconds']:.1f} s" if rank.get("seconds") is not None else ""
+        print(f"  rank {rank.get('rank'):<7} {rank.get('rendered', 0)} filters on {rank.get('device')} at "
+              f"{rank.get('host')}{took}")
+    print(f"  site         {report.index}")
+    print(f"  manifest     {report.out / 'atlas.json'}")
+    print(f"  serve it     python -m http.server -d {report.out}")
+
+
 def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
-    """Build or resume the website; ``load_model(args)`` and ``ascent_kwargs(args)`` come from the CLI."""
+    """Build or resume the website; ``load_model(args)`` and ``ascent_kwargs(args)`` come from the CLI.
+    Started by torchrun, the ranks share the work (:mod:`torch_filtviz.atlas.distributed`)."""
+    from torch_filtviz.atlas.distributed import launched
+
+    launch = launched()
+    if launch is not None:
+        from torch_filtviz.atlas.distributed import run_site as run_distributed
+
+        return run_distributed(args, load_model, ascent_kwargs, launch)
     from filtviz_core.photos import folder_photos
     from torch_filtviz.atlas.build import build_atlas, command_line
 
     per_layer = parse_per_layer(args.per_layer)
-    params = ascent_kwargs(args)
-    progress = params.get("progress", True)
-    params["progress"] = False  # one bar for the whole atlas, not one per chunk
+    params, progress = site_params(args, ascent_kwargs)
     out = check_site_folder(args.html)
     photos = None
     if args.examples and args.photos:
@@ -70,11 +107,5 @@ def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
     report = build_atlas(model, out, layers=layers, per_layer=per_layer, params=params, photos=photos,
                          examples=args.examples, photo_size=args.photo_size, chunk_size=args.chunk_size,
                          force=args.force, command=command_line(getattr(args, "argv", None)), progress=progress)
-    examples = (f"; dataset examples for {report.examples} ({report.passes} forward passes, one per photo)"
-                if report.examples else "")
-    print(f"atlas: {report.rendered} filter{'s' * (report.rendered != 1)} rendered, {report.skipped} already done{examples}, "
-          f"in {report.seconds:.1f} s")
-    print(f"  site         {report.index}")
-    print(f"  manifest     {out / 'atlas.json'}")
-    print(f"  serve it     python -m http.server -d {out}")
+    print_report(report)
     return 0

@@ -7,8 +7,9 @@ is on disk. A chunk depends on nothing but its own filters, so any process can r
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from filtviz_core import algorithm as alg
-from filtviz_core.site.chunks import Chunk
+from filtviz_core.site.chunks import Chunk, pad_filters
 from filtviz_core.site.files import examples_entry, picture_entry
 from torch_filtviz.atlas.examples import PhotoSet
 from torch_filtviz.atlas.methods import Method
@@ -31,20 +32,43 @@ class Worker:
     run: str = ""
 
 
+@contextlib.contextmanager
+def deterministic_kernels() -> Iterator[None]:
+    """cuDNN's deterministic algorithms (no autotuning, no atomics) for the duration, then the
+    caller's settings back: with a fixed batch shape, a filter's picture then depends on nothing
+    but its own settings on a GPU too. CPU kernels (oneDNN) are deterministic already."""
+    import torch
+
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
 def render_pictures(out: Path, chunk: Chunk, method: Method, model, params: Mapping[str, Any],
-                    worker: Worker) -> dict[int, dict]:
-    """Render ``chunk`` with ``method`` and write its files; return each filter's entry. A filter's
-    ``seconds`` is its share of the chunk's time (the chunk's filters run together)."""
-    result = method.render(model, chunk.layer, list(chunk.filters), params)
+                    worker: Worker, batch: int | None = None) -> dict[int, dict]:
+    """Render ``chunk`` with ``method`` and write its files; return each filter's entry.
+
+    The chunk runs as ONE batch of ``batch`` images (default: its own length): a shorter chunk
+    is filled with copies of its first filter whose results are dropped, so every chunk of an
+    atlas has the same shape and a filter's picture is bitwise the same whatever else shares its
+    chunk. A filter's ``seconds`` is its share of the chunk's time, padding included."""
+    filters = [int(f) for f in chunk.filters]
+    size = max(len(filters), int(batch or 0))
+    with deterministic_kernels():
+        result = method.render(model, chunk.layer, pad_filters(filters, size), {**params, "batch_size": size})
+    n = len(filters)
     steps = int(result.params.get("steps", np.shape(result.losses)[1] - 1))
-    shown = {step: alg.deprocess(np.asarray(raw)) for step, raw in result.snapshots.items()}
-    share = float(result.seconds) / max(1, len(chunk.filters))
+    shown = {step: alg.deprocess(np.asarray(raw)[:n]) for step, raw in result.snapshots.items()}
+    share = float(result.seconds) / max(1, n)
     who = {"chunk": chunk.key, "rank": worker.rank, "host": worker.host, "device": str(result.device), "run": worker.run}
-    return {int(f): picture_entry(out, layer=chunk.layer, method=method.name, index=int(f), image=result.images[i],
-                                  snapshots={s: images[i] for s, images in shown.items()}, steps=steps,
-                                  losses=result.losses[i], dead=bool(result.dead[i]), seconds=share,
-                                  params=result.params, settings=method.settings(params), worker=who)
-            for i, f in enumerate(chunk.filters)}
+    return {f: picture_entry(out, layer=chunk.layer, method=method.name, index=f, image=result.images[i],
+                             snapshots={s: images[i] for s, images in shown.items()}, steps=steps,
+                             losses=result.losses[i], dead=bool(result.dead[i]), seconds=share,
+                             params=result.params, settings=method.settings(params), worker=who)
+            for i, f in enumerate(filters)}
 
 
 def write_examples(out: Path, chunk: Chunk, photos: PhotoSet, top: int, settings: Mapping[str, Any]) -> dict[int, dict]:
