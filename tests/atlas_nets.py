@@ -22,7 +22,8 @@ class FailsOnRank(nn.Module):
     def __init__(self, rank: int) -> None:
         super().__init__()
         self.rank = rank
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad and os.environ.get("RANK") == str(self.rank):

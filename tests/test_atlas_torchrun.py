@@ -31,7 +31,7 @@ SITE = ["atlas", "--layers", "block1_conv1,block2_conv1,block3_conv1", "--per-la
 SMALL = ["atlas", "--model", "tests.atlas_nets:small", "--per-layer", "8", "--chunk-size", "2", "--size", "64",
          "--steps", "30", "--examples", "1", "--photo-size", "48", "--no-progress", "--dist-timeout", "60"]
 TOTAL = 18
-PER_RUN = {"seconds", "rank", "host", "run", "device"}  # what may differ between two runs of the same filter
+PER_RUN = {"seconds", "rank", "host", "run", "device", "chunk"}  # may differ between two runs of the same filter
 TORCHRUN_NOISE = ("*****", "Setting OMP_NUM_THREADS")
 
 
@@ -187,8 +187,10 @@ def bad_setups(tmp_path_factory) -> dict[str, tuple]:
     jobs = {
         "failing rank": (torchrun(*TINY, "--html", str(root / "failing"), "--per-layer", "4"), {}),
         "more ranks": (torchrun(*TINY, "--html", str(root / "more"), "--layers", "features.0", "--per-layer", "1"), {}),
-        "no rank 0": ([*direct, "--html", str(root / "rank1")], dict(rendezvous, RANK="1", MASTER_PORT=str(free_port()))),
-        "no rank 1": ([*direct, "--html", str(root / "rank0")], dict(rendezvous, RANK="0", MASTER_PORT=str(free_port()))),
+        "no rank 0": ([*direct, "--html", str(root / "rank1")],
+                      dict(rendezvous, RANK="1", MASTER_PORT=str(free_port()))),
+        "no rank 1": ([*direct, "--html", str(root / "rank0")],
+                      dict(rendezvous, RANK="0", MASTER_PORT=str(free_port()))),
     }
     started = time.monotonic()
     procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -215,7 +217,8 @@ def test_more_ranks_than_filters_is_refused_before_any_work(bad_setups):
     code, _, err = bad_setups["more ranks"]
     assert code != 0
     assert error_lines(err) == ["filtviz: error: 2 ranks for 1 filter: start at most 1 process "
-                                "(torchrun --nproc_per_node, --nnodes), or ask for more filters (--per-layer, --layers)"]
+                                "(torchrun --nproc_per_node, --nnodes), or ask for more filters "
+                                "(--per-layer, --layers)"]
     assert not (bad_setups["root"] / "more").exists()
 
 
@@ -284,3 +287,64 @@ def test_layer_costs_are_the_conv_flops_up_to_the_layer():
     layers = ["block1_conv1", "block3_conv1", "block5_conv3"]
     costs = image_costs(model, layers, size)
     assert costs == {name: flops[name] + 0.1 * flops["block5_conv3"] for name in layers}
+
+
+def test_a_chunk_of_one_filter_and_a_resumed_filter_match_the_full_chunk_bitwise(tmp_path):
+    """Every chunk runs as one batch of --chunk-size images (a short one padded with copies of its
+    first filter): on this CPU a batch of 1 rounds differently from a batch of 4 (see
+    scripts/batching_check.py), so without the padding filter 0 alone, or filter 2 redone alone,
+    would not reproduce the full chunk's picture."""
+    from torch_filtviz.atlas import build_atlas
+    from torch_filtviz.models import load_vgg16
+
+    model = load_vgg16("random")
+    kw = dict(layers=["block1_conv2"], chunk_size=4, examples=0, progress=False,
+              params=dict(steps=3, size=32, progress=False, device="cpu"))
+    alone = build_atlas(model, tmp_path / "alone", per_layer=1, **kw)
+    full = build_atlas(model, tmp_path / "full", per_layer=4, **kw)
+    assert (alone.rendered, full.rendered) == (1, 4)
+    a, b = units(tmp_path / "alone"), units(tmp_path / "full")
+    assert a[("block1_conv2", 0, "pixel")]["losses"] == b[("block1_conv2", 0, "pixel")]["losses"]
+    assert a[("block1_conv2", 0, "pixel")]["params"]["batch_size"] == 4
+    picture = "pictures/block1_conv2/pixel/0002.png"
+    assert files(tmp_path / "alone")["pictures/block1_conv2/pixel/0000.png"] == \
+           files(tmp_path / "full")["pictures/block1_conv2/pixel/0000.png"]
+    before, losses = (tmp_path / "full" / picture).read_bytes(), b[("block1_conv2", 2, "pixel")]["losses"]
+    (tmp_path / "full" / picture).unlink()
+    again = build_atlas(model, tmp_path / "full", per_layer=4, **kw)
+    assert again.rendered == 1 and (tmp_path / "full" / picture).read_bytes() == before
+    assert units(tmp_path / "full")[("block1_conv2", 2, "pixel")]["losses"] == losses
+
+
+def test_writer_threads_make_the_same_site_and_record_every_rendered_chunk(tmp_path, monkeypatch):
+    """On a GPU, threads write a chunk's files while the next one renders: same files, same
+    manifest, and a render that fails still leaves every chunk rendered before it recorded."""
+    import atlas_nets
+
+    import torch_filtviz.atlas.build as build
+    from torch_filtviz.atlas.methods import METHODS, Method
+    from torch_filtviz.models import wrap_model
+
+    model = wrap_model(atlas_nets.small(), preprocess="none")
+    kw = dict(per_layer=6, chunk_size=2, examples=0, progress=False, params=dict(steps=3, size=16, progress=False))
+    build.build_atlas(model, tmp_path / "inline", **kw)
+    monkeypatch.setattr(build, "default_writers", lambda device, processes=1: 3)
+    build.build_atlas(model, tmp_path / "threads", **kw)
+    a, b = units(tmp_path / "threads"), units(tmp_path / "inline")
+    assert sorted(a) == sorted(b) and len(b) == 2 * 18
+    assert all({k: v for k, v in a[key].items() if k not in PER_RUN} ==
+               {k: v for k, v in b[key].items() if k not in PER_RUN} for key in b)
+    assert files(tmp_path / "threads") == files(tmp_path / "inline")
+
+    real, calls = METHODS["pixel"], []
+
+    def fail_on_fifth_chunk(model, layer, filters, params):
+        calls.append(layer)
+        if len(calls) == 5:
+            raise RuntimeError("device lost")
+        return real.render(model, layer, filters, params)
+
+    monkeypatch.setitem(METHODS, "pixel", Method("pixel", real.settings_keys, fail_on_fifth_chunk))
+    with pytest.raises(RuntimeError, match="device lost"):
+        build.build_atlas(model, tmp_path / "failed", **kw)
+    assert len([key for key in units(tmp_path / "failed") if key[2] == "pixel"]) == 8  # the 4 chunks before

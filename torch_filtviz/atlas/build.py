@@ -39,7 +39,7 @@ from filtviz_core.site.writer import write_site
 from torch_filtviz.atlas.examples import PhotoSet, photo_key, photo_peaks
 from torch_filtviz.atlas.methods import Method, get_method
 from torch_filtviz.atlas.receptive import probe_layers
-from torch_filtviz.atlas.render import Worker, render_pictures, write_examples
+from torch_filtviz.atlas.render import Worker, render_chunk, write_examples, write_pictures
 from torch_filtviz.models import layer_names
 
 DEFAULT_CHUNK = {"cpu": 16}  # filters per chunk; elsewhere (GPUs) DEFAULT_CHUNK_ACCELERATOR
@@ -246,26 +246,71 @@ def load_photo_set(job: AtlasPlan, records: bool = True) -> PhotoSet:
     return job.photo_set
 
 
+def default_writers(device: str, processes: int = 1) -> int:
+    """Threads that write finished chunks' files while the next chunk renders: none on a CPU (the
+    cores render), and on a GPU up to 8 of this machine's cores shared by its ``processes``: a GPU
+    renders a chunk faster than one thread encodes its PNGs and JPEGs."""
+    if device.split(":")[0] == "cpu":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) // max(1, processes) - 1))
+
+
 def run_chunks(job: AtlasPlan, chunks: Sequence[Chunk], *, after: Callable[[Chunk], None] | None = None,
-               progress: Any = None) -> int:
+               progress: Any = None, writers: int = 0) -> int:
     """Render ``chunks`` (pictures or examples) in order, recording each one's part after its files.
-    ``after(chunk)`` runs after each part is written (the single-process driver publishes there)."""
+    ``after(chunk)`` runs after each part is written (the single-process driver publishes there).
+
+    ``writers`` > 0: that many threads write the files (and then the part) of rendered chunks
+    while the next chunk renders; every chunk rendered is recorded before this returns or raises.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(writers, thread_name_prefix="atlas-writer") if writers > 0 else None
+    pending: deque = deque()
     done = 0
-    for chunk in chunks:
+
+    def record(chunk: Chunk, write: Callable[[], dict[int, dict]]) -> None:
+        job.folder.write_part(chunk, write(), job.run["id"])
+
+    def finish(chunk: Chunk) -> None:
+        nonlocal done
         if chunk.kind == EXAMPLES:
-            if job.photo_set is None:
-                load_photo_set(job, records=job.worker.rank == 0)
-            entries = write_examples(job.out, chunk, job.photo_set, job.examples, job.examples_settings())
             job.run["examples_written"] += len(chunk)
         else:
-            entries = render_pictures(job.out, chunk, job.method, job.model, job.params, job.worker, job.chunk_size)
             job.run["rendered"] += len(chunk)
             if progress is not None:
                 progress.update(len(chunk))
-        job.folder.write_part(chunk, entries, job.run["id"])
         done += len(chunk)
         if after is not None:
             after(chunk)
+
+    def settle(everything: bool) -> None:
+        while pending and (everything or len(pending) > writers or pending[0][1].done()):
+            chunk, future = pending.popleft()
+            future.result()  # a writer's error is raised here
+            finish(chunk)
+
+    try:
+        for chunk in chunks:
+            if chunk.kind == EXAMPLES:
+                if job.photo_set is None:
+                    load_photo_set(job, records=job.worker.rank == 0)
+                write = (lambda c=chunk: write_examples(job.out, c, job.photo_set, job.examples,
+                                                        job.examples_settings()))
+            else:
+                result = render_chunk(chunk, job.method, job.model, job.params, job.chunk_size)
+                write = (lambda c=chunk, r=result: write_pictures(job.out, c, job.method, r, job.params, job.worker))
+            if pool is None:
+                record(chunk, write)
+                finish(chunk)
+            else:
+                pending.append((chunk, pool.submit(record, chunk, write)))
+                settle(False)
+        settle(True)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)  # the chunks rendered before a failure are still recorded
     return done
 
 
@@ -334,7 +379,7 @@ def build_atlas(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequen
     status = "failed"
     try:
         run_chunks(job, interleave(job.picture_chunks, job.example_chunks), progress=bar,
-                   after=lambda chunk: publish(job, [chunk.layer]))
+                   after=lambda chunk: publish(job, [chunk.layer]), writers=default_writers(job.run["device"]))
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"

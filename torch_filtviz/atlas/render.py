@@ -47,28 +47,42 @@ def deterministic_kernels() -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
 
 
-def render_pictures(out: Path, chunk: Chunk, method: Method, model, params: Mapping[str, Any],
-                    worker: Worker, batch: int | None = None) -> dict[int, dict]:
-    """Render ``chunk`` with ``method`` and write its files; return each filter's entry.
+def render_chunk(chunk: Chunk, method: Method, model, params: Mapping[str, Any], batch: int | None = None):
+    """Render ``chunk`` with ``method`` (no files): the method's result, for the padded batch.
 
     The chunk runs as ONE batch of ``batch`` images (default: its own length): a shorter chunk
     is filled with copies of its first filter whose results are dropped, so every chunk of an
     atlas has the same shape and a filter's picture is bitwise the same whatever else shares its
-    chunk. A filter's ``seconds`` is its share of the chunk's time, padding included."""
+    chunk."""
     filters = [int(f) for f in chunk.filters]
     size = max(len(filters), int(batch or 0))
     with deterministic_kernels():
-        result = method.render(model, chunk.layer, pad_filters(filters, size), {**params, "batch_size": size})
+        return method.render(model, chunk.layer, pad_filters(filters, size), {**params, "batch_size": size})
+
+
+def write_pictures(out: Path, chunk: Chunk, method: Method, result, params: Mapping[str, Any],
+                   worker: Worker) -> dict[int, dict]:
+    """Write the files of a rendered chunk (its own filters; the padding is dropped); return each
+    filter's entry. A filter's ``seconds`` is its share of the chunk's time, padding included."""
+    filters = [int(f) for f in chunk.filters]
     n = len(filters)
     steps = int(result.params.get("steps", np.shape(result.losses)[1] - 1))
     shown = {step: alg.deprocess(np.asarray(raw)[:n]) for step, raw in result.snapshots.items()}
     share = float(result.seconds) / max(1, n)
-    who = {"chunk": chunk.key, "rank": worker.rank, "host": worker.host, "device": str(result.device), "run": worker.run}
+    who = {"chunk": chunk.key, "rank": worker.rank, "host": worker.host, "device": str(result.device),
+           "run": worker.run}
     return {f: picture_entry(out, layer=chunk.layer, method=method.name, index=f, image=result.images[i],
                              snapshots={s: images[i] for s, images in shown.items()}, steps=steps,
                              losses=result.losses[i], dead=bool(result.dead[i]), seconds=share,
                              params=result.params, settings=method.settings(params), worker=who)
             for i, f in enumerate(filters)}
+
+
+def render_pictures(out: Path, chunk: Chunk, method: Method, model, params: Mapping[str, Any],
+                    worker: Worker, batch: int | None = None) -> dict[int, dict]:
+    """Render ``chunk`` as one batch of ``batch`` images (:func:`render_chunk`) and write its files
+    (:func:`write_pictures`); return each filter's entry."""
+    return write_pictures(out, chunk, method, render_chunk(chunk, method, model, params, batch), params, worker)
 
 
 def write_examples(out: Path, chunk: Chunk, photos: PhotoSet, top: int, settings: Mapping[str, Any]) -> dict[int, dict]:
