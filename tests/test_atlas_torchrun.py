@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from filtviz_core.errors import FiltvizError
+from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.site.chunks import assign_chunks, pad_filters
 from torch_filtviz.atlas.distributed import Launch
 from torch_filtviz.cli import main
@@ -91,6 +91,13 @@ def assert_same_site(got: Path, want: Path, filters: int) -> None:
     assert [name for name in fb if fa[name] != fb[name]] == []
 
 
+@pytest.fixture(scope="module")
+def random_vgg():
+    from torch_filtviz.models import load_vgg16
+
+    return load_vgg16("random")
+
+
 def one_process(argv: list[str], out: Path) -> Path:
     """The reference: the same atlas from plain ``filtviz atlas`` in this process, on one thread."""
     threads = torch.get_num_threads()
@@ -102,11 +109,14 @@ def one_process(argv: list[str], out: Path) -> Path:
     return out
 
 
-def test_two_ranks_make_the_one_process_site_bitwise(tmp_path):
+def test_two_ranks_make_the_one_process_site_bitwise(tmp_path, random_vgg, monkeypatch):
     out = tmp_path / "site"
     done = run(torchrun(*SITE[:1], "--html", str(out), *SITE[1:]))
     assert done.returncode == 0, done.stderr
     assert f"atlas: {TOTAL} filters rendered, 0 already done" in done.stdout and "on 2 ranks" in done.stdout
+    import torch_filtviz.models as models
+
+    monkeypatch.setattr(models, "load_vgg16", lambda *a, **k: random_vgg)  # the same seeded weights, loaded once
     assert_same_site(out, one_process(SITE, tmp_path / "one"), TOTAL)
     entries = [e for key, e in units(out).items() if key[2] == "pixel"]
     assert {e["rank"] for e in entries} == {0, 1}  # both ranks rendered a share
@@ -267,12 +277,11 @@ def test_chunks_are_padded_to_a_fixed_shape_and_split_by_cost():
     assert assign_chunks([1.0], 3) == [[0], [], []]
 
 
-def test_layer_costs_are_the_conv_flops_up_to_the_layer():
+def test_layer_costs_are_the_conv_flops_up_to_the_layer(random_vgg):
     from filtviz_core import vgg16 as spec
     from torch_filtviz.atlas.cost import image_costs, layer_costs
-    from torch_filtviz.models import load_vgg16
 
-    model = load_vgg16("random")
+    model = random_vgg
     size, channels, side, expected, running = 128, 3, 128, {}, 0
     for name in spec.CONV_NAMES:  # VGG16's arithmetic: 3x3 convs, 'same' padding, a pool before each block
         if name.endswith("conv1") and name != "block1_conv1":
@@ -289,15 +298,14 @@ def test_layer_costs_are_the_conv_flops_up_to_the_layer():
     assert costs == {name: flops[name] + 0.1 * flops["block5_conv3"] for name in layers}
 
 
-def test_a_chunk_of_one_filter_and_a_resumed_filter_match_the_full_chunk_bitwise(tmp_path):
+def test_a_chunk_of_one_filter_and_a_resumed_filter_match_the_full_chunk_bitwise(tmp_path, random_vgg):
     """Every chunk runs as one batch of --chunk-size images (a short one padded with copies of its
     first filter): on this CPU a batch of 1 rounds differently from a batch of 4 (see
     scripts/batching_check.py), so without the padding filter 0 alone, or filter 2 redone alone,
     would not reproduce the full chunk's picture."""
     from torch_filtviz.atlas import build_atlas
-    from torch_filtviz.models import load_vgg16
 
-    model = load_vgg16("random")
+    model = random_vgg
     kw = dict(layers=["block1_conv2"], chunk_size=4, examples=0, progress=False,
               params=dict(steps=3, size=32, progress=False, device="cpu"))
     alone = build_atlas(model, tmp_path / "alone", per_layer=1, **kw)
@@ -348,3 +356,71 @@ def test_writer_threads_make_the_same_site_and_record_every_rendered_chunk(tmp_p
     with pytest.raises(RuntimeError, match="device lost"):
         build.build_atlas(model, tmp_path / "failed", **kw)
     assert len([key for key in units(tmp_path / "failed") if key[2] == "pixel"]) == 8  # the 4 chunks before
+
+
+class FakeStore:
+    """torchrun's key-value store, in memory (what rank 0's watcher reads)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, object] = {}
+
+    def add(self, key: str, amount: int) -> int:
+        self.data[key] = int(self.data.get(key, 0)) + amount
+        return self.data[key]
+
+    def set(self, key: str, value: str) -> None:
+        self.data[key] = value.encode()
+
+    def get(self, key: str) -> bytes:
+        return self.data[key]
+
+    def check(self, keys) -> bool:
+        return all(k in self.data for k in keys)
+
+
+@pytest.mark.parametrize("case", ["silent", "error", "finished"])
+def test_rank_0_names_a_silent_or_failed_rank_and_counts_finished_ones(case, monkeypatch):
+    from torch_filtviz.atlas import team as team_mod
+
+    store = FakeStore()
+    team = team_mod.Team(Launch(rank=0, world_size=3, local_rank=0, master="h:1"), torch.device("cpu"), timeout=0.6)
+    team.members = [{"rank": r, "host": f"node{r}"} for r in range(3)]
+    monkeypatch.setattr(team_mod.Team, "_client", lambda self: store)
+    monkeypatch.setattr(team_mod, "POLL", 0.05)
+    team.start("run1")
+    try:
+        store.set(team.key("finished/1"), json.dumps({"rendered": 4}))
+        if case == "error":
+            store.set(team.key("error/2"), json.dumps({"host": "node2", "message": "CUDA error: an illegal memory "
+                                                                                   "access", "usage": False}))
+        elif case == "finished":
+            store.set(team.key("finished/2"), json.dumps({"rendered": 5}))
+        deadline = time.monotonic() + 10
+        while team.failure is None and len(team.finished) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if case == "finished":
+            team.wait_for_others()
+            assert team.failure is None and team.finished == {1: {"rendered": 4}, 2: {"rendered": 5}}
+            assert store.data[team.key("beat/0")] >= 1  # rank 0's own heartbeat
+            return
+        with pytest.raises(FiltvizRuntimeError) as found:
+            team.wait_for_others()
+        expected = ("rank 2 on node2 failed: no heartbeat for 0.6 s (--dist-timeout)" if case == "silent" else
+                    "rank 2 on node2 failed: CUDA error: an illegal memory access")
+        assert str(found.value).startswith(expected)
+        assert team.finished == {1: {"rendered": 4}}
+    finally:
+        team.stop_watching()
+
+
+def test_a_machine_that_does_not_see_rank_0s_folder_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from torch_filtviz.atlas.distributed import _check_shared
+
+    job = SimpleNamespace(out=tmp_path)
+    with pytest.raises(FiltvizRuntimeError, match="every machine must see the same --html folder"):
+        _check_shared(job, "run1", wait=0.2)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "run1.json").write_text("{}")
+    _check_shared(job, "run1", wait=0.2)
