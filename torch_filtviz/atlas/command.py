@@ -36,7 +36,7 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
                    help="photos are resized to this short side (aspect ratio kept, nothing cropped); default: %(default)s")
     g.add_argument("--chunk-size", type=int, default=None,
                    help="filters rendered and recorded together, the most an interruption loses "
-                        "(default: 16 on CPU, 128 on a GPU)")
+                        "(default: 4 on CPU, 128 on a GPU); each chunk is one batch of exactly this many images")
     g.add_argument("--force", action="store_true",
                    help="redo the requested filters even if done (and replace an atlas of other weights in OUT)")
     g.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
