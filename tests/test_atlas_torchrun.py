@@ -124,6 +124,7 @@ def test_two_ranks_make_the_one_process_site_bitwise(tmp_path, random_vgg, monke
                for e in entries)
     run_record = json.loads((out / "atlas.json").read_text())["runs"][-1]
     assert run_record["status"] == "done" and run_record["world_size"] == 2
+    assert run_record["command"].startswith("torchrun --nproc_per_node=2 -m torch_filtviz atlas --html ")
     assert sorted(r["rank"] for r in run_record["ranks"]) == [0, 1]
     assert sum(r["rendered"] for r in run_record["ranks"]) == TOTAL == run_record["rendered"]
 

@@ -35,10 +35,12 @@ from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.site.chunks import Chunk, assign_chunks
 from filtviz_core.site.manifest import EXAMPLES
 from torch_filtviz.atlas.team import (DEFAULT_TIMEOUT, Failure, Launch, Stopped, Team, error_message, error_status,
-                                      exit_status, launched, on_sigterm, rank_device, secondary_rank)
+                                      exit_status, is_usage, launched, on_sigterm, rank_device, secondary_rank)
 
 PUBLISH_EVERY = 10.0  # s: rank 0 refreshes the site this often while the ranks work
 PROG = "filtviz"
+STOPPED = ("stopped by SIGTERM (torchrun stops every rank once one has exited: its report names it); every finished "
+           "chunk is kept: run the same command again to render the rest")
 
 __all__ = ["DEFAULT_TIMEOUT", "Launch", "launched", "run_site", "secondary_rank"]
 
@@ -93,13 +95,17 @@ def run_site(args: argparse.Namespace, load_model: Callable, ascent_kwargs: Call
         team = Team(launch, device, timeout)
         team.join()
     except (FiltvizError, FiltvizRuntimeError) as exc:
-        if launch.rank == 0:
+        if launch.rank == 0 or is_usage(exc):  # a usage error is every rank's: rank 0 says it
             raise
         print(f"{PROG}: error: rank {launch.rank}: {exc}", file=sys.stderr)
         return exit_status(exc)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return (_lead if launch.rank == 0 else _follow)(team, args, load_model, ascent_kwargs)
+    except Stopped:
+        if launch.rank == 0:
+            raise FiltvizRuntimeError(STOPPED) from None
+        return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
         team.close()
@@ -107,8 +113,8 @@ def run_site(args: argparse.Namespace, load_model: Callable, ascent_kwargs: Call
 
 def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> int:
     """Rank 0: plan and split, render a share, watch the others, publish the site."""
-    from torch_filtviz.atlas.build import (AtlasReport, _now, command_line, default_writers, load_photo_set, plan,
-                                           prepare, publish, run_chunks)
+    from torch_filtviz.atlas.build import (AtlasReport, _now, default_writers, load_photo_set, plan, prepare, publish,
+                                           run_chunks)
     from torch_filtviz.atlas.command import parse_per_layer, print_report
     from torch_filtviz.atlas.cost import image_costs
 
@@ -123,7 +129,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
         model = load_model(args)
         job = prepare(model, out, layers=layers, per_layer=per_layer, params=params, photos=photos,
                       examples=args.examples, photo_size=args.photo_size, chunk_size=args.chunk_size,
-                      force=args.force, command=command_line(getattr(args, "argv", None)), ranks=team.size)
+                      force=args.force, command=_command(getattr(args, "argv", None)), ranks=team.size)
         job.worker.rank = 0
         plan(job)
         costs = image_costs(model, [name for name, _ in job.wanted], int(params.get("size", 128)),
@@ -184,9 +190,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
         raise team.failure.error() from None
     except Stopped:
         status = "stopped"
-        raise FiltvizRuntimeError("stopped by SIGTERM (torchrun stops every rank once one has exited: its report "
-                                  "names it); every finished chunk is kept: run the same command again to render "
-                                  "the rest") from None
+        raise FiltvizRuntimeError(STOPPED) from None
     finally:
         try:
             team.stop_watching()
@@ -274,6 +278,17 @@ def _follow(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> 
         if not team.report(exc):
             print(f"{PROG}: error: rank {team.rank} on {team.host}: {error_message(exc)}", file=sys.stderr)
         return exit_status(exc)
+
+
+def _command(argv) -> str:
+    """The command that made the site, as the user would type it again (torchrun's own rendezvous
+    options, which this process cannot see, elided)."""
+    import os
+    import shlex
+
+    local, nodes = int(os.environ.get("LOCAL_WORLD_SIZE", "1")), int(os.environ.get("GROUP_WORLD_SIZE", "1"))
+    launcher = f"torchrun --nproc_per_node={local}" + (f" --nnodes={nodes} ..." if nodes > 1 else "")
+    return f"{launcher} -m torch_filtviz {shlex.join(map(str, sys.argv[1:] if argv is None else argv))}"
 
 
 def _check_shared(job, run_id: str, wait: float = 10.0) -> None:
