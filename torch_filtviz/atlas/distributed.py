@@ -164,14 +164,17 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
     team.start(job.run["id"], bar)
     last = [time.monotonic()]
 
+    def refresh() -> None:  # the site shows every rank's finished chunks, at most every PUBLISH_EVERY seconds
+        if time.monotonic() - last[0] > PUBLISH_EVERY:
+            publish(job)
+            last[0] = time.monotonic()
+
     def after(chunk: Chunk) -> None:
         if chunk.kind != EXAMPLES:
             team.done(len(chunk))
         if team.failure is not None:
             raise team.failure.error()
-        if time.monotonic() - last[0] > PUBLISH_EVERY:
-            publish(job)
-            last[0] = time.monotonic()
+        refresh()
 
     status, mine = "failed", time.perf_counter()
     try:
@@ -179,7 +182,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
         try:
             run_chunks(job, shares[0], after=after, writers=default_writers(str(team.device), team.local_size))
             mine = time.perf_counter() - mine
-            team.wait_for_others()
+            team.wait_for_others(refresh)
         finally:
             team.rendering(False)
         status = "done"

@@ -340,11 +340,14 @@ class Team:
                 return str(member.get("host", "?"))
         return "?"
 
-    def wait_for_others(self) -> None:
-        """(rank 0) Until every other rank has finished; raises on a failure the watcher found."""
+    def wait_for_others(self, tick: Callable[[], None] | None = None) -> None:
+        """(rank 0) Until every other rank has finished, calling ``tick()`` meanwhile; raises on a
+        failure the watcher found."""
         while len(self.finished) < self.size - 1:
             if self.failure is not None:
                 raise self.failure.error()
+            if tick is not None:
+                tick()
             time.sleep(POLL)
 
 
