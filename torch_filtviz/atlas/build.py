@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import secrets
 import shlex
 import sys
 import time
@@ -193,7 +194,9 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
     photos = list(photos) if photos is not None else (default_photos() if examples else [])
     worker = worker or Worker()
     started = _now()
-    run_id = f"{started.replace(':', '').replace('-', '').replace('+0000', 'Z')}-{os.getpid()}"
+    # the time stamp orders runs; the random tail keeps two runs started in the same second (by the same
+    # process, e.g. from a notebook) from overwriting each other's record
+    run_id = f"{started.replace(':', '').replace('-', '').replace('+0000', 'Z')}-{os.getpid()}-{secrets.token_hex(3)}"
     worker.run = run_id
     run = {"id": run_id, "command": command, "started": started, "finished": None, "status": "running",
            "versions": _versions(), "host": worker.host, "device": device, "device_name": device_name,
