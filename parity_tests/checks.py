@@ -26,6 +26,7 @@ STAT_RTOL = 1e-5  # per-channel mean/std difference / max abs activation
 GRAD_MIN_COSINE = 0.99999
 UPDATE_NORM_RTOL = 1e-5  # first ascent update: | ||dx_other|| / ||dx_ref|| - 1 |
 UPDATE_MIN_COSINE = 0.99999
+FIXED_NOTE = "fixed: deterministic, float32 round-off only"
 
 
 @dataclass(frozen=True)
@@ -139,10 +140,11 @@ def check_activations(name: str, ref: np.ndarray, other: np.ndarray, *, rtol: fl
                       stat_rtol: float = STAT_RTOL, group: str = "activations") -> list[Check]:
     """Checks of one layer's activations (same layout on both sides): max diff and channel stats."""
     dmean, dstd = channel_stat_diffs(ref, other)
+    why = FIXED_NOTE
     return [
-        Check(f"{group}/{name}/rel_max_diff", relative_max_diff(ref, other), rtol, "<=", group),
-        Check(f"{group}/{name}/channel_mean_diff", dmean, stat_rtol, "<=", group),
-        Check(f"{group}/{name}/channel_std_diff", dstd, stat_rtol, "<=", group),
+        Check(f"{group}/{name}/rel_max_diff", relative_max_diff(ref, other), rtol, "<=", group, why),
+        Check(f"{group}/{name}/channel_mean_diff", dmean, stat_rtol, "<=", group, why),
+        Check(f"{group}/{name}/channel_std_diff", dstd, stat_rtol, "<=", group, why),
     ]
 
 
@@ -155,7 +157,7 @@ def check_gradients(name: str, ref: np.ndarray, other: np.ndarray, *, min_cosine
         value = min(cosine(r, o) for r, o in zip(ref, other))
     else:
         value = cosine(ref, other)
-    return [Check(f"{group}/{name}/min_cosine", value, min_cosine, ">=", group)]
+    return [Check(f"{group}/{name}/min_cosine", value, min_cosine, ">=", group, FIXED_NOTE)]
 
 
 def check_first_update(name: str, x0: np.ndarray, ref_x1: np.ndarray, other_x1: np.ndarray, *,
@@ -174,8 +176,9 @@ def check_first_update(name: str, x0: np.ndarray, ref_x1: np.ndarray, other_x1: 
     else:
         norm = max(norm_ratio_diff(r, o) for r, o in zip(ref_dx, other_dx))
         cos = min(cosine(r, o) for r, o in zip(ref_dx, other_dx))
-    return [Check(f"{group}/{name}/norm_ratio_diff", norm, norm_rtol, "<=", group, "step 1 is deterministic: fixed"),
-            Check(f"{group}/{name}/min_cosine", cos, min_cosine, ">=", group, "step 1 is deterministic: fixed")]
+    why = "fixed: one step is one gradient, deterministic"
+    return [Check(f"{group}/{name}/norm_ratio_diff", norm, norm_rtol, "<=", group, why),
+            Check(f"{group}/{name}/min_cosine", cos, min_cosine, ">=", group, why)]
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ class CurveBounds:
     min_pearson: float | None = None
     final_rel: float | None = None  # |final_ref - final_other| / |final_ref|
     gain_rel: float | None = None  # (loss[b] - loss[a]) between two snapshot steps, relative
+    note: str = ""  # where the bounds come from, for the report
 
 
 def check_curves(name: str, ref: np.ndarray, other: np.ndarray, bounds: CurveBounds, *,
@@ -193,21 +197,22 @@ def check_curves(name: str, ref: np.ndarray, other: np.ndarray, bounds: CurveBou
     """Checks of one pair of loss histories (steps + 1 values each) against fixed bounds."""
     ref, other = np.asarray(ref, np.float64), np.asarray(other, np.float64)
     checks = []
+    why = bounds.note
     if bounds.max_rel is not None:
         checks.append(Check(f"{group}/{name}/max_rel_diff", curve_relative_diff(ref, other), bounds.max_rel, "<=",
-                            group))
+                            group, why))
     if bounds.min_pearson is not None:
-        checks.append(Check(f"{group}/{name}/pearson", pearson(ref, other), bounds.min_pearson, ">=", group))
+        checks.append(Check(f"{group}/{name}/pearson", pearson(ref, other), bounds.min_pearson, ">=", group, why))
     if bounds.final_rel is not None:
         final = relative_scalar_diff(ref[-1], other[-1]) if ref.shape == other.shape else math.inf
-        checks.append(Check(f"{group}/{name}/final_rel_diff", final, bounds.final_rel, "<=", group))
+        checks.append(Check(f"{group}/{name}/final_rel_diff", final, bounds.final_rel, "<=", group, why))
     if bounds.gain_rel is not None and gain_steps is not None:
         a, b = gain_steps
         if ref.shape == other.shape and len(ref) > b:
             gain = relative_scalar_diff(ref[b] - ref[a], other[b] - other[a])
         else:
             gain = math.inf
-        checks.append(Check(f"{group}/{name}/gain_{a}_{b}_rel_diff", gain, bounds.gain_rel, "<=", group))
+        checks.append(Check(f"{group}/{name}/gain_{a}_{b}_rel_diff", gain, bounds.gain_rel, "<=", group, why))
     return checks
 
 

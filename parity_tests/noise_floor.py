@@ -122,7 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity_tests.noise_floor", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=None, help="folder for noise_floor.md and noise_floor.json")
     parser.add_argument("--only", type=int, nargs="*", help="indices of calibration configurations (default: all)")
+    parser.add_argument("--from", dest="source", metavar="JSON",
+                        help="summarise the measurements of an earlier run's noise_floor.json instead of running")
     args = parser.parse_args(argv)
+    if args.source:
+        import json
+
+        with open(args.source) as fh:
+            stored = json.load(fh)
+        print(f"measured by `{stored['command']}`\n\n" + summarise(stored["configs"]))
+        return 0
 
     from filtviz_core import atomic
     from tf_reference.model import load_vgg16 as keras_load

@@ -36,8 +36,8 @@ import numpy as np
 
 from filtviz_core.cli_common import run_guarded
 from filtviz_core.errors import FiltvizError
-from parity_tests.checks import (ACTIVATION_RTOL, STAT_RTOL, Check, Report, check_activations, check_gradients,
-                                 fmt)
+from parity_tests.checks import (ACTIVATION_RTOL, FIXED_NOTE, STAT_RTOL, Check, Report, check_activations,
+                                 check_gradients, fmt)
 from parity_tests.metrics import relative_max_diff
 from parity_tests.port_map import LayerPair
 
@@ -122,6 +122,9 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
     if not hasattr(model, "layers") or not getattr(model, "inputs", None):
         raise FiltvizError(f"--keras {path}: not a model with a defined input (save a built Functional or "
                            "Sequential model)")
+    if len(model.inputs) != 1:
+        raise FiltvizError(f"--keras {path}: the model has {len(model.inputs)} inputs; the port command compares "
+                           "single-input models")
     return model
 
 
@@ -251,7 +254,7 @@ def compare_port(keras_model: Any, torch_model: Any, pairs: list[LayerPair], lab
             by_layer[p.keras] += check_gradients(p.keras, kg, to_nhwc(tg))
             by_layer[p.keras].append(Check(f"objective/{p.keras}/rel_max_diff", relative_max_diff(kv, tv),
                                            OBJECTIVE_RTOL, "<=", "objective",
-                                           f"channels {', '.join(map(str, channels))}"))
+                                           f"{FIXED_NOTE}; channels {', '.join(map(str, channels))}"))
     report = Report([c for checks in by_layer.values() for c in checks])
     return PortComparison(report, by_layer, stats)
 
@@ -334,6 +337,10 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # a port whose shapes do not fit its own layers
         print(f"FAIL: the torch model cannot run on the inputs ({_first_line(exc)})")
         return 1
+    except FiltvizError:
+        raise
+    except (ValueError, AttributeError) as exc:  # a mapped torch module never called, a shared Keras layer
+        raise FiltvizError(f"the layer map cannot be compared: {_first_line(exc)}") from None
     report = comparison.report
     first = comparison.first_diverging()
     doc = {

@@ -7,7 +7,8 @@ For each configuration (layer, filters, steps, image size, seed) the Keras refer
 once (:mod:`parity_tests.vgg_parity`); then
 
 * the **correct port** (torch_filtviz's VGG16 as it is) runs every check — any failure is a
-  false alarm;
+  false alarm (the activation checks see the sample photo and seeded noise at the configuration's
+  image size; ``scripts/compare_frameworks.py`` always uses 128 px);
 * each **planted bug** of :mod:`parity_tests.mutations` runs the checks family by family,
   cheapest first (activations, gradients, ascent), and counts as caught at the first family with a
   failed check — the same verdict as ``scripts/compare_frameworks.py``'s exit status, which runs
@@ -90,8 +91,7 @@ CONFIGS: tuple[Config, ...] = (
     _c("block5_conv2", [20, 21], 25, 128, 5),
     _c("block5_conv3", range(4), 50, 64, 6),
 )
-# The slice `make test` runs: two small configurations, every planted bug, activations at 64 px.
-FAST_PHOTO_SIZE = 64
+# The slice `make test` runs: two small configurations, every planted bug.
 FAST: tuple[Config, ...] = (
     _c("block1_conv2", [3], 10, 48, 0),
     _c("block3_conv1", [0, 1], 12, 48, 1),
@@ -161,25 +161,24 @@ def _same_as_correct(keras_refs, layer_ref, side, correct_side) -> bool:
     return bool(np.array_equal(r_side.losses, r_ok.losses))
 
 
-def sweep(keras_model, torch_model, configs, mutation_names=None, log=print,
-          photo_size: int | None = None) -> dict[str, Any]:
-    """Run the sweep; returns everything measured (the JSON document). ``photo_size``: the
-    activation checks' input size (default: the same as ``scripts/compare_frameworks.py``)."""
+def sweep(keras_model, torch_model, configs, mutation_names=None, log=print) -> dict[str, Any]:
+    """Run the sweep; returns everything measured (the JSON document). The activation checks see the
+    sample photo and seeded noise at the configuration's own image size."""
     from parity_tests import vgg_parity
     from parity_tests.mutations import MUTATIONS, torch_side
 
     names = list(MUTATIONS) if mutation_names is None else list(mutation_names)
-    act_refs: dict[int, Any] = {}
+    act_refs: dict[tuple[int, int], Any] = {}
     results = []
     for config in configs:
         started = time.perf_counter()
-        if config.seed not in act_refs:
-            act_refs[config.seed] = vgg_parity.activation_reference(keras_model, config.seed,
-                                                                    photo_size or vgg_parity.PHOTO_SIZE)
+        key = (config.seed, config.size)
+        if key not in act_refs:
+            act_refs[key] = vgg_parity.activation_reference(keras_model, config.seed, config.size)
         layer_ref = vgg_parity.layer_reference(keras_model, config.layer, config.filters, steps=config.steps,
                                                size=config.size, seed=config.seed)
         correct = torch_side(torch_model)
-        outcome, torch_runs = run_side(act_refs[config.seed], layer_ref, correct, stop_early=False)
+        outcome, torch_runs = run_side(act_refs[key], layer_ref, correct, stop_early=False)
         record: dict[str, Any] = {"config": {"layer": config.layer, "filters": list(config.filters),
                                              "steps": config.steps, "size": config.size, "seed": config.seed},
                                   "name": config.name, "correct": outcome.__dict__, "mutations": {}}
@@ -187,13 +186,14 @@ def sweep(keras_model, torch_model, configs, mutation_names=None, log=print,
             from parity_tests.metrics import curve_relative_diff
 
             ref, port = layer_ref.run.losses, torch_runs["ascent"].losses
-            record["floor"] = [curve_relative_diff(r, a) for rerun in layer_ref.again for r, a in zip(ref, rerun.losses)]
+            record["floor"] = [curve_relative_diff(r, a) for rerun in layer_ref.again
+                               for r, a in zip(ref, rerun.losses)]
             record["port_divergence"] = [curve_relative_diff(r, p) for r, p in zip(ref, port)]
         for name in names:
             side = MUTATIONS[name].apply(torch_model)
-            m_outcome, _ = run_side(act_refs[config.seed], layer_ref, side, stop_early=True)
+            m_outcome, _ = run_side(act_refs[key], layer_ref, side, stop_early=True)
             if m_outcome.caught_by is None:
-                m_outcome.effect = not _same_as_correct(act_refs[config.seed], layer_ref, side, correct)
+                m_outcome.effect = not _same_as_correct(act_refs[key], layer_ref, side, correct)
             m_outcome.curves_failed = any(f.startswith("losses/") for f in m_outcome.failed or [])
             m_outcome.failed = (m_outcome.failed or [])[:3]
             record["mutations"][name] = m_outcome.__dict__
@@ -266,8 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         configs = tuple(configs[i] for i in args.only)
     started = time.perf_counter()
-    doc = sweep(keras_load(), torch_load(), configs, log=lambda s: print(s, flush=True),
-                photo_size=FAST_PHOTO_SIZE if args.configs == "fast" else None)
+    doc = sweep(keras_load(), torch_load(), configs, log=lambda s: print(s, flush=True))
     doc["seconds"] = round(time.perf_counter() - started, 1)
     doc["command"] = "python -m parity_tests.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
     import tensorflow as tf

@@ -224,11 +224,32 @@ def test_bad_map_and_input_files(small_keras, tmp_path, capsys):
     code, _, err = run_port(capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn", "--inputs",
                             tmp_path / "small.npy", "--out", tmp_path / "r")
     assert code == 2 and "does not fit the Keras input (N, 32, 32, 3)" in err
+    spare = tmp_path / "spare.json"
+    spare.write_text('{"conv1": "spare"}')
+    code, _, err = run_port(capsys, "--keras", small_keras, "--torch", "parity_tests.test_port:with_spare_module",
+                            "--map", spare, "--out", tmp_path / "r")
+    assert code == 2 and "never ran in the forward pass: ['spare']" in err
     not_a_model = tmp_path / "junk.keras"
     not_a_model.write_bytes(b"not a zip")
     code, _, err = run_port(capsys, "--keras", not_a_model, "--torch", f"{EXAMPLES}:small_cnn", "--out",
                             tmp_path / "r")
     assert code == 2 and "cannot load the model" in err and len(err.strip().splitlines()) == 1
+
+
+def with_spare_module():
+    """The small CNN's port inside a wrapper that also holds a module its forward never calls."""
+    from torch import nn
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = port_examples.small_cnn()
+            self.spare = nn.ReLU()
+
+        def forward(self, x):
+            return self.body(x)
+
+    return Wrapped()
 
 
 def test_the_module_runs_as_a_command(tmp_path):

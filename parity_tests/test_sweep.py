@@ -31,7 +31,7 @@ def test_the_sweep_covers_what_it_claims():
 
 
 def test_fast_slice(keras_vgg, torch_vgg):
-    doc = sweep.sweep(keras_vgg, torch_vgg, sweep.FAST, log=lambda line: None, photo_size=sweep.FAST_PHOTO_SIZE)
+    doc = sweep.sweep(keras_vgg, torch_vgg, sweep.FAST, log=lambda line: None)
     for record in doc["configs"]:
         assert record["correct"]["caught_by"] is None, f"false alarm in {record['name']}: {record['correct']['failed']}"
     for name in MUTATIONS:

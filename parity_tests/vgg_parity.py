@@ -29,7 +29,7 @@ import numpy as np
 from filtviz_core import algorithm
 from filtviz_core.vgg16 import CONV_NAMES, block_of
 from parity_tests import spec
-from parity_tests.checks import (Check, CurveBounds, FloorRule, check_activations, check_curves,
+from parity_tests.checks import (FIXED_NOTE, Check, CurveBounds, FloorRule, check_activations, check_curves,
                                  check_curves_against_floor, check_equal, check_first_update, check_gradients,
                                  check_images)
 from parity_tests.metrics import relative_max_diff
@@ -38,11 +38,12 @@ from parity_tests.runners import keras_activations, to_nchw, to_nhwc, torch_acti
 
 # Block 1 loss histories stay within ~1e-7 of the curve's scale for almost every filter (a late
 # ReLU flip lifts the odd one to ~1e-5), so block 1 keeps fixed bounds (parity_tests/README.md).
-BLOCK1_BOUNDS = CurveBounds(max_rel=1e-4, min_pearson=0.999999, final_rel=1e-4, gain_rel=1e-4)
+BLOCK1_BOUNDS = CurveBounds(max_rel=1e-4, min_pearson=0.999999, final_rel=1e-4, gain_rel=1e-4,
+                            note="fixed: block 1 barely amplifies round-off")
 # From block 2 on the ascent amplifies float32 round-off: the bound is k times the noise floor
 # measured in the same run, never above the cap. k and the cap come from the measured spread of
 # (port difference / floor) over many configurations: parity_tests/README.md, "The noise floor".
-FLOOR_RULE = FloorRule(k=8.0, cap=0.1)
+FLOOR_RULE = FloorRule(k=8.0, cap=0.5)
 FLOOR_SAMPLES = 4  # at least this many (filter, rerun) samples of the floor per layer: ceil(4 / F) reruns
 OBJECTIVE_RTOL = 1e-5
 GAIN_FROM = 10  # the first default snapshot: the block-1 loss gained from it to the last step must agree
@@ -178,7 +179,7 @@ def objective_checks(layer: str, ref: tuple[np.ndarray, np.ndarray],
     """(values, gradients) of both sides: cosine per filter >= 0.99999, values within 1e-5."""
     return check_gradients(layer, ref[1], other[1]) + [
         Check(f"objective/{layer}/rel_max_diff", relative_max_diff(ref[0], other[0]), OBJECTIVE_RTOL, "<=",
-              "objective")]
+              "objective", FIXED_NOTE)]
 
 
 def keras_gradients(keras_model, layer: str, filters: Sequence[int], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
