@@ -161,7 +161,8 @@ def _same_as_correct(keras_refs, layer_ref, side, correct_side) -> bool:
     return bool(np.array_equal(r_side.losses, r_ok.losses))
 
 
-def sweep(keras_model, torch_model, configs, mutation_names=None, log=print) -> dict[str, Any]:
+def sweep(keras_model, torch_model, configs, mutation_names=None, log=print,
+          on_record=None) -> dict[str, Any]:
     """Run the sweep; returns everything measured (the JSON document). The activation checks see the
     sample photo and seeded noise at the configuration's own image size."""
     from parity_tests import vgg_parity
@@ -199,6 +200,8 @@ def sweep(keras_model, torch_model, configs, mutation_names=None, log=print) -> 
             record["mutations"][name] = m_outcome.__dict__
         record["seconds"] = round(time.perf_counter() - started, 1)
         results.append(record)
+        if on_record is not None:
+            on_record(results)
         missed = [n for n, m in record["mutations"].items() if m["caught_by"] is None and m["effect"]]
         log(f"{config.name}: correct port {'FALSE ALARM ' + str(outcome.failed[:3]) if outcome.caught_by else 'ok'}"
             f"; missed {missed or 'none'} ({record['seconds']:.0f} s)")
@@ -266,7 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         configs = tuple(configs[i] for i in args.only)
     started = time.perf_counter()
-    doc = sweep(keras_load(), torch_load(), configs, log=lambda s: print(s, flush=True))
+    def keep(results):  # the measurements so far, in case a long run is interrupted
+        if args.out:
+            atomic.write_json(Path(args.out) / "sweep.partial.json", {"configs": results})
+
+    doc = sweep(keras_load(), torch_load(), configs, log=lambda s: print(s, flush=True), on_record=keep)
     doc["seconds"] = round(time.perf_counter() - started, 1)
     doc["command"] = "python -m parity_tests.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
     import tensorflow as tf
@@ -279,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         atomic.write_json(out / "sweep.json", doc)
         atomic.write_bytes(out / "sweep.md", (f"`{doc['command']}`\n\n" + table).encode())
+        (out / "sweep.partial.json").unlink(missing_ok=True)
     return 0
 
 

@@ -159,6 +159,28 @@ def test_dense_after_flatten_without_the_reordering_is_caught(tmp_path, capsys, 
     assert code == 1 and "first diverging layer: hidden" in out
 
 
+def sequential_torch():
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, 3, 5), nn.Tanh(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 6 * 6, 4),
+                         nn.Softmax(dim=1))
+
+
+def test_a_sequential_model_with_other_fused_activations(tmp_path, capsys):
+    """keras.Sequential, one input channel (photos turned grey), tanh and softmax fused into their layers."""
+    import keras
+
+    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(3, 5, activation="tanh", name="c"),
+                              keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+                              keras.layers.Dense(4, activation="softmax", name="d")])
+    model.save(tmp_path / "seq.keras")
+    code, out, _ = run_port(capsys, "--keras", tmp_path / "seq.keras", "--torch",
+                            "parity_tests.test_port:sequential_torch", "--transfer-weights", "--gradients",
+                            "--out", tmp_path / "r")
+    assert code == 0, out
+    assert "c     -> 0  [conv2d; before tanh]" in out and "d     -> 4  [dense; before softmax]" in out
+
+
 # --- VGG16, both frameworks ----------------------------------------------------------------------------
 
 
