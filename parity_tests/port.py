@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=DEFAULT_SIZE,
                    help=f"image side in px when the Keras input size is open (default {DEFAULT_SIZE})")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise inputs (default 0)")
+    p.add_argument("--rtol", type=float, default=ACTIVATION_RTOL,
+                   help=f"activation bound: max abs diff / max abs activation (default {ACTIVATION_RTOL:g}); deeper "
+                        "networks and larger inputs accumulate more float32 round-off and may need more")
     return p
 
 
@@ -97,6 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
+    if not (np.isfinite(args.rtol) and 0 < args.rtol < 1):
+        raise FiltvizError(f"--rtol must be a number between 0 and 1, got {args.rtol}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FiltvizError(f"--out {out} exists and is not a folder")
@@ -225,8 +230,9 @@ def spread(count: int, n: int = GRADIENT_CHANNELS) -> list[int]:
 
 
 def compare_port(keras_model: Any, torch_model: Any, pairs: list[LayerPair], label: str, inputs: np.ndarray, *,
-                 gradients: bool = False) -> PortComparison:
-    """Activations (and with ``gradients`` the channel objectives' input gradients) of every pair."""
+                 gradients: bool = False, rtol: float = ACTIVATION_RTOL) -> PortComparison:
+    """Activations (and with ``gradients`` the channel objectives' input gradients) of every pair;
+    ``rtol`` bounds the activations' max difference and channel statistics."""
     from parity_tests.runners import (keras_channel_gradients, keras_layer_values, to_nchw, to_nhwc,
                                       torch_activations, torch_channel_gradients)
 
@@ -237,7 +243,7 @@ def compare_port(keras_model: Any, torch_model: Any, pairs: list[LayerPair], lab
     stats: dict[str, dict[str, float]] = {}
     for p in pairs:
         k, t = k_vals[p.keras], to_nhwc(t_vals[p.torch])
-        by_layer[p.keras] = check_activations(f"{label}/{p.keras}", k, t, rtol=ACTIVATION_RTOL, stat_rtol=STAT_RTOL)
+        by_layer[p.keras] = check_activations(f"{label}/{p.keras}", k, t, rtol=rtol, stat_rtol=max(rtol, STAT_RTOL))
         stats[p.keras] = {"ref_mean": float(np.mean(np.abs(k))), "other_mean": float(np.mean(np.abs(t))),
                           "ref_max": float(np.max(np.abs(k))) if k.size else 0.0,
                           "other_max": float(np.max(np.abs(t))) if t.size else 0.0,
@@ -269,7 +275,7 @@ def write_report(out: Path, doc: dict[str, Any], comparison: PortComparison, pai
     figs = {}
     if comparison.stats:
         figs["activations.png"] = figures.plot_activation_stats(
-            comparison.stats, ACTIVATION_RTOL, title=f"Activations per mapped layer ({doc['inputs']['label']})")
+            comparison.stats, doc["config"]["rtol"], title=f"Activations per mapped layer ({doc['inputs']['label']})")
     for name, fig in figs.items():
         atomic.save_figure(fig, out / name)
     doc = {**doc, "figures": sorted(figs)}
@@ -333,7 +339,8 @@ def run(args: argparse.Namespace) -> int:
     if transferred:
         print("weights transferred (Keras -> torch):\n" + "\n".join(transferred))
     try:
-        comparison = compare_port(keras_model, torch_model, pairs, label, inputs, gradients=args.gradients)
+        comparison = compare_port(keras_model, torch_model, pairs, label, inputs, gradients=args.gradients,
+                                  rtol=args.rtol)
     except RuntimeError as exc:  # a port whose shapes do not fit its own layers
         print(f"FAIL: the torch model cannot run on the inputs ({_first_line(exc)})")
         return 1
@@ -347,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
         "passed": report.passed, "first_diverging_layer": first,
         "config": {"keras": str(args.keras), "torch": args.torch, "transfer_weights": bool(args.transfer_weights),
                    "map": args.map, "inputs": args.inputs, "gradients": bool(args.gradients), "size": args.size,
-                   "seed": args.seed},
+                   "seed": args.seed, "rtol": args.rtol},
         "map_source": how, "map": [p.to_dict() for p in pairs], "transferred": transferred,
         "inputs": {"label": label, "shape": list(inputs.shape)},
         "versions": {"tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__,

@@ -221,6 +221,7 @@ def test_vgg16_gradients_agree(vgg_keras, tmp_path, capsys):
     (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--map", "nope.json"], "--map nope.json: no such file"),
     (["--keras", "SMALL", "--torch", f"{EXAMPLES}:vgg16_untrained"], "the Keras model has 4 layers with weights"),
     (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--bogus"], "unrecognized arguments"),
+    (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--rtol", "nan"], "--rtol must be a number between"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, expected, small_keras, tmp_path, capsys):
     argv = [str(small_keras) if a == "SMALL" else a for a in argv]
