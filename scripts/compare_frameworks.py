@@ -4,10 +4,14 @@
         --filters 0-3 --steps 100 --out report/
 
 Both frameworks load the same verified weights file and start from the same numpy arrays. The
-report folder gets ``report.json`` (every metric, its bound, pass/fail), ``report.md`` (a table),
-and figures: loss curves overlaid per filter, final images side by side with a difference map,
-activation statistics per layer. Exit status: 0 when every check is within its bound, 1 when any
-is not, 2 for bad input (one line on stderr) — so a port's CI can call it.
+checks are those of ``parity_tests.vgg_parity``: fixed bounds for the deterministic quantities
+(activations, gradients, the first ascent step, block-1 loss curves), and from block 2 on loss
+curves within k x the noise floor measured in this run (TensorFlow again from starts moved by one
+ulp per pixel). The report folder gets ``report.json`` (every metric, its bound, where the bound
+comes from, pass/fail), ``report.md`` (tables), and figures: loss curves overlaid per filter with
+their divergence and the floor's, final images side by side with a difference map, activation
+statistics per layer. Exit status: 0 when every check is within its bound, 1 when any is not, 2
+for bad input (one line on stderr) — so a CI job can call it.
 ``--perturb-torch 1e-3`` multiplies every torch conv kernel by (1 + 1e-3 * N(0, 1)) (seeded), a
 planted porting bug the report must catch (exit 1).
 """
