@@ -100,14 +100,14 @@ def test_h5_files_and_an_explicit_map_with_pools_and_activation_modules(tmp_path
 # --- every layer kind the transfer converts -----------------------------------------------------------
 
 
-def _mixed_keras(path: Path) -> Path:
+def _mixed_keras(path: Path, bn_epsilon: float = 1e-5) -> Path:
     """Conv2D(relu) -> DepthwiseConv2D(x2) -> BatchNormalization -> ReLU -> Flatten -> Dense(relu) -> Dense."""
     import keras
 
     inp = keras.Input((12, 10, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
     x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="valid", name="depthwise")(x)
-    x = keras.layers.BatchNormalization(epsilon=1e-5, name="bn")(x)
+    x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name="bn")(x)
     x = keras.layers.ReLU(name="relu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(6, activation="relu", name="hidden")(x)
@@ -124,7 +124,7 @@ def _mixed_keras(path: Path) -> Path:
     return path
 
 
-def mixed_torch():
+def mixed_torch(eps: float = 1e-5):
     """The same network in torch, untrained, in training mode (the command runs it in eval mode)."""
     import torch
     from torch import nn
@@ -133,7 +133,7 @@ def mixed_torch():
     return nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
         nn.Conv2d(4, 8, 3, groups=4),
-        nn.BatchNorm2d(8, eps=1e-5), nn.ReLU(),
+        nn.BatchNorm2d(8, eps=eps), nn.ReLU(),
         nn.Flatten(), nn.Linear(8 * 10 * 8, 6), nn.ReLU(), nn.Linear(6, 3),
     )
 
@@ -146,6 +146,20 @@ def test_transfer_converts_depthwise_batchnorm_and_dense_after_flatten(tmp_path,
     assert "depthwise -> 2  [depthwise; output]" in out and "bn        -> 3  [batchnorm; output]" in out
     assert "hidden    -> 6  [dense; before relu]" in out
     assert "(inputs reordered from Keras' (h, w, c) flattening to torch's (c, h, w))" in out
+
+
+def mixed_torch_default_eps():
+    """The same port built with torch's default BatchNorm epsilon (1e-5 vs the Keras layer's 1e-3)."""
+    return mixed_torch(eps=1e-5)
+
+
+def test_a_batchnorm_epsilon_mismatch_is_reported_and_caught(tmp_path, capsys):
+    keras_file = _mixed_keras(tmp_path / "mixed.keras", bn_epsilon=1e-3)
+    code, out, _ = run_port(capsys, "--keras", keras_file, "--torch", "parity_tests.test_port:mixed_torch_default_eps",
+                            "--transfer-weights", "--inputs", "noise", "--out", tmp_path / "r")
+    assert "bn -> 3: bias, running_mean, running_var, weight (epsilon differs: Keras 0.001, torch 1e-05; not carried)" \
+        in out
+    assert code == 1 and "first diverging layer: bn" in out
 
 
 def test_dense_after_flatten_without_the_reordering_is_caught(tmp_path, capsys, monkeypatch):
