@@ -76,7 +76,7 @@ def test_the_configuration_a_new_user_tried_passes_with_explained_bounds(script,
     curves = [c for c in doc["checks"] if c["name"].startswith("losses/block3_conv1/")]
     assert [c["name"] for c in curves] == ["losses/block3_conv1/0/divergence", "losses/block3_conv1/1/divergence"]
     for c in curves:
-        assert c["passed"] and c["note"].startswith("floor measured ") and "allowed 8x = " in c["note"]
+        assert c["passed"] and c["note"].startswith("floor measured ") and f"allowed {FLOOR_RULE.k:g}x = " in c["note"]
         assert c["bound"] <= FLOOR_RULE.cap
     assert len(doc["losses"]["block3_conv1"]["tensorflow_reruns_1ulp"]) == 2  # 2 filters x 2 reruns >= 4 samples
     assert any(c["name"] == "update/block3_conv1/norm_ratio_diff" for c in doc["checks"])

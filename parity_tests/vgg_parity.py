@@ -42,8 +42,9 @@ BLOCK1_BOUNDS = CurveBounds(max_rel=1e-4, min_pearson=0.999999, final_rel=1e-4, 
                             note="fixed: block 1 barely amplifies round-off")
 # From block 2 on the ascent amplifies float32 round-off: the bound is k times the noise floor
 # measured in the same run, never above the cap. k and the cap come from the measured spread of
-# (port difference / floor) over many configurations: parity_tests/README.md, "The noise floor".
-FLOOR_RULE = FloorRule(k=8.0, cap=0.5)
+# (port divergence / floor): worst 2.7 in the calibration (python -m parity_tests.noise_floor),
+# 5.7 in the sweep; the largest divergence of a correct run was 0.18 (parity_tests/README.md).
+FLOOR_RULE = FloorRule(k=16.0, cap=0.5)
 FLOOR_SAMPLES = 4  # at least this many (filter, rerun) samples of the floor per layer: ceil(4 / F) reruns
 OBJECTIVE_RTOL = 1e-5
 GAIN_FROM = 10  # the first default snapshot: the block-1 loss gained from it to the last step must agree
