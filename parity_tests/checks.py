@@ -19,13 +19,14 @@ import numpy as np
 from parity_tests.metrics import (FLOAT32_EPS, channel_stat_diffs, cosine, curve_divergence, curve_relative_diff,
                                   norm_ratio_diff, pearson, relative_max_diff, relative_scalar_diff)
 
-# Deterministic computations (one forward or backward pass) agree to float32 round-off: ~1e-6
-# relative, cosine 1 - 1e-12 (parity_tests/README.md, "Measured margins"). Their bounds are fixed.
-ACTIVATION_RTOL = 1e-5  # max abs diff / max abs activation
+# Deterministic computations (one forward or backward pass) agree to float32 round-off. Their bounds
+# are fixed, >= 5x above the worst measured over the sweep's 32 configurations (parity_tests/README.md):
+# activations 2.6e-6 (VGG16 at 128 px), gradient and first-update cosines 1 - 2.2e-6.
+ACTIVATION_RTOL = 2e-5  # max abs diff / max abs activation
 STAT_RTOL = 1e-5  # per-channel mean/std difference / max abs activation
-GRAD_MIN_COSINE = 0.99999
+GRAD_MIN_COSINE = 0.99998
 UPDATE_NORM_RTOL = 1e-5  # first ascent update: | ||dx_other|| / ||dx_ref|| - 1 |
-UPDATE_MIN_COSINE = 0.99999
+UPDATE_MIN_COSINE = 0.99998
 FIXED_NOTE = "fixed: deterministic, float32 round-off only"
 
 

@@ -29,9 +29,9 @@ import numpy as np
 from filtviz_core import algorithm
 from filtviz_core.vgg16 import CONV_NAMES, block_of
 from parity_tests import spec
-from parity_tests.checks import (FIXED_NOTE, Check, CurveBounds, FloorRule, check_activations, check_curves,
-                                 check_curves_against_floor, check_equal, check_first_update, check_gradients,
-                                 check_images)
+from parity_tests.checks import (ACTIVATION_RTOL, FIXED_NOTE, Check, CurveBounds, FloorRule, check_activations,
+                                 check_curves, check_curves_against_floor, check_equal, check_first_update,
+                                 check_gradients, check_images)
 from parity_tests.metrics import relative_max_diff
 from parity_tests.mutations import TorchSide, torch_side
 from parity_tests.runners import keras_activations, to_nchw, to_nhwc, torch_activations, torch_filter_gradients
@@ -50,7 +50,7 @@ OBJECTIVE_RTOL = 1e-5
 GAIN_FROM = 10  # the first default snapshot: the block-1 loss gained from it to the last step must agree
 IMAGE_MAX_LEVELS = 1  # deprocessed block1 images: grey levels ...
 IMAGE_MIN_FRACTION = 0.99  # ... on at least this fraction of pixel values
-FEATURE_MAP_RTOL = 1e-5
+FEATURE_MAP_RTOL = ACTIVATION_RTOL
 PHOTO_SIZE = 128  # px: the activation checks' inputs
 FAMILIES = ("activations", "gradients", "ascent")  # cheapest first: the order the sweep stops in
 
