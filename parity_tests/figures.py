@@ -8,12 +8,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from parity_tests.compare import curve_relative_diff
+from parity_tests.metrics import curve_divergence, curve_relative_diff
 
 
 def plot_loss_curves(layer: str, filters: Sequence[int], ref: np.ndarray, other: np.ndarray,
-                     names: tuple[str, str] = ("tensorflow", "torch")) -> Figure:
-    """One panel per filter: both loss histories, and their relative difference (right axis, log)."""
+                     names: tuple[str, str] = ("tensorflow", "torch"), again: np.ndarray | None = None) -> Figure:
+    """One panel per filter: both loss histories, and (right axis, log) how far apart they have been
+    by each step (:func:`~parity_tests.metrics.curve_divergence`); with ``again`` (the reference
+    rerun from a 1-ulp-perturbed start) the same for the noise floor, dashed red."""
     n = len(filters)
     cols = min(n, 4)
     rows = -(-n // cols)
@@ -26,18 +28,23 @@ def plot_loss_curves(layer: str, filters: Sequence[int], ref: np.ndarray, other:
             continue
         ax.plot(steps, ref[i], lw=2.0, color="tab:orange", label=names[0])
         ax.plot(steps, other[i], lw=1.0, ls="--", color="tab:blue", label=names[1])
-        peak = np.max(np.abs(ref[i])) or 1.0
-        rel = np.abs(ref[i] - other[i]) / np.maximum(np.abs(ref[i]), 0.01 * peak)
         twin = ax.twinx()
-        twin.semilogy(steps, np.maximum(rel, 1e-12), lw=0.8, color="tab:gray")
+        twin.semilogy(steps, np.maximum(curve_divergence(ref[i], other[i]), 1e-12), lw=0.8, color="tab:gray")
+        if again is not None:
+            twin.semilogy(steps, np.maximum(curve_divergence(ref[i], again[i]), 1e-12), lw=0.8, ls="--",
+                          color="tab:red")
         twin.set_ylim(1e-10, 1.0)
         twin.tick_params(labelsize=7, colors="tab:gray")
-        ax.set_title(f"#{filters[i]}  max rel {curve_relative_diff(ref[i], other[i]):.1e}", fontsize=9)
+        title = f"#{filters[i]}  diff {curve_relative_diff(ref[i], other[i]):.1e}"
+        if again is not None:
+            title += f", floor {curve_relative_diff(ref[i], again[i]):.1e}"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         if i == 0:
             ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{layer}: loss histories (grey, right: relative difference)")
+    fig.suptitle(f"{layer}: loss histories (right, log: divergence so far, grey"
+                 + (", and the noise floor, red)" if again is not None else ")"))
     return fig
 
 
@@ -62,7 +69,8 @@ def plot_image_pairs(layer: str, filters: Sequence[int], ref: np.ndarray, other:
     return fig
 
 
-def plot_activation_stats(stats: Mapping[str, Mapping[str, float]], bound: float) -> Figure:
+def plot_activation_stats(stats: Mapping[str, Mapping[str, float]], bound: float,
+                          title: str = "Activations on the sample photo, per layer") -> Figure:
     """Per layer: mean and max |activation| of both frameworks, and the relative max difference vs its bound.
 
     ``stats``: layer -> {"ref_mean", "other_mean", "ref_max", "other_max", "rel_max_diff"}.
@@ -71,7 +79,7 @@ def plot_activation_stats(stats: Mapping[str, Mapping[str, float]], bound: float
     x = np.arange(len(layers))
     fig = Figure(figsize=(max(6.0, 0.7 * len(layers) + 2), 6.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
-    for key, label, style in (("ref_mean", "mean tf", "o-"), ("other_mean", "mean torch", "x--"),
+    for key, label, style in (("ref_mean", "mean |a| tf", "o-"), ("other_mean", "mean |a| torch", "x--"),
                               ("ref_max", "max tf", "s-"), ("other_max", "max torch", "+--")):
         top.semilogy(x, [max(stats[n][key], 1e-12) for n in layers], style, label=label, ms=5)
     top.set_ylabel("activation")
@@ -81,5 +89,5 @@ def plot_activation_stats(stats: Mapping[str, Mapping[str, float]], bound: float
     bottom.set_ylabel("relative difference")
     bottom.legend(fontsize=7)
     bottom.set_xticks(x, layers, rotation=60, ha="right", fontsize=7)
-    fig.suptitle("Activations on the sample photo, per layer")
+    fig.suptitle(title)
     return fig

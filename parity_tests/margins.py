@@ -20,9 +20,9 @@ from parity_tests.compare import Check
 def kind_of(check: dict) -> str:
     parts = check["name"].split("/")
     group, metric = parts[0], parts[-1]
-    if group == "losses":
+    if group in ("losses", "update"):
         layer = parts[1]
-        return f"losses block{layer[len('block')]} {metric}"
+        return f"{group} block{layer[len('block')]} {metric}"
     if group == "images":
         return f"images {parts[1].split('_')[0]} {metric}"
     return f"{group} {metric}"

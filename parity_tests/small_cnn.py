@@ -67,11 +67,12 @@ def torch_state_dict(weights: dict[str, np.ndarray]) -> dict:
     return state
 
 
-def torch_model(weights: dict[str, np.ndarray]):
-    """The same net in torch (NCHW), named so that :data:`LAYER_MAP` addresses its modules."""
+def torch_architecture():
+    """The same net in torch (NCHW), named so that :data:`LAYER_MAP` addresses its modules; torch's
+    default init (no weights loaded)."""
     from torch import nn
 
-    model = nn.Sequential(OrderedDict([
+    return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(3, 8, 3, padding=1)), ("relu1", nn.ReLU()),
         ("pool1", nn.MaxPool2d(2)),
         ("conv2", nn.Conv2d(8, 16, 3, stride=2)), ("relu2", nn.ReLU()),
@@ -79,5 +80,10 @@ def torch_model(weights: dict[str, np.ndarray]):
         ("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
         ("logits", nn.Linear(16, 10)),
     ]))
+
+
+def torch_model(weights: dict[str, np.ndarray]):
+    """:func:`torch_architecture` carrying ``weights`` (converted by :func:`torch_state_dict`)."""
+    model = torch_architecture()
     model.load_state_dict(torch_state_dict(weights))
     return model.eval().requires_grad_(False)

@@ -1,29 +1,26 @@
-"""A small independent implementation of the filter objective and ascent (tf_reference/SPEC.md), in both frameworks.
+"""An independent Keras implementation of the filter objective and its input gradient (tf_reference/SPEC.md).
 
-The parity suite uses it to check what the packages cannot check about themselves: that, from
-identical numpy inputs, each framework computes the same objective and the same input gradient,
-written here without any code from ``tf_reference`` or ``torch_filtviz``'s ascent. Its knobs
-(``preprocess``, ``border``) let the mutation tests plant a porting bug on the torch side.
+The gradient checks compare it with torch_filtviz's own objective (``filter_objective``, the
+product's hooks and border rule): written here from the spec without any code of
+``tf_reference``, so the reference side of that check does not share a bug with either package.
 
-Both gradient functions take a batch of pixel images (F, H, W, 3), one per filter, and return
-the per-filter objective (F,) and its gradient (F, H, W, 3): the batch items are independent, so
-one backward pass serves all filters.
+:func:`keras_objective_grad` takes a batch of pixel images (F, H, W, 3), one per filter, and
+returns the per-filter objective (F,) and its gradient (F, H, W, 3): the batch items are
+independent, so one backward pass serves all filters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from filtviz_core.algorithm import BORDER, BORDER_MIN_SIDE, RMS_FLOOR
-from filtviz_core.vgg16 import CAFFE_MEAN_BGR, TORCH_CONV_INDEX
-
-GradFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+from filtviz_core.algorithm import BORDER, BORDER_MIN_SIDE
+from filtviz_core.vgg16 import CAFFE_MEAN_BGR
 
 
 def interior_slices(height: int, width: int, border: int = BORDER) -> tuple[slice, slice]:
-    """The spec's border rule, with the border width as a parameter (the mutation tests use 1 and 3)."""
+    """The spec's border rule, written out (the width as a parameter)."""
     if height > BORDER_MIN_SIDE and width > BORDER_MIN_SIDE:
         return slice(border, height - border), slice(border, width - border)
     return slice(0, height), slice(0, width)
@@ -67,52 +64,3 @@ def keras_objective_grad(model, layer: str, filters: Sequence[int], x: np.ndarra
         total = tf.reduce_sum(loss)
     grad = tape.gradient(total, xt)
     return loss.numpy(), grad.numpy()
-
-
-# --- PyTorch -------------------------------------------------------------------------------------
-
-
-def torch_objective_grad(model, layer: str, filters: Sequence[int], x: np.ndarray, *,
-                         preprocess: Callable | None = None, border: int = BORDER,
-                         relu_before: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The same in torch, on a PixelModel (``preprocess`` + ``features``): the pre-activation is the
-    output of ``features[conv index]``. ``preprocess``/``border``/``relu_before`` exist for mutations."""
-    import torch
-
-    conv_idx = TORCH_CONV_INDEX[layer] if isinstance(layer, str) else int(layer)
-    xt = torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(x, np.float32), (0, 3, 1, 2))))
-    xt.requires_grad_(True)
-    pre_fn = preprocess if preprocess is not None else model.preprocess
-    with torch.enable_grad():
-        pre = model.features[: conv_idx + 1](pre_fn(xt))
-        if relu_before:
-            pre = torch.relu(pre)
-        rows, cols = interior_slices(pre.shape[2], pre.shape[3], border)
-        chosen = pre[torch.arange(len(filters)), torch.as_tensor(list(filters))]  # N, H, W
-        loss = chosen[:, rows, cols].mean(dim=(1, 2))
-        (grad,) = torch.autograd.grad(loss.sum(), xt)
-    return loss.detach().numpy(), grad.permute(0, 2, 3, 1).numpy()
-
-
-# --- the ascent loop, framework-neutral -----------------------------------------------------------
-
-
-def ascent(grad_fn: GradFn, x0: np.ndarray, steps: int, lr: float = 1.0,
-           snapshots: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-    """The spec's ascent from ``x0`` (F, H, W, 3): returns (losses (F, steps+1), final x, snapshots).
-
-    Step: x <- x + lr * g / max(rms(g), 1e-12), rms over each filter's own image.
-    """
-    x = np.array(x0, np.float32, copy=True)
-    losses = np.zeros((x.shape[0], steps + 1), np.float64)
-    kept: dict[int, np.ndarray] = {0: x.copy()} if 0 in snapshots else {}
-    for k in range(steps + 1):
-        loss, grad = grad_fn(x)
-        losses[:, k] = loss
-        if k == steps:
-            break
-        rms = np.sqrt(np.mean(np.square(grad, dtype=np.float32), axis=(1, 2, 3), keepdims=True))
-        x = (x + lr * grad / np.maximum(rms, RMS_FLOOR)).astype(np.float32)
-        if k + 1 in snapshots:
-            kept[k + 1] = x.copy()
-    return losses, x, kept

@@ -1,7 +1,8 @@
 """Gradient ascent in both packages from the identical init (spec defaults: 64 px here, 100 steps,
-lr 1, pre-activation): loss histories agree within the per-block bounds of vgg_parity.ASCENT_BOUNDS,
-dead flags are identical, the loss gained from snapshot 10 to the last step agrees, and block1's
-deprocessed images agree to <= 1 grey level on >= 99% of pixel values."""
+lr 1, pre-activation): the first update agrees to fixed bounds; loss histories agree in block 1 to
+vgg_parity.BLOCK1_BOUNDS and beyond it to k x the noise floor measured in the same run (Keras again
+from 1-ulp-perturbed starts); dead flags are identical, and block1's deprocessed images agree to
+<= 1 grey level on >= 99% of pixel values."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import pytest
 
 from filtviz_core.algorithm import deprocess
 from parity_tests.compare import Report
-from parity_tests.vgg_parity import ascent_checks, init_for, run_keras, run_torch
+from parity_tests.mutations import torch_side
+from parity_tests.vgg_parity import (FLOOR_RULE, ascent_checks, floor_reruns, init_for, layer_checks, layer_reference,
+                                     run_keras, run_torch)
 
 STEPS = 100
 SIZE = 64
-# One filter per block by default (block 4/5 cost tens of seconds each on a busy 2-core CPU).
-FAST = [("block1_conv2", [0]), ("block2_conv1", [1]), ("block3_conv1", [0]), ("block4_conv1", [0]),
-        ("block5_conv1", [0])]
-FULL = [("block1_conv1", [0, 17, 42, 63]), ("block2_conv1", [0, 2, 3, 4]), ("block2_conv2", [0, 1, 2, 3]),
-        ("block3_conv1", [1, 2, 3, 4]), ("block3_conv3", [0, 1, 2, 3]), ("block4_conv2", [0, 1, 2, 3]),
-        ("block4_conv3", [0, 7]), ("block5_conv3", [0, 1, 2, 3])]
+# One filter per block by default, fewer steps in the deep blocks (each also runs the reference
+# 4 more times for its noise floor; block 4/5 cost tens of seconds on a busy 2-core CPU).
+FAST = [("block1_conv2", [0], 100), ("block2_conv1", [1], 100), ("block3_conv1", [0], 50),
+        ("block4_conv1", [0], 30), ("block5_conv1", [0], 30)]
+FULL = [("block1_conv1", [0, 17, 42, 63], STEPS), ("block2_conv1", [0, 2, 3, 4], STEPS),
+        ("block2_conv2", [0, 1, 2, 3], STEPS), ("block3_conv1", [1, 2, 3, 4], STEPS),
+        ("block3_conv3", [0, 1, 2, 3], STEPS), ("block4_conv2", [0, 1, 2, 3], STEPS), ("block4_conv3", [0, 7], STEPS),
+        ("block5_conv3", [0, 1, 2, 3], STEPS)]
 
 
 def both(keras_vgg, torch_vgg, layer, filters, steps=STEPS, **kw):
@@ -28,21 +33,39 @@ def both(keras_vgg, torch_vgg, layer, filters, steps=STEPS, **kw):
                                                                                     steps=steps, **kw)
 
 
-@pytest.mark.parametrize("layer,filters", FAST, ids=[layer for layer, _ in FAST])
-def test_loss_histories_agree(layer, filters, keras_vgg, torch_vgg):
-    k, t = both(keras_vgg, torch_vgg, layer, filters)
-    assert k.losses.shape == t.losses.shape == (len(filters), STEPS + 1)
+def checked(keras_vgg, torch_vgg, layer, filters, steps):
+    ref = layer_reference(keras_vgg, layer, filters, steps=steps, size=SIZE, seed=0)
+    checks, run = layer_checks(ref, torch_side(torch_vgg), "ascent")
+    return ref, run, Report(checks)
+
+
+@pytest.mark.parametrize("layer,filters,steps", FAST, ids=[layer for layer, *_ in FAST])
+def test_loss_histories_agree(layer, filters, steps, keras_vgg, torch_vgg):
+    ref, t, report = checked(keras_vgg, torch_vgg, layer, filters, steps)
+    k = ref.run
+    assert k.losses.shape == t.losses.shape == (len(filters), steps + 1)
     assert np.all(k.losses[:, -1] > k.losses[:, 0]), "the ascent must raise the objective"
-    report = Report(ascent_checks(k, t))
     assert report.passed, report.summary()
+    assert {c.name.split("/")[-1] for c in report.checks if c.group == "update"} == {"norm_ratio_diff", "min_cosine"}
+    if layer.startswith("block1"):
+        assert not ref.again, "block 1 keeps fixed bounds: no floor run"
+    else:
+        assert len(ref.again) == floor_reruns(len(filters)) == 4
+        curve = report[f"losses/{layer}/{filters[0]}/divergence"]
+        assert curve.bound <= FLOOR_RULE.cap and "floor measured" in curve.note
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layer,filters", FULL, ids=[layer for layer, _ in FULL])
-def test_loss_histories_agree_full(layer, filters, keras_vgg, torch_vgg):
-    k, t = both(keras_vgg, torch_vgg, layer, filters)
-    report = Report(ascent_checks(k, t))
+@pytest.mark.parametrize("layer,filters,steps", FULL, ids=[layer for layer, *_ in FULL])
+def test_loss_histories_agree_full(layer, filters, steps, keras_vgg, torch_vgg):
+    _, _, report = checked(keras_vgg, torch_vgg, layer, filters, steps)
     assert report.passed, report.summary()
+
+
+def test_deep_curves_need_the_floor(keras_vgg, torch_vgg):
+    k, t = both(keras_vgg, torch_vgg, "block2_conv1", [1], steps=3)
+    with pytest.raises(ValueError, match="noise floor"):
+        ascent_checks(k, t)
 
 
 def test_block1_images_and_snapshots_agree(keras_vgg, torch_vgg):
@@ -52,8 +75,8 @@ def test_block1_images_and_snapshots_agree(keras_vgg, torch_vgg):
     report = Report(ascent_checks(k, t))
     assert report.passed, report.summary()
     assert sum("images/" in c.name for c in report.checks) == 4
-    assert sorted(k.snapshots) == sorted(t.snapshots) == [10, STEPS]
-    for step in (10, STEPS):
+    assert sorted(k.snapshots) == sorted(t.snapshots) == [1, 10, STEPS]  # 1: the first update's check
+    for step in (1, 10, STEPS):
         scale = np.abs(k.snapshots[step]).max()
         assert np.abs(k.snapshots[step] - t.snapshots[step]).max() / scale < 1e-5
     np.testing.assert_array_equal(t.images, deprocess(t.raw))

@@ -1,6 +1,7 @@
-"""The suite catches real porting bugs: each mutation below, planted on the torch side in memory,
-must make the parity check fail (and the unmutated model passes the same check, see
-test_activations/test_gradients)."""
+"""The suite catches real porting bugs: each planted bug of parity_tests/mutations.py, planted on the
+torch side through the product itself (a mutated copy of torch_filtviz's VGG16, or torch_filtviz's
+own ascent/objective arguments), must make the parity check it targets fail — while the unmutated
+port passes the same checks (test_activations, test_gradients, test_ascent)."""
 
 from __future__ import annotations
 
@@ -8,123 +9,89 @@ import copy
 
 import numpy as np
 import pytest
-import torch
-from keras.applications.vgg16 import preprocess_input
 
 from filtviz_core.algorithm import initial_images
-from filtviz_core.vgg16 import CAFFE_MEAN_BGR, TORCH_CONV_INDEX
-from parity_tests.compare import Report, compare
-from parity_tests.vgg_parity import ascent_checks, gradient_checks, init_for, run_keras, run_torch
+from filtviz_core.vgg16 import CONV_NAMES, TORCH_CONV_INDEX
+from parity_tests.checks import Report
+from parity_tests.mutations import MUTATIONS, torch_side
+from parity_tests.vgg_parity import (activation_checks, activation_reference, ascent_checks, gradient_checks,
+                                     init_for, run_keras, run_side, run_torch)
+
+MODEL_BUGS = [name for name, m in MUTATIONS.items() if m.mutate is not None]
+OBJECTIVE_BUGS = [name for name, m in MUTATIONS.items() if "objective" in m.tags]
 
 
-def keras_input(x):
-    return preprocess_input(np.array(x, np.float32, copy=True))
+@pytest.fixture(scope="module")
+def act_ref(keras_vgg):
+    return activation_reference(keras_vgg, seed=0, size=64)
 
 
-def set_weight(model, layer: str, weight: np.ndarray) -> None:
-    with torch.no_grad():
-        model.features[TORCH_CONV_INDEX[layer]].weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+def test_the_correct_port_passes_the_same_checks(act_ref, torch_vgg):
+    report = Report(activation_checks(act_ref, torch_side(torch_vgg)))
+    assert len(report.checks) == 2 * 3 * len(CONV_NAMES)
+    assert report.passed, report.summary()
 
 
-def weight_of(model, layer: str) -> np.ndarray:
-    return model.features[TORCH_CONV_INDEX[layer]].weight.detach().numpy().copy()
-
-
-class NoFlip(torch.nn.Module):  # RGB fed where BGR is expected
-    def forward(self, x):
-        return x - torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1)
-
-
-class NoMean(torch.nn.Module):  # BGR, but the mean never subtracted
-    def forward(self, x):
-        return x.flip(1)
-
-
-def perturb_filter(model):
-    w = weight_of(model, "block3_conv1")
-    w[7] *= 1 + 1e-3
-    set_weight(model, "block3_conv1", w)
-
-
-def hwio_read_as_iohw(model):
-    """block1_conv2 (64 -> 64): the HWIO kernel transposed as if it were IOHW: in/out channels swapped."""
-    w = weight_of(model, "block1_conv2")  # OIHW
-    set_weight(model, "block1_conv2", w.transpose(1, 0, 2, 3))
-
-
-def hw_swapped(model):
-    """block1_conv1: kernel rows and columns exchanged (OIWH instead of OIHW)."""
-    w = weight_of(model, "block1_conv1")
-    set_weight(model, "block1_conv1", w.transpose(0, 1, 3, 2))
-
-
-def skip_relu(model):
-    model.features[TORCH_CONV_INDEX["block2_conv1"] + 1] = torch.nn.Identity()
-
-
-def swap_rgb_bgr(model):
-    model.preprocess = NoFlip()
-
-
-def drop_mean(model):
-    model.preprocess = NoMean()
-
-
-MUTATIONS = {
-    "perturb_one_filter_1e-3": perturb_filter,
-    "swap_rgb_bgr": swap_rgb_bgr,
-    "drop_mean_subtraction": drop_mean,
-    "kernel_hwio_as_iohw": hwio_read_as_iohw,
-    "kernel_h_w_swapped": hw_swapped,
-    "skip_relu": skip_relu,
-}
-
-
-@pytest.fixture
-def mutant(torch_vgg):
-    return copy.deepcopy(torch_vgg)
-
-
-@pytest.mark.parametrize("name", list(MUTATIONS))
-def test_activation_parity_catches(name, mutant, keras_vgg, vgg_layer_map, photo):
-    MUTATIONS[name](mutant)
-    report = compare(keras_vgg, mutant, vgg_layer_map, photo, keras_preprocess=keras_input)
+@pytest.mark.parametrize("name", MODEL_BUGS)
+def test_activation_parity_catches(name, act_ref, torch_vgg):
+    side = MUTATIONS[name].apply(torch_vgg)
+    assert side.model is not torch_vgg, "bugs are planted in a copy"
+    report = Report(activation_checks(act_ref, side))
     assert not report.passed, f"{name} went unnoticed: {report.summary()}"
 
 
-@pytest.mark.parametrize("name", ["swap_rgb_bgr", "drop_mean_subtraction", "kernel_hwio_as_iohw"])
-def test_gradient_parity_catches(name, mutant, keras_vgg):
-    MUTATIONS[name](mutant)
+def test_mutations_leave_the_original_model_alone(torch_vgg):
+    before = {k: v.clone() for k, v in torch_vgg.state_dict().items()}
+    for name in MODEL_BUGS:
+        MUTATIONS[name].apply(torch_vgg)
+    after = torch_vgg.state_dict()
+    assert all(bool((before[k] == after[k]).all()) for k in before)
+    assert type(torch_vgg.features[TORCH_CONV_INDEX["block2_conv1"] + 1]).__name__ == "ReLU"
+
+
+@pytest.mark.parametrize("name", ["swap_rgb_bgr", "drop_mean_subtraction", "kernel_hwio_as_iohw", *OBJECTIVE_BUGS])
+def test_gradient_parity_catches(name, keras_vgg, torch_vgg):
+    """The gradient check runs torch_filtviz's own filter_objective: a preprocessing, kernel or
+    objective bug (border rule off by one, objective after the ReLU) changes its gradient."""
     filters = [0, 1, 2]
-    report = Report(gradient_checks(keras_vgg, mutant, "block2_conv1", filters, initial_images(filters, 64, 0)))
+    layer = "block3_conv1" if name == "objective_after_relu" else "block2_conv1"
+    side = MUTATIONS[name].apply(torch_vgg)
+    report = Report(gradient_checks(keras_vgg, side, layer, filters, initial_images(filters, 64, 0)))
     assert not report.passed, f"{name} went unnoticed: {report.summary()}"
+    if name.startswith("border"):
+        assert {c.group for c in report.failures()} == {"gradients", "objective"}
 
 
-@pytest.mark.parametrize("border", [1, 3])
-def test_off_by_one_border_crop_is_caught(border, keras_vgg, torch_vgg):
-    filters = [0, 1, 2]
-    report = Report(gradient_checks(keras_vgg, torch_vgg, "block2_conv1", filters, initial_images(filters, 64, 0),
-                                    border=border))
-    assert not report.passed
-    assert {c.group for c in report.failures()} == {"gradients", "objective"}
+def test_border_bug_is_planted_only_while_the_torch_side_runs(torch_vgg):
+    from filtviz_core import algorithm
+
+    side = MUTATIONS["border_crop_1"].apply(torch_vgg)
+    with side.planted():
+        assert algorithm.interior(10, 10) == (slice(1, 9), slice(1, 9))
+    assert algorithm.interior(10, 10) == (slice(2, 8), slice(2, 8))
 
 
-def test_skipped_relu_before_objective_is_caught(keras_vgg, torch_vgg):
-    """An objective taken after the ReLU (the post_relu/pre_relu mix-up) is caught too."""
-    filters = [0, 1, 2]
-    report = Report(gradient_checks(keras_vgg, torch_vgg, "block3_conv1", filters, initial_images(filters, 64, 0),
-                                    relu_before=True))
-    assert not report.passed
+def test_first_update_catches_a_learning_rate_one_percent_off(keras_vgg, torch_vgg):
+    """lr x 1.01 changes nothing the forward or backward pass computes; the first ascent step is
+    1% too long, which the first-update check (deterministic, fixed bound) sees."""
+    x0 = init_for([0, 1], 48, 0)
+    k = run_keras(keras_vgg, "block1_conv2", [0, 1], x0, steps=3)
+    t = run_side(MUTATIONS["lr_x1.01"].apply(torch_vgg), "block1_conv2", [0, 1], x0, steps=3)
+    report = Report(ascent_checks(k, t))
+    assert "update/block1_conv2/norm_ratio_diff" in [c.name for c in report.failures()]
+    assert report["update/block1_conv2/norm_ratio_diff"].value == pytest.approx(0.01, rel=1e-3)
+    correct = Report(ascent_checks(k, run_torch(torch_vgg, "block1_conv2", [0, 1], x0, steps=3)))
+    assert correct.passed, correct.summary()
 
 
-def test_loss_history_parity_catches_a_perturbed_filter(mutant, keras_vgg):
-    """The ascent itself: 1e-3 on one block1_conv2 filter moves its loss curve beyond 1e-5."""
-    w = weight_of(mutant, "block1_conv2")
-    w[5] *= 1 + 1e-3
-    set_weight(mutant, "block1_conv2", w)
+def test_loss_history_parity_catches_a_perturbed_filter(keras_vgg, torch_vgg):
+    """The ascent itself: 1e-3 on one block1_conv2 filter moves its loss curve beyond the block-1 bound."""
+    mutant = copy.deepcopy(torch_vgg)
+    w = mutant.features[TORCH_CONV_INDEX["block1_conv2"]].weight
+    w.data[5] *= 1 + 1e-3
     x0 = init_for([5], 64, 0)
     k = run_keras(keras_vgg, "block1_conv2", [5], x0, steps=20)
     t = run_torch(mutant, "block1_conv2", [5], x0, steps=20)
     report = Report(ascent_checks(k, t))
-    assert not report.passed
-    assert any("losses/block1_conv2/5/max_rel_diff" == c.name for c in report.failures())
+    assert "losses/block1_conv2/5/max_rel_diff" in [c.name for c in report.failures()]
+    assert np.all(np.isfinite(t.losses))
