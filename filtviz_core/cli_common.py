@@ -106,7 +106,8 @@ def add_method_options(group) -> None:
                             f"{methods.default_steps('fourier')} (fourier)")
     group.add_argument("--lr", type=float, default=None,
                        help=f"step length: pixel units, RMS-normalised (pixel; default {methods.default_lr('pixel')}) "
-                            f"or Adam's learning rate on the spectrum (fourier; default {methods.default_lr('fourier')})")
+                            "or Adam's learning rate on the spectrum "
+                            f"(fourier; default {methods.default_lr('fourier')})")
 
 
 def add_progress(group) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from filtviz_core import algorithm as alg
 from filtviz_core.errors import FiltvizError
@@ -166,3 +168,11 @@ def check_pixel_only(options: FourierOptions | None, *, init_given: bool, clip: 
                            "of filtviz_core.fourier.initial_spectra")
     if clip:
         raise FiltvizError("clip applies to the pixel method; the fourier method's sigmoid keeps pixels in 0-255")
+
+
+def display(method: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Raw pictures -> uint8 as each method shows them: the pixel method's contrast stretch (SPEC §10),
+    the fourier picture as it is (SPEC §15.7)."""
+    from filtviz_core.fourier import to_uint8
+
+    return to_uint8 if check_method(method) == "fourier" else alg.deprocess

@@ -101,7 +101,8 @@ def resample(image: np.ndarray, matrix: np.ndarray, out_height: int, out_width: 
 
     With ``(y, x)`` a source point, ``r0 = floor(y)``, ``c0 = floor(x)``, ``fy = y - r0``,
     ``fx = x - c0`` and ``v(i, j) = image[i, j] - fill`` inside the image, 0 outside:
-    ``out = fill + (1 - fy)((1 - fx) v(r0, c0) + fx v(r0, c0 + 1)) + fy((1 - fx) v(r0 + 1, c0) + fx v(r0 + 1, c0 + 1))``,
+    ``out = fill + (1 - fy)((1 - fx) v(r0, c0) + fx v(r0, c0 + 1))
+    + fy((1 - fx) v(r0 + 1, c0) + fx v(r0 + 1, c0 + 1))``,
     i.e. bilinear interpolation of the image surrounded by an endless border of ``fill``.
     """
     img = np.asarray(image, np.float64)

@@ -77,6 +77,8 @@ def test_visualize_filters_fourier_defaults_and_record(vgg):
     assert {k: params[k] for k in methods.OPTION_NAMES} == FourierOptions().as_params()
     record = res.run_record()
     assert record["method"] == "fourier" and record["params"]["scale"] == [0.9, 1.1]
+    shown = fv.plot_iterations(res).axes[0].images[0].get_array()  # the grey start, not contrast-stretched
+    np.testing.assert_array_equal(np.asarray(shown), fourier.to_uint8(res.snapshots[0][0]))
     default = fv.visualize_filters(vgg, "block1_conv1", 0, method="fourier", steps=0, **FAST)
     assert default.losses.shape == (1, 1)
     assert fv.visualize_filters(vgg, "block1_conv1", 0, steps=0, **FAST).run_record()["method"] == "pixel"

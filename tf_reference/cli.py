@@ -148,7 +148,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
         out, layer=args.layer, filters=filters, images=np.stack([r.image for r in results]),
         losses=np.stack([r.losses for r in results]),
         snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
-        record=record, per_filter_png=not args.no_filter_pngs)
+        record=record, per_filter_png=not args.no_filter_pngs, method=args.method)
     dead = [r.filter_index for r in results if r.dead]
     print(f"{args.layer}: {len(results)} filters, {args.method} method, {steps} steps, final loss "
           f"min {min(r.losses[-1] for r in results):.4g} max {max(r.losses[-1] for r in results):.4g}"

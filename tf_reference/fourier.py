@@ -76,7 +76,8 @@ def adam_constants(options: FourierOptions, lr: float, t: int) -> dict[str, floa
 class FourierFns:
     """The built functions of one (layer, objective, options, size): the step, the loss alone, the picture."""
 
-    step: Callable  # (spectrum, m, v, matrix, filter_index, lr, c1, c2) -> (loss, spectrum', m', v', all(g == 0), picture)
+    # (spectrum, m, v, matrix, filter_index, lr, c1, c2) -> (loss, spectrum', m', v', all(g == 0), picture)
+    step: Callable
     loss: Callable  # (spectrum, matrix, filter_index) -> loss
     image: Callable  # spectrum -> picture
 

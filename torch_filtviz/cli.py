@@ -167,7 +167,8 @@ def _ascent_kwargs(args: argparse.Namespace) -> dict:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
     _, _, options = methods.resolve(args.method, args.steps, args.lr)  # bad values fail before the model loads
     methods.check_pixel_only(options, init_given=False, clip=args.clip)
-    return dict(method=args.method, steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, snapshots=parse_steps(args.snapshots),
+    return dict(method=args.method, steps=args.steps, size=args.size, lr=args.lr, seed=args.seed,
+                snapshots=parse_steps(args.snapshots),
                 objective=args.objective, clip=args.clip, batch_size=args.batch_size, device=args.device,
                 precision=args.precision, channels_last=args.channels_last, progress=progress_wanted(args.progress))
 
@@ -177,7 +178,8 @@ def write_results(results, out: str | Path) -> dict[str, Path]:
     from filtviz_core.outputs import write_filter_outputs
 
     return write_filter_outputs(out, layer=results.layer, filters=results.filters, images=results.images,
-                                losses=results.losses, snapshots=results.snapshots, record=results.run_record())
+                                losses=results.losses, snapshots=results.snapshots, record=results.run_record(),
+                                method=results.method)
 
 
 def _report(results, written: dict[str, Path]) -> None:
