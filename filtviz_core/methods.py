@@ -99,7 +99,7 @@ def resolve(method: str, steps: int | None, lr: float | None,
 def fourier_options(options: Mapping[str, Any] | FourierOptions | None = None) -> FourierOptions:
     """A checked :class:`FourierOptions` from overrides by name (unknown names are refused)."""
     if isinstance(options, FourierOptions):
-        chosen = options
+        chosen = dataclasses.replace(options, scale=_pair(options.scale))  # a list would not hash
     else:
         given = dict(options or {})
         unknown = sorted(set(given) - set(OPTION_NAMES))
@@ -176,3 +176,13 @@ def display(method: str) -> Callable[[np.ndarray], np.ndarray]:
     from filtviz_core.fourier import to_uint8
 
     return to_uint8 if check_method(method) == "fourier" else alg.deprocess
+
+
+def check_seen_size(size: int, seen: int, minimum: int, layer: str, options: FourierOptions | None) -> None:
+    """The network must see at least ``minimum`` px: the picture itself (pixel), or the fourier method's
+    transformed canvas ``size + 2 pad - jitter - jitter2`` (SPEC §15.3), named as such in the error."""
+    if options is None or not options.transforms:
+        alg.check_image_size(size, minimum, layer)
+    elif seen < minimum:
+        raise FiltvizError(f"size {size} px shows the network {seen} px (size + 2 pad - jitter - jitter2), too small "
+                           f"for {layer}: it needs at least {minimum} px")

@@ -135,9 +135,10 @@ def _check_common(model: keras.Model, layer_name: str, method: str, steps: int |
     return int(get_conv_layer(model, layer_name).filters), steps, lr, options
 
 
-def _seen_side(side: int, options: methods.FourierOptions | None) -> int:
-    """The side of the picture the network sees: the image's own, or §15.3's transformed canvas."""
-    return int(side) if options is None else min(output_size(int(side), int(side), options))
+def _check_size(side: int, layer_name: str, options: methods.FourierOptions | None) -> None:
+    """The picture the network sees must fit the layer: the image itself, or §15.3's transformed canvas."""
+    seen = int(side) if options is None else min(output_size(int(side), int(side), options))
+    methods.check_seen_size(int(side), seen, min_size_for(layer_name), layer_name, options)
 
 
 def visualize_filter(model: keras.Model, layer_name: str, filter_index: int, *, method: str = methods.DEFAULT_METHOD,
@@ -183,7 +184,7 @@ def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | 
     indices = algorithm.parse_filters(filters, count, layer_name)
     inits = None if init is None else algorithm.check_init(init, len(indices))
     side = size if inits is None else min(inits.shape[1:3])
-    algorithm.check_image_size(_seen_side(int(side), options), min_size_for(layer_name), layer_name)
+    _check_size(int(side), layer_name, options)
     algorithm.snapshot_steps(snapshots, int(steps))
     iterator: Iterable[int] = range(len(indices))
     if progress:
@@ -211,7 +212,7 @@ def _ascend_fourier(model: keras.Model, layer_name: str, filter_index: int, *, s
     if int(size) != size or size < 1:
         raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
     size = int(size)
-    algorithm.check_image_size(_seen_side(size, options), min_size_for(layer_name), layer_name)
+    _check_size(size, layer_name, options)
     keep = algorithm.snapshot_steps(snapshots, steps)
     fns = _cached(model, ("fourier", layer_name, objective, options, size, compiled),
                   lambda: fourier.make_fourier_step_fn(model, layer_name, objective, options, size, size,

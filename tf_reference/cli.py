@@ -126,7 +126,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
     if args.size < 1:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
     seen = args.size if options is None else min(output_size(args.size, args.size, options))
-    algorithm.check_image_size(seen, min_size_for(args.layer), args.layer)
+    methods.check_seen_size(args.size, seen, min_size_for(args.layer), args.layer, options)
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
     snapshots = parse_steps(args.snapshots)

@@ -222,7 +222,7 @@ def visualize_filters(
     init, height, width = _image_size(init, size)
     seen_h, seen_w = (height, width) if options is None or height < 1 else output_size(height, width, options)
     if height > 0:
-        alg.check_image_size(min(seen_h, seen_w), min_input_size(model, layer), layer)
+        methods.check_seen_size(min(height, width), min(seen_h, seen_w), min_input_size(model, layer), layer, options)
     snaps = alg.snapshot_steps(snapshots, steps)
 
     with (placement.grad_enabled(), placement.placed(model, dev), placement.eval_mode(model),
