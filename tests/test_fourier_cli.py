@@ -11,9 +11,28 @@ from filtviz_core import methods
 from torch_filtviz.cli import main as torch_main
 
 TINY = ["--steps", "3", "--size", "32", "--no-progress"]
+_MODELS: dict = {}
 
 
-def test_filtviz_filters_fourier(capsys, tmp_path, weights_file):
+@pytest.fixture
+def cached_vgg(monkeypatch, weights_file):
+    """The CLI loads VGG16 once per command; load it once for this file."""
+    import torch_filtviz.models as models
+
+    real = models.load_vgg16
+
+    def load(weights="keras", **kwargs):
+        if (weights != "keras" or kwargs.get("device") not in (None, "auto") or kwargs.get("seed", 0) != 0
+                or not kwargs.get("verify", True)):
+            return real(weights, **kwargs)
+        if "vgg" not in _MODELS:
+            _MODELS["vgg"] = real(weights_file.path)
+        return _MODELS["vgg"]
+
+    monkeypatch.setattr(models, "load_vgg16", load)
+
+
+def test_filtviz_filters_fourier(capsys, tmp_path, cached_vgg):
     code = torch_main(["filters", "block1_conv2", "--filters", "0-1", "--method", "fourier", *TINY,
                        "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
@@ -24,7 +43,7 @@ def test_filtviz_filters_fourier(capsys, tmp_path, weights_file):
     assert (tmp_path / "filters" / "filter_0001.png").is_file()
 
 
-def test_filtviz_atlas_fourier(capsys, tmp_path, weights_file):
+def test_filtviz_atlas_fourier(capsys, tmp_path, cached_vgg):
     code = torch_main(["atlas", "--layers", "block1_conv1", "--per-layer", "2", "--method", "fourier", *TINY,
                        "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
