@@ -1,5 +1,10 @@
 """Batched gradient ascent: the image that most excites each filter of a layer (tf_reference/SPEC.md).
 
+:func:`visualize_filters` validates, resolves the target, plans the chunks and runs one of two loops:
+the pixel method's (:func:`_run_chunk`, SPEC §1-§14, the default) or the fourier method's
+(:func:`torch_filtviz.fourier.run_chunk`, SPEC §15). What follows describes the pixel loop; the
+fourier loop shares the target, the objective, the chunking and the precision handling.
+
 One batch element per filter, each maximizing its own filter. The per-element losses are summed
 before the backward pass, and a sample's gradient only depends on its own loss, so each element
 gets exactly its own gradient; the step is normalised by that element's own RMS. Hence a filter's
