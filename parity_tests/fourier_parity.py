@@ -7,19 +7,33 @@ Three levels, each with its own bound:
 * a given transform applied to a given picture (§15.3-§15.4): <= 1e-5 of the picture's range;
 * the whole method's loss histories from the same seeded spectra and the same draws.
 
-The loss-history bounds are the pixel method's (parity_tests/vgg_parity.py), applied by how chaotic
-the fourier ascent is, which was measured with this module's command line (the round-off floor):
+The loss histories come from a chaotic process, so their bounds are set from its round-off floor,
+measured with this module's command line:
 
-    python -m parity_tests.fourier_parity --layer block1_conv2 --filters 0-3 --steps 100
+    python -m parity_tests.fourier_parity --layer block2_conv1 --filters 0-3 --steps 100
 
 It runs tf_reference compiled and eager (the same code, different kernels), torch_filtviz
-(channels_last) and torch_filtviz forced NCHW, and prints the largest per-step relative difference of
-each pair. Measured on the 2-core development CPU (64 px, 100 steps): block1_conv2, TF compiled vs TF
-eager up to 2.8e-3, TF vs torch up to 2.7e-3 — the floor IS the cross-framework difference: Adam
-normalizes each spectral element by its own RMS, so round-off in the many tiny elements, and any ReLU
-that flips, steer the whole spectrum. block1_conv1 (its objective is linear in the picture) stays at
-the pixel method's block-1 level. Hence: block1_conv1 per step with the block-1 bounds; the other layers
-of blocks 1-3 with the pixel method's block-2/3 bounds; blocks 4-5 by trend, as for the pixel method.
+(channels_last) and torch_filtviz forced NCHW, and prints, per pair of runs, the largest per-step
+relative loss difference, the Pearson gap to 1, and the relative differences of the final loss and
+of the gain from step 10 to the last. Two runs in the SAME framework set the floor; TF vs torch must
+stay within a few times it. Measured on the 2-core development CPU (64 px, 100 steps, filters 0-3 of
+block1_conv1, block1_conv2, block2_conv1, block3_conv1, block3_conv3, block4_conv2, block5_conv1,
+block5_conv3), worst same-framework pair over the filters, and worst TF-vs-torch:
+
+    layers              max per step   Pearson gap   final      gain       TF vs torch (same order)
+    block1_conv1        1.2e-05        7e-11         -          -          1.7e-05 / 9e-11
+    block1_conv2..3     7.0e-02        3.9e-04       3.1e-02    3.3e-02    5.8e-02 / 1.6e-04 / 1.5e-02 / 1.5e-02
+    blocks 4-5          2.3e-01        5.6e-03       2.3e-01    2.8e-01    2.3e-01 / 1.6e-03 / 7.1e-02 / 7.2e-02
+    blocks 4-5, median over a layer's 4 filters:      1.6e-02    2.2e-02    1.7e-02 / 2.1e-02
+
+The fourier ascent is more chaotic than the pixel method's (SPEC.md §15.11: Adam steers every
+spectral element by its own RMS, so round-off in the many tiny ones, and any ReLU that flips, moves
+the whole picture); the pixel method's per-block bounds would fail two correct runs of one framework
+from block1_conv2 on. Hence, about 3x the floor: block1_conv1 per step with the pixel method's block-1
+bounds; the other layers of blocks 1-3 by trend (Pearson, final loss, gain, a loose per-step bound);
+blocks 4-5 by Pearson per filter and by the median over the layer's filters of the final loss and gain
+(one filter's late drift there reaches 23 % between two torch runs). Exactness is held by the pieces:
+the picture, the transform and the spectrum gradient agree to float rounding, and block1_conv1 per step.
 """
 
 from __future__ import annotations
@@ -34,17 +48,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from filtviz_core.vgg16 import block_of
-from parity_tests.compare import Check, CurveBounds, check_curves, check_equal, curve_relative_diff, pearson
+from parity_tests.compare import (Check, CurveBounds, check_curves, check_equal, curve_relative_diff, pearson,
+                                  relative_scalar_diff)
 
 IMAGE_RTOL = 1e-6  # picture from a spectrum, relative to the picture's range
 TRANSFORM_RTOL = 1e-5  # transformed picture, relative to the picture's range
 GRADIENT_MIN_COSINE = 0.99999  # gradient of a fixed functional of the transformed picture w.r.t. the spectrum
 GAIN_FROM = 10
-# The pixel method's per-block bounds (vgg_parity.ASCENT_BOUNDS), named by what they allow.
 PER_STEP = CurveBounds(max_rel=1e-4, min_pearson=0.999999, final_rel=1e-4, gain_rel=1e-4)  # pixel block 1
-CHAOTIC = CurveBounds(max_rel=3e-2, min_pearson=0.99995, final_rel=1e-2, gain_rel=1e-2)  # pixel blocks 2-3
-TREND: dict[int, CurveBounds] = {4: CurveBounds(min_pearson=0.9995, final_rel=0.1, gain_rel=0.1),
-                                 5: CurveBounds(min_pearson=0.999, final_rel=0.1, gain_rel=0.1)}
+SHALLOW = CurveBounds(max_rel=0.2, min_pearson=0.999, final_rel=0.1, gain_rel=0.1)  # blocks 1-3
+DEEP = CurveBounds(min_pearson=0.98)  # blocks 4-5, per filter; plus the medians below
+DEEP_MEDIAN = {"final_rel": 0.05, "gain_rel": 0.08}  # blocks 4-5, median over the layer's filters
 LINEAR_LAYERS = ("block1_conv1",)  # objective linear in the picture: no ReLU between picture and objective
 
 
@@ -52,8 +66,7 @@ def bounds_for(layer: str) -> CurveBounds:
     """The loss-history bounds of one layer (module docstring: why)."""
     if layer in LINEAR_LAYERS:
         return PER_STEP
-    block = block_of(layer)
-    return CHAOTIC if block <= 3 else TREND[block]
+    return SHALLOW if block_of(layer) <= 3 else DEEP
 
 
 def rel_to_range(ref: np.ndarray, other: np.ndarray) -> float:
@@ -201,14 +214,24 @@ def run_torch(model, layer: str, filters: Sequence[int], *, steps: int, size: in
 
 
 def ascent_checks(ref: FourierRun, other: FourierRun, bounds: CurveBounds | None = None) -> list[Check]:
-    """Loss histories per filter (:func:`bounds_for` the layer), dead flags, snapshot steps, and the
-    starting pictures (snapshot 0: the same seeded spectrum through §15.2, within 1e-6 of 255)."""
+    """Loss histories per filter (:func:`bounds_for` the layer; blocks 4-5 also the medians of
+    ``DEEP_MEDIAN``), dead flags, snapshot steps, and the starting pictures (snapshot 0: the same seeded
+    spectrum through §15.2, within 1e-6 of 255)."""
     bounds = bounds or bounds_for(ref.layer)
     steps = ref.losses.shape[1] - 1
     gain = (GAIN_FROM, steps) if steps > GAIN_FROM else None
     checks: list[Check] = []
     for i, f in enumerate(ref.filters):
         checks += check_curves(f"fourier/{ref.layer}/{f}", ref.losses[i], other.losses[i], bounds, gain_steps=gain)
+    if block_of(ref.layer) >= 4 and ref.losses.shape == other.losses.shape:
+        finals = [relative_scalar_diff(r[-1], o[-1]) for r, o in zip(ref.losses, other.losses)]
+        checks.append(Check(f"losses/fourier/{ref.layer}/median_final_rel_diff", float(np.median(finals)),
+                            DEEP_MEDIAN["final_rel"], "<=", "losses"))
+        if gain is not None:
+            a, b = gain
+            gains = [relative_scalar_diff(r[b] - r[a], o[b] - o[a]) for r, o in zip(ref.losses, other.losses)]
+            checks.append(Check(f"losses/fourier/{ref.layer}/median_gain_{a}_{b}_rel_diff", float(np.median(gains)),
+                                DEEP_MEDIAN["gain_rel"], "<=", "losses"))
     checks += check_equal(f"fourier/{ref.layer}/dead", ref.dead, other.dead)
     checks += check_equal(f"fourier/{ref.layer}/snapshot_steps", sorted(ref.snapshots), sorted(other.snapshots))
     if 0 in ref.snapshots and 0 in other.snapshots:  # grey within a few levels: relative to the pixel scale
@@ -248,14 +271,17 @@ def main(argv: list[str] | None = None) -> int:
             "torch": run_torch(torch_model, args.layer, filters, **kw),
             "torch_nchw": run_torch(torch_model, args.layer, filters, channels_last=False, **kw)}
     pairs = [("tf", "tf_eager"), ("torch", "torch_nchw"), ("tf", "torch")]
-    print(f"{args.layer}, {args.size} px, {args.steps} steps, fourier: max per-step relative loss difference "
-          "(Pearson gap to 1)")
-    print("filter  " + "  ".join(f"{a} vs {b}".rjust(24) for a, b in pairs))
+    gain = (GAIN_FROM, args.steps)
+    print(f"{args.layer}, {args.size} px, {args.steps} steps, fourier: per pair, max per-step relative loss "
+          f"difference / Pearson gap to 1 / final relative difference / gain {gain[0]}->{gain[1]} relative difference")
+    print("filter  " + "  ".join(f"{a} vs {b}".rjust(38) for a, b in pairs))
     for i, f in enumerate(filters):
         cells = []
         for a, b in pairs:
             x, y = runs[a].losses[i], runs[b].losses[i]
-            cells.append(f"{curve_relative_diff(x, y):.2e} ({1 - pearson(x, y):.1e})".rjust(24))
+            final = abs(x[-1] - y[-1]) / abs(x[-1])
+            g = abs((x[gain[1]] - x[gain[0]]) - (y[gain[1]] - y[gain[0]])) / abs(x[gain[1]] - x[gain[0]])
+            cells.append(f"{curve_relative_diff(x, y):.1e}/{1 - pearson(x, y):.1e}/{final:.1e}/{g:.1e}".rjust(38))
         print(f"{f:>6}  " + "  ".join(cells))
     print("seconds: " + ", ".join(f"{k} {r.seconds:.1f}" for k, r in runs.items()))
     return 0

@@ -1,6 +1,7 @@
 """The fourier method (SPEC.md §15) in both frameworks: the picture from a spectrum (<= 1e-6 of its range),
 a transform of a picture (<= 1e-5), the gradient through both, and the whole method's loss histories from
-the same seeded spectra and draws (bounds and why: parity_tests/fourier_parity.py)."""
+the same seeded spectra and draws (bounds from the measured round-off floor, and why:
+parity_tests/fourier_parity.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from parity_tests.compare import Report, cosine
 from parity_tests.fourier_parity import (GRADIENT_MIN_COSINE, ascent_checks, image_checks, run_keras, run_torch,
                                          spectrum_gradients, transform_checks)
 
-# Fast: one case per kind of bound (per step, chaotic, trend), small; --parity-full: 64 px, 100 steps, more layers.
+# Fast: one case per kind of bound (per step, blocks 1-3, blocks 4-5), small; --parity-full: 64 px, 100 steps.
 FAST = [("block1_conv1", [0, 63]), ("block1_conv2", [1]), ("block4_conv1", [0])]
 FAST_SIZE, FAST_STEPS = 48, 60
 FULL = [("block1_conv2", [0, 2, 3]), ("block2_conv1", [0, 1, 2, 3]), ("block3_conv1", [0, 1]),
