@@ -97,6 +97,24 @@ def examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+def add_method_options(group) -> None:
+    """``--method``, ``--steps`` and ``--lr``, spelled alike in both command lines; steps and lr default
+    to the method's own (``filtviz_core.methods``)."""
+    from filtviz_core import methods
+
+    group.add_argument("--method", choices=methods.METHODS, default=methods.DEFAULT_METHOD,
+                       help="pixel (the canonical ascent on pixels, SPEC.md) or fourier (a decorrelated Fourier "
+                            "spectrum, random transforms at every step, Adam: smoother pictures of deep filters, "
+                            "SPEC.md §15); default: %(default)s")
+    group.add_argument("--steps", type=int, default=None,
+                       help=f"ascent steps; default: {methods.default_steps('pixel')} (pixel), "
+                            f"{methods.default_steps('fourier')} (fourier)")
+    group.add_argument("--lr", type=float, default=None,
+                       help=f"step length: pixel units, RMS-normalised (pixel; default {methods.default_lr('pixel')}) "
+                            "or Adam's learning rate on the spectrum "
+                            f"(fourier; default {methods.default_lr('fourier')})")
+
+
 def add_progress(group) -> None:
     """``--progress/--no-progress``: a progress bar on stderr, by default only when stderr is a terminal."""
     group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

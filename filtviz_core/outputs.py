@@ -50,8 +50,10 @@ def check_writable(out: str | os.PathLike[str], create: bool = True) -> Path:
 
 def write_filter_outputs(out: str | os.PathLike[str], *, layer: str, filters: Sequence[int], images: np.ndarray,
                          losses: np.ndarray, snapshots: Mapping[int, np.ndarray], record: dict[str, Any],
-                         per_filter_png: bool = True) -> dict[str, Path]:
-    """Write the grid, the iteration comparison, per-filter PNGs and run.json; return their paths."""
+                         per_filter_png: bool = True, method: str = "pixel") -> dict[str, Path]:
+    """Write the grid, the iteration comparison, per-filter PNGs and run.json; return their paths.
+
+    ``method`` decides how the snapshots are shown (``filtviz_core.methods.display``)."""
     out = check_writable(out)
     written: dict[str, Path] = {}
     if per_filter_png:
@@ -64,7 +66,9 @@ def write_filter_outputs(out: str | os.PathLike[str], *, layer: str, filters: Se
     written["grid"] = out / f"{layer}_grid.png"
     atomic.save_figure(grid, written["grid"])
     if snapshots:
-        comparison = plots.plot_iterations(snapshots, losses, filters, layer)
+        from filtviz_core.methods import display
+
+        comparison = plots.plot_iterations(snapshots, losses, filters, layer, display=display(method))
         written["iterations"] = out / f"{layer}_iterations.png"
         atomic.save_figure(comparison, written["iterations"])
     written["run"] = out / "run.json"

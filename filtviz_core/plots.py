@@ -8,7 +8,7 @@ shows a returned Figure as it is).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -69,10 +69,12 @@ def plot_filter_grid(images: np.ndarray, filters: Sequence[int], layer: str, los
 
 
 def plot_iterations(snapshots: Mapping[int, np.ndarray], losses: np.ndarray, filters: Sequence[int],
-                    layer: str, max_filters: int = 8) -> Figure:
+                    layer: str, max_filters: int = 8,
+                    display: Callable[[np.ndarray], np.ndarray] = deprocess) -> Figure:
     """The same filters at each snapshot step side by side, with their loss curves.
 
-    ``snapshots``: step -> (F, H, W, 3) raw pixel images; ``losses``: (F, steps + 1).
+    ``snapshots``: step -> (F, H, W, 3) raw pixel images; ``losses``: (F, steps + 1); ``display``: raw
+    picture -> uint8 (the method's own: ``filtviz_core.methods.display``; default the pixel method's).
     """
     steps = sorted(snapshots)
     losses = np.asarray(losses)
@@ -83,7 +85,7 @@ def plot_iterations(snapshots: Mapping[int, np.ndarray], losses: np.ndarray, fil
         for col, step in enumerate(steps):
             ax = axes[row, col]
             _hide_axes(ax)
-            ax.imshow(deprocess(np.asarray(snapshots[step])[row]))
+            ax.imshow(display(np.asarray(snapshots[step])[row]))
             ax.set_title(f"#{filters[row]} step {step}  {losses[row, step]:.3g}", fontsize=8)
         curve = axes[row, -1]
         curve.plot(np.arange(losses.shape[1]), losses[row], lw=1.2)

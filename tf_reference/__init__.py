@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from filtviz_core.algorithm import deprocess
 from filtviz_core.errors import FiltvizError, WeightsError
+from filtviz_core.methods import METHODS, FourierOptions
 
 _EXPORTS = {
     "FilterResult": "tf_reference.ascent",
@@ -33,7 +34,7 @@ _EXPORTS = {
     "plot_iterations": "tf_reference.plots",
 }
 
-__all__ = sorted([*_EXPORTS, "FiltvizError", "WeightsError", "deprocess"])
+__all__ = sorted([*_EXPORTS, "FiltvizError", "FourierOptions", "METHODS", "WeightsError", "deprocess"])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
     from tf_reference.ascent import (FilterResult, make_loss_fn, make_objective, make_step_fn, run_record,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from filtviz_core import algorithm, runrecord
+from filtviz_core import algorithm, methods, runrecord
 from filtviz_core.algorithm import (
     DEFAULT_LR,
     DEFAULT_OBJECTIVE,
@@ -30,6 +30,8 @@ from filtviz_core.algorithm import (
     deprocess,
 )
 from filtviz_core.errors import FiltvizError
+from filtviz_core.fourier import to_uint8
+from filtviz_core.transforms import output_size
 from filtviz_core.vgg16 import min_size_for
 from tf_reference.model import caffe_preprocess, get_conv_layer, submodel
 
@@ -46,12 +48,13 @@ class FilterResult:
     layer: str
     filter_index: int
     raw: np.ndarray  # (H, W, 3) float32 pixel units, x_steps
-    image: np.ndarray  # (H, W, 3) uint8, deprocess(raw)
+    image: np.ndarray  # (H, W, 3) uint8: deprocess(raw) (pixel), raw rounded as it is (fourier, §15.7)
     losses: np.ndarray  # (steps + 1,) objective at x_0 .. x_steps
     snapshots: dict[int, np.ndarray]  # step k -> x_k, (H, W, 3) float32
     dead: bool
     params: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    method: str = methods.DEFAULT_METHOD  # "pixel" (§1-§14) or "fourier" (§15)
 
 
 def make_objective(model: keras.Model, layer_name: str, objective: str = DEFAULT_OBJECTIVE) -> ObjectiveFn:
@@ -121,57 +124,107 @@ def _cached(model: keras.Model, key: tuple, build: Callable[[], Any]) -> Any:
     return per_model[key]
 
 
-def _check_common(model: keras.Model, layer_name: str, steps: int, lr: float, seed: int, objective: str) -> int:
-    """Validate everything but the image and filters; return the layer's filter count."""
+def _check_common(model: keras.Model, layer_name: str, method: str, steps: int | None, lr: float | None, seed: int,
+                  objective: str, method_options: Mapping[str, Any] | methods.FourierOptions | None,
+                  init: np.ndarray | None, clip: bool) -> tuple[int, int, float, methods.FourierOptions | None]:
+    """Validate everything but the image and filters: (filter count, steps, lr, fourier options or None)."""
     algorithm.check_objective(objective)
-    algorithm.check_steps(steps, lr)
+    steps, lr, options = methods.resolve(method, steps, lr, method_options)
     algorithm.check_seed(seed)
-    return int(get_conv_layer(model, layer_name).filters)
+    methods.check_pixel_only(options, init_given=init is not None, clip=clip)
+    return int(get_conv_layer(model, layer_name).filters), steps, lr, options
 
 
-def visualize_filter(model: keras.Model, layer_name: str, filter_index: int, *, steps: int = DEFAULT_STEPS,
-                     size: int = DEFAULT_SIZE, lr: float = DEFAULT_LR, seed: int = DEFAULT_SEED,
-                     init: np.ndarray | None = None, snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS,
-                     objective: str = DEFAULT_OBJECTIVE, clip: bool = False, compiled: bool = True) -> FilterResult:
+def _check_size(side: int, layer_name: str, options: methods.FourierOptions | None) -> None:
+    """The picture the network sees must fit the layer: the image itself, or §15.3's transformed canvas."""
+    seen = int(side) if options is None else min(output_size(int(side), int(side), options))
+    methods.check_seen_size(int(side), seen, min_size_for(layer_name), layer_name, options)
+
+
+def visualize_filter(model: keras.Model, layer_name: str, filter_index: int, *, method: str = methods.DEFAULT_METHOD,
+                     steps: int | None = None, size: int = DEFAULT_SIZE, lr: float | None = None,
+                     seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
+                     snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS, objective: str = DEFAULT_OBJECTIVE,
+                     clip: bool = False, compiled: bool = True,
+                     method_options: Mapping[str, Any] | methods.FourierOptions | None = None) -> FilterResult:
     """The image that maximizes one filter's mean response (SPEC.md), with its loss history.
 
-    ``init`` (H, W, 3) float32 pixels replaces the seeded start (and ``size``/``seed``), so another
-    framework can be started from the identical array.
+    ``method``: ``"pixel"`` (§1-§14; 100 steps, lr 1.0 by default) or ``"fourier"`` (§15; 128 steps,
+    lr 0.05); ``steps``/``lr`` None take the method's default; ``method_options`` overrides the
+    fourier method's other parameters by name (``filtviz_core.methods.FourierOptions``).
+    ``init`` (H, W, 3) float32 pixels replaces the seeded start of the pixel method (and
+    ``size``/``seed``), so another framework can be started from the identical array.
     """
-    count = _check_common(model, layer_name, steps, lr, seed, objective)
+    count, steps, lr, options = _check_common(model, layer_name, method, steps, lr, seed, objective, method_options,
+                                              init, clip)
     (filter_index,) = algorithm.parse_filters([filter_index], count, layer_name)
+    if options is not None:
+        return _ascend_fourier(model, layer_name, filter_index, steps=steps, size=size, lr=lr, seed=int(seed),
+                               options=options, snapshots=snapshots, objective=objective, compiled=bool(compiled))
     return _ascend(model, layer_name, filter_index, steps=int(steps), size=size, lr=float(lr), seed=int(seed),
                    init=None if init is None else algorithm.check_init(init), snapshots=snapshots,
                    objective=objective, clip=bool(clip), compiled=bool(compiled))
 
 
 def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | Iterable[int], *,
-                      steps: int = DEFAULT_STEPS, size: int = DEFAULT_SIZE, lr: float = DEFAULT_LR,
-                      seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
+                      method: str = methods.DEFAULT_METHOD, steps: int | None = None, size: int = DEFAULT_SIZE,
+                      lr: float | None = None, seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
                       snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS, objective: str = DEFAULT_OBJECTIVE,
-                      clip: bool = False, compiled: bool = True, progress: bool = False) -> list[FilterResult]:
+                      clip: bool = False, compiled: bool = True, progress: bool = False,
+                      method_options: Mapping[str, Any] | methods.FourierOptions | None = None
+                      ) -> list[FilterResult]:
     """Several filters of one layer, one at a time as the notebook did (§2: filters are independent).
 
-    ``filters``: ``"0-15"``, an index or a list; ``init``: (F, H, W, 3), one start per filter.
-    Everything is validated before the first step, so bad input fails fast.
+    ``filters``: ``"0-15"``, an index or a list; ``init``: (F, H, W, 3), one start per filter (pixel
+    method). ``method``/``method_options``: as :func:`visualize_filter`. Everything is validated
+    before the first step, so bad input fails fast.
     """
-    count = _check_common(model, layer_name, steps, lr, seed, objective)
+    count, steps, lr, options = _check_common(model, layer_name, method, steps, lr, seed, objective, method_options,
+                                              init, clip)
     indices = algorithm.parse_filters(filters, count, layer_name)
     inits = None if init is None else algorithm.check_init(init, len(indices))
     side = size if inits is None else min(inits.shape[1:3])
-    algorithm.check_image_size(int(side), min_size_for(layer_name), layer_name)
+    _check_size(int(side), layer_name, options)
     algorithm.snapshot_steps(snapshots, int(steps))
     iterator: Iterable[int] = range(len(indices))
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc=layer_name, unit="filter")
+    if options is not None:
+        return [_ascend_fourier(model, layer_name, indices[i], steps=steps, size=size, lr=lr, seed=int(seed),
+                                options=options, snapshots=snapshots, objective=objective, compiled=bool(compiled))
+                for i in iterator]
     return [
         _ascend(model, layer_name, indices[i], steps=int(steps), size=size, lr=float(lr), seed=int(seed),
                 init=None if inits is None else inits[i], snapshots=snapshots, objective=objective,
                 clip=bool(clip), compiled=bool(compiled))
         for i in iterator
     ]
+
+
+def _ascend_fourier(model: keras.Model, layer_name: str, filter_index: int, *, steps: int, size: int, lr: float,
+                    seed: int, options: methods.FourierOptions, snapshots: Iterable[int] | None, objective: str,
+                    compiled: bool) -> FilterResult:
+    """§15 for one filter: the loop is tf_reference.fourier.ascend."""
+    from tf_reference import fourier
+
+    if int(size) != size or size < 1:
+        raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
+    size = int(size)
+    _check_size(size, layer_name, options)
+    keep = algorithm.snapshot_steps(snapshots, steps)
+    fns = _cached(model, ("fourier", layer_name, objective, options, size, compiled),
+                  lambda: fourier.make_fourier_step_fn(model, layer_name, objective, options, size, size,
+                                                       compiled=compiled))
+    raw, losses, kept, dead, seconds = fourier.ascend(fns, filter_index, steps=steps, size=size, lr=lr, seed=seed,
+                                                      options=options, keep=keep)
+    params = {"method": "fourier", "steps": steps, "size": size, "lr": lr, "seed": seed, "snapshots": sorted(keep),
+              "objective": objective, "init": "seeded", "seen_size": list(output_size(size, size, options)),
+              "compiled": compiled, **options.as_params()}
+    return FilterResult(layer=layer_name, filter_index=int(filter_index), raw=raw, image=to_uint8(raw),
+                        losses=np.asarray(losses, dtype=np.float64), snapshots=kept, dead=dead, params=params,
+                        seconds=seconds, method="fourier")
 
 
 def _ascend(model: keras.Model, layer_name: str, filter_index: int, *, steps: int, size: int, lr: float, seed: int,
@@ -259,5 +312,5 @@ def run_record(model: keras.Model, results: Sequence[FilterResult], *, extra: di
         dead=[r.dead for r in results],
         seconds=sum(r.seconds for r in results),
         device=device_name(),
-        extra={"tensorflow": tf.__version__, "keras": keras.__version__, **(extra or {})},
+        extra={"tensorflow": tf.__version__, "keras": keras.__version__, "method": results[0].method, **(extra or {})},
     )

@@ -12,9 +12,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from filtviz_core import __version__, algorithm, outputs
-from filtviz_core.cli_common import (OneLineParser, add_map_options, add_progress, check_map_options, examples,
-                                     parse_names, parse_steps, progress_wanted, run_guarded)
+from filtviz_core import __version__, algorithm, methods, outputs
+from filtviz_core.cli_common import (OneLineParser, add_map_options, add_method_options, add_progress,
+                                     check_map_options, examples, parse_names, parse_steps, progress_wanted,
+                                     run_guarded)
+from filtviz_core.transforms import output_size
 from filtviz_core.errors import FiltvizError
 from filtviz_core.weights import check_weights_choice
 from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, POOL_NAMES, min_size_for
@@ -54,15 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("filters", "gradient-ascent pictures of filters of one conv layer (SPEC.md)",
             f"{PROG} filters block1_conv2 --filters 0-7 --steps 100 --snapshots 10,100",
-            f"{PROG} filters block5_conv3 --filters 0-3 --size 96 --objective post_relu")
+            f"{PROG} filters block5_conv3 --filters 0-3 --size 96 --objective post_relu",
+            f"{PROG} filters block5_conv3 --filters 0-3 --method fourier")
     p.add_argument("layer", help="conv layer, e.g. block1_conv2")
     p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,20; default: 0-15")
-    p.add_argument("--steps", type=int, default=algorithm.DEFAULT_STEPS, help="ascent steps; default: %(default)s")
+    add_method_options(p)
     p.add_argument("--snapshots", default="10,100",
                    help="steps to keep images of, e.g. 10,100 (default: those of 10,100 within --steps, plus the last)")
     p.add_argument("--size", type=int, default=algorithm.DEFAULT_SIZE, help="image side in pixels; default: %(default)s")
-    p.add_argument("--lr", type=float, default=algorithm.DEFAULT_LR,
-                   help="step length in pixel units (RMS-normalised); default: %(default)s")
     p.add_argument("--seed", type=int, default=algorithm.DEFAULT_SEED,
                    help="seed of the starting noise (and of --weights random); default: %(default)s")
     p.add_argument("--objective", default=algorithm.DEFAULT_OBJECTIVE, choices=algorithm.OBJECTIVES,
@@ -120,12 +121,16 @@ def cmd_filters(args: argparse.Namespace) -> None:
     if args.layer not in CONV_NAMES:
         raise FiltvizError(f"unknown conv layer {args.layer!r}; valid: {', '.join(CONV_NAMES)}")
     filters = algorithm.parse_filters(args.filters, FILTER_COUNTS[args.layer], args.layer)
-    algorithm.check_steps(args.steps, args.lr)
-    algorithm.check_image_size(args.size, min_size_for(args.layer), args.layer)
+    steps, lr, options = methods.resolve(args.method, args.steps, args.lr)
+    methods.check_pixel_only(options, init_given=False, clip=args.clip)
+    if args.size < 1:
+        raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
+    seen = args.size if options is None else min(output_size(args.size, args.size, options))
+    methods.check_seen_size(args.size, seen, min_size_for(args.layer), args.layer, options)
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
     snapshots = parse_steps(args.snapshots)
-    algorithm.snapshot_steps(snapshots, args.steps)
+    algorithm.snapshot_steps(snapshots, steps)
     check_weights_choice(args.weights)
     out = outputs.check_writable(args.out, create=False)  # before any long work; created when results exist
 
@@ -135,7 +140,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
 
     model = _load_model(args.weights)
     start = time.perf_counter()
-    results = visualize_filters(model, args.layer, filters, steps=args.steps, size=args.size, lr=args.lr,
+    results = visualize_filters(model, args.layer, filters, method=args.method, steps=steps, size=args.size, lr=lr,
                                 seed=args.seed, snapshots=snapshots, objective=args.objective, clip=args.clip,
                                 compiled=not args.eager, progress=progress_wanted(args.progress))
     record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})
@@ -143,9 +148,9 @@ def cmd_filters(args: argparse.Namespace) -> None:
         out, layer=args.layer, filters=filters, images=np.stack([r.image for r in results]),
         losses=np.stack([r.losses for r in results]),
         snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
-        record=record, per_filter_png=not args.no_filter_pngs)
+        record=record, per_filter_png=not args.no_filter_pngs, method=args.method)
     dead = [r.filter_index for r in results if r.dead]
-    print(f"{args.layer}: {len(results)} filters, {args.steps} steps, final loss "
+    print(f"{args.layer}: {len(results)} filters, {args.method} method, {steps} steps, final loss "
           f"min {min(r.losses[-1] for r in results):.4g} max {max(r.losses[-1] for r in results):.4g}"
           + (f", dead: {dead}" if dead else ""))
     for path in written.values():

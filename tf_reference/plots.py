@@ -30,7 +30,7 @@ def _one_layer(results: Sequence[FilterResult]) -> str:
 
 
 def plot_filter_grid(results: Sequence[FilterResult], columns: int = 8) -> Figure:
-    """The deprocessed pictures of many filters of one layer, titled with their final losses."""
+    """The pictures of many filters of one layer (as their method shows them), titled with their final losses."""
     layer = _one_layer(results)
     images = np.stack([r.image for r in results])
     return core_plots.plot_filter_grid(images, [r.filter_index for r in results], layer,
@@ -45,5 +45,7 @@ def plot_iterations(results: Sequence[FilterResult], max_filters: int = 8) -> Fi
         raise FiltvizError("results hold different snapshot steps; run them with the same snapshots")
     snapshots = {k: np.stack([r.snapshots[k] for r in results]) for k in steps}
     losses = np.stack([r.losses for r in results])
+    from filtviz_core.methods import display
+
     return core_plots.plot_iterations(snapshots, losses, [r.filter_index for r in results], layer,
-                                      max_filters=max_filters)
+                                      max_filters=max_filters, display=display(results[0].method))

@@ -6,6 +6,7 @@ Never imports TensorFlow. The weights and the framework-free parts of the algori
 
 from filtviz_core.algorithm import deprocess, initial_images
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError, WeightsError, WeightsUnavailable
+from filtviz_core.methods import METHODS, FourierOptions
 from torch_filtviz.models import PixelModel, layer_names, load_vgg16, resolve_device, wrap_model
 from torch_filtviz.zoo import load_model
 from torch_filtviz.hooks import Target, capture, layer_channels, resolve_target
@@ -18,8 +19,8 @@ from torch_filtviz.summary import summary
 from filtviz_core import __version__  # noqa: E402
 
 __all__ = [
-    "FilterResults", "FiltvizError", "FiltvizRuntimeError", "PixelModel", "Target", "WeightsError",
-    "WeightsUnavailable", "capture", "deprocess", "feature_maps", "filter_objective", "initial_images",
+    "FilterResults", "FiltvizError", "FiltvizRuntimeError", "FourierOptions", "METHODS", "PixelModel", "Target",
+    "WeightsError", "WeightsUnavailable", "capture", "deprocess", "feature_maps", "filter_objective", "initial_images",
     "layer_channels", "layer_names", "load_model", "load_vgg16", "plot_atlas", "plot_feature_maps",
     "plot_filter_grid", "plot_iterations", "plot_kernels", "resolve_device", "resolve_target", "summary",
     "visualize_filters", "wrap_model",

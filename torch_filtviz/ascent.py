@@ -1,5 +1,10 @@
 """Batched gradient ascent: the image that most excites each filter of a layer (tf_reference/SPEC.md).
 
+:func:`visualize_filters` validates, resolves the target, plans the chunks and runs one of two loops:
+the pixel method's (:func:`_run_chunk`, SPEC §1-§14, the default) or the fourier method's
+(:func:`torch_filtviz.fourier.run_chunk`, SPEC §15). What follows describes the pixel loop; the
+fourier loop shares the target, the objective, the chunking and the precision handling.
+
 One batch element per filter, each maximizing its own filter. The per-element losses are summed
 before the backward pass, and a sample's gradient only depends on its own loss, so each element
 gets exactly its own gradient; the step is normalised by that element's own RMS. Hence a filter's
@@ -17,7 +22,7 @@ the fp32 spec, so fp32 stays the default.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +32,12 @@ import torch
 from torch import nn
 
 from filtviz_core import algorithm as alg
+from filtviz_core import fourier as fourier_core
+from filtviz_core import methods
 from filtviz_core.errors import FiltvizError
+from filtviz_core.transforms import output_size
 from filtviz_core.runrecord import run_record as _run_record
+from torch_filtviz import fourier as fourier_loop
 from torch_filtviz import placement
 from torch_filtviz.hooks import Capture, Target, capture, target_channels
 from torch_filtviz.models import min_input_size, resolve_device
@@ -57,13 +66,14 @@ class FilterResults:
     weights: dict[str, Any] = field(default_factory=dict)  # the model's weights_info, for run.json
     model: dict[str, Any] = field(default_factory=dict)  # name, class, preprocessing
     target: dict[str, Any] = field(default_factory=dict)  # module path, input/output, why
+    method: str = methods.DEFAULT_METHOD  # "pixel" (SPEC §1-§14) or "fourier" (SPEC §15)
 
     def run_record(self, weights: dict[str, Any] | None = None) -> dict[str, Any]:
         """The run.json dictionary (same schema as tf_reference's); ``weights`` defaults to the model's."""
         import torchvision
 
         extra: dict[str, Any] = {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                                 "model": self.model, "target": self.target}
+                                 "model": self.model, "target": self.target, "method": self.method}
         if self.device.startswith("cuda") and torch.cuda.is_available():
             extra["device_name"] = torch.cuda.get_device_name(torch.device(self.device))
         return _run_record(
@@ -162,9 +172,10 @@ def visualize_filters(
     layer: str,
     filters: int | str | Iterable[int],
     *,
-    steps: int = alg.DEFAULT_STEPS,
+    method: str = methods.DEFAULT_METHOD,
+    steps: int | None = None,
     size: int = alg.DEFAULT_SIZE,
-    lr: float = alg.DEFAULT_LR,
+    lr: float | None = None,
     seed: int = alg.DEFAULT_SEED,
     init: np.ndarray | None = None,
     snapshots: Iterable[int] | None = alg.DEFAULT_SNAPSHOTS,
@@ -175,11 +186,20 @@ def visualize_filters(
     precision: str = "fp32",
     channels_last: bool | None = None,
     progress: bool = True,
+    method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
 ) -> FilterResults:
     """Gradient ascent on one input image per filter of ``layer`` (alias or module path).
 
+    ``method``: ``"pixel"`` (the canonical ascent of SPEC.md §1-§14: pixels, RMS-normalised steps;
+    100 steps, lr 1.0 by default) or ``"fourier"`` (SPEC.md §15: a decorrelated Fourier spectrum, random
+    transforms at every step, Adam; 128 steps, lr 0.05 by default). ``steps``/``lr`` None take the
+    method's default. ``method_options`` overrides the fourier method's other parameters by name
+    (``filtviz_core.methods.FourierOptions``: ``pad``, ``jitter``, ``scale``, ``rotate``, ``jitter2``,
+    ``transforms``, ``decay``, ``divisor``, ``decorrelate``, ``init_std``, ``beta1``, ``beta2``, ``eps``,
+    ``pad_value``).
+
     ``filters``: an index, a list, or a string such as ``"0-15,20"``. ``init``: (F, H, W, 3)
-    float32 starting images in pixel units (overrides ``seed`` and ``size``). The model takes RGB
+    float32 starting images in pixel units (overrides ``seed`` and ``size``; pixel method only). The model takes RGB
     pixels (0-255, NCHW; see :func:`~torch_filtviz.wrap_model`) and runs on ``device``
     (None/"auto": CUDA, then MPS, then CPU) in eval mode with gradients on, whatever the caller's
     ``no_grad``/``inference_mode``; afterwards it is back on its device, in its modes, with its
@@ -191,9 +211,9 @@ def visualize_filters(
     """
     started = time.perf_counter()
     alg.check_objective(objective)
-    alg.check_steps(steps, lr)
-    steps = int(steps)
+    steps, lr, options = methods.resolve(method, steps, lr, method_options)
     alg.check_seed(seed)
+    methods.check_pixel_only(options, init_given=init is not None, clip=clip)
     if precision not in PRECISIONS:
         raise FiltvizError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
@@ -205,30 +225,32 @@ def visualize_filters(
     if path is None:
         raise unknown_layer(model, str(layer))
     init, height, width = _image_size(init, size)
+    seen_h, seen_w = (height, width) if options is None or height < 1 else output_size(height, width, options)
     if height > 0:
-        alg.check_image_size(min(height, width), min_input_size(model, layer), layer)
+        methods.check_seen_size(min(height, width), min(seen_h, seen_w), min_input_size(model, layer), layer, options)
     snaps = alg.snapshot_steps(snapshots, steps)
 
     with (placement.grad_enabled(), placement.placed(model, dev), placement.eval_mode(model),
           placement.frozen(model), conv_math(precision)):
         model_dtype = model_device_dtype(model)[1]
         if height > 0:
-            trace = model_trace(model, (height, width))
+            trace = model_trace(model, (seen_h, seen_w))
             if trace.error is not None and not trace.module_calls(path):  # the pass failed before the layer
                 if placement.is_out_of_memory(trace.error):
                     raise trace.error
                 raise classify_failure(model, trace.error, path, layer, height, width) from None
             target = Resolver(model, trace).resolve(layer, path, model.get_submodule(path), objective)
-            shape = _target_shape(trace, target, layer, height, width)
+            shape = _target_shape(trace, target, layer, seen_h, seen_w)
             count = target_channels(target, torch.empty(shape, device="meta"))
         else:  # malformed init: let check_init explain after the filters are known
             trace, target, count = None, None, 1 << 30
         chosen = alg.parse_filters(filters, count, layer)
-        x0 = alg.check_init(init, len(chosen)) if init is not None else alg.initial_images(chosen, height, seed)
+        if options is None:
+            x0 = alg.check_init(init, len(chosen)) if init is not None else alg.initial_images(chosen, height, seed)
         if batch_size:
             chunk = int(batch_size)
         else:
-            chunk = placement.chunk_size(dev, len(chosen), _bytes_per_image(trace, target, height, width))
+            chunk = placement.chunk_size(dev, len(chosen), _bytes_per_image(trace, target, seen_h, seen_w))
         used = chunk
         raws, losses, dead = [], [], []
         snap_parts: dict[int, list[np.ndarray]] = {s: [] for s in snaps}
@@ -244,9 +266,15 @@ def visualize_filters(
                     part = chosen[pos:pos + chunk]
                     shown = pbar.n if pbar is not None else 0
                     try:
-                        r, lo, sn, de = _run_chunk(cap, target, x0[pos:pos + len(part)], part, steps=steps, lr=lr,
-                                                   snaps=snaps, clip=clip, device=dev, precision=precision,
-                                                   channels_last=channels_last, pbar=pbar, model_dtype=model_dtype)
+                        if options is None:
+                            r, lo, sn, de = _run_chunk(cap, target, x0[pos:pos + len(part)], part, steps=steps,
+                                                       lr=lr, snaps=snaps, clip=clip, device=dev, precision=precision,
+                                                       channels_last=channels_last, pbar=pbar, model_dtype=model_dtype)
+                        else:
+                            r, lo, sn, de = fourier_loop.run_chunk(
+                                cap, target, part, seed=seed, steps=steps, lr=lr, options=options, height=height,
+                                width=width, snaps=snaps, device=dev, precision=precision,
+                                channels_last=channels_last, pbar=pbar, model_dtype=model_dtype)
                     except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
                         if not placement.is_out_of_memory(exc) or len(part) == 1:
                             raise
@@ -271,21 +299,30 @@ def visualize_filters(
                 pbar.close()
 
     raw = np.concatenate(raws)
-    params = {
-        "steps": steps, "size": height if height == width else [height, width], "lr": float(lr),
-        "seed": int(seed), "snapshots": list(snaps), "objective": objective,
-        "init": "given" if init is not None else "seeded", "clip": bool(clip), "precision": precision,
-        "channels_last": bool(channels_last), "batch_size": used,
-    }
+    if options is None:  # the pixel method's params, exactly as before methods existed
+        params = {
+            "steps": steps, "size": height if height == width else [height, width], "lr": float(lr),
+            "seed": int(seed), "snapshots": list(snaps), "objective": objective,
+            "init": "given" if init is not None else "seeded", "clip": bool(clip), "precision": precision,
+            "channels_last": bool(channels_last), "batch_size": used,
+        }
+    else:
+        params = {
+            "method": method, "steps": steps, "size": height if height == width else [height, width],
+            "lr": float(lr), "seed": int(seed), "snapshots": list(snaps), "objective": objective, "init": "seeded",
+            "seen_size": [seen_h, seen_w], "precision": precision, "channels_last": bool(channels_last),
+            "batch_size": used, **options.as_params(),
+        }
     describe = getattr(model, "describe", None)
     return FilterResults(
-        filters=list(chosen), layer=layer, raw=raw, images=alg.deprocess(raw),
+        filters=list(chosen), layer=layer, raw=raw,
+        images=alg.deprocess(raw) if options is None else fourier_core.to_uint8(raw),
         losses=np.concatenate(losses).astype(np.float64), snapshots={s: np.concatenate(p) for s, p in snap_parts.items()},
         dead=np.concatenate(dead).astype(bool), params=params, seconds=time.perf_counter() - started,
         device=str(dev), weights=dict(getattr(model, "weights_info", {}) or {}),
         model=describe() if callable(describe) else {"name": type(model).__name__, "class": type(model).__name__,
                                                      "preprocess": "none"},
-        target=target.describe(model) if target is not None else {},
+        target=target.describe(model) if target is not None else {}, method=method,
     )
 
 

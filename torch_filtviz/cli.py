@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import algorithm as alg
-from filtviz_core.cli_common import (NOTEBOOK_MAP_LAYERS, OneLineParser, add_map_options, add_progress,
-                                     check_map_options, examples, parse_names, parse_steps, progress_wanted,
-                                     run_guarded)
+from filtviz_core.cli_common import (NOTEBOOK_MAP_LAYERS, OneLineParser, add_map_options, add_method_options,
+                                     add_progress, check_map_options, examples, parse_names, parse_steps,
+                                     progress_wanted, run_guarded)
 from filtviz_core.errors import FiltvizError
 
 PROG = "filtviz"
@@ -61,10 +61,8 @@ def _model_options() -> argparse.ArgumentParser:
 def _ascent_options(size: int = alg.DEFAULT_SIZE) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("gradient ascent")
-    g.add_argument("--steps", type=int, default=alg.DEFAULT_STEPS, help="ascent steps; default: %(default)s")
+    add_method_options(g)
     g.add_argument("--size", type=int, default=size, help="image side in pixels; default: %(default)s")
-    g.add_argument("--lr", type=float, default=alg.DEFAULT_LR,
-                   help="step length in pixel units (RMS-normalised); default: %(default)s")
     g.add_argument("--snapshots", default=",".join(map(str, alg.DEFAULT_SNAPSHOTS)),
                    help="steps to keep pictures of for the comparison figure, e.g. 10,100 ('' for none); "
                         "default: %(default)s")
@@ -126,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("filters", [model, ascent], "the pictures that most excite filters of a layer",
             "filtviz filters block3_conv1 --filters 0-15 --steps 100",
             "filtviz filters block5_conv3 --filters 0,7,100-103 --size 96 --objective post_relu",
+            "filtviz filters block5_conv3 --filters 0-7 --method fourier",
             "filtviz filters layer4.1.conv2 --model resnet18 --weights random --filters 0-3 --size 64",
             "filtviz filters conv1 --model mypkg.nets:build --filters 0-7")
     p.add_argument("layer", help="layer name (e.g. block3_conv1; see 'filtviz layers') or module path")
@@ -168,9 +167,14 @@ def _load(args: argparse.Namespace):
 
 
 def _ascent_kwargs(args: argparse.Namespace) -> dict:
+    from filtviz_core import methods
+
     if args.size < 1:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
-    return dict(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, snapshots=parse_steps(args.snapshots),
+    _, _, options = methods.resolve(args.method, args.steps, args.lr)  # bad values fail before the model loads
+    methods.check_pixel_only(options, init_given=False, clip=args.clip)
+    return dict(method=args.method, steps=args.steps, size=args.size, lr=args.lr, seed=args.seed,
+                snapshots=parse_steps(args.snapshots),
                 objective=args.objective, clip=args.clip, batch_size=args.batch_size, device=args.device,
                 precision=args.precision, channels_last=args.channels_last, progress=progress_wanted(args.progress))
 
@@ -180,7 +184,8 @@ def write_results(results, out: str | Path) -> dict[str, Path]:
     from filtviz_core.outputs import write_filter_outputs
 
     return write_filter_outputs(out, layer=results.layer, filters=results.filters, images=results.images,
-                                losses=results.losses, snapshots=results.snapshots, record=results.run_record())
+                                losses=results.losses, snapshots=results.snapshots, record=results.run_record(),
+                                method=results.method)
 
 
 def _report(results, written: dict[str, Path]) -> None:
@@ -320,8 +325,9 @@ def cmd_atlas(args: argparse.Namespace) -> int:
 
 
 def _atlas_index(done, out: Path, args: argparse.Namespace) -> str:
-    lines = [f"# Filter atlas ({args.model}, {args.weights or 'default'} weights, {args.steps} steps at {args.size} "
-             f"px, objective {args.objective}, seed {args.seed})", "", "![atlas](atlas.png)", "",
+    steps = done[0][0].params["steps"] if done else args.steps
+    lines = [f"# Filter atlas ({args.model}, {args.weights or 'default'} weights, {args.method} method, {steps} steps "
+             f"at {args.size} px, objective {args.objective}, seed {args.seed})", "", "![atlas](atlas.png)", "",
              "| layer | filters | final loss (mean) | dead | grid | iterations | run |", "|---|---|---|---|---|---|---|"]
     for results, written in done:
         rel = {k: Path(v).relative_to(out).as_posix() for k, v in written.items()}

@@ -52,8 +52,10 @@ def plot_iterations(results: FilterResults, max_filters: int = 8) -> Figure:
     """The snapshots (e.g. steps 10 and 100) side by side with each filter's loss curve."""
     if not results.snapshots:
         raise FiltvizError("these results hold no snapshots; run visualize_filters with snapshots=(10, 100)")
+    from filtviz_core.methods import display
+
     return core.plot_iterations(results.snapshots, results.losses, results.filters, results.layer,
-                                max_filters=max_filters)
+                                max_filters=max_filters, display=display(getattr(results, "method", "pixel")))
 
 
 def first_conv(model: nn.Module, layer: str = "block1_conv1") -> nn.Conv2d:

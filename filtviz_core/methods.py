@@ -1,0 +1,188 @@
+"""The methods a filter picture can be made with, and every default of each, in one place.
+
+A method is a named combination of a parameterization (what is optimized), transforms (what the
+network sees of it) and an optimizer. ``pixel`` is the canonical ascent of SPEC.md §1-§14 (its
+numbers never change); ``fourier`` is SPEC.md §15 (a Lucid-style decorrelated spectrum, random
+transforms at every step, Adam). Both frameworks resolve a call's method, steps, lr and options
+here, so a default changed in this file changes it everywhere (API, command lines, run.json).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from filtviz_core import algorithm as alg
+from filtviz_core.errors import FiltvizError
+
+METHODS = ("pixel", "fourier")
+DEFAULT_METHOD = "pixel"
+
+# The fourier method's schedule (SPEC.md §15.6). Lucid's Adam learning rate; the step count was
+# chosen with scripts/fourier_check.py (see SPEC.md §15.9 for the measurement and the reason).
+FOURIER_STEPS = 128
+FOURIER_LR = 0.05
+
+
+@dataclass(frozen=True)
+class FourierOptions:
+    """Every parameter of the fourier method other than steps, lr and seed (SPEC.md §15).
+
+    Lucid's values are the starting point; SPEC.md §15.9 says which were measured and why.
+    """
+
+    # parameterization (§15.2)
+    init_std: float = 0.01  # std of the seeded N(0, std^2) real and imaginary parts (Lucid: 0.01)
+    decay: float = 1.0  # spectrum scale 1 / max(f, 1/max(H, W)) ** decay (Lucid: 1)
+    divisor: float = 4.0  # the inverse FFT's image is divided by this before the colours (Lucid: 4)
+    decorrelate: bool = True  # Lucid's ImageNet colour-correlation square root, max column norm 1
+    # transformation robustness (§15.3); transforms=False hands the image to the network as it is
+    transforms: bool = True
+    pad: int = 12  # grey border around the image, pixels (Lucid: 12)
+    pad_value: float = 127.5  # the border's grey, pixel units (Lucid: 0.5 of the [0, 1] range)
+    jitter: int = 8  # first random crop: 0..jitter pixels off, per axis (Lucid: 8)
+    scale: tuple[float, float] = (0.9, 1.1)  # uniform zoom about the centre (Lucid: 0.90 ... 1.10)
+    rotate: float = 10.0  # uniform rotation in [-rotate, rotate] degrees about the centre (Lucid: +-10)
+    jitter2: int = 4  # second random crop (Lucid: 4)
+    # optimizer (§15.6): Adam, written out in both frameworks
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def as_params(self) -> dict[str, Any]:
+        """The options as plain values for run.json (tuples become lists there)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(FourierOptions))
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise FiltvizError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    return method
+
+
+def default_steps(method: str) -> int:
+    return FOURIER_STEPS if check_method(method) == "fourier" else alg.DEFAULT_STEPS
+
+
+def default_lr(method: str) -> float:
+    return FOURIER_LR if check_method(method) == "fourier" else alg.DEFAULT_LR
+
+
+def resolve(method: str, steps: int | None, lr: float | None,
+            options: Mapping[str, Any] | FourierOptions | None = None
+            ) -> tuple[int, float, FourierOptions | None]:
+    """(steps, lr, options) of a call: ``None`` takes the method's default; everything is checked.
+
+    ``options`` overrides fourier parameters by name (a mapping or a :class:`FourierOptions`); the
+    pixel method takes none.
+    """
+    check_method(method)
+    steps = default_steps(method) if steps is None else steps
+    lr = default_lr(method) if lr is None else lr
+    alg.check_steps(steps, lr)
+    if method == "pixel":
+        if options:
+            raise FiltvizError(f"the pixel method takes no method options, got {sorted(dict(options))}; "
+                               "they belong to method='fourier'")
+        return int(steps), float(lr), None
+    return int(steps), float(lr), fourier_options(options)
+
+
+def fourier_options(options: Mapping[str, Any] | FourierOptions | None = None) -> FourierOptions:
+    """A checked :class:`FourierOptions` from overrides by name (unknown names are refused)."""
+    if isinstance(options, FourierOptions):
+        chosen = dataclasses.replace(options, scale=_pair(options.scale))  # a list would not hash
+    else:
+        given = dict(options or {})
+        unknown = sorted(set(given) - set(OPTION_NAMES))
+        if unknown:
+            raise FiltvizError(f"unknown fourier option {unknown[0]!r}; valid: {', '.join(OPTION_NAMES)}")
+        if "scale" in given:
+            given["scale"] = _pair(given["scale"])
+        chosen = dataclasses.replace(FourierOptions(), **given)
+    _check(chosen)
+    return chosen
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise FiltvizError(f"fourier option scale must be a (low, high) pair, got {value!r}") from None
+    return lo, hi
+
+
+def _check(o: FourierOptions) -> None:
+    def positive(name: str, allow_zero: bool = False) -> None:
+        value = getattr(o, name)
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+        if not ok:
+            raise FiltvizError(f"fourier option {name} must be a finite number {'>= 0' if allow_zero else '> 0'}, "
+                               f"got {value!r}")
+
+    for name in ("init_std", "divisor", "eps"):
+        positive(name)
+    for name in ("decay", "rotate"):
+        positive(name, allow_zero=True)
+    for name in ("pad", "jitter", "jitter2"):
+        value = getattr(o, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise FiltvizError(f"fourier option {name} must be a whole number of pixels >= 0, got {value!r}")
+    lo, hi = o.scale
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+        raise FiltvizError(f"fourier option scale must satisfy 0 < low <= high, got {o.scale!r}")
+    for name in ("beta1", "beta2"):
+        value = getattr(o, name)
+        if not (isinstance(value, (int, float)) and 0 <= value < 1):
+            raise FiltvizError(f"fourier option {name} must lie in [0, 1), got {value!r}")
+    if not (isinstance(o.pad_value, (int, float)) and math.isfinite(o.pad_value)):
+        raise FiltvizError(f"fourier option pad_value must be a finite number, got {o.pad_value!r}")
+    for name in ("decorrelate", "transforms"):
+        if not isinstance(getattr(o, name), bool):
+            raise FiltvizError(f"fourier option {name} must be True or False, got {getattr(o, name)!r}")
+
+
+def run_params(method: str, options: FourierOptions | None) -> dict[str, Any]:
+    """What run.json's params add for a method: nothing for pixel (its params are SPEC §14's, as
+    before methods existed), ``method`` and every option for fourier."""
+    if method == "pixel":
+        return {}
+    assert options is not None
+    return {"method": method, **options.as_params()}
+
+
+def check_pixel_only(options: FourierOptions | None, *, init_given: bool, clip: bool) -> None:
+    """Refuse the pixel method's own options on the fourier method (one line saying why)."""
+    if options is None:
+        return
+    if init_given:
+        raise FiltvizError("init applies to the pixel method; the fourier method starts from the seeded spectra "
+                           "of filtviz_core.fourier.initial_spectra")
+    if clip:
+        raise FiltvizError("clip applies to the pixel method; the fourier method's sigmoid keeps pixels in 0-255")
+
+
+def display(method: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Raw pictures -> uint8 as each method shows them: the pixel method's contrast stretch (SPEC §10),
+    the fourier picture as it is (SPEC §15.7)."""
+    from filtviz_core.fourier import to_uint8
+
+    return to_uint8 if check_method(method) == "fourier" else alg.deprocess
+
+
+def check_seen_size(size: int, seen: int, minimum: int, layer: str, options: FourierOptions | None) -> None:
+    """The network must see at least ``minimum`` px: the picture itself (pixel), or the fourier method's
+    transformed canvas ``size + 2 pad - jitter - jitter2`` (SPEC §15.3), named as such in the error."""
+    if options is None or not options.transforms:
+        alg.check_image_size(size, minimum, layer)
+    elif seen < minimum:
+        raise FiltvizError(f"size {size} px shows the network {seen} px (size + 2 pad - jitter - jitter2), too small "
+                           f"for {layer}: it needs at least {minimum} px")

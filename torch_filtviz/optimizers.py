@@ -1,0 +1,38 @@
+"""Adam, written out (tf_reference/SPEC.md §15.6), so that both frameworks run the same formula.
+
+``torch.optim.Adam`` and Keras' Adam differ in where epsilon goes and fuse operations differently;
+this class and tf_reference's twin compute, in float32 and in this order,
+``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g g``, ``p = p + lr (m / c1) / (sqrt(v / c2) + eps)``
+with ``c1 = 1 - b1^t``, ``c2 = 1 - b2^t`` (``t`` = 1, 2, ...), every constant rounded once to float32.
+It ascends (``+``): the objective is maximized. Elementwise, so no filter's step depends on another's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def f32(x: float) -> float:
+    """``x`` rounded to float32 (and back to a Python float, exactly), as both frameworks use it."""
+    return float(np.float32(x))
+
+
+class Adam:
+    """Adam state for one parameter tensor; :meth:`ascend` applies one step in place."""
+
+    def __init__(self, param: torch.Tensor, lr: float, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8) -> None:
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+        self.t = 0
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+
+    @torch.no_grad()
+    def ascend(self, param: torch.Tensor, grad: torch.Tensor) -> None:
+        self.t += 1
+        b1, b2 = f32(self.beta1), f32(self.beta2)
+        c1, c2 = f32(1.0 - self.beta1 ** self.t), f32(1.0 - self.beta2 ** self.t)
+        self.m = b1 * self.m + f32(1.0 - self.beta1) * grad
+        self.v = b2 * self.v + f32(1.0 - self.beta2) * (grad * grad)
+        param.add_(f32(self.lr) * (self.m / c1) / (torch.sqrt(self.v / c2) + f32(self.eps)))
