@@ -300,3 +300,29 @@ def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
     assert not [p for p in out.rglob("*.tmp")]  # no half-written file
     code, stdout, _ = cli(*argv[3:])  # the same command again (in-process: the model is loaded already)
     assert code == 0 and f"rendered, {done} already done" in stdout and f"atlas: {12 - done} filter" in stdout
+
+
+def test_fourier_method_beside_pixel_in_one_site(cli, tmp_path):
+    """--method fourier renders with the fourier method (its own 128-step default recorded, not None),
+    next to the pixel pictures of the same filters; a rerun of either method skips its own filters only."""
+    out = tmp_path / "site"
+    base = ["atlas", "--html", out, "--layers", "block2_conv1", "--per-layer", "2", "--weights", "random",
+            "--examples", "0", "--size", "32", "--no-progress", "--chunk-size", "2"]
+    code, stdout, err = cli(*base, "--method", "fourier", "--steps", "4")
+    assert code == 0, err
+    assert "atlas: 2 filters rendered, 0 already done" in stdout
+    code, stdout, err = cli(*base, "--steps", "3")  # pixel, same folder
+    assert code == 0 and "atlas: 2 filters rendered, 0 already done" in stdout, err
+    code, stdout, _ = cli(*base, "--method", "fourier", "--steps", "4")
+    assert code == 0 and "atlas: 0 filters rendered, 2 already done" in stdout
+    doc = json.loads((out / "atlas.json").read_text())
+    layer = next(entry for entry in doc["layers"] if entry["name"] == "block2_conv1")
+    assert layer["rendered"] == {"fourier": 2, "pixel": 2}
+    fourier, pixel = (next(r for r in doc["runs"] if r["method"] == m) for m in ("fourier", "pixel"))
+    assert fourier["params"]["steps"] == 4 and fourier["params"]["lr"] == 0.05 and "method" not in fourier["params"]
+    assert pixel["params"]["lr"] == 1.0
+    unit = layer["units"][0]["methods"]
+    assert len(unit["fourier"]["losses"]) == 5 and len(unit["pixel"]["losses"]) == 4
+    assert unit["fourier"]["losses"] != unit["pixel"]["losses"][:4]
+    code, _, err = cli(*base, "--method", "fourier", "--clip")
+    assert code == 2 and "clip" in err

@@ -38,7 +38,7 @@ from filtviz_core.site.chunks import Chunk, plan_chunks
 from filtviz_core.site.manifest import EXAMPLES, AtlasFolder
 from filtviz_core.site.writer import write_site
 from torch_filtviz.atlas.examples import PhotoSet, photo_key, photo_peaks
-from torch_filtviz.atlas.methods import Method, get_method
+from torch_filtviz.atlas.methods import Method, ascent_params, get_method
 from torch_filtviz.atlas.receptive import probe_layers
 from torch_filtviz.atlas.render import Worker, render_chunk, write_examples, write_pictures
 from torch_filtviz.models import layer_names
@@ -148,7 +148,7 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
     """Open ``out`` and check everything that can go wrong before the long work starts.
     ``ranks``: the processes that will share the chunks (more than the filters asked for is refused)."""
     chosen = get_method(method)
-    params = dict(params or {})
+    params = ascent_params(chosen.name, params or {})
     if per_layer is not None and per_layer < 1:
         raise FiltvizError(f"--per-layer must be at least 1 (or all), got {per_layer}")
     if examples < 0:
@@ -156,7 +156,7 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
     if photo_size < 32:
         raise FiltvizError(f"--photo-size must be at least 32 px, got {photo_size}")
     size = int(params.get("size", 128))
-    if chosen.name == "pixel":  # the ascent's own checks, before any long work
+    if chosen.name in ("pixel", "fourier"):  # the ascent's own checks, before any long work
         alg.check_objective(params.get("objective", alg.DEFAULT_OBJECTIVE))
         alg.check_steps(params.get("steps", alg.DEFAULT_STEPS), params.get("lr", alg.DEFAULT_LR))
         alg.check_seed(params.get("seed", alg.DEFAULT_SEED))

@@ -59,7 +59,9 @@ def site_params(args: argparse.Namespace, ascent_kwargs) -> tuple[dict, bool]:
     if getattr(args, "batch_size", None) is not None:
         raise FiltvizError("--batch-size does not apply to --html: each chunk runs as one batch of --chunk-size "
                            "filters (a fixed shape, so pictures do not depend on their neighbours); set --chunk-size")
-    params = ascent_kwargs(args)
+    from torch_filtviz.atlas.methods import ascent_params
+
+    params = ascent_params(args.method, ascent_kwargs(args))
     progress = bool(params.get("progress", True))
     params["progress"] = False  # one bar for the whole atlas, not one per chunk
     return params, progress
@@ -104,7 +106,7 @@ def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
 
     layers = parse_names(args.layers) if args.layers else None
     model = load_model(args)
-    report = build_atlas(model, out, layers=layers, per_layer=per_layer, params=params, photos=photos,
+    report = build_atlas(model, out, layers=layers, per_layer=per_layer, method=args.method, params=params, photos=photos,
                          examples=args.examples, photo_size=args.photo_size, chunk_size=args.chunk_size,
                          force=args.force, command=command_line(getattr(args, "argv", None)), progress=progress)
     print_report(report)

@@ -127,7 +127,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
 
         layers = parse_names(args.layers) if args.layers else None
         model = load_model(args)
-        job = prepare(model, out, layers=layers, per_layer=per_layer, params=params, photos=photos,
+        job = prepare(model, out, layers=layers, per_layer=per_layer, method=args.method, params=params, photos=photos,
                       examples=args.examples, photo_size=args.photo_size, chunk_size=args.chunk_size,
                       force=args.force, command=_command(getattr(args, "argv", None)), ranks=team.size)
         job.worker.rank = 0

@@ -29,14 +29,39 @@ class Method:
         return {k: params.get(k) for k in self.settings_keys}
 
 
-def _render_pixel(model: nn.Module, layer: str, filters: Sequence[int], params: Mapping[str, Any]):
-    from torch_filtviz.ascent import visualize_filters
+def _ascent(name: str) -> Callable[[nn.Module, str, Sequence[int], Mapping[str, Any]], Any]:
+    """A render function running :func:`~torch_filtviz.ascent.visualize_filters` with one method."""
+    def render(model: nn.Module, layer: str, filters: Sequence[int], params: Mapping[str, Any]):
+        from torch_filtviz.ascent import visualize_filters
 
-    return visualize_filters(model, layer, list(filters), **params)
+        return visualize_filters(model, layer, list(filters), method=name, **params)
+
+    return render
 
 
-PIXEL = Method("pixel", ("steps", "size", "lr", "seed", "snapshots", "objective", "clip", "precision"), _render_pixel)
-METHODS: dict[str, Method] = {PIXEL.name: PIXEL}
+PIXEL = Method("pixel", ("steps", "size", "lr", "seed", "snapshots", "objective", "clip", "precision"),
+               _ascent("pixel"))
+FOURIER = Method("fourier", ("steps", "size", "lr", "seed", "snapshots", "objective", "precision", "method_options"),
+                 _ascent("fourier"))
+METHODS: dict[str, Method] = {PIXEL.name: PIXEL, FOURIER.name: FOURIER}
+
+
+def ascent_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` without ``method`` and with the method's own default steps and lr filled in, so an
+    atlas records (and compares on a rerun) the numbers that made its pictures; checked."""
+    from filtviz_core import methods
+
+    params = {k: v for k, v in params.items() if k != "method"}
+    if method in methods.METHODS:
+        options = params.get("method_options")
+        params["steps"], params["lr"], chosen = methods.resolve(method, params.get("steps"), params.get("lr"), options)
+        if chosen is not None:
+            methods.check_pixel_only(chosen, init_given=params.get("init") is not None,
+                                     clip=bool(params.get("clip")))
+            params.pop("clip", None)
+            if options:
+                params["method_options"] = chosen.as_params()
+    return params
 
 
 def get_method(name: str) -> Method:
