@@ -16,6 +16,8 @@ only has under ``kornia.geometry.transform``: :func:`import_lucent` aliases them
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,16 +81,16 @@ class UnitCaffe(nn.Module):
 
 class KerasVGG16(nn.Module):
     """``torchvision.models.vgg16`` carrying Keras' conv weights behind caffe preprocessing, with
-    torchvision's module names (``features_28`` for Lucent). ``features`` may be cut short right after
-    a layer's ReLU (``truncate``): the objective and its gradient do not depend on anything later, so
-    Lucent's pictures are the same, only the needless rest of the forward pass is saved."""
+    torchvision's module names (``features_28`` for Lucent). ``truncated`` ends the forward pass after
+    ``features`` (see :func:`truncated`)."""
 
-    def __init__(self, vgg: nn.Module, truncated: bool) -> None:
+    def __init__(self, features: nn.Module, avgpool: nn.Module, classifier: nn.Module, truncated: bool = False
+                 ) -> None:
         super().__init__()
         self.preprocess = UnitCaffe()
-        self.features = vgg.features
-        self.avgpool = vgg.avgpool
-        self.classifier = vgg.classifier
+        self.features = features
+        self.avgpool = avgpool
+        self.classifier = classifier
         self.truncated = truncated
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,29 +100,41 @@ class KerasVGG16(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(x), 1))
 
 
-def keras_vgg16(weights: str = "keras", *, inplace_relu: bool = True, truncate: str | None = None,
-                device: str | torch.device = "cpu") -> KerasVGG16:
-    """The model Lucent's users would build: torchvision's VGG16 (its in-place ReLUs unless
-    ``inplace_relu=False``; classifier seeded, unused by conv objectives) with ``weights``' conv
-    kernels (``keras``, ``random`` or a file, as :func:`torch_filtviz.load_vgg16` reads them)."""
+@functools.lru_cache(maxsize=2)
+def _torchvision_vgg16(weights: str) -> nn.Module:
+    """torchvision's VGG16 with ``weights``' conv kernels, built once per process (its random classifier
+    alone takes a second to initialise); callers share its modules, never change them."""
     import torchvision
 
-    from torch_filtviz.models import keras_state_dict
     from filtviz_core.weights import load_tensors
+    from torch_filtviz.models import keras_state_dict
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         vgg = torchvision.models.vgg16(weights=None)
     tensors, _ = load_tensors(weights, seed=0, verify=True)
     vgg.features.load_state_dict(keras_state_dict(tensors))
-    if not inplace_relu:
-        for i, module in enumerate(vgg.features):
-            if isinstance(module, nn.ReLU):
-                vgg.features[i] = nn.ReLU(inplace=False)
-    if truncate is not None:
-        vgg.features = vgg.features[:vgg_spec.TORCH_CONV_INDEX[truncate] + 2]  # the conv and its ReLU
-    model = KerasVGG16(vgg, truncated=truncate is not None)
+    return vgg.eval().requires_grad_(False)
+
+
+def keras_vgg16(weights: str = "keras", *, inplace_relu: bool = True, device: str | torch.device = "cpu"
+                ) -> KerasVGG16:
+    """The model Lucent's users would build: torchvision's VGG16 (its in-place ReLUs unless
+    ``inplace_relu=False``; classifier seeded, unused by conv objectives) with ``weights``' conv
+    kernels (``keras``, ``random`` or a file, as :func:`torch_filtviz.load_vgg16` reads them)."""
+    vgg = _torchvision_vgg16(str(weights))
+    layers = OrderedDict((name, nn.ReLU(inplace=inplace_relu) if isinstance(module, nn.ReLU) else module)
+                         for name, module in vgg.features.named_children())
+    model = KerasVGG16(nn.Sequential(layers), vgg.avgpool, vgg.classifier)
     return model.eval().requires_grad_(False).to(device)
+
+
+def truncated(model: KerasVGG16, layer: str) -> KerasVGG16:
+    """The same model (shared modules, same names) ending right after ``layer``'s conv and its ReLU.
+    Lucent's objective reads only that hook, and its gradient flows only through what comes before,
+    so its pictures do not change; the needless rest of the forward pass is saved."""
+    keep = model.features[:vgg_spec.TORCH_CONV_INDEX[layer] + 2]  # nn.Sequential slices keep their names
+    return KerasVGG16(keep, model.avgpool, model.classifier, truncated=True).eval()
 
 
 @contextlib.contextmanager
