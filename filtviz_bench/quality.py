@@ -5,9 +5,12 @@ Runs (each on every chosen filter of every layer, ``--size`` px):
 
 ====================  ===========================================================================
 pixel, fourier        torch_filtviz, ``--steps`` steps each (equal forward+backward image passes)
-lucent                Lucent ``render_vis`` defaults on torchvision's VGG16 (in-place ReLUs), ``--steps``
-lucent_best           the same with the hook on the pre-activation (out-of-place ReLUs), ``--steps``
-<name>_default        each method at its own default number of steps, where that differs
+lucent                Lucent ``render_vis`` defaults on torchvision's VGG16 (in-place ReLUs) at the
+                      picture's size (``fixed_image_size``), ``--steps``
+lucent_224            the same with render_vis's upsampling to 224 px (all its defaults), ``--steps``
+lucent_best           as ``lucent`` with the hook on the pre-activation (out-of-place ReLUs), ``--steps``
+<name>_default        each method at its own default number of steps, where that differs (by default
+                      pixel, fourier and lucent; the other two on request)
 ====================  ===========================================================================
 
 Then a speed job (``--speed-*``) times the fourier method (bf16 where the CPU has it, and fp32) against
@@ -47,6 +50,8 @@ README_LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
 README_COLUMNS = ("pixel", "fourier", "lucent")
 FALLBACK_EQUAL_STEPS = 128  # equal passes when there is no fourier method to take its default from
 RUN_NAMES = tuple(renderers.METHODS) + tuple(f"{m}_default" for m in renderers.METHODS)
+# Lucent at its default 512 steps costs most of a full run: its two variants only on request.
+DEFAULT_RUNS = tuple(r for r in RUN_NAMES if r not in ("lucent_best_default", "lucent_224_default"))
 # --quick: the whole path (every run, the speed job, the figures) in seconds; the default runs are capped to
 # the equal-passes steps, so they fold into those runs.
 QUICK = {"layers": "block1_conv2,block2_conv1", "filters": "2", "size": 32, "steps": 2, "noise": 3, "k": 2,
@@ -126,9 +131,9 @@ def make_renderer(method: str, cfg: Config, model: torch.nn.Module, device: torc
 
 def lucent_hook_facts(cfg: Config, runs: dict[str, dict[str, Any]], device: torch.device) -> dict[str, Any] | None:
     """What Lucent's hook sees, and its effect: per filter, whether its pre-activation is <= 0 everywhere on
-    Lucent's seeded start (upsampled to 224 px as render_vis does) — the filters whose post-ReLU map, all
-    Lucent's hook sees under torchvision's in-place ReLU, has a zero gradient — and how many ended flat."""
-    if "lucent" not in runs:
+    Lucent's seeded start picture — the filters whose post-ReLU map, all Lucent's hook sees under
+    torchvision's in-place ReLU, has a zero gradient — and how many pictures of each Lucent run ended flat."""
+    if not any(run["method"] in renderers.LUCENT_METHODS for run in runs.values()):
         return None
     optvis = lucent_runner.import_lucent()
     model = lucent_runner.keras_vgg16(cfg.weights, inplace_relu=False, device=device)
@@ -136,10 +141,8 @@ def lucent_hook_facts(cfg: Config, runs: dict[str, dict[str, Any]], device: torc
     for layer, chosen in cfg.filters.items():
         with lucent_runner.seeded(cfg.seed), torch.no_grad():
             _, image_f = optvis.param.image(cfg.size, batch=len(chosen))
-            x = torch.nn.functional.interpolate(image_f(), size=lucent_runner.UPSAMPLE_TO, mode="bilinear",
-                                                align_corners=True)
             conv = lucent_runner.truncated(model, layer).features[:-1]  # stop at the conv: pre-activation
-            maps = conv(model.preprocess(x))
+            maps = conv(model.preprocess(image_f().to(device)))
         for i, f in enumerate(chosen):
             starts_below[(layer, f)] = bool(maps[i, f].max() <= 0)
     flat = {name: {(s["layer"], s["filter"]) for s in run["scores"] if s["flat"]}
@@ -149,7 +152,7 @@ def lucent_hook_facts(cfg: Config, runs: dict[str, dict[str, Any]], device: torc
     parts = [f"Lucent's hook on a conv (e.g. `{lucent_runner.module_name(cfg.layers[-1])}`) keeps the module's output "
              "tensor, which torchvision's in-place ReLU then overwrites: Lucent optimizes the post-ReLU map, and a "
              "filter whose pre-activation is <= 0 everywhere has a zero gradient and never moves. On Lucent's seeded "
-             f"start (upsampled to 224 px) {len(below)} of {n} filters are <= 0 everywhere."]
+             f"start picture ({cfg.size} px) {len(below)} of {n} filters are <= 0 everywhere."]
     for name, keys in flat.items():
         z = runs[name]["summary"]["median_z"]
         parts.append(f"{name} ({runs[name]['steps']} steps): {len(keys)} flat pictures ({len(keys & below)} of them "
@@ -327,7 +330,8 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--size", type=int, help="picture size in px (default: 128)")
     p.add_argument("--steps", type=int, help="steps of the equal-passes runs (default: the fourier method's default, "
                                              f"{FALLBACK_EQUAL_STEPS} without one)")
-    p.add_argument("--runs", help=f"comma list from {', '.join(RUN_NAMES)} (default: all)")
+    p.add_argument("--runs", help=f"comma list from {', '.join(RUN_NAMES)} (default: all but "
+                                  "lucent_best_default, lucent_224_default)")
     p.add_argument("--noise", type=int, help="1/f-noise pictures per layer for the z-score baseline (default: 32)")
     p.add_argument("--k", type=int, help="held-out transformations per picture (default: 16)")
     p.add_argument("--seed", type=int, default=0)
@@ -369,7 +373,7 @@ def config_from(args: argparse.Namespace) -> Config:
     filters = choose_filters(layers, spec, size)
     fourier_default = renderers.fourier_steps()
     equal = _positive("steps", int(pick("steps", fourier_default or FALLBACK_EQUAL_STEPS)))
-    runs = [s.strip() for s in (args.runs or ",".join(RUN_NAMES)).split(",") if s.strip()]
+    runs = [s.strip() for s in (args.runs or ",".join(DEFAULT_RUNS)).split(",") if s.strip()]
     bad = [r for r in runs if r not in RUN_NAMES]
     if bad:
         raise FiltvizError(f"unknown run {bad[0]!r}; valid: {', '.join(RUN_NAMES)}")

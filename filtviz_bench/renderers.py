@@ -3,9 +3,13 @@
 * ``pixel``, ``fourier``: ``torch_filtviz.visualize_filters(method=...)`` on ``load_vgg16`` (the
   pictures are ``FilterResults.images``: the pixel method's display deprocessing, the fourier method's
   picture as is);
-* ``lucent``: Lucent's ``render_vis`` with its defaults on torchvision's VGG16 carrying the same Keras
-  weights (in-place ReLUs: the hook sees the post-ReLU map), exported as ``(image * 255).astype(uint8)``;
-* ``lucent_best``: the same with out-of-place ReLUs, so Lucent's hook sees the pre-activation.
+* ``lucent``: Lucent's ``render_vis`` with its defaults (FFT, decorrelated colours, standard transforms,
+  Adam 0.05) on torchvision's VGG16 carrying the same Keras weights (in-place ReLUs: the hook sees the
+  post-ReLU map), exported as ``(image * 255).astype(uint8)``; ``fixed_image_size`` = the picture's size,
+  so the network sees the picture at the scale the evaluator shows it;
+* ``lucent_224``: all of Lucent's defaults, including its upsampling of pictures under 224 px to 224
+  before the model: the network then sees every feature ~1.6x larger than the exported picture has it;
+* ``lucent_best``: as ``lucent`` with out-of-place ReLUs, so Lucent's hook sees the pre-activation.
 
 The Lucent models are cut right after the target's ReLU (:func:`filtviz_bench.lucent_runner.keras_vgg16`
 explains why that changes no picture): only the timed speed job runs Lucent's full network.
@@ -26,13 +30,14 @@ from filtviz_bench.adapters import visualize
 from filtviz_core import algorithm as alg
 
 TORCH_METHODS = ("pixel", "fourier")
-LUCENT_METHODS = ("lucent", "lucent_best")
+LUCENT_METHODS = ("lucent", "lucent_best", "lucent_224")
 METHODS = TORCH_METHODS + LUCENT_METHODS
 LABELS = {
     "pixel": "pixel (torch_filtviz)",
     "fourier": "fourier (torch_filtviz)",
-    "lucent": "Lucent render_vis defaults",
+    "lucent": "Lucent render_vis defaults, at the picture's size",
     "lucent_best": "Lucent, hook on the pre-activation",
+    "lucent_224": "Lucent render_vis defaults, upsampled to 224 px",
 }
 
 
@@ -96,10 +101,12 @@ def torch_renderer(model: torch.nn.Module, method: str, *, size: int, seed: int,
 
 
 def lucent_renderer(weights: str, method: str, *, size: int, seed: int, device: torch.device,
-                    upsample: bool = True) -> Renderer:
-    """Lucent's defaults (``render_vis``: FFT, decorrelated, standard transforms, Adam 0.05, 224 px
-    upsampling) for a batch of filters; ``method="lucent_best"`` moves its hook to the pre-activation."""
-    full = lucent_runner.keras_vgg16(weights, inplace_relu=(method == "lucent"), device=device)
+                    upsample: bool | None = None) -> Renderer:
+    """Lucent's defaults (``render_vis``: FFT, decorrelated, standard transforms, Adam 0.05) for a batch
+    of filters; ``lucent_best`` moves its hook to the pre-activation; ``upsample`` (default: only for
+    ``lucent_224``) keeps render_vis's upsampling to 224 px."""
+    full = lucent_runner.keras_vgg16(weights, inplace_relu=(method != "lucent_best"), device=device)
+    upsample = (method == "lucent_224") if upsample is None else upsample
 
     def render(layer: str, filters: list[int], steps: int) -> Pictures:
         model = lucent_runner.truncated(full, layer)

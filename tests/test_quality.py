@@ -30,10 +30,11 @@ def test_quick_run_writes_its_report(quick):
     on_disk = json.loads((out / "quality.json").read_text())
     assert on_disk["config"]["layers"] == ["block1_conv2", "block2_conv1"] and on_disk["config"]["size"] == 32
     assert on_disk["command"].startswith("python -m filtviz_bench quality --quick")
-    expected = {"pixel"} | ({"lucent", "lucent_best"} if HAVE_LUCENT else set()) | ({"fourier"} if HAVE_FOURIER else set())
+    expected = ({"pixel"} | ({"lucent", "lucent_best", "lucent_224"} if HAVE_LUCENT else set())
+                | ({"fourier"} if HAVE_FOURIER else set()))
     # --quick caps the default runs to the equal-passes steps: they fold into the equal-passes runs
     assert set(on_disk["runs"]) == expected
-    assert set(on_disk["skipped"]) == set(quality.RUN_NAMES) - expected - {f"{n}_default" for n in expected}
+    assert set(on_disk["skipped"]) == set(quality.DEFAULT_RUNS) - expected - {f"{n}_default" for n in expected}
     for name, run in on_disk["runs"].items():
         assert run["steps"] == 2 and len(run["scores"]) == 4
         zs = [s["z"] for s in run["scores"]]
@@ -175,3 +176,15 @@ def test_command_line_errors_are_one_line(capsys):
     got = subprocess.run([sys.executable, "scripts/quality.py", "--size", "8", "--layers", "block5_conv3"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
     assert got.returncode == 2 and got.stderr.count("\n") == 1 and "too small" in got.stderr, got.stderr
+
+
+def test_sweep_variants_parse():
+    from filtviz_bench.sweep import parse_variant
+
+    assert parse_variant("wide:steps=128,scale=[0.8,1.2],rotate=20,method=fourier") == (
+        "wide", {"steps": 128, "scale": [0.8, 1.2], "rotate": 20, "method": "fourier"})
+    assert parse_variant("plain:") == ("plain", {})
+    with pytest.raises(ValueError, match="NAME:key=value"):
+        parse_variant("no-colon")
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_variant("x:steps")
