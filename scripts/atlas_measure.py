@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 
 def folder_bytes(root: Path, prefix: str = "") -> int:
@@ -76,9 +75,9 @@ def measure_render(args) -> dict:
 
 
 def flop_estimate(args, measured: dict | None) -> dict:
-    """The full atlas's time from its conv FLOPs and the fp32 throughput ``scripts/benchmark.py`` measured
-    on a quiet machine (``--bench``): a shared machine's wall times overstate the cost several times."""
-    import benchmark as bench_mod  # scripts/benchmark.py, beside this script
+    """The full atlas's time from its conv FLOPs and the fp32 throughput the speed benchmark (``make bench``)
+    measured on a quiet machine (``--bench``): a shared machine's wall times overstate the cost several times."""
+    from filtviz_bench.flops import conv_flops
 
     import torch_filtviz as fv
     from filtviz_core import vgg16 as spec
@@ -89,7 +88,7 @@ def flop_estimate(args, measured: dict | None) -> dict:
     model = fv.load_vgg16("random")
     layers, total = [], 0.0
     for name, count in spec.FILTER_COUNTS.items():
-        flops = count * (2 * args.steps + 1) * bench_mod.conv_flops(model, name, args.size)
+        flops = count * (2 * args.steps + 1) * conv_flops(model, name, args.size)
         seconds = flops / (tflops * 1e12)
         total += seconds
         layers.append({"layer": name, "pflop": round(flops / 1e15, 4), "seconds": round(seconds, 1)})

@@ -55,11 +55,11 @@ PYEOF
 want correctness && echo "correctness rc=$?" >> "$OUT/correctness.txt"
 
 if want block5; then
-  timeout 300 $PY scripts/benchmark.py --job block5 --device $DEVICE "${SHRINK[@]}" --out "$OUT/block5" > "$OUT/block5.log" 2>&1
+  timeout 300 $PY -m filtviz_bench.speed --job block5 --device $DEVICE "${SHRINK[@]}" --out "$OUT/block5" > "$OUT/block5.log" 2>&1
   echo "block5 rc=$?" >> "$OUT/block5.log"
 fi
 if want atlas; then
-  timeout 240 $PY scripts/benchmark.py --job atlas --device $DEVICE --methods torch_bf16_cl,torch_bf16 "${SHRINK[@]}" \
+  timeout 240 $PY -m filtviz_bench.speed --job atlas --device $DEVICE --methods torch_bf16_cl,torch_bf16 "${SHRINK[@]}" \
     --out "$OUT/atlas" > "$OUT/atlas.log" 2>&1
   echo "atlas rc=$?" >> "$OUT/atlas.log"
 fi

@@ -1,8 +1,10 @@
-"""scripts/benchmark.py on a tiny job: the methods it times compute the same thing, its figures are
-consistent, bench.json has its schema; plus the GPU path's no-host-sync rule, checked on CPU."""
+"""The speed benchmark (filtviz_bench.speed, `make bench`) on a tiny job: the methods it times compute the
+same thing, its figures are consistent, bench.json has its schema; the range rule for speed targets; the
+entry points; plus the GPU path's no-host-sync rule, checked on CPU."""
 
-import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,27 +12,20 @@ import numpy as np
 import pytest
 import torch
 
+from filtviz_bench import flops, jobs, speed, timing
+from filtviz_core.vgg16 import FILTER_COUNTS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench_mod():
-    spec = importlib.util.spec_from_file_location("filtviz_benchmark", ROOT / "scripts" / "benchmark.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
-
-
-@pytest.fixture(scope="module")
-def tiny(bench_mod, tmp_path_factory):
+def tiny(tmp_path_factory):
     """block1_conv2, 3 filters, 32 px, 4 steps, 2 repeats; TF, torch one/batched/bf16/channels_last (+ Lucent
     if installed). One-at-a-time methods time 2 of the 3 filters, to exercise the scaling."""
     pytest.importorskip("tensorflow")
     out = tmp_path_factory.mktemp("bench")
     methods = "tf_eager,tf_compiled,torch_one,torch_fp32,torch_fp32_nchw,torch_fp32_cl,torch_bf16,lucent"
-    bench = bench_mod.main(["--layer", "block1_conv2", "--filters", "3", "--size", "32", "--steps", "4",
+    bench = speed.main(["--layer", "block1_conv2", "--filters", "3", "--size", "32", "--steps", "4",
                             "--repeats", "2", "--baseline-filters", "2", "--methods", methods, "--out", str(out)])
     return bench, json.loads((out / "bench.json").read_text())
 
@@ -64,7 +59,7 @@ def test_methods_compute_the_same_losses(tiny):
         assert ms["lucent"]["final_loss_mean"] > 0
 
 
-def test_figures_are_consistent(tiny, bench_mod):
+def test_figures_are_consistent(tiny):
     bench = tiny[1]
     job = bench["job"]
     for name, m in bench["methods"].items():
@@ -82,37 +77,42 @@ def test_figures_are_consistent(tiny, bench_mod):
     assert r["torch_fp32"]["tf_compiled"] * r["tf_compiled"]["torch_fp32"] == pytest.approx(1.0)
     targets = {(t["method"], t["baseline"]): t for t in bench["targets"]}
     t = targets[("torch_fp32", "tf_eager")]
-    assert t["ratio"] == pytest.approx(r["torch_fp32"]["tf_eager"]) and t["met"] == (t["ratio"] >= 2.5)
-    table = bench_mod.markdown(bench)
+    assert t["ratio"] == pytest.approx(r["torch_fp32"]["tf_eager"])
+    # the range rule: the slowest fp32 repeat against the fastest eager repeat, both for the whole job
+    worst = min(bench["methods"]["tf_eager"]["seconds_timed"]) * 1.5 / max(bench["methods"]["torch_fp32"]["seconds_timed"])
+    assert t["ratio_range"][0] == pytest.approx(worst) and t["met"] == (worst >= 2.5)
+    assert t["verdict"] == ("met" if worst >= 2.5 else "not met (ranges overlap)" if t["ratio_range"][1] >= 2.5
+                            else "not met")
+    table = speed.markdown(bench)
     assert table.count("\n| ") == len(bench["methods"]) + 1 and "x tf_compiled" in table
 
 
-def test_flops_match_vgg16_arithmetic(bench_mod):
+def test_flops_match_vgg16_arithmetic():
     from torch_filtviz import load_vgg16
 
     model = load_vgg16("random")
     # block1_conv2 at 32 px: conv1 3->64 and conv2 64->64, 3x3, on 32x32, 2 FLOPs per multiply-add
-    assert bench_mod.conv_flops(model, "block1_conv2", 32) == 2 * 9 * 32 * 32 * (3 * 64 + 64 * 64)
-    job = bench_mod.make_job("cpu", ["block1_conv2"], "2", 32, 5)
-    assert bench_mod.job_flops(model, job) == 2 * (2 * 5 + 1) * bench_mod.conv_flops(model, "block1_conv2", 32)
+    assert flops.conv_flops(model, "block1_conv2", 32) == 2 * 9 * 32 * 32 * (3 * 64 + 64 * 64)
+    job = jobs.make_job("cpu", ["block1_conv2"], "2", 32, 5)
+    assert flops.job_flops(model, job) == 2 * (2 * 5 + 1) * flops.conv_flops(model, "block1_conv2", 32)
 
 
-def test_presets_and_peaks(bench_mod):
-    b5 = bench_mod.make_job("block5")
+def test_presets_and_peaks():
+    b5 = jobs.make_job("block5")
     assert b5.filters == {"block5_conv3": list(range(512))} and (b5.size, b5.steps) == (128, 100)
     assert b5.inits["block5_conv3"].shape == (512, 128, 128, 3)
-    atlas = bench_mod.JOBS["atlas"]
+    atlas = jobs.JOBS["atlas"]
     assert len(atlas["layers"]) == 13 and atlas["filters"] is None
-    assert sum(bench_mod.vgg_spec.FILTER_COUNTS[name] for name in atlas["layers"]) == 4224
-    assert bench_mod.make_job("cpu", filters="0-3,9").filters == {"block3_conv1": [0, 1, 2, 3, 9]}
-    assert bench_mod.gpu_peak("NVIDIA H100 80GB HBM3", "bf16") == pytest.approx(989.4)
-    assert bench_mod.gpu_peak("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.0)
-    assert bench_mod.gpu_peak("NVIDIA H200", "tf32") == pytest.approx(494.7)
-    assert bench_mod.gpu_peak("Some CPU", "bf16") is None
+    assert sum(FILTER_COUNTS[name] for name in atlas["layers"]) == 4224
+    assert jobs.make_job("cpu", filters="0-3,9").filters == {"block3_conv1": [0, 1, 2, 3, 9]}
+    assert flops.gpu_peak("NVIDIA H100 80GB HBM3", "bf16") == pytest.approx(989.4)
+    assert flops.gpu_peak("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.0)
+    assert flops.gpu_peak("NVIDIA H200", "tf32") == pytest.approx(494.7)
+    assert flops.gpu_peak("Some CPU", "bf16") is None
     with pytest.raises(ValueError, match="unknown job"):
-        bench_mod.make_job("nope")
+        jobs.make_job("nope")
     with pytest.raises(ValueError, match="unknown conv layer"):
-        bench_mod.make_job("cpu", ["block9_conv1"])
+        jobs.make_job("cpu", ["block9_conv1"])
 
 
 def test_ascent_loop_never_syncs_with_the_host_per_step(monkeypatch):
@@ -138,3 +138,40 @@ def test_ascent_loop_never_syncs_with_the_host_per_step(monkeypatch):
         return counts["n"]
 
     assert 0 < reads(2) == reads(9)  # counted at all (the end of the chunk reads back), and not per step
+
+
+def test_speed_verdict_needs_the_ranges_apart():
+    # method 1.0-1.2 s vs baseline 2.3-2.6 s: even the slowest pairing is 2.3/1.2 = 1.92x
+    v = timing.speed_verdict([1.0, 1.1, 1.2], [2.3, 2.4, 2.6], 1.9)
+    assert v["verdict"] == "met" and v["met"] and v["ratio"] == pytest.approx(2.4 / 1.1)
+    assert v["ratio_range"] == pytest.approx([2.3 / 1.2, 2.6 / 1.0])
+    # same medians, wider spread: the ranges overlap at 2x, so a 2.18x median ratio does not count
+    v = timing.speed_verdict([1.0, 1.1, 1.4], [2.3, 2.4, 2.6], 2.0)
+    assert v["ratio"] > 2.0 and v["verdict"] == "not met (ranges overlap)" and v["met"] is False
+    # the fastest pairing is below the target: plainly not met
+    assert timing.speed_verdict([1.0, 1.1, 1.2], [2.3, 2.4, 2.6], 3.0)["verdict"] == "not met"
+
+
+def test_committed_cpu_bench_verdicts(capsys):
+    """The README's Performance verdicts, recomputed from the committed run under the range rule."""
+    bench = speed.main(["--report", str(ROOT / "benchmarks" / "cpu" / "bench.json")])
+    verdicts = {(t["method"], t["baseline"]): t["verdict"] for t in bench["targets"]}
+    assert verdicts == {("torch_fp32", "tf_compiled"): "not met (ranges overlap)",
+                        ("torch_fp32", "tf_eager"): "met",
+                        ("torch_bf16", "tf_compiled"): "met",
+                        ("torch_fp32", "lucent"): "not met (ranges overlap)"}
+    out = capsys.readouterr().out
+    assert "torch_fp32 >= 1.0x tf_compiled: 1.05x [0.98-1.27] not met (ranges overlap)" in out
+
+
+def test_entry_points(tmp_path):
+    """python -m filtviz_bench speed|quality and the scripts/ wrapper; bad input is one line and exit 2."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # what an installed package gives the wrapper
+    run = lambda *a: subprocess.run([sys.executable, *a], cwd=ROOT, capture_output=True, text=True, env=env,
+                                    timeout=120)
+    got = run("scripts/benchmark.py", "--report", "benchmarks/cpu/bench.json")
+    assert got.returncode == 0 and "tf_eager: 3.74x [3.44-4.51] met" in got.stdout, got.stderr
+    got = run("-m", "filtviz_bench", "speed", "--report", str(tmp_path / "missing.json"))
+    assert got.returncode == 2 and got.stderr.count("\n") == 1 and "cannot read" in got.stderr
+    got = run("-m", "filtviz_bench", "nope")
+    assert got.returncode == 2 and "valid: speed, quality" in got.stderr
