@@ -75,7 +75,7 @@ LABELS = {
     "torch_bf16_cl": "torch_filtviz batched bf16 + channels_last",
     "lucent": "Lucent render_vis batched (Adam)",
 }
-# What the issue asks of the CPU run: (method, baseline, least ratio of rates).
+# The speed targets of the CPU run: (method, baseline, least ratio of rates).
 CPU_TARGETS: tuple[tuple[str, str, float], ...] = (
     ("torch_fp32", "tf_compiled", 1.0),
     ("torch_fp32", "tf_eager", 2.5),

@@ -1,4 +1,4 @@
-"""Same weights file in both frameworks -> the same activations at every conv layer (issue 3's first
+"""Same weights file in both frameworks -> the same activations at every conv layer (the first
 parity test), on a real photo and on noise: max abs diff / max abs activation <= 2e-5 and
 per-channel mean/std within 1e-5 of the layer's largest activation (parity_tests.checks)."""
 

@@ -43,7 +43,7 @@ def test_bench_json_schema(tiny):
     ran = set(on_disk["methods"])
     assert {"tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_cl"} <= ran
     assert ran | set(on_disk["skipped"]) == set(bench["methods"]) | set(bench["skipped"])
-    assert len(on_disk["targets"]) == 4  # the four CPU targets
+    assert len(on_disk["targets"]) == 4  # the four CPU speed targets
 
 
 def test_methods_compute_the_same_losses(tiny):
