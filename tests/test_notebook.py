@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "visualizing_filters.ipynb"
-FIGURES = 7  # display() calls: maps, two grids, iterations, whole layer, TF | torch, resnet
+FIGURES = 8  # display() calls: maps, two grids, iterations, whole layer, fourier grid, TF | torch, resnet
 
 pytest.importorskip("nbclient", reason="nbclient is installed by `make test` (the dev extra)")
 spec = importlib.util.spec_from_file_location("run_notebook", ROOT / "examples" / "run_notebook.py")
@@ -37,6 +37,8 @@ def test_notebook_runs_and_shows_its_figures(weights_file):
     assert "pre_relu : 0 of 32 filters dead" in text and "post_relu: 0 of 32" not in text
     assert "largest relative loss difference TF vs torch" in text
     assert "layer4.1.relu input call 1" in text
+    assert "fourier: 4 filters" in text and "dead: 0" in text
+    assert "8 filters rendered into" in text and "second call: 0 rendered, 8 already done" in text
 
 
 def test_a_failing_cell_fails_the_run(tmp_path):
