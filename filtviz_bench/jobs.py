@@ -6,6 +6,7 @@ so their times and results compare like with like.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -114,3 +115,11 @@ def make_job(name: str, layers: Sequence[str] | None = None, filters: str | int 
 def subset(job: Job, per_layer: int | None) -> dict[str, list[int]]:
     """The filters a one-at-a-time method times: the first ``per_layer`` of each layer (None: all)."""
     return {layer: (f if per_layer is None else f[:per_layer]) for layer, f in job.filters.items()}
+
+
+def option_value(text: str) -> Any:
+    """A NAME=VALUE option's value: JSON where it parses (``15``, ``[0.8, 1.2]``, ``true``), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.strip()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import sys
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 
 from filtviz_bench import evaluator, figures, lucent_runner, machine, quality_report, renderers
-from filtviz_bench.jobs import Job, choose_filters, compact
+from filtviz_bench.jobs import Job, choose_filters, compact, option_value
 from filtviz_bench.timing import Method, speed_verdict, stats, time_methods
 from filtviz_core.atomic import write_bytes, write_json
 from filtviz_core.errors import FiltvizError
@@ -382,10 +381,7 @@ def config_from(args: argparse.Namespace) -> Config:
         name, sep, value = item.partition("=")
         if not sep:
             raise FiltvizError(f"--fourier-option takes NAME=VALUE, got {item!r}")
-        try:
-            options[name.strip()] = json.loads(value)
-        except ValueError:
-            options[name.strip()] = value
+        options[name.strip()] = option_value(value)
     cap = pick("cap_default_steps", None)
     return Config(layers=layers, filters=filters, filters_spec=spec, size=size, equal_steps=equal, runs=runs,
                   noise=_positive("noise", int(pick("noise", 32)), 2),

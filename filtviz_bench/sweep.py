@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from filtviz_bench import evaluator, machine, quality_report, renderers
-from filtviz_bench.jobs import choose_filters
+from filtviz_bench.jobs import choose_filters, option_value
 from filtviz_core.atomic import write_json
 from filtviz_core.errors import FiltvizError
 
@@ -40,10 +40,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = part.partition("=")
         if not eq:
             raise FiltvizError(f"variant {name!r}: {part!r} is not key=value")
-        try:
-            out[key.strip()] = json.loads(value)
-        except ValueError:
-            out[key.strip()] = value.strip()
+        out[key.strip()] = option_value(value)
     return name, out
 
 

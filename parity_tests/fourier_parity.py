@@ -98,12 +98,14 @@ def pictures(spectra: np.ndarray, height: int, width: int, options) -> dict[str,
 def image_checks(spectra: np.ndarray, height: int, width: int, options, label: str = "") -> list[Check]:
     out = pictures(spectra, height, width, options)
     name = label or f"{height}x{width}"
-    return [Check(f"picture/{name}/tf_vs_torch", rel_to_range(out["tensorflow"], out["torch"]), IMAGE_RTOL, "<=",
-                  "picture"),
-            Check(f"picture/{name}/tf_vs_numpy", rel_to_range(out["numpy"], out["tensorflow"]), IMAGE_RTOL, "<=",
-                  "picture"),
-            Check(f"picture/{name}/torch_vs_numpy", rel_to_range(out["numpy"], out["torch"]), IMAGE_RTOL, "<=",
-                  "picture")]
+    return three_way_checks("picture", name, out, rel_to_range, IMAGE_RTOL)
+
+
+def three_way_checks(family: str, name: str, out: dict[str, np.ndarray], rel, bound: float) -> list[Check]:
+    """TF vs torch, and each against the numpy reference (``out``'s three entries), by ``rel``."""
+    pairs = (("tf_vs_torch", "tensorflow", "torch"), ("tf_vs_numpy", "numpy", "tensorflow"),
+             ("torch_vs_numpy", "numpy", "torch"))
+    return [Check(f"{family}/{name}/{label}", rel(out[a], out[b]), bound, "<=", family) for label, a, b in pairs]
 
 
 def transformed(images: np.ndarray, matrices: np.ndarray, out_h: int, out_w: int, fill: float) -> dict[str, np.ndarray]:
@@ -131,12 +133,7 @@ def transform_checks(images: np.ndarray, matrices: np.ndarray, out_h: int, out_w
     def rel(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.max(np.abs(np.asarray(a, np.float64) - b))) / span
 
-    return [Check(f"transform/{name}/tf_vs_torch", rel(out["tensorflow"], out["torch"]), TRANSFORM_RTOL, "<=",
-                  "transform"),
-            Check(f"transform/{name}/tf_vs_numpy", rel(out["numpy"], out["tensorflow"]), TRANSFORM_RTOL, "<=",
-                  "transform"),
-            Check(f"transform/{name}/torch_vs_numpy", rel(out["numpy"], out["torch"]), TRANSFORM_RTOL, "<=",
-                  "transform")]
+    return three_way_checks("transform", name, out, rel, TRANSFORM_RTOL)
 
 
 def spectrum_gradients(spectra: np.ndarray, matrices: np.ndarray, weights: np.ndarray, height: int, width: int,

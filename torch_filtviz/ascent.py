@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +38,7 @@ from filtviz_core.transforms import output_size
 from filtviz_core.runrecord import run_record as _run_record
 from torch_filtviz import fourier as fourier_loop
 from torch_filtviz import placement
+from torch_filtviz import precision as precision_mode
 from torch_filtviz.hooks import Capture, Target, capture, target_channels
 from torch_filtviz.models import min_input_size, resolve_device
 from torch_filtviz.objectives import interior_mean as _objective
@@ -97,11 +97,8 @@ def _run_chunk(cap: Capture, target: Target, x0: np.ndarray, filters: list[int],
     x.requires_grad_(True)
     index = torch.tensor(filters, device=device)
     rows = torch.arange(n, device=device)
-    losses = torch.empty(steps + 1, n, device=device, dtype=torch.float32)
-    dead = torch.zeros(n, dtype=torch.bool, device=device)
-    kept: dict[int, torch.Tensor] = {}
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16"
-                else nullcontext())
+    losses, dead, kept = placement.ascent_records(n, steps, device)
+    autocast = precision_mode.autocast(device, precision)
     cast = model_dtype != torch.float32  # a half/bf16 model sees its own dtype; the image stays fp32
 
     def objective(image: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,6 @@ numbers are untouched by this one.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from filtviz_core import fourier as core
 from filtviz_core import transforms as draws
 from filtviz_core.methods import FourierOptions
 from torch_filtviz import placement
+from torch_filtviz import precision as precision_mode
 from torch_filtviz.hooks import Capture, Target
 from torch_filtviz.objectives import interior_mean
 from torch_filtviz.optimizers import Adam
@@ -49,11 +49,8 @@ def run_chunk(cap: Capture, target: Target, filters: list[int], *, seed: int, st
     adam = Adam(spectrum, lr, options.beta1, options.beta2, options.eps)
     index = torch.tensor(filters, device=device)
     rows = torch.arange(n, device=device)
-    losses = torch.empty(steps + 1, n, device=device, dtype=torch.float32)
-    dead = torch.zeros(n, dtype=torch.bool, device=device)
-    kept: dict[int, torch.Tensor] = {}
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16"
-                else nullcontext())
+    losses, dead, kept = placement.ascent_records(n, steps, device)
+    autocast = precision_mode.autocast(device, precision)
     cast = model_dtype != torch.float32
 
     def seen(image: torch.Tensor, k: int) -> torch.Tensor:

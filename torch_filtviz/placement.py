@@ -147,6 +147,14 @@ def release_cache(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
+def ascent_records(n: int, steps: int, device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+    """An ascent's records, kept on the device until its chunk ends: losses (steps + 1, n) float32,
+    dead flags (n,), and snapshots by step (filled as the loop reaches them)."""
+    return (torch.empty(steps + 1, n, device=device, dtype=torch.float32),
+            torch.zeros(n, dtype=torch.bool, device=device), {})
+
+
 def to_host(t: torch.Tensor):
     """A device tensor as a float64 numpy array: moved to the CPU *before* widening (MPS has no float64)."""
     import numpy as np

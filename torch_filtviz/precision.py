@@ -12,7 +12,7 @@ readable, the new settings otherwise — and restores every setting it touched w
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
@@ -102,3 +102,11 @@ def conv_math(precision: str) -> Iterator[None]:
     finally:
         for key, old in saved_new.items():
             _set(key, old)
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """The network's autocast for one ascent: bf16 for ``precision="bf16"``, none otherwise (the loss,
+    the step and the picture stay fp32 either way)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from torch_filtviz.hooks import capture, resolve_target
+from torch_filtviz.atlas.receptive import grey_pass
+from torch_filtviz.hooks import resolve_target
 
 
 def _flops(module: nn.Module, output: torch.Tensor) -> int:
@@ -43,22 +44,9 @@ def layer_costs(model: nn.Module, layers: Sequence[str], height: int, width: int
         if isinstance(output, torch.Tensor):
             total += _flops(module, output)
 
-    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    for target in targets:  # registered after the counters: a module's own FLOPs are in its output's count
-        def mark(*_, _name=target.name):
-            seen.setdefault(_name, total)
-        if target.where == "input":
-            handles.append(target.module.register_forward_pre_hook(mark))
-        else:
-            handles.append(target.module.register_forward_hook(mark))
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    try:
-        with torch.no_grad(), capture(model, targets) as cap:
-            cap(torch.full((1, 3, height, width), 128.0, device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
+    counters = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    # the marks run after the counters: a module's own FLOPs are in its output's count
+    grey_pass(model, targets, height, width, counters, lambda name: seen.setdefault(name, total))
     return {layer: max(1, seen.get(target.name, total)) for layer, target in zip(layers, targets)}
 
 

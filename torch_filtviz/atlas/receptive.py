@@ -69,6 +69,27 @@ def receptive_field(model: nn.Module, layer: str, height: int, width: int | None
     return geometry, map_size
 
 
+def grey_pass(model: nn.Module, targets, height: int, width: int, handles: list, mark) -> dict:
+    """One gradient-free pass of a grey ``height`` x ``width`` image, capturing ``targets``;
+    ``mark(name)`` is called as the pass reaches each target (its hook registered after ``handles``,
+    the caller's own hooks, so it runs after theirs on the same module). Every hook is removed after."""
+    handles = list(handles)
+    for target in targets:
+        def hook(*_, _name=target.name):
+            mark(_name)
+        register = (target.module.register_forward_pre_hook if target.where == "input"
+                    else target.module.register_forward_hook)
+        handles.append(register(hook))
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    try:
+        with torch.no_grad(), capture(model, targets) as cap:
+            return cap(torch.full((1, 3, height, width), 128.0, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def probe_layers(model: nn.Module, layers: list[str], height: int, width: int | None = None,
                  objective: str | None = None) -> dict[str, tuple[Geometry, tuple[int, int], int]]:
     """``{layer: (geometry, map size (h, w), channels)}`` for every layer, from ONE gradient-free
@@ -84,24 +105,11 @@ def probe_layers(model: nn.Module, layers: list[str], height: int, width: int | 
     for module in model.modules():
         if isinstance(module, SPATIAL):
             handles.append(module.register_forward_hook(record))
-    for target in targets:
-        def mark(*_, _name=target.name):
-            events.append(("target", _name))
-        if target.where == "input":
-            handles.append(target.module.register_forward_pre_hook(mark))
-        else:
-            handles.append(target.module.register_forward_hook(mark))
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     try:
-        with torch.no_grad(), capture(model, targets) as cap:
-            acts = cap(torch.full((1, 3, height, width), 128.0, device=device))
+        acts = grey_pass(model, targets, height, width, handles, lambda name: events.append(("target", name)))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FiltvizError(f"size {_size_text(height, width)} is too small for {', '.join(layers)}: {first}") from None
-    finally:
-        for handle in handles:
-            handle.remove()
     found = {}
     for layer in layers:
         act = acts[layer]
