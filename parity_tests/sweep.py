@@ -162,16 +162,21 @@ def _same_as_correct(keras_refs, layer_ref, side, correct_side) -> bool:
 
 
 def sweep(keras_model, torch_model, configs, mutation_names=None, log=print,
-          on_record=None) -> dict[str, Any]:
+          on_record=None, done: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the sweep; returns everything measured (the JSON document). The activation checks see the
-    sample photo and seeded noise at the configuration's own image size."""
+    sample photo and seeded noise at the configuration's own image size. ``done``: records of an
+    interrupted run (its ``sweep.partial.json``); their configurations are not run again."""
     from parity_tests import vgg_parity
     from parity_tests.mutations import MUTATIONS, torch_side
 
     names = list(MUTATIONS) if mutation_names is None else list(mutation_names)
     act_refs: dict[tuple[int, int], Any] = {}
-    results = []
+    results = list(done or [])
+    finished = {r["name"] for r in results}
     for config in configs:
+        if config.name in finished:
+            log(f"{config.name}: kept from the interrupted run")
+            continue
         started = time.perf_counter()
         key = (config.seed, config.size)
         if key not in act_refs:
@@ -259,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", choices=("all", "fast"), default="all")
     parser.add_argument("--only", type=int, nargs="*", help="indices of configurations to run (default: all)")
     parser.add_argument("--out", default=None, help="folder for sweep.md and sweep.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the configurations an interrupted run recorded in --out/sweep.partial.json")
     args = parser.parse_args(argv)
+    if args.resume and not args.out:
+        parser.error("--resume needs --out (the folder holding sweep.partial.json)")
 
     from filtviz_core import atomic
     from tf_reference.model import load_vgg16 as keras_load
@@ -273,8 +282,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             atomic.write_json(Path(args.out) / "sweep.partial.json", {"configs": results})
 
-    doc = sweep(keras_load(), torch_load(), configs, log=lambda s: print(s, flush=True), on_record=keep)
-    doc["seconds"] = round(time.perf_counter() - started, 1)
+    done = None
+    partial = Path(args.out) / "sweep.partial.json" if args.out else None
+    if args.resume and partial.is_file():
+        import json
+
+        wanted = {c.name for c in configs}
+        done = [r for r in json.loads(partial.read_text())["configs"] if r["name"] in wanted]
+    doc = sweep(keras_load(), torch_load(), configs, log=lambda s: print(s, flush=True), on_record=keep,
+                done=done)
+    # a resumed run's total is the sum of its configurations' own times, not this process's
+    doc["seconds"] = round(sum(r["seconds"] for r in doc["configs"]) if done else time.perf_counter() - started, 1)
     doc["command"] = "python -m parity_tests.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
     import tensorflow as tf
     import torch
