@@ -53,3 +53,12 @@ def test_full_sweep(keras_vgg, torch_vgg):
         caught, applicable = detection(doc, name)
         assert applicable >= 0.5 * len(sweep.CONFIGS), f"{name} changes too few configurations to judge"
         assert caught >= 0.95 * applicable, f"{name}: caught in {caught} of {applicable}"
+
+
+def test_resume_keeps_recorded_configurations_and_runs_none_of_them_again():
+    config = sweep.FAST[0]
+    recorded = {"name": config.name, "config": {}, "correct": {}, "mutations": {}, "seconds": 1.0}
+    logged = []
+    doc = sweep.sweep(None, None, [config], done=[recorded], log=logged.append)  # no model: nothing may run
+    assert doc["configs"] == [recorded]
+    assert logged == [f"{config.name}: kept from the interrupted run"]
