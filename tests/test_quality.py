@@ -15,7 +15,6 @@ from filtviz_bench import lucent_runner, quality, quality_report, renderers, tim
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_LUCENT = lucent_runner.lucent_available() is None
-HAVE_FOURIER = renderers.fourier_steps() is not None
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def test_quick_run_writes_its_report(quick):
     assert on_disk["config"]["layers"] == ["block1_conv2", "block2_conv1"] and on_disk["config"]["size"] == 32
     assert on_disk["command"].startswith("python -m filtviz_bench quality --quick")
     expected = ({"pixel"} | ({"lucent", "lucent_best", "lucent_224"} if HAVE_LUCENT else set())
-                | ({"fourier"} if HAVE_FOURIER else set()))
+                | {"fourier"})
     # --quick caps the default runs to the equal-passes steps: they fold into the equal-passes runs
     assert set(on_disk["runs"]) == expected
     assert set(on_disk["skipped"]) == set(quality.DEFAULT_RUNS) - expected - {f"{n}_default" for n in expected}
@@ -74,7 +73,6 @@ def test_lucent_hook_facts(quick):
     assert hook["flat"]["lucent_best"] == []
 
 
-@pytest.mark.skipif(not HAVE_FOURIER, reason="no fourier method in this torch_filtviz")
 def test_quick_speed_job(quick):
     speed = quick[0]["speed"]
     assert "lucent" in speed["methods"] and speed["fast"] in speed["methods"]
