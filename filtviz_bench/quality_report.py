@@ -159,8 +159,10 @@ def markdown(report: dict[str, Any]) -> str:
         value = t["value"]
         shown = (f"{value:.0%}" if isinstance(value, float) and t["needed"].endswith("%") else
                  _num(value, ".2f") if isinstance(value, float) else "-" if value is None else str(value))
-        detail = f" ({t['detail']})" if t["detail"] else ""
-        lines.append(f"- {t['target']} {t['needed']}: {shown}{detail} -> {t['verdict']}")
+        if isinstance(value, (list, tuple)):  # a comparison of two numbers: its detail says them
+            shown = ""
+        said = " ".join(part for part in (shown, f"({t['detail']})" if t["detail"] else "") if part)
+        lines.append(f"- {t['target']} {t['needed']}: {said} -> {t['verdict']}")
     speed = report.get("speed")
     if speed and speed.get("methods"):
         lines += ["", f"Speed ({speed['job']}; median of {speed['repeats']} round-robin repeats after a warm-up):", "",
