@@ -152,16 +152,22 @@ def test_speed_verdict_needs_the_ranges_apart():
     assert timing.speed_verdict([1.0, 1.1, 1.2], [2.3, 2.4, 2.6], 3.0)["verdict"] == "not met"
 
 
+def _readme_target_lines() -> list[str]:
+    """The target lines of the README's Performance section (the CPU run's verdicts)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Performance"):text.index("### GPU")]
+    return [line for line in section.splitlines() if line.startswith("- target ")]
+
+
 def test_committed_cpu_bench_verdicts(capsys):
-    """The README's Performance verdicts, recomputed from the committed run under the range rule."""
+    """The README's Performance verdicts are exactly those recomputed from the committed run under the range
+    rule; a "met" there has a slowest-vs-fastest ratio at or above the target."""
     bench = speed.main(["--report", str(ROOT / "benchmarks" / "cpu" / "bench.json")])
-    verdicts = {(t["method"], t["baseline"]): t["verdict"] for t in bench["targets"]}
-    assert verdicts == {("torch_fp32", "tf_compiled"): "not met (ranges overlap)",
-                        ("torch_fp32", "tf_eager"): "met",
-                        ("torch_bf16", "tf_compiled"): "met",
-                        ("torch_fp32", "lucent"): "not met (ranges overlap)"}
     out = capsys.readouterr().out
-    assert "torch_fp32 >= 1.0x tf_compiled: 1.05x [0.98-1.27] not met (ranges overlap)" in out
+    printed = [line for line in out.splitlines() if line.startswith("- target ")]
+    assert len(printed) == 4 and printed == _readme_target_lines()
+    for t in bench["targets"]:
+        assert (t["verdict"] == "met") == (t["ratio_range"][0] >= t["needed"]), t
 
 
 def test_entry_points(tmp_path):
@@ -170,7 +176,8 @@ def test_entry_points(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, *a], cwd=ROOT, capture_output=True, text=True, env=env,
                                     timeout=120)
     got = run("scripts/benchmark.py", "--report", "benchmarks/cpu/bench.json")
-    assert got.returncode == 0 and "tf_eager: 3.74x [3.44-4.51] met" in got.stdout, got.stderr
+    assert got.returncode == 0, got.stderr
+    assert [line for line in got.stdout.splitlines() if line.startswith("- target ")] == _readme_target_lines()
     got = run("-m", "filtviz_bench", "speed", "--report", str(tmp_path / "missing.json"))
     assert got.returncode == 2 and got.stderr.count("\n") == 1 and "cannot read" in got.stderr
     got = run("-m", "filtviz_bench", "nope")
