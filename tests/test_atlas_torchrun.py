@@ -157,7 +157,8 @@ def parts_by_rank(out: Path) -> dict[str, int]:
 def test_a_killed_rank_loses_only_its_chunk_in_flight_and_the_rerun_renders_the_rest(tmp_path):
     out, total = tmp_path / "site", 3 * 8
     cmd = torchrun(*SMALL[:1], "--html", str(out), *SMALL[1:])
-    launcher = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    launcher = subprocess.Popen(cmd, cwd=ROOT, env=env(FILTVIZ_TEST_PACE_RANK_1="0.02"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # rank 1: >= 0.6 s per chunk, never done too soon
     deadline = time.monotonic() + 180
     while launcher.poll() is None and 1 not in parts_by_rank(out).values() and time.monotonic() < deadline:
         time.sleep(0.02)
