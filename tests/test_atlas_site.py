@@ -286,7 +286,10 @@ def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
             "--per-layer", "64", "--chunk-size", "2", "--size", "64", "--steps", "100", "--weights", "random",
             "--examples", "0", "--no-progress"]
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A job started in the background (`make test &`, nohup) inherits SIGINT ignored, and Python then keeps
+    # ignoring it; the command must see Ctrl-C as a terminal delivers it, so the child gets the default back.
+    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     parts = out / "parts" / "block1_conv1" / "pixel"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and not (parts.is_dir() and any(parts.iterdir())):
