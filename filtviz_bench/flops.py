@@ -3,8 +3,6 @@ method uses, which a ratio between two slow methods cannot."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from filtviz_bench.jobs import Job
@@ -24,26 +22,11 @@ GPU_PEAKS: tuple[tuple[str, dict[str, float]], ...] = (
 def conv_flops(model: torch.nn.Module, layer: str, size: int) -> int:
     """Forward conv FLOPs (2 per multiply-add) for one ``size`` px image, up to and including the
     conv of ``layer`` (the pre-activation objective stops there). The input gradient of a conv
-    costs the same again, so one ascent step costs twice this."""
-    from torch_filtviz.hooks import capture, resolve_target
+    costs the same again, so one ascent step costs twice this. Counted by the atlas's own probe pass
+    (:func:`torch_filtviz.atlas.cost.layer_costs`), so the benchmark and the atlas's work split agree."""
+    from torch_filtviz.atlas.cost import layer_costs
 
-    total = 0
-
-    def count(module: torch.nn.Module, args: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        kh, kw = module.kernel_size
-        total += 2 * (module.in_channels // module.groups) * kh * kw * out.shape[1] * out.shape[2] * out.shape[3]
-
-    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    try:
-        target = resolve_target(model, layer, "pre_relu")
-        device = next(model.parameters()).device
-        with torch.no_grad(), capture(model, target) as cap:
-            cap(torch.full((1, 3, size, size), 128.0, device=device))
-    finally:
-        for h in handles:
-            h.remove()
-    return int(total)
+    return int(layer_costs(model, [layer], size, objective="pre_relu")[layer])
 
 
 def job_flops(model: torch.nn.Module, job: Job) -> float:
