@@ -156,11 +156,11 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
     if photo_size < 32:
         raise FiltvizError(f"--photo-size must be at least 32 px, got {photo_size}")
     size = int(params.get("size", 128))
-    if chosen.name in ("pixel", "fourier"):  # the ascent's own checks, before any long work
+    # the ascent's own checks, before any long work (ascent_params has checked steps and lr)
+    if chosen.name in ("pixel", "fourier"):
         alg.check_objective(params.get("objective", alg.DEFAULT_OBJECTIVE))
-        alg.check_steps(params.get("steps", alg.DEFAULT_STEPS), params.get("lr", alg.DEFAULT_LR))
         alg.check_seed(params.get("seed", alg.DEFAULT_SEED))
-        alg.snapshot_steps(params.get("snapshots", alg.DEFAULT_SNAPSHOTS), int(params.get("steps", alg.DEFAULT_STEPS)))
+        alg.snapshot_steps(params.get("snapshots", alg.DEFAULT_SNAPSHOTS), int(params["steps"]))
     weights = dict(getattr(model, "weights_info", {}) or {})
     identity = {"name": getattr(model, "name", type(model).__name__),
                 "weights": {"source": weights.get("source"), "sha256": weights.get("sha256")}}
