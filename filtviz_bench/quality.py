@@ -209,6 +209,31 @@ def speed_job(cfg: Config, model: torch.nn.Module, device: torch.device, log: Ca
     return out
 
 
+def scored_run(model: torch.nn.Module, render: renderers.Renderer, filters: dict[str, list[int]], steps: int,
+               baselines: dict[str, evaluator.NoiseBaseline], heldout: evaluator.HeldOut, device: torch.device,
+               log: Callable[[str, float, list[float]], None] | None = None) -> dict[str, Any]:
+    """One run (a renderer at ``steps``) over every layer's filters, each picture scored against its
+    layer's noise baseline: scores, seconds (in all and per layer), pictures by layer, and their summaries.
+    ``log(layer, seconds, z-scores)`` after each layer."""
+    scores: list[dict[str, Any]] = []
+    seconds, per_layer_seconds, pictures = 0.0, {}, {}
+    for layer, chosen in filters.items():
+        pics = render(layer, chosen, steps)
+        seconds += pics.seconds
+        per_layer_seconds[layer] = pics.seconds
+        pictures[layer] = pics.images
+        layer_scores = [{**s.as_dict(), "dead": bool(dead)} for s, dead in
+                        zip(evaluator.score(model, layer, chosen, pics.images, baselines[layer], heldout=heldout,
+                                            device=device), pics.dead)]
+        scores += layer_scores
+        if log is not None:
+            log(layer, pics.seconds, [s["z"] for s in layer_scores])
+    return {"scores": scores, "seconds": seconds, "seconds_per_layer": per_layer_seconds, "pictures": pictures,
+            "summary": quality_report.summarize(scores),
+            "per_layer": {layer: quality_report.summarize([s for s in scores if s["layer"] == layer])
+                          for layer in filters}}
+
+
 def run_quality(cfg: Config, device: torch.device, out: Path | None, readme_figure: Path | None = None,
                 save_pictures: bool = False, log: Callable[[str], None] = print, command: str = "") -> dict[str, Any]:
     """Everything: noise baselines, pictures, scores, the speed job, the report (written under ``out``)."""
@@ -230,27 +255,17 @@ def run_quality(cfg: Config, device: torch.device, out: Path | None, readme_figu
     for spec in specs:
         if spec.method not in made:
             made[spec.method] = make_renderer(spec.method, cfg, model, device)
-        render = made[spec.method]
-        scores, seconds, per_layer_seconds = [], 0.0, {}
-        pictures[spec.name] = {}
-        for layer, chosen in cfg.filters.items():
-            pics = render(layer, chosen, spec.steps)
-            seconds += pics.seconds
-            per_layer_seconds[layer] = pics.seconds
-            pictures[spec.name][layer] = pics.images
-            for s, dead in zip(evaluator.score(model, layer, chosen, pics.images, baselines[layer],
-                                               heldout=cfg.heldout, device=device), pics.dead):
-                scores.append({**s.as_dict(), "dead": bool(dead)})
-            log(f"{spec.name} {layer}: {pics.seconds:.1f} s, median z "
-                f"{quality_report._num(quality_report._median([s['z'] for s in scores[-len(chosen):]]))}")
+        run = scored_run(model, made[spec.method], cfg.filters, spec.steps, baselines, cfg.heldout, device,
+                         log=lambda layer, seconds, zs, name=spec.name: log(
+                             f"{name} {layer}: {seconds:.1f} s, median z "
+                             f"{quality_report._num(quality_report._median(zs))}"))
+        pictures[spec.name] = run.pop("pictures")
         n = sum(len(v) for v in cfg.filters.values())
         runs[spec.name] = {
             "method": spec.method, "label": renderers.LABELS[spec.method], "steps": spec.steps, "budget": spec.budget,
-            "seconds": seconds, "seconds_per_layer": per_layer_seconds,
-            "seconds_per_image_step": seconds / max(1, n * spec.steps), "scores": scores,
-            "summary": quality_report.summarize(scores),
-            "per_layer": {layer: quality_report.summarize([s for s in scores if s["layer"] == layer])
-                          for layer in cfg.filters},
+            "seconds": run["seconds"], "seconds_per_layer": run["seconds_per_layer"],
+            "seconds_per_image_step": run["seconds"] / max(1, n * spec.steps), "scores": run["scores"],
+            "summary": run["summary"], "per_layer": run["per_layer"],
         }
     speed = speed_job(cfg, model, device, log) if cfg.speed else None
     report: dict[str, Any] = {

@@ -26,6 +26,7 @@ import torch
 
 from filtviz_bench import evaluator, machine, quality_report, renderers
 from filtviz_bench.jobs import choose_filters, option_value
+from filtviz_bench.quality import scored_run
 from filtviz_core.atomic import write_json
 from filtviz_core.errors import FiltvizError
 
@@ -68,18 +69,10 @@ def run_sweep(layers: Sequence[str], filters_spec: str, size: int, variants: Seq
                                               options=spec or None, lr=lr)
         else:
             render = renderers.lucent_renderer(weights, method, size=size, seed=seed, device=device)
-        scores, seconds = [], 0.0
-        for layer, chosen in filters.items():
-            pics = render(layer, chosen, steps)
-            seconds += pics.seconds
-            for s, dead in zip(evaluator.score(model, layer, chosen, pics.images, base[layer], heldout=held,
-                                               device=device), pics.dead):
-                scores.append({**s.as_dict(), "dead": bool(dead)})
-        rows[name] = {"method": method, "steps": steps, "lr": lr, "options": spec, "seconds": seconds,
-                      "summary": quality_report.summarize(scores),
-                      "per_layer": {layer: quality_report.summarize([s for s in scores if s["layer"] == layer])
-                                    for layer in layers},
-                      "scores": scores}
+        run = scored_run(model, render, filters, steps, base, held, device)
+        rows[name] = {"method": method, "steps": steps, "lr": lr, "options": spec, "seconds": run["seconds"],
+                      "summary": run["summary"], "per_layer": run["per_layer"], "scores": run["scores"]}
+        seconds = run["seconds"]
         s = rows[name]["summary"]
         print(f"{name}: median z {quality_report._num(s['median_z'])}, kept {quality_report._num(s['median_kept'], '.2f')}, "
               f"alpha {quality_report._num(s['median_alpha'], '.2f')}, flat {s['flat']}, {seconds:.0f} s", flush=True)
