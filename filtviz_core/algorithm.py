@@ -29,18 +29,37 @@ DEPROCESS_STD = 0.15
 DEPROCESS_EPS = 1e-5
 
 
-def initial_image(filter_index: int, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> np.ndarray:
+Key = int | tuple[int, ...]  # what seeds one batch element: a filter index, or (filter, stream, k)
+DIVERSITY_STREAM = 2  # element k of a diversity group of filter f is seeded by (seed, f, 2, k)
+
+
+def seed_entropy(seed: int, key: Key, *more: int) -> tuple[int, ...]:
+    """The entropy of ``numpy.random.default_rng`` for one element: ``(seed, *key, *more)``."""
+    return (int(seed), *((int(key),) if isinstance(key, (int, np.integer)) else tuple(int(k) for k in key)),
+            *(int(m) for m in more))
+
+
+def element_keys(filters: Sequence[int], group: int = 1) -> list[Key]:
+    """The seeding key of each batch element: the filter itself (one picture per filter), or
+    ``(f, DIVERSITY_STREAM, k)`` for the k-th of ``group`` pictures of filter f (stacked filter by filter)."""
+    if group <= 1:
+        return [int(f) for f in filters]
+    return [(int(f), DIVERSITY_STREAM, k) for f in filters for k in range(int(group))]
+
+
+def initial_image(filter_index: Key, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> np.ndarray:
     """The seeded start of one filter: ``128 + 20 * (u - 0.5)``, u ~ U[0,1) from rng((seed, filter)).
 
-    Seeding by ``(seed, filter_index)`` makes a filter's start independent of its batch.
+    Seeding by ``(seed, filter_index)`` makes a filter's start independent of its batch. A tuple key
+    (a diversity group's element, :func:`element_keys`) seeds by ``(seed, *key)``.
     """
-    u = np.random.default_rng((seed, filter_index)).uniform(size=(size, size, 3))
+    u = np.random.default_rng(seed_entropy(seed, filter_index)).uniform(size=(size, size, 3))
     return (INIT_MEAN + INIT_SPREAD * (u - 0.5)).astype(np.float32)
 
 
-def initial_images(filters: Sequence[int], size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """(F, size, size, 3) float32 starting images, one per filter, in pixel units."""
-    return np.stack([initial_image(int(f), size, seed) for f in filters]) if len(filters) else np.zeros(
+def initial_images(filters: Sequence[Key], size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """(F, size, size, 3) float32 starting images, one per filter (or element key), in pixel units."""
+    return np.stack([initial_image(f, size, seed) for f in filters]) if len(filters) else np.zeros(
         (0, size, size, 3), np.float32
     )
 

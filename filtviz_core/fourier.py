@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from filtviz_core.algorithm import Key, seed_entropy
 from filtviz_core.errors import FiltvizError
 
 # Lucid's square root of the ImageNet colour correlation (rows: R, G, B output; columns: the
@@ -62,21 +63,21 @@ def color_matrix(decorrelate: bool = True) -> np.ndarray:
     return COLOR_CORRELATION_SVD_SQRT / norms.max()
 
 
-def initial_spectrum(filter_index: int, height: int, width: int, seed: int = 0, std: float = 0.01) -> np.ndarray:
+def initial_spectrum(filter_index: Key, height: int, width: int, seed: int = 0, std: float = 0.01) -> np.ndarray:
     """One filter's seeded start, (2, 3, H, W // 2 + 1) float32: N(0, std^2) from rng((seed, filter)).
 
     Seeded by ``(seed, filter_index)`` like the pixel method's start, so it does not depend on the
     batch; drawn in float64 by ``numpy.random.default_rng((seed, filter_index)).normal(0, std, shape)``.
     """
-    rng = np.random.default_rng((int(seed), int(filter_index)))
+    rng = np.random.default_rng(seed_entropy(seed, filter_index))
     return rng.normal(0.0, float(std), spectrum_shape(height, width)).astype(np.float32)
 
 
-def initial_spectra(filters: Sequence[int], height: int, width: int, seed: int = 0, std: float = 0.01) -> np.ndarray:
+def initial_spectra(filters: Sequence[Key], height: int, width: int, seed: int = 0, std: float = 0.01) -> np.ndarray:
     """(F, 2, 3, H, W // 2 + 1) float32, one seeded spectrum per filter."""
     if not len(filters):
         return np.zeros((0, *spectrum_shape(height, width)), np.float32)
-    return np.stack([initial_spectrum(int(f), height, width, seed, std) for f in filters])
+    return np.stack([initial_spectrum(f, height, width, seed, std) for f in filters])
 
 
 def check_spectrum(spectrum: np.ndarray, height: int, width: int) -> np.ndarray:

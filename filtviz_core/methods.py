@@ -1,10 +1,13 @@
 """The methods a filter picture can be made with, and every default of each, in one place.
 
 A method is a named combination of a parameterization (what is optimized), transforms (what the
-network sees of it) and an optimizer. ``pixel`` is the canonical ascent of SPEC.md §1-§14 (its
-numbers never change); ``fourier`` is SPEC.md §15 (a Lucid-style decorrelated spectrum, random
-transforms at every step, Adam). Both frameworks resolve a call's method, steps, lr and options
-here, so a default changed in this file changes it everywhere (API, command lines, run.json).
+network sees of it) and an optimizer, run by each framework's one optimization loop
+(``torch_filtviz/loop.py``, ``tf_reference/loop.py``). ``pixel`` is the canonical ascent of SPEC.md
+§1-§14 (its numbers never change); ``fourier`` is SPEC.md §15 (a Lucid-style decorrelated spectrum,
+random transforms at every step, Adam). Each is one entry of :data:`REGISTRY` (defaults, options type,
+display rule, the parameters that decide its pictures); the API, both command lines, the atlas and the
+benchmarks read it, so a default changed here changes everywhere (API, command lines, run.json).
+Each framework assembles a method's parts in its own ``method_parts.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import numpy as np
 from filtviz_core import algorithm as alg
 from filtviz_core.errors import FiltvizError
 
-METHODS = ("pixel", "fourier")
 DEFAULT_METHOD = "pixel"
 
 # The fourier method's schedule (SPEC.md §15.6). Lucid's Adam learning rate; the step count was
@@ -61,19 +63,58 @@ class FourierOptions:
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(FourierOptions))
 
+# The call parameters that decide a method's pictures (an atlas rerun with equal values skips a filter;
+# speed-only parameters such as the batch size or the device are not among them).
+_COMMON_SETTINGS = ("steps", "size", "lr", "seed", "snapshots", "objective", "precision")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered method: its defaults, its options type (None: it takes none), how its raw
+    pictures are shown, and the parameters that decide its pictures."""
+
+    name: str
+    steps: int
+    lr: float
+    options: type | None
+    display: Callable[[np.ndarray], np.ndarray]
+    settings: tuple[str, ...]
+    spec: str  # the SPEC.md sections that state it
+    pixel_options: bool = False  # takes the pixel method's own init and clip
+
+
+def _fourier_display(raw: np.ndarray) -> np.ndarray:
+    from filtviz_core.fourier import to_uint8
+
+    return to_uint8(raw)
+
+
+REGISTRY: dict[str, Method] = {
+    "pixel": Method("pixel", alg.DEFAULT_STEPS, alg.DEFAULT_LR, None, alg.deprocess,
+                    _COMMON_SETTINGS + ("clip",), "§1-§14", pixel_options=True),
+    "fourier": Method("fourier", FOURIER_STEPS, FOURIER_LR, FourierOptions, _fourier_display,
+                      _COMMON_SETTINGS + ("method_options",), "§15"),
+}
+METHODS = tuple(REGISTRY)
+
 
 def check_method(method: str) -> str:
-    if method not in METHODS:
+    if method not in REGISTRY:
         raise FiltvizError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     return method
 
 
+def get(method: str) -> Method:
+    """The registry entry of ``method`` (one line naming the valid ones when unknown)."""
+    return REGISTRY[check_method(method)]
+
+
 def default_steps(method: str) -> int:
-    return FOURIER_STEPS if check_method(method) == "fourier" else alg.DEFAULT_STEPS
+    return get(method).steps
 
 
 def default_lr(method: str) -> float:
-    return FOURIER_LR if check_method(method) == "fourier" else alg.DEFAULT_LR
+    return get(method).lr
 
 
 def resolve(method: str, steps: int | None, lr: float | None,
@@ -84,14 +125,15 @@ def resolve(method: str, steps: int | None, lr: float | None,
     ``options`` overrides fourier parameters by name (a mapping or a :class:`FourierOptions`); the
     pixel method takes none.
     """
-    check_method(method)
-    steps = default_steps(method) if steps is None else steps
-    lr = default_lr(method) if lr is None else lr
+    entry = get(method)
+    steps = entry.steps if steps is None else steps
+    lr = entry.lr if lr is None else lr
     alg.check_steps(steps, lr)
-    if method == "pixel":
+    if entry.options is None:
         if options:
-            raise FiltvizError(f"the pixel method takes no method options, got {sorted(dict(options))}; "
-                               "they belong to method='fourier'")
+            takers = [m.name for m in REGISTRY.values() if m.options is not None]
+            raise FiltvizError(f"the {method} method takes no method options, got {sorted(dict(options))}; "
+                               f"they belong to method={' or '.join(repr(t) for t in takers)}")
         return int(steps), float(lr), None
     return int(steps), float(lr), fourier_options(options)
 
@@ -173,9 +215,7 @@ def check_pixel_only(options: FourierOptions | None, *, init_given: bool, clip: 
 def display(method: str) -> Callable[[np.ndarray], np.ndarray]:
     """Raw pictures -> uint8 as each method shows them: the pixel method's contrast stretch (SPEC §10),
     the fourier picture as it is (SPEC §15.7)."""
-    from filtviz_core.fourier import to_uint8
-
-    return to_uint8 if check_method(method) == "fourier" else alg.deprocess
+    return get(method).display
 
 
 def check_seen_size(size: int, seen: int, minimum: int, layer: str, options: FourierOptions | None) -> None:

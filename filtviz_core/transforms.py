@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from filtviz_core.algorithm import Key, seed_entropy
 from filtviz_core.methods import FourierOptions
 
 # The draws of step k come from default_rng((seed, filter, TRANSFORM_STREAM, k)). The constant keeps
@@ -44,11 +45,11 @@ def output_size(height: int, width: int, options: FourierOptions) -> tuple[int, 
     return int(height) + extra, int(width) + extra
 
 
-def draw(seed: int, filter_index: int, step: int, options: FourierOptions) -> Draw:
+def draw(seed: int, filter_index: Key, step: int, options: FourierOptions) -> Draw:
     """The transform of step ``step`` for one filter, always drawn in this order: crop1 (rows, cols)
     as integers in [0, jitter], scale uniform in [low, high), angle uniform in [-rotate, rotate),
     crop2 as integers in [0, jitter2]."""
-    rng = np.random.default_rng((int(seed), int(filter_index), TRANSFORM_STREAM, int(step)))
+    rng = np.random.default_rng(seed_entropy(seed, filter_index, TRANSFORM_STREAM, int(step)))
     crop1 = rng.integers(0, options.jitter + 1, size=2)
     scale = rng.uniform(options.scale[0], options.scale[1])
     angle = rng.uniform(-options.rotate, options.rotate)
@@ -75,7 +76,7 @@ def affine(d: Draw, height: int, width: int, options: FourierOptions) -> np.ndar
     return np.concatenate([a, b[:, None]], axis=1)
 
 
-def affines(seed: int, filters: Sequence[int], steps: Sequence[int], height: int, width: int,
+def affines(seed: int, filters: Sequence[Key], steps: Sequence[int], height: int, width: int,
             options: FourierOptions) -> np.ndarray:
     """(len(steps), F, 2, 3) float32: every step's ``[A | b]`` for every filter, as both frameworks use them."""
     out = np.zeros((len(steps), len(filters), 2, 3), np.float32)
