@@ -106,10 +106,12 @@ def check_seed(seed: int) -> None:
 def snapshot_steps(snapshots: Iterable[int] | None, steps: int) -> tuple[int, ...]:
     """Which steps to keep images of.
 
-    The default ``(10, 100)`` keeps those within ``0..steps`` plus the last step; explicitly
-    requested snapshots must all lie in ``0..steps``.
+    The default (None, or the :data:`DEFAULT_SNAPSHOTS` object itself, which the functions take as
+    their default argument) keeps those of ``(10, 100)`` within ``0..steps`` plus the last step, so
+    a short run needs no snapshot list of its own. Any list given explicitly, even one equal to the
+    default, must lie in ``0..steps``: a snapshot the caller asked for is never dropped silently.
     """
-    if snapshots is None or tuple(snapshots) == DEFAULT_SNAPSHOTS:
+    if snapshots is None or snapshots is DEFAULT_SNAPSHOTS:
         return tuple(sorted({s for s in DEFAULT_SNAPSHOTS if s <= steps} | {steps}))
     wanted = sorted({int(s) for s in snapshots})
     bad = [s for s in wanted if not 0 <= s <= steps]

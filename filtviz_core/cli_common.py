@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from filtviz_core import algorithm
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 
 EXIT_RUNTIME = 1
@@ -17,11 +18,13 @@ DEBUG_ENV = "FILTVIZ_DEBUG"  # set to 1 to see the traceback of an unexpected fa
 
 
 def parse_steps(text: str) -> tuple[int, ...]:
-    """Snapshot steps from ``"10,100"``."""
+    """Snapshot steps from ``"10,100"``. The default text gives :data:`~filtviz_core.algorithm.DEFAULT_SNAPSHOTS`
+    itself, so a command line without ``--snapshots`` gets the default rule (fitted to ``--steps``)."""
     try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
+        steps = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise FiltvizError(f"bad --snapshots {text!r}: use step numbers such as 10,100") from None
+    return algorithm.DEFAULT_SNAPSHOTS if steps == algorithm.DEFAULT_SNAPSHOTS else steps
 
 
 def parse_names(text: str | None) -> list[str]:

@@ -1,0 +1,34 @@
+"""Which snapshots a run keeps: the default rule fits them to the steps, an explicit list is checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from filtviz_core import algorithm as alg
+from filtviz_core.cli_common import parse_steps
+from filtviz_core.errors import FiltvizError
+
+
+def test_default_keeps_those_that_fit_plus_the_last_step():
+    assert alg.snapshot_steps(None, 50) == (10, 50)
+    assert alg.snapshot_steps(alg.DEFAULT_SNAPSHOTS, 50) == (10, 50)  # the functions' default argument
+    assert alg.snapshot_steps(None, 5) == (5,)
+    assert alg.snapshot_steps(None, 200) == (10, 100, 200)
+
+
+@pytest.mark.parametrize("explicit", [[10, 100], (10, 100), [100, 10]])
+def test_explicit_list_past_the_end_is_refused_whatever_its_order(explicit):
+    with pytest.raises(FiltvizError, match=r"snapshots \[100\] lie outside 0..50"):
+        alg.snapshot_steps(explicit, 50)
+
+
+def test_explicit_list_within_the_steps_is_kept_sorted():
+    assert alg.snapshot_steps([100, 10], 100) == (10, 100)
+    assert alg.snapshot_steps((), 50) == ()
+
+
+def test_command_line_default_text_means_the_default_rule():
+    """The CLIs' ``--snapshots`` default is the text "10,100": it must not refuse ``--steps 50``."""
+    default_text = ",".join(map(str, alg.DEFAULT_SNAPSHOTS))
+    assert alg.snapshot_steps(parse_steps(default_text), 50) == (10, 50)
+    assert parse_steps("0,5") == (0, 5)
