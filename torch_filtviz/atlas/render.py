@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from filtviz_core import algorithm as alg
+from filtviz_core import methods
 from filtviz_core.site.chunks import Chunk, pad_filters
 from filtviz_core.site.files import examples_entry, picture_entry
 from torch_filtviz.atlas.examples import PhotoSet
@@ -67,7 +67,8 @@ def write_pictures(out: Path, chunk: Chunk, method: Method, result, params: Mapp
     filters = [int(f) for f in chunk.filters]
     n = len(filters)
     steps = int(result.params.get("steps", np.shape(result.losses)[1] - 1))
-    shown = {step: alg.deprocess(np.asarray(raw)[:n]) for step, raw in result.snapshots.items()}
+    display = methods.display(method.name)  # the method's own rule, as for its final picture
+    shown = {step: display(np.asarray(raw)[:n]) for step, raw in result.snapshots.items()}
     share = float(result.seconds) / max(1, n)
     who = {"chunk": chunk.key, "rank": worker.rank, "host": worker.host, "device": str(result.device),
            "run": worker.run}
