@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from filtviz_core import methods as core_methods
 from filtviz_core.site import browser as B
 from filtviz_core.site.dummy import write_dummy_atlas
 from torch_filtviz.atlas import build_atlas
@@ -42,6 +43,7 @@ def site(tmp_path_factory, weights_file):
     assert code == 0
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(METHODS, "twin", Method("twin", PIXEL.settings_keys, PIXEL.render))
+        patch.setitem(core_methods.REGISTRY, "twin", core_methods.REGISTRY["pixel"])  # its display rule
         build_atlas(load_vgg16(), out, layers=["block2_conv1"], per_layer=2, method="twin", examples=0,
                     params=dict(steps=12, size=32, seed=1, progress=False), progress=False)
     return out
