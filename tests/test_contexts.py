@@ -15,7 +15,8 @@ from torch import nn
 
 import torch_filtviz as fv
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
-from torch_filtviz import ascent, placement
+from torch_filtviz import job as jobs
+from torch_filtviz import placement
 from torch_filtviz.hooks import StopForward
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,19 +132,19 @@ def test_chunks_follow_free_memory(monkeypatch):
 @pytest.mark.parametrize("message", ["cuDNN error: CUDNN_STATUS_ALLOC_FAILED", "MPS backend out of memory (x)",
                                      "CUDA out of memory. Tried to allocate 2.00 GiB"])
 def test_allocation_failures_halve_the_chunk(monkeypatch, message):
-    real = ascent._run_chunk
+    real = jobs.run_chunk
     sizes = []
 
-    def flaky(cap, target, x0, filters, **kw):
-        sizes.append(len(filters))
-        if len(filters) > 1:
+    def flaky(job, cap, keys, rows, objective, pbar):
+        sizes.append(len(keys))
+        if len(keys) > 1:
             raise RuntimeError(message)
-        return real(cap, target, x0, filters, **kw)
+        return real(job, cap, keys, rows, objective, pbar)
 
-    monkeypatch.setattr(ascent, "_run_chunk", flaky)
+    monkeypatch.setattr(jobs, "run_chunk", flaky)
     res = fv.visualize_filters(Small(), "conv", "0-1", batch_size=2, **FAST)
     assert sizes == [2, 1, 1] and res.params["batch_size"] == 1
-    monkeypatch.setattr(ascent, "_run_chunk", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("other")))
+    monkeypatch.setattr(jobs, "run_chunk", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("other")))
     with pytest.raises(RuntimeError, match="other"):  # any other error is not retried
         fv.visualize_filters(Small(), "conv", "0-1", batch_size=2, **FAST)
 

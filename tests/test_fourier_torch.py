@@ -86,15 +86,17 @@ def test_visualize_filters_fourier_defaults_and_record(vgg):
 
 def test_fourier_default_steps_and_lr(vgg, monkeypatch):
     seen = {}
-    import torch_filtviz.fourier as loop
+    import dataclasses
 
-    real = loop.run_chunk
+    import torch_filtviz.job as jobs
 
-    def spy(*args, **kwargs):  # records what the loop was asked for, then runs 0 steps of it
-        seen.update(steps=kwargs["steps"], lr=kwargs["lr"])
-        return real(*args, **{**kwargs, "steps": 0, "snaps": ()})
+    real = jobs.run_chunk
 
-    monkeypatch.setattr(loop, "run_chunk", spy)
+    def spy(job, *args):  # records what the loop was asked for, then runs 0 steps of it
+        seen.update(steps=job.setting.steps, lr=job.setting.lr)
+        return real(dataclasses.replace(job, setting=dataclasses.replace(job.setting, steps=0), snaps=()), *args)
+
+    monkeypatch.setattr(jobs, "run_chunk", spy)
     res = fv.visualize_filters(vgg, "block1_conv1", 0, method="fourier", snapshots=[], **FAST)
     assert seen == {"steps": methods.FOURIER_STEPS, "lr": methods.FOURIER_LR}
     assert res.params["steps"] == methods.FOURIER_STEPS

@@ -239,12 +239,12 @@ def test_maps_default_layers_are_the_same_in_both():
 
 
 def test_runtime_failure_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
-    import torch_filtviz.ascent as ascent
+    import torch_filtviz.job as jobs
 
     def boom(*a, **k):
         raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore detail")
 
-    monkeypatch.setattr(ascent, "_run_chunk", boom)
+    monkeypatch.setattr(jobs, "run_chunk", boom)
     code, out, err = run(capsys, "filters", "conv1", "--model", "resnet18", "--weights", "random", *TINY,
                          "--out", tmp_path)
     assert code == 1 and err.count("\n") == 1 and "illegal memory access" in err and "Traceback" not in err

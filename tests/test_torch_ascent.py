@@ -10,6 +10,7 @@ from torch import nn
 from filtviz_core import algorithm as alg
 from filtviz_core.errors import FiltvizError
 from torch_filtviz import ascent, load_vgg16, visualize_filters
+from torch_filtviz import job as jobs
 
 FAST = dict(size=32, progress=False)
 
@@ -163,19 +164,19 @@ def test_conv_path_and_alias_agree(vgg):
 
 
 def test_fake_oom_halves_the_chunk(vgg, monkeypatch):
-    real = ascent._run_chunk
+    real = jobs.run_chunk
     sizes = []
 
-    def flaky(cap, target, x0, filters, **kw):
-        sizes.append(len(filters))
-        if len(filters) > 2:
+    def flaky(job, cap, keys, rows, objective, pbar):
+        sizes.append(len(keys))
+        if len(keys) > 2:
             raise torch.OutOfMemoryError("fake: CUDA out of memory")
-        return real(cap, target, x0, filters, **kw)
+        return real(job, cap, keys, rows, objective, pbar)
 
-    monkeypatch.setattr(ascent, "_run_chunk", flaky)
+    monkeypatch.setattr(jobs, "run_chunk", flaky)
     r = visualize_filters(vgg, "block1_conv2", "0-4", steps=3, batch_size=5, **FAST)
     assert sizes == [5, 2, 2, 1] and r.params["batch_size"] == 2
-    monkeypatch.setattr(ascent, "_run_chunk", real)
+    monkeypatch.setattr(jobs, "run_chunk", real)
     whole = visualize_filters(vgg, "block1_conv2", "0-4", steps=3, **FAST)
     np.testing.assert_allclose(r.losses, whole.losses, rtol=1e-5)
     assert r.filters == whole.filters
@@ -183,7 +184,7 @@ def test_fake_oom_halves_the_chunk(vgg, monkeypatch):
     def broke(*a, **kw):
         raise torch.OutOfMemoryError("fake: CUDA out of memory")
 
-    monkeypatch.setattr(ascent, "_run_chunk", broke)
+    monkeypatch.setattr(jobs, "run_chunk", broke)
     with pytest.raises(torch.OutOfMemoryError):
         visualize_filters(vgg, "block1_conv2", "0-4", steps=3, batch_size=4, **FAST)
 

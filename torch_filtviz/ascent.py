@@ -1,22 +1,19 @@
-"""Batched gradient ascent: the image that most excites each filter of a layer (tf_reference/SPEC.md).
+"""One picture per filter: :func:`visualize_filters`, the image that most excites each filter of a layer.
 
-:func:`visualize_filters` validates, resolves the target, plans the chunks and runs one of two loops:
-the pixel method's (:func:`_run_chunk`, SPEC §1-§14, the default) or the fourier method's
-(:func:`torch_filtviz.fourier.run_chunk`, SPEC §15). What follows describes the pixel loop; the
-fourier loop shares the target, the objective, the chunking and the precision handling.
+A thin layer over the one optimization loop (``torch_filtviz/loop.py``, SPEC.md §16): batch element i
+maximizes filter ``filters[i]`` (SPEC §5's interior mean, or its centre neuron with ``unit="neuron"``),
+starting from the seeded draw of that filter, with the method's parts (``method_parts.py``). The
+per-element values are summed before the backward pass and a sample's gradient only depends on its own
+value, so each filter's result does not depend on which other filters share its batch: batching is
+pure speed. ``diversity=K`` is the exception by design: a filter's K pictures form one group, coupled
+by the diversity penalty, and always run in one chunk.
 
-One batch element per filter, each maximizing its own filter. The per-element losses are summed
-before the backward pass, and a sample's gradient only depends on its own loss, so each element
-gets exactly its own gradient; the step is normalised by that element's own RMS. Hence a filter's
-result does not depend on which other filters share its batch, and batching is pure speed.
-
-Speed: the forward pass stops right after the layer (hooks), no weight gradient is computed,
-losses stay on the device until the chunk ends (no host sync per step). Memory format:
-``channels_last`` (NHWC) is the default on CPU, where oneDNN's NHWC conv kernels measured
-1.14x faster than NCHW (``make bench``, block3_conv1); results differ from NCHW only by float
-rounding. ``precision="bf16"`` (autocast forward; loss, normalisation and update in fp32) is
-3.2x faster on this CPU with AMX-bf16 (``make bench``; on GPUs expected, not yet measured), but the pictures then differ slightly from
-the fp32 spec, so fp32 stays the default.
+Speed: the forward pass stops right after the layer (hooks), no weight gradient is computed, losses
+stay on the device until the chunk ends. ``channels_last`` (NHWC) is the default on CPU, where
+oneDNN's NHWC kernels are faster (measured in the README's Performance section); results differ from
+NCHW only by float rounding. ``precision="bf16"`` (autocast forward; loss, normalisation and update in
+fp32) is faster on CPUs with bf16 units, but the pictures then differ slightly from the fp32 spec, so
+fp32 stays the default.
 """
 
 from __future__ import annotations
@@ -31,22 +28,17 @@ import torch
 from torch import nn
 
 from filtviz_core import algorithm as alg
-from filtviz_core import fourier as fourier_core
 from filtviz_core import methods
+from filtviz_core import objectives as core_objectives
 from filtviz_core.errors import FiltvizError
-from filtviz_core.transforms import output_size
 from filtviz_core.runrecord import run_record as _run_record
-from torch_filtviz import fourier as fourier_loop
-from torch_filtviz import placement
-from torch_filtviz import precision as precision_mode
-from torch_filtviz.hooks import Capture, Target, capture, target_channels
+from filtviz_core.transforms import output_size
+from torch_filtviz import job as jobs
+from torch_filtviz.method_parts import Setting
 from torch_filtviz.models import min_input_size, resolve_device
-from torch_filtviz.objectives import interior_mean as _objective
-from torch_filtviz.precision import conv_math
-from torch_filtviz.probe import classify_failure, size_text
-from torch_filtviz.targets import Resolver, model_device_dtype, model_trace, module_path, unknown_layer
+from torch_filtviz.targets import model_device_dtype
 
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = jobs.PRECISIONS
 
 
 @dataclass
@@ -67,6 +59,8 @@ class FilterResults:
     model: dict[str, Any] = field(default_factory=dict)  # name, class, preprocessing
     target: dict[str, Any] = field(default_factory=dict)  # module path, input/output, why
     method: str = methods.DEFAULT_METHOD  # "pixel" (SPEC §1-§14) or "fourier" (SPEC §15)
+    objective: dict[str, Any] = field(default_factory=dict)  # render's objective: its words and terms
+    diversity: int = 1  # pictures per filter (filters[i] repeats each filter this many times)
 
     def run_record(self, weights: dict[str, Any] | None = None) -> dict[str, Any]:
         """The run.json dictionary (same schema as tf_reference's); ``weights`` defaults to the model's."""
@@ -74,6 +68,8 @@ class FilterResults:
 
         extra: dict[str, Any] = {"torch": torch.__version__, "torchvision": torchvision.__version__,
                                  "model": self.model, "target": self.target, "method": self.method}
+        if self.objective:
+            extra["objective"] = self.objective
         if self.device.startswith("cuda") and torch.cuda.is_available():
             extra["device_name"] = torch.cuda.get_device_name(torch.device(self.device))
         return _run_record(
@@ -83,85 +79,6 @@ class FilterResults:
             layer=self.layer, filters=self.filters, params=self.params, losses=self.losses,
             dead=self.dead, seconds=self.seconds, device=self.device, extra=extra,
         )
-
-
-def _run_chunk(cap: Capture, target: Target, x0: np.ndarray, filters: list[int], *, steps: int, lr: float,
-               snaps: tuple[int, ...], clip: bool, device: torch.device, precision: str, channels_last: bool,
-               pbar: Any, model_dtype: torch.dtype = torch.float32
-               ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray]:
-    """Ascent for one chunk of filters (SPEC §6-§9): (raw, losses, snapshots, dead) as numpy."""
-    n = len(filters)
-    # clone(): a CPU tensor from_numpy shares the caller's init array, which must never be updated in place.
-    x = torch.from_numpy(np.ascontiguousarray(x0)).to(device).permute(0, 3, 1, 2)
-    x = x.clone(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    x.requires_grad_(True)
-    index = torch.tensor(filters, device=device)
-    rows = torch.arange(n, device=device)
-    losses, dead, kept = placement.ascent_records(n, steps, device)
-    autocast = precision_mode.autocast(device, precision)
-    cast = model_dtype != torch.float32  # a half/bf16 model sees its own dtype; the image stays fp32
-
-    def objective(image: torch.Tensor) -> torch.Tensor:
-        with autocast:
-            act = cap(image.to(model_dtype) if cast else image)[target.name]
-        return _objective(act, index, rows, target.channel_dim)
-
-    if 0 in snaps:
-        kept[0] = x.detach().clone()
-    frozen = None  # dead elements (SPEC §9): their image never changes, even when clipping
-    for k in range(max(steps, 1)):  # steps=0 still takes the gradient at x0, to tell dead filters
-        loss = objective(x)
-        (grad,) = torch.autograd.grad(loss.sum(), x)
-        losses[k] = loss.detach()
-        if k == 0:
-            dead = (grad == 0).flatten(1).all(dim=1)
-            frozen = dead.view(n, 1, 1, 1)
-        if steps == 0:
-            break
-        rms = grad.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(alg.RMS_FLOOR)
-        with torch.no_grad():
-            x.add_(lr * grad / rms)  # a dead element's gradient is 0: it stays put
-            if clip:
-                x.copy_(torch.where(frozen, x, x.clamp(0.0, 255.0)))
-        if k + 1 in snaps:
-            kept[k + 1] = x.detach().clone()
-        if pbar is not None:
-            pbar.update(n)
-    if steps > 0:
-        with torch.no_grad():
-            losses[steps] = objective(x)
-
-    def nhwc(t: torch.Tensor) -> np.ndarray:
-        return t.detach().permute(0, 2, 3, 1).float().cpu().numpy().astype(np.float32, copy=False)
-
-    return (nhwc(x), placement.to_host(losses.t()), {s: nhwc(t) for s, t in kept.items()},
-            dead.cpu().numpy())
-
-
-def _bytes_per_image(trace, target: Target, height: int, width: int) -> int:
-    """Memory one image costs up to the target: every traced value up to it, forward and backward."""
-    total = 0
-    for op in trace.ops:
-        if op.shape:
-            total += int(np.prod(op.shape[1:], dtype=np.int64)) * 4
-        if op.kind == "module" and op.name == target.path:
-            break
-    return int(total * placement.BACKWARD_FACTOR)
-
-
-def _image_size(init: np.ndarray | None, size: int) -> tuple[np.ndarray | None, int, int]:
-    """(init as (F, H, W, 3) or None, height, width); (-1, -1) when init is malformed (explained later)."""
-    if init is not None:
-        if np.ndim(init) == 3:  # one (H, W, 3) image, as tf_reference accepts for a single filter
-            init = np.asarray(init)[None]
-        shape = np.shape(init)
-        height, width = (int(shape[1]), int(shape[2])) if len(shape) == 4 else (-1, -1)
-        if len(shape) == 4 and min(height, width) < 1:
-            raise FiltvizError(f"init must be a (F, H, W, 3) float32 array in pixel units, got shape {shape}")
-        return init, height, width
-    if int(size) != size or size < 1:
-        raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
-    return None, int(size), int(size)
 
 
 def visualize_filters(
@@ -184,6 +101,9 @@ def visualize_filters(
     channels_last: bool | None = None,
     progress: bool = True,
     method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+    unit: str = "channel",
+    diversity: int = 1,
+    diversity_weight: float | None = None,
 ) -> FilterResults:
     """Gradient ascent on one input image per filter of ``layer`` (alias or module path).
 
@@ -195,6 +115,12 @@ def visualize_filters(
     ``transforms``, ``decay``, ``divisor``, ``decorrelate``, ``init_std``, ``beta1``, ``beta2``, ``eps``,
     ``pad_value``).
 
+    ``unit``: ``"channel"`` (the mean of the filter's map over its interior, SPEC §5) or ``"neuron"``
+    (the filter at the centre of its map). ``diversity=K``: K different pictures of each filter, one
+    diversity group each (SPEC §16.4): ``images`` is ``(F*K, H, W, 3)`` with filter f's k-th picture at
+    ``f*K + k`` (``filters`` repeats each filter K times); ``diversity_weight`` (default
+    ``filtviz_core.objectives.DIVERSITY_WEIGHT``) weighs the penalty against the objective.
+
     ``filters``: an index, a list, or a string such as ``"0-15,20"``. ``init``: (F, H, W, 3)
     float32 starting images in pixel units (overrides ``seed`` and ``size``; pixel method only). The model takes RGB
     pixels (0-255, NCHW; see :func:`~torch_filtviz.wrap_model`) and runs on ``device``
@@ -205,97 +131,57 @@ def visualize_filters(
     not depend on the batching beyond float rounding. ``channels_last``: None picks the faster
     memory format for the device (NHWC on CPU). ``precision``: ``"fp32"`` (IEEE fp32 convolutions
     and matmuls, whatever TF32 setting the process has), ``"tf32"`` or ``"bf16"`` (autocast).
+
+    >>> import torch_filtviz as fv
+    >>> model = fv.load_model("vgg16", weights="random")  # doctest: +SKIP
+    >>> res = fv.visualize_filters(model, "block1_conv2", "0-3", steps=10, size=32, progress=False)  # doctest: +SKIP
+    >>> res.images.shape  # doctest: +SKIP
+    (4, 32, 32, 3)
     """
     started = time.perf_counter()
-    alg.check_objective(objective)
-    steps, lr, options = methods.resolve(method, steps, lr, method_options)
-    alg.check_seed(seed)
-    methods.check_pixel_only(options, init_given=init is not None, clip=clip)
-    if precision not in PRECISIONS:
-        raise FiltvizError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
-        raise FiltvizError(f"batch size must be a whole number >= 1, got {batch_size}")
+    steps, lr, options = jobs.check_call(method=method, steps=steps, lr=lr, seed=seed, activation=objective,
+                                         method_options=method_options, init_given=init is not None, clip=clip,
+                                         precision=precision, batch_size=batch_size)
+    if unit not in core_objectives.UNITS:
+        raise FiltvizError(f"unknown unit {unit!r}; valid: {', '.join(core_objectives.UNITS)}")
+    group, weight = _diversity(diversity, diversity_weight, init is not None)
     dev = resolve_device(device)
     if channels_last is None:
         channels_last = dev.type == "cpu"
-    path = module_path(model, layer)
-    if path is None:
-        raise unknown_layer(model, str(layer))
-    init, height, width = _image_size(init, size)
+    paths = jobs.check_paths(model, [layer])
+    init, height, width = jobs.picture_size(init, size)
     seen_h, seen_w = (height, width) if options is None or height < 1 else output_size(height, width, options)
     if height > 0:
         methods.check_seen_size(min(height, width), min(seen_h, seen_w), min_input_size(model, layer), layer, options)
     snaps = alg.snapshot_steps(snapshots, steps)
 
-    with (placement.grad_enabled(), placement.placed(model, dev), placement.eval_mode(model),
-          placement.frozen(model), conv_math(precision)):
+    with jobs.session(model, dev, precision):
         model_dtype = model_device_dtype(model)[1]
         if height > 0:
-            trace = model_trace(model, (seen_h, seen_w))
-            if trace.error is not None and not trace.module_calls(path):  # the pass failed before the layer
-                if placement.is_out_of_memory(trace.error):
-                    raise trace.error
-                raise classify_failure(model, trace.error, path, layer, height, width) from None
-            target = Resolver(model, trace).resolve(layer, path, model.get_submodule(path), objective)
-            shape = _target_shape(trace, target, layer, seen_h, seen_w)
-            count = target_channels(target, torch.empty(shape, device="meta"))
+            layers = jobs.resolve_layers(model, paths, objective, height, width, seen_h, seen_w)
+            count = layers.shapes[layer][0]
         else:  # malformed init: let check_init explain after the filters are known
-            trace, target, count = None, None, 1 << 30
+            layers, count = None, 1 << 30
         chosen = alg.parse_filters(filters, count, layer)
-        if options is None:
-            x0 = alg.check_init(init, len(chosen)) if init is not None else alg.initial_images(chosen, height, seed)
-        if batch_size:
-            chunk = int(batch_size)
-        else:
-            chunk = placement.chunk_size(dev, len(chosen), _bytes_per_image(trace, target, seen_h, seen_w))
-        used = chunk
-        raws, losses, dead = [], [], []
-        snap_parts: dict[int, list[np.ndarray]] = {s: [] for s in snaps}
-        pbar = None
-        if progress:
-            from tqdm.auto import tqdm
+        x0 = alg.check_init(init, len(chosen)) if init is not None else None
+        assert layers is not None
+        keys = alg.element_keys(chosen, group)
+        per_element = [f for f in chosen for _ in range(group)]
+        setting = Setting(seed=int(seed), steps=steps, lr=lr, height=height, width=width, options=options, device=dev,
+                          channels_last=bool(channels_last), clip=bool(clip), init=x0)
+        job = jobs.Job(model, method, layers, setting, snaps, precision, model_dtype)
 
-            pbar = tqdm(total=steps * len(chosen), desc=f"{layer}", unit="img-step", leave=False)
+        def objective_for(rows: slice):
+            return core_objectives.per_filter(layer, per_element[rows], unit, group, weight)
+
+        pbar = jobs.progress_bar(progress, steps * len(keys), f"{layer}")
         try:
-            with capture(model, target) as cap:
-                pos = 0
-                while pos < len(chosen):
-                    part = chosen[pos:pos + chunk]
-                    shown = pbar.n if pbar is not None else 0
-                    try:
-                        if options is None:
-                            r, lo, sn, de = _run_chunk(cap, target, x0[pos:pos + len(part)], part, steps=steps,
-                                                       lr=lr, snaps=snaps, clip=clip, device=dev, precision=precision,
-                                                       channels_last=channels_last, pbar=pbar, model_dtype=model_dtype)
-                        else:
-                            r, lo, sn, de = fourier_loop.run_chunk(
-                                cap, target, part, seed=seed, steps=steps, lr=lr, options=options, height=height,
-                                width=width, snaps=snaps, device=dev, precision=precision,
-                                channels_last=channels_last, pbar=pbar, model_dtype=model_dtype)
-                    except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
-                        if not placement.is_out_of_memory(exc) or len(part) == 1:
-                            raise
-                        r = None  # handled below, once the traceback (and the chunk's tensors) are gone
-                    if r is None:
-                        cap.values = {}  # drop the failed chunk's activations before freeing the cache
-                        placement.release_cache(dev)
-                        if pbar is not None:  # the failed chunk's steps are done again
-                            pbar.n = shown
-                            pbar.refresh()
-                        chunk = max(1, len(part) // 2)
-                        used = min(used, chunk)
-                        continue
-                    raws.append(r)
-                    losses.append(lo)
-                    dead.append(de)
-                    for s in snaps:
-                        snap_parts[s].append(sn[s])
-                    pos += len(part)
+            raw, losses, snap, dead, used = jobs.run_elements(job, keys, objective_for, unit=group,
+                                                              batch_size=batch_size, pbar=pbar)
         finally:
             if pbar is not None:
                 pbar.close()
 
-    raw = np.concatenate(raws)
     if options is None:  # the pixel method's params, exactly as before methods existed
         params = {
             "steps": steps, "size": height if height == width else [height, width], "lr": float(lr),
@@ -310,39 +196,27 @@ def visualize_filters(
             "seen_size": [seen_h, seen_w], "precision": precision, "channels_last": bool(channels_last),
             "batch_size": used, **options.as_params(),
         }
-    describe = getattr(model, "describe", None)
+    if unit != "channel":
+        params["unit"] = unit
+    if group > 1:
+        params.update(diversity=group, diversity_weight=weight)
     return FilterResults(
-        filters=list(chosen), layer=layer, raw=raw,
-        images=alg.deprocess(raw) if options is None else fourier_core.to_uint8(raw),
-        losses=np.concatenate(losses).astype(np.float64), snapshots={s: np.concatenate(p) for s, p in snap_parts.items()},
-        dead=np.concatenate(dead).astype(bool), params=params, seconds=time.perf_counter() - started,
-        device=str(dev), weights=dict(getattr(model, "weights_info", {}) or {}),
-        model=describe() if callable(describe) else {"name": type(model).__name__, "class": type(model).__name__,
-                                                     "preprocess": "none"},
-        target=target.describe(model) if target is not None else {}, method=method,
+        filters=list(per_element), layer=layer, raw=raw, images=methods.display(method)(raw), losses=losses,
+        snapshots=snap, dead=dead, params=params, seconds=time.perf_counter() - started, device=str(dev),
+        weights=dict(getattr(model, "weights_info", {}) or {}), model=jobs.model_description(model),
+        target=layers.targets[layer].describe(model), method=method, diversity=group,
     )
 
 
-def _target_shape(trace, target: Target, layer: str, height: int, width: int) -> tuple[int, ...]:
-    """Shape of the target tensor for one image, from the trace; checked to be maps or units."""
-    shape = None
-    for op in trace.ops:
-        if target.function_call is not None:
-            if op.kind == "function" and op.activation and op.call == target.function_call:
-                shape = op.shape
-                break
-        elif op.kind == "module" and op.name == target.path and op.call == target.call:
-            if target.where == "output":
-                shape = op.shape
-            else:
-                producer = trace.producer(op.inputs[0], ("function", "module")) if op.inputs else None
-                shape = producer.shape if producer is not None else op.shape
-            break
-    if shape is None:
-        raise FiltvizError(f"layer {layer!r} was not reached by the forward pass of the model")
-    if len(shape) not in (2, 4):
-        raise FiltvizError(f"layer {layer!r} gives a {tuple(shape)} tensor; filter visualization needs "
-                           "(N, C, H, W) feature maps or (N, C) units")
-    if len(shape) == 4 and min(shape[2:] if target.channel_dim == 1 else shape[1:3]) < 1:
-        raise FiltvizError(f"size {size_text(height, width)} is too small for {layer}: its map is empty")
-    return tuple(shape)
+def _diversity(diversity: int, weight: float | None, init_given: bool) -> tuple[int, float]:
+    """(pictures per filter, penalty weight), checked."""
+    if isinstance(diversity, bool) or int(diversity) != diversity or diversity < 1:
+        raise FiltvizError(f"diversity must be a whole number >= 1 (pictures per filter), got {diversity!r}")
+    if weight is None:
+        weight = core_objectives.DIVERSITY_WEIGHT
+    if not np.isfinite(weight) or weight < 0:
+        raise FiltvizError(f"diversity weight must be a finite number >= 0, got {weight!r}")
+    if diversity > 1 and init_given:
+        raise FiltvizError("init gives one start per filter; diversity=K draws K seeded starts per filter, "
+                           "so the two do not go together")
+    return int(diversity), float(weight)

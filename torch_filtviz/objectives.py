@@ -1,19 +1,32 @@
-"""The objective: what the ascent maximizes for each filter (tf_reference/SPEC.md §5).
+"""Objectives in torch: what the loop maximizes, one value per batch element (SPEC.md §5, §16).
 
-Per batch element, the mean of its own filter's map over the interior (the border rule of
-``filtviz_core.algorithm.interior``), computed in fp32 whatever the network's precision.
-:func:`filter_objective` is the same quantity as a plain differentiable function of pixel images,
-for callers that want values or input gradients without running an ascent (the parity suite).
+The objectives themselves and their algebra are framework-free (``filtviz_core.objectives``,
+re-exported here: ``channel``, ``neuron``, ``direction``, ``diversity``, ``sum``);
+:func:`compile_objective` turns one into a function of the captured tensors, computed in fp32
+whatever the network's precision. :func:`interior_mean` is SPEC §5's per-filter objective (each
+element its own filter's interior mean). :func:`filter_objective` and :func:`objective_values` give
+values and input gradients of pictures without running an optimization (the parity suite).
+
+    >>> from torch_filtviz import objectives as obj
+    >>> print(obj.channel("block4_conv3", 12) - 100 * obj.diversity("block4_conv3"))
+    channel(block4_conv3, 12) - 100 * diversity(block4_conv3)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
 from filtviz_core import algorithm as alg
+from filtviz_core import objectives as core
+from filtviz_core.errors import FiltvizError
+from filtviz_core.objectives import Objective, channel, direction, diversity, neuron, sum  # noqa: A004, F401
+from torch_filtviz.targets import Target
+
+__all__ = ["Objective", "channel", "compile_objective", "direction", "diversity", "filter_objective",
+           "interior_mean", "neuron", "objective_values", "sum"]
 
 
 def interior_mean(act: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
@@ -54,3 +67,117 @@ def filter_objective(model: nn.Module, layer: str, filters: int | str | Iterable
     index = torch.tensor(chosen, device=images.device)
     rows = torch.arange(len(chosen), device=images.device)
     return interior_mean(act, index, rows, getattr(target, "channel_dim", 1))
+
+
+# --- any objective (filtviz_core.objectives), evaluated on captured torch tensors ------------------
+
+Compiled = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+def _maps(act: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """A captured tensor as (N, C, H, W) or (N, C): channels-last maps are viewed channels-first."""
+    if act.ndim == 4 and channel_dim in (-1, 3):
+        return act.permute(0, 3, 1, 2)
+    return act
+
+
+def _interior_positions(t: torch.Tensor) -> torch.Tensor:
+    """(N, h, w) -> (N,) mean over the interior of each map (the border rule), in fp32."""
+    hs, ws = alg.interior(t.shape[1], t.shape[2])
+    return t[:, hs, ws].float().mean(dim=(1, 2))
+
+
+def _term_fn(term: core.Term, channel_dim: int, batch_size: int, device: torch.device) -> Compiled:
+    """One term as a function of its layer's captured tensor -> (B,) fp32 values."""
+    rows = torch.arange(batch_size, device=device)
+    if term.kind == "channel":
+        index = torch.tensor(term.channel_for(batch_size), device=device)
+        return lambda act: interior_mean(act, index, rows, channel_dim)
+    if term.kind == "neuron":
+        index = torch.tensor(term.channel_for(batch_size), device=device)
+
+        def neuron(act: torch.Tensor) -> torch.Tensor:
+            a = _maps(act, channel_dim)
+            if a.ndim == 2:
+                return a[rows, index].float()
+            y, x = term.position(a.shape[2], a.shape[3])
+            return a[rows, index, y, x].float()
+
+        return neuron
+    if term.kind == "direction":
+        unit = torch.from_numpy(term.unit_vector()).to(device)
+
+        def direction(act: torch.Tensor) -> torch.Tensor:
+            a = _maps(act, channel_dim).float()
+            if a.ndim == 2:
+                return a @ unit
+            return _interior_positions(torch.einsum("nchw,c->nhw", a, unit))
+
+        return direction
+    if term.kind == "diversity":
+        group = term.group or batch_size
+
+        def diversity(act: torch.Tensor) -> torch.Tensor:
+            a = _maps(act, channel_dim).float()
+            flat = a.reshape(a.shape[0], a.shape[1], -1)  # (B, C, positions)
+            grams = torch.bmm(flat, flat.transpose(1, 2)).reshape(a.shape[0], -1)
+            grams = grams / grams.square().sum(dim=1, keepdim=True).clamp_min(core.GRAM_EPS).sqrt()
+            g = grams.reshape(-1, group, grams.shape[1])
+            sim = torch.bmm(g, g.transpose(1, 2))  # (B / group, group, group)
+            own = torch.diagonal(sim, dim1=1, dim2=2)
+            return ((sim.sum(dim=2) - own) / group).reshape(-1)
+
+        return diversity
+    raise FiltvizError(f"unknown objective kind {term.kind!r}; valid: {', '.join(core.KINDS)}")
+
+
+def compile_objective(objective: core.Objective, targets: Mapping[str, Target], batch_size: int,
+                      device: torch.device) -> Compiled:
+    """``objective`` as a function ``{layer: captured tensor} -> (B,)`` fp32 values, one per element.
+
+    A lone term of weight 1 is returned as it is, so SPEC.md's per-filter objective keeps its exact
+    arithmetic; otherwise the weighted terms are summed in order.
+    """
+    parts = []
+    for weight, term in objective.terms:
+        fn = _term_fn(term, getattr(targets[term.layer], "channel_dim", 1), batch_size, device)
+        if term.batch is not None:
+            mask = torch.zeros(batch_size, dtype=torch.bool, device=device)
+            mask[term.batch] = True
+            fn = _restricted(fn, mask)
+        parts.append((weight, term.layer, fn))
+    if len(parts) == 1 and parts[0][0] == 1.0:
+        _, layer, fn = parts[0]
+        return lambda acts: fn(acts[layer])
+
+    def total(acts: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = None
+        for weight, layer, fn in parts:
+            value = fn(acts[layer]) * weight
+            out = value if out is None else out + value
+        assert out is not None
+        return out
+
+    return total
+
+
+def _restricted(fn: Compiled, mask: torch.Tensor) -> Compiled:
+    return lambda act: torch.where(mask, fn(act), torch.zeros((), device=mask.device))
+
+
+def objective_values(model: nn.Module, objective: core.Objective, images: torch.Tensor,
+                     activation: str = alg.DEFAULT_OBJECTIVE) -> torch.Tensor:
+    """``objective`` for a batch of pixel ``images`` (B, C, H, W): ``(B,)`` fp32, differentiable with
+    respect to the images; for values and input gradients without running an optimization (parity)."""
+    from torch_filtviz.hooks import capture, resolve_target, target_channels
+
+    core.check_objective(objective)
+    targets = {layer: resolve_target(model, layer, activation) for layer in objective.layers()}
+    with capture(model, list(targets.values())) as cap:
+        acts = cap(images)
+    shapes = {}
+    for layer, t in targets.items():
+        a = _maps(acts[layer], t.channel_dim)
+        shapes[layer] = (target_channels(t, acts[layer]), tuple(a.shape[2:4]) if a.ndim == 4 else None)
+    objective.check(shapes, int(images.shape[0]))
+    return compile_objective(objective, targets, int(images.shape[0]), images.device)(acts)

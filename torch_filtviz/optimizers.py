@@ -1,4 +1,9 @@
-"""Adam, written out (tf_reference/SPEC.md §15.6), so that both frameworks run the same formula.
+"""Optimizers: how the loop moves ``theta`` given its gradient (SPEC.md §6, §15.6, §16.1). Both ascend.
+
+Each has ``step(theta, grad, frozen)``, in place; ``frozen`` marks the dead elements (SPEC §9), which
+never move. :class:`NormalizedStep` is the pixel method's RMS-normalised step (SPEC §6).
+
+:class:`Adam` is written out (SPEC §15.6), so that both frameworks run the same formula.
 
 ``torch.optim.Adam`` and Keras' Adam differ in where epsilon goes and fuse operations differently;
 this class and tf_reference's twin compute, in float32 and in this order,
@@ -11,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from filtviz_core.algorithm import RMS_FLOOR
 
 
 def f32(x: float) -> float:
@@ -36,3 +43,22 @@ class Adam:
         self.m = b1 * self.m + f32(1.0 - self.beta1) * grad
         self.v = b2 * self.v + f32(1.0 - self.beta2) * (grad * grad)
         param.add_(f32(self.lr) * (self.m / c1) / (torch.sqrt(self.v / c2) + f32(self.eps)))
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor, frozen: torch.Tensor) -> None:
+        """One ascending step; a dead element's gradient is taken as 0, so it stays put (SPEC §15.8)."""
+        self.ascend(param, torch.where(frozen, torch.zeros_like(grad), grad))
+
+
+class NormalizedStep:
+    """``x += lr * g / max(rms(g), 1e-12)``, the RMS over each element's own values; optionally
+    clipped to 0-255 (dead elements are never clipped: they stay exactly at their start)."""
+
+    def __init__(self, lr: float, clip: bool = False) -> None:
+        self.lr, self.clip = lr, clip
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor, frozen: torch.Tensor) -> None:
+        rms = grad.square().mean(dim=tuple(range(1, grad.ndim)), keepdim=True).sqrt().clamp_min(RMS_FLOOR)
+        with torch.no_grad():
+            param.add_(self.lr * grad / rms)  # a dead element's gradient is 0: it stays put
+            if self.clip:
+                param.copy_(torch.where(frozen, param, param.clamp(0.0, 255.0)))

@@ -1,9 +1,14 @@
-"""What the fourier method optimizes, and how it becomes a picture (tf_reference/SPEC.md §15.2).
+"""Parameterizations: what the loop optimizes (``theta``) and how it becomes a picture (SPEC.md §16.1).
 
-:class:`FourierImage` turns a batch of spectra, one per filter, into RGB pixel images (0-255, the
-units the model's own preprocessing expects): scaled by ``1 / f``, inverse real FFT (orthonormal),
-divided by a constant, colour-decorrelated, squashed by a sigmoid. The constants come from
-``filtviz_core.fourier``, so tf_reference builds the identical picture.
+Every parameterization has ``theta`` (the leaf tensor the gradient is taken of, one row per batch
+element) and ``picture(theta)``: ``(n, 3, H, W)`` RGB in pixel units (0-255, the units the model's
+own preprocessing expects), NCHW as the network takes it.
+
+* :class:`PixelParam` (the pixel method, SPEC §2-§3): theta is the picture itself.
+* :class:`FourierParam` (SPEC §15.2): theta is one spectrum per element; :class:`FourierImage` turns
+  it into a picture: scaled by ``1 / f``, inverse real FFT (orthonormal), divided by a constant,
+  colour-decorrelated, squashed by a sigmoid. The constants come from ``filtviz_core.fourier``, so
+  tf_reference builds the identical picture.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from collections.abc import Sequence
+
 from filtviz_core import fourier
+from filtviz_core.algorithm import Key
 from filtviz_core.methods import FourierOptions
 
 
@@ -36,3 +44,32 @@ class FourierImage:
         t = t / self.divisor  # (n, 3, H, W)
         u = torch.einsum("dc,nchw->nhwd", self.matrix, t)
         return (torch.sigmoid(u) * fourier.PIXEL_MAX).contiguous()
+
+
+class PixelParam:
+    """The picture is the parameter: ``theta`` (n, 3, H, W) float32 pixels from NHWC starts ``x0``,
+    in the ``channels_last`` memory format when asked (the CPU convolutions' faster layout)."""
+
+    def __init__(self, x0: np.ndarray, device: torch.device, channels_last: bool) -> None:
+        # clone(): a CPU tensor from_numpy shares the caller's init array, which must never be updated in place.
+        x = torch.from_numpy(np.ascontiguousarray(x0)).to(device).permute(0, 3, 1, 2)
+        self.theta = x.clone(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        self.theta.requires_grad_(True)
+
+    def picture(self, theta: torch.Tensor) -> torch.Tensor:
+        return theta
+
+
+class FourierParam:
+    """One seeded spectrum per element (``filtviz_core.fourier.initial_spectra`` of the elements' keys);
+    the picture is :class:`FourierImage`'s NHWC result viewed as NCHW (no copy: channels_last layout)."""
+
+    def __init__(self, keys: Sequence[Key], seed: int, height: int, width: int, options: FourierOptions,
+                 device: torch.device) -> None:
+        spectra = fourier.initial_spectra(list(keys), height, width, seed, options.init_std)
+        self.theta = torch.from_numpy(spectra).to(device)
+        self.theta.requires_grad_(True)
+        self.image = FourierImage(height, width, options, device)
+
+    def picture(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.image(theta).permute(0, 3, 1, 2)

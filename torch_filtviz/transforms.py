@@ -1,4 +1,7 @@
-"""Transformation robustness on the device: one affine bilinear resampling per step (SPEC.md §15.4).
+"""Transforms: what the network sees of the picture at step k (SPEC.md §15.3-§15.4, §16.1).
+
+:class:`Identity` hands the picture over as it is (the pixel method; the fourier method without
+transforms); :class:`AffineViews` applies each element's own affine bilinear resampling of step k.
 
 The per-filter, per-step matrices come from ``filtviz_core.transforms`` (numpy draws seeded by
 ``(seed, filter, step)``); this module only applies them, with the sampler written out exactly as
@@ -8,8 +11,14 @@ float rounding. Each batch element has its own matrix: a filter's picture never 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
+
+from filtviz_core import transforms as draws
+from filtviz_core.algorithm import Key
+from filtviz_core.methods import FourierOptions
 
 
 def source_coordinates(matrices: torch.Tensor, out_height: int, out_width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,3 +58,31 @@ def resample(images: torch.Tensor, matrices: torch.Tensor, out_height: int, out_
     top = (1 - fx) * at(rows0, cols0) + fx * at(rows0, cols1)
     bottom = (1 - fx) * at(rows1, cols0) + fx * at(rows1, cols1)
     return fill + (1 - fy) * top + fy * bottom
+
+
+class Identity:
+    """The network sees the picture itself, in the memory format the call chose."""
+
+    def __init__(self, channels_last: bool) -> None:
+        self.channels_last = channels_last
+
+    def __call__(self, picture: torch.Tensor, step: int) -> torch.Tensor:
+        return picture if self.channels_last else picture.contiguous()
+
+
+class AffineViews:
+    """Step k's random affine view of each element's picture (SPEC §15.3): the draws of every step
+    (``filtviz_core.transforms.affines`` of the elements' keys, and the one the last loss is measured
+    under) go to the device once."""
+
+    def __init__(self, keys: Sequence[Key], seed: int, steps: int, height: int, width: int,
+                 options: FourierOptions, device: torch.device, channels_last: bool) -> None:
+        self.matrices = torch.from_numpy(draws.affines(seed, list(keys), range(steps + 1), height, width,
+                                                       options)).to(device)
+        self.out_h, self.out_w = draws.output_size(height, width, options)
+        self.fill, self.channels_last = options.pad_value, channels_last
+
+    def __call__(self, picture: torch.Tensor, step: int) -> torch.Tensor:
+        nhwc = picture.permute(0, 2, 3, 1)  # the sampler gathers whole pixels: NHWC
+        seen = resample(nhwc, self.matrices[step], self.out_h, self.out_w, self.fill).permute(0, 3, 1, 2)
+        return seen if self.channels_last else seen.contiguous()

@@ -1,0 +1,64 @@
+"""How each method of ``filtviz_core.methods.REGISTRY`` is assembled from the loop's parts, in torch.
+
+A method is (parameterization, transform, optimizer) with its defaults; the objective is the
+caller's. Adding a method: its entry in the registry, its parts, and one builder here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from filtviz_core import algorithm as alg
+from filtviz_core.algorithm import Key
+from filtviz_core.methods import FourierOptions
+from torch_filtviz.optimizers import Adam, NormalizedStep
+from torch_filtviz.parameterizations import FourierParam, PixelParam
+from torch_filtviz.transforms import AffineViews, Identity
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a chunk's parts are built from (the same for every chunk of a call)."""
+
+    seed: int
+    steps: int
+    lr: float
+    height: int
+    width: int
+    options: FourierOptions | None
+    device: torch.device
+    channels_last: bool
+    clip: bool = False
+    init: np.ndarray | None = None  # the pixel method's explicit starts, one per element of the call
+
+
+Parts = tuple[object, Callable[[torch.Tensor, int], torch.Tensor], object]
+
+
+def pixel(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
+    """SPEC §2-§9: the picture itself, seen as it is, RMS-normalised steps."""
+    x0 = s.init[rows] if s.init is not None else alg.initial_images(list(keys), s.height, s.seed)
+    return PixelParam(x0, s.device, s.channels_last), Identity(s.channels_last), NormalizedStep(s.lr, s.clip)
+
+
+def fourier(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
+    """SPEC §15: a decorrelated spectrum, random affine views, Adam."""
+    o = s.options
+    assert o is not None
+    param = FourierParam(keys, s.seed, s.height, s.width, o, s.device)
+    view = (AffineViews(keys, s.seed, s.steps, s.height, s.width, o, s.device, s.channels_last) if o.transforms
+            else Identity(s.channels_last))
+    return param, view, Adam(param.theta, s.lr, o.beta1, o.beta2, o.eps)
+
+
+BUILDERS: dict[str, Callable[[Sequence[Key], slice, Setting], Parts]] = {"pixel": pixel, "fourier": fourier}
+
+
+def build(method: str, keys: Sequence[Key], rows: slice, setting: Setting) -> Parts:
+    """The (parameterization, transform, optimizer) of ``method`` for the elements ``keys``, which are
+    rows ``rows`` of the call (where an explicit init is taken from)."""
+    return BUILDERS[method](keys, rows, setting)
