@@ -107,13 +107,13 @@ def as_tensor(pictures: np.ndarray, device: torch.device | str = "cpu") -> torch
 def all_channel_objectives(model: nn.Module, layer: str, images: torch.Tensor) -> torch.Tensor:
     """(N, C): the objective of every filter of ``layer`` for every image (pre-activation interior means,
     the quantity :func:`torch_filtviz.filter_objective` computes for one filter per image)."""
-    from torch_filtviz.hooks import capture, resolve_target
+    from torch_filtviz.hooks import capture, channels_first, resolve_target
 
     target = resolve_target(model, layer, alg.DEFAULT_OBJECTIVE)
     out = []
     with torch.no_grad(), capture(model, target) as cap:
         for part in images.split(CHUNK):
-            act = cap(part)[target.name]
+            act = channels_first(target, cap(part)[target.name])
             hs, ws = alg.interior(act.shape[2], act.shape[3])
             out.append(act[:, :, hs, ws].float().mean(dim=(2, 3)))
     return torch.cat(out)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from torch_filtviz.probe import smallest_sizes
-from torch_filtviz.targets import any_trace, display_path
+from torch_filtviz.targets import any_trace, channel_count, display_path, value_channel_dim
 
 
 @dataclass
@@ -49,8 +49,7 @@ def layer_rows(model: nn.Module, kind: str = "all") -> list[LayerRow]:
         shape = getattr(op, "shape", None)
         filters = None
         if shape and len(shape) >= 2:
-            last = isinstance(modules[path], (nn.Linear, nn.LayerNorm)) and len(shape) == 4
-            filters = int(shape[-1] if last else shape[1])
+            filters = channel_count(shape, value_channel_dim(trace, op.output, shape))
         rows.append(LayerRow(display_path(model, path), type(modules[path]).__name__, filters, sizes.get(path),
                              calls.get(path, 0)))
     return rows

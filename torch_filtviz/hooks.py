@@ -23,7 +23,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from filtviz_core.errors import FiltvizError
-from torch_filtviz.targets import OBJECTIVE_KINDS, Target, resolve_target  # noqa: F401  (re-exported)
+from torch_filtviz.targets import (OBJECTIVE_KINDS, Target, channels_first, resolve_target,  # noqa: F401  (re-exported)
+                                   target_channels)
 from torch_filtviz.trace import ACTIVATION_FUNCTIONS, ACTIVATION_MODULES, function_name  # noqa: F401
 
 ACTIVATIONS = ACTIVATION_MODULES  # the modules whose input is a pre-activation (kept under its old name)
@@ -171,16 +172,10 @@ def layer_output(model: nn.Module, target: Target, x: torch.Tensor) -> torch.Ten
         return cap(x)[target.name]
 
 
-def target_channels(target: Target, act: torch.Tensor) -> int:
-    """How many filters a captured tensor holds (dim 1, or the last dim for channels-last maps)."""
-    if act.ndim == 4 and target.channel_dim in (-1, 3):
-        return int(act.shape[-1])
-    return int(act.shape[1])
-
-
 def layer_channels(model: nn.Module, layer: str, size: int = 64) -> int:
     """Number of channels (filters) of ``layer``: a conv's ``out_channels`` when that is what the
-    name denotes, else measured by one truncated, gradient-free forward of a grey ``size`` px image."""
+    name denotes, else measured by one truncated, gradient-free forward of a grey ``size`` px image
+    (in the channel dim the target names: the last one of channels-last maps)."""
     target = resolve_target(model, layer)
     if isinstance(target.module, nn.Conv2d):
         return int(target.module.out_channels)
@@ -192,4 +187,4 @@ def layer_channels(model: nn.Module, layer: str, size: int = 64) -> int:
         out = layer_output(model, target, torch.full((1, 3, size, size), 128.0, device=device, dtype=dtype))
     if out.ndim < 2:
         raise FiltvizError(f"layer {layer!r} has no channel dimension (output shape {tuple(out.shape)})")
-    return int(out.shape[1])
+    return target_channels(target, out)

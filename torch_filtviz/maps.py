@@ -15,7 +15,7 @@ from torch import nn
 
 from filtviz_core.errors import FiltvizError
 from filtviz_core.images import as_image_batch
-from torch_filtviz.hooks import capture, resolve_target
+from torch_filtviz.hooks import capture, channels_first, resolve_target
 from torch_filtviz.models import min_input_size
 from torch_filtviz.placement import eval_mode, is_out_of_memory
 from torch_filtviz.probe import classify_failure
@@ -24,7 +24,8 @@ from torch_filtviz.targets import model_device_dtype
 
 def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
                  layers: str | Sequence[str]) -> dict[str, torch.Tensor]:
-    """``{layer: (N, C, h, w) float32 tensor on the CPU}`` for each requested layer, in the order given.
+    """``{layer: (N, C, h, w) float32 tensor on the CPU}`` for each requested layer, in the order given
+    (channels-last maps, such as an ``nn.Linear`` on NHWC, are put channels first).
 
     ``images``: numpy RGB pixels, (H, W, 3) or (N, H, W, 3), uint8 or float on the 0-255 scale,
     or a torch tensor (N, 3, H, W) / (3, H, W) of pixels. The model runs where its parameters are,
@@ -56,4 +57,4 @@ def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
             raise
         raise classify_failure(model, exc, targets[-1].path, ", ".join(names), int(x.shape[2]),
                                int(x.shape[3])) from None
-    return {name: values[name].detach().float().cpu() for name in names}
+    return {t.name: channels_first(t, values[t.name]).detach().float().cpu().contiguous() for t in targets}

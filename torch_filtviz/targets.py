@@ -201,10 +201,56 @@ def resolve_target(model: nn.Module, layer: str, objective: str | None = None, *
     if path is None:
         raise unknown_layer(model, str(layer))
     module = model.get_submodule(path)
-    if objective is None:
-        return Target(layer, path, module, "output")
     trace = any_trace(model) if size is None else model_trace(model, size)
+    if objective is None:
+        calls = trace.module_calls(path)
+        out = calls[0].output if calls else None
+        dim = value_channel_dim(trace, out, calls[0].shape) if out is not None else 1
+        return Target(layer, path, module, "output", channel_dim=dim)
     return Resolver(model, trace).resolve(layer, path, module, objective)
+
+
+# --- where the units are -------------------------------------------------------------------------
+
+
+def value_channel_dim(trace: Trace, value: Key, shape: tuple[int, ...] | None) -> int:
+    """Where the units of a traced value are: -1 for a 4-d map made channels last (``linear`` /
+    ``layer_norm`` on (N, H, W, C), through activations and channel-preserving steps), else 1."""
+    if shape is None or len(shape) != 4:
+        return 1
+    op = trace.producer(value)
+    while op is not None:
+        if op.name in CHANNELS_LAST_MAKERS:
+            return -1
+        if op.name in CHANNELS_FIRST_MAKERS:
+            return 1
+        if (op.activation or op.name in CHANNEL_PRESERVING) and op.inputs:
+            op = trace.producer(op.inputs[0])
+            continue
+        return 1
+    return 1
+
+
+def channel_axis(channel_dim: int, ndim: int) -> int:
+    """The axis holding the units of an ``ndim``-d tensor whose :attr:`Target.channel_dim` is ``channel_dim``:
+    the last one of a channels-last 4-d map, else axis 1. The one rule every count and map view uses."""
+    return ndim - 1 if ndim == 4 and channel_dim in (-1, 3) else 1
+
+
+def channel_count(shape: tuple[int, ...] | torch.Size, channel_dim: int) -> int:
+    """How many units (filters) a tensor of ``shape`` holds."""
+    return int(shape[channel_axis(channel_dim, len(shape))])
+
+
+def target_channels(target: Target, act: torch.Tensor) -> int:
+    """How many filters a captured tensor of ``target`` holds (its channel dim, wherever the target says it is)."""
+    return channel_count(tuple(act.shape), target.channel_dim)
+
+
+def channels_first(target: Target, act: torch.Tensor) -> torch.Tensor:
+    """A captured tensor of ``target`` as (N, C, ...): channels-last maps are viewed as NCHW (no copy)."""
+    axis = channel_axis(target.channel_dim, act.ndim)
+    return act if axis == 1 else act.movedim(axis, 1)
 
 
 class Resolver:
@@ -297,20 +343,7 @@ class Resolver:
         return None
 
     def _channel_dim(self, value: Key) -> int:
-        shape = self.shapes.get(value)
-        if shape is None or len(shape) != 4:
-            return 1
-        op = self.trace.producer(value)
-        while op is not None:
-            if op.name in CHANNELS_LAST_MAKERS:
-                return -1
-            if op.name in CHANNELS_FIRST_MAKERS:
-                return 1
-            if (op.activation or op.name in CHANNEL_PRESERVING) and op.inputs:
-                op = self.trace.producer(op.inputs[0])
-                continue
-            return 1
-        return 1
+        return value_channel_dim(self.trace, value, self.shapes.get(value))
 
     # -- building targets -------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from filtviz_core.photos import Photo
 from torch_filtviz.atlas.receptive import Geometry, probe_layers
-from torch_filtviz.hooks import capture, resolve_target
+from torch_filtviz.hooks import capture, channels_first, resolve_target
 
 
 @dataclass
@@ -81,8 +81,8 @@ def photo_peaks(model: nn.Module, layers: Sequence[str], photos: Sequence[Photo]
             x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
             acts = cap(x)
             passes += 1
-            for layer in layers:
-                act = acts[layer][0].float()
+            for layer, target in zip(layers, targets):
+                act = channels_first(target, acts[layer])[0].float()  # (C, h, w), also for channels-last maps
                 if act.ndim == 1:
                     act = act[:, None, None]
                 flat = act.flatten(1)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from filtviz_core.errors import FiltvizError
-from torch_filtviz.hooks import capture, resolve_target
+from torch_filtviz.hooks import capture, channels_first, resolve_target, target_channels
 
 SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
@@ -111,8 +111,8 @@ def probe_layers(model: nn.Module, layers: list[str], height: int, width: int | 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FiltvizError(f"size {_size_text(height, width)} is too small for {', '.join(layers)}: {first}") from None
     found = {}
-    for layer in layers:
-        act = acts[layer]
+    for layer, target in zip(layers, targets):
+        act = channels_first(target, acts[layer])  # (N, C, h, w), whatever the layer's own layout
         if act.ndim != 4 or min(act.shape[-2:]) < 1:
             if act.ndim == 4:
                 raise FiltvizError(f"size {_size_text(height, width)} is too small for {layer}: its feature map is empty")
@@ -124,7 +124,7 @@ def probe_layers(model: nn.Module, layers: list[str], height: int, width: int | 
                 break
             if event[0] == "call":
                 calls.append(event[1:])
-        found[layer] = (_compose(calls, height, width, map_size), map_size, int(act.shape[1]))
+        found[layer] = (_compose(calls, height, width, map_size), map_size, target_channels(target, acts[layer]))
     return found
 
 
