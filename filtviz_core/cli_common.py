@@ -118,6 +118,38 @@ def add_method_options(group) -> None:
                             f"(fourier; default {methods.default_lr('fourier')})")
 
 
+def add_unit_options(group) -> None:
+    """``--unit``, ``--diversity`` and ``--diversity-weight`` of the filters command, alike in both command lines."""
+    from filtviz_core import objectives
+
+    group.add_argument("--unit", choices=objectives.UNITS, default="channel",
+                       help="channel (the mean of the filter's map over its interior) or neuron (the filter at "
+                            "the centre of its map); default: %(default)s")
+    group.add_argument("--diversity", type=int, default=1, metavar="K",
+                       help="K different pictures of each filter (a diversity penalty couples them); "
+                            "default: %(default)s")
+    group.add_argument("--diversity-weight", type=float, default=None, metavar="W",
+                       help=f"weight of the diversity penalty; default: {objectives.DIVERSITY_WEIGHT:g}")
+
+
+def unit_kwargs(args) -> dict:
+    """The filters command's unit options as keyword arguments of visualize_filters (checked)."""
+    from filtviz_core.errors import FiltvizError
+
+    if args.diversity < 1:
+        raise FiltvizError(f"--diversity must be a whole number >= 1, got {args.diversity}")
+    if args.diversity_weight is not None and not (args.diversity_weight >= 0 and args.diversity_weight < float("inf")):
+        raise FiltvizError(f"--diversity-weight must be a finite number >= 0, got {args.diversity_weight}")
+    kwargs: dict = {}
+    if args.unit != "channel":
+        kwargs["unit"] = args.unit
+    if args.diversity != 1:
+        kwargs["diversity"] = args.diversity
+    if args.diversity_weight is not None:
+        kwargs["diversity_weight"] = args.diversity_weight
+    return kwargs
+
+
 def add_progress(group) -> None:
     """``--progress/--no-progress``: a progress bar on stderr, by default only when stderr is a terminal."""
     group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

@@ -48,6 +48,19 @@ def check_writable(out: str | os.PathLike[str], create: bool = True) -> Path:
     return path
 
 
+def picture_names(filters: Sequence[int]) -> list[str]:
+    """File names of the per-filter pictures: ``filter_0007.png``; when a filter has several pictures
+    (``diversity=K``: each filter repeated K times in a row), ``filter_0007_0.png`` ... ``filter_0007_3.png``."""
+    repeated = len(set(int(f) for f in filters)) < len(filters)
+    seen: dict[int, int] = {}
+    names = []
+    for f in filters:
+        k = seen.get(int(f), 0)
+        seen[int(f)] = k + 1
+        names.append(f"filter_{int(f):04d}_{k}.png" if repeated else f"filter_{int(f):04d}.png")
+    return names
+
+
 def write_filter_outputs(out: str | os.PathLike[str], *, layer: str, filters: Sequence[int], images: np.ndarray,
                          losses: np.ndarray, snapshots: Mapping[int, np.ndarray], record: dict[str, Any],
                          per_filter_png: bool = True, method: str = "pixel") -> dict[str, Path]:
@@ -57,9 +70,8 @@ def write_filter_outputs(out: str | os.PathLike[str], *, layer: str, filters: Se
     out = check_writable(out)
     written: dict[str, Path] = {}
     if per_filter_png:
-        for i, f in enumerate(filters):
-            path = out / FILTER_DIR / f"filter_{int(f):04d}.png"
-            atomic.save_png(path, np.asarray(images[i]))
+        for i, name in enumerate(picture_names(filters)):
+            atomic.save_png(out / FILTER_DIR / name, np.asarray(images[i]))
         written["filters"] = out / FILTER_DIR
     losses = np.asarray(losses)
     grid = plots.plot_filter_grid(images, filters, layer, losses=losses[:, -1])

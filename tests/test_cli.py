@@ -67,7 +67,7 @@ def test_filters_end_to_end(capsys, tmp_path, weights_file):
 
 
 def test_maps_summary_layers_weights(capsys, tmp_path, weights_file, fast_load):
-    code, out, err = run(capsys, "maps", "--layers", "block1_conv2,block3_conv1", "--image-size", "64",
+    code, out, err = run(capsys, "maps", "--layers", "block1_conv2,block3_conv1", "--size", "64",
                          "--channels", "3", "--weights", "random", "--out", tmp_path)
     assert code == 0, err
     assert files_under(tmp_path) == ["feature_maps.png"]

@@ -12,6 +12,8 @@ from torch_filtviz.zoo import load_model
 from torch_filtviz.hooks import Target, capture, layer_channels, resolve_target
 from torch_filtviz.objectives import filter_objective
 from torch_filtviz.ascent import FilterResults, visualize_filters
+from torch_filtviz.render import render
+from torch_filtviz import objectives
 from torch_filtviz.maps import feature_maps
 from torch_filtviz.plots import plot_atlas, plot_feature_maps, plot_filter_grid, plot_iterations, plot_kernels
 from torch_filtviz.summary import summary
@@ -21,7 +23,7 @@ from filtviz_core import __version__  # noqa: E402
 __all__ = [
     "FilterResults", "FiltvizError", "FiltvizRuntimeError", "FourierOptions", "METHODS", "PixelModel", "Target",
     "WeightsError", "WeightsUnavailable", "capture", "deprocess", "feature_maps", "filter_objective", "initial_images",
-    "layer_channels", "layer_names", "load_model", "load_vgg16", "plot_atlas", "plot_feature_maps",
-    "plot_filter_grid", "plot_iterations", "plot_kernels", "resolve_device", "resolve_target", "summary",
+    "layer_channels", "layer_names", "load_model", "load_vgg16", "objectives", "plot_atlas", "plot_feature_maps",
+    "plot_filter_grid", "plot_iterations", "plot_kernels", "render", "resolve_device", "resolve_target", "summary",
     "visualize_filters", "wrap_model",
 ]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from filtviz_core import algorithm as alg
 from filtviz_core.cli_common import (NOTEBOOK_MAP_LAYERS, OneLineParser, add_map_options, add_method_options,
-                                     add_progress, check_map_options, examples, parse_names, parse_steps,
-                                     progress_wanted, run_guarded)
+                                     add_progress, add_unit_options, check_map_options, examples, parse_names, parse_steps,
+                                     progress_wanted, run_guarded, unit_kwargs)
 from filtviz_core.errors import FiltvizError
 
 PROG = "filtviz"
@@ -117,7 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
             "filtviz maps", "filtviz maps photo.jpg --layers block1_conv2,block4_conv3 --channels 16",
             "filtviz maps --model resnet18 --weights random --layers layer1,layer3")
     add_map_options(p, default_layers=None)
-    p.add_argument("--image-size", dest="size", type=int, help=argparse.SUPPRESS)  # the old name of --size
     p.add_argument("--out", default="outputs/maps", help="output folder; default: %(default)s")
     p.set_defaults(run=cmd_maps)
 
@@ -125,11 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
             "filtviz filters block3_conv1 --filters 0-15 --steps 100",
             "filtviz filters block5_conv3 --filters 0,7,100-103 --size 96 --objective post_relu",
             "filtviz filters block5_conv3 --filters 0-7 --method fourier",
+            "filtviz filters block4_conv3 --filters 12 --method fourier --diversity 4",
+            "filtviz filters block3_conv1 --filters 0-7 --unit neuron",
             "filtviz filters layer4.1.conv2 --model resnet18 --weights random --filters 0-3 --size 64",
             "filtviz filters conv1 --model mypkg.nets:build --filters 0-7")
     p.add_argument("layer", help="layer name (e.g. block3_conv1; see 'filtviz layers') or module path")
     p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-63 or 0,5,9-12; default: %(default)s")
     p.add_argument("--out", default=None, help="output folder; default: outputs/filters/LAYER")
+    add_unit_options(p.add_argument_group("what each picture maximizes"))
     p.set_defaults(run=cmd_filters)
 
     p = add("atlas", [model, _ascent_options(size=64)], "the filters of every conv layer: an offline website "
@@ -192,7 +194,9 @@ def _report(results, written: dict[str, Path]) -> None:
     dead = int(sum(results.dead))
     target = results.target or {}
     where = f" ({target['module']} {target['tensor']})" if target.get("module") else ""
-    print(f"{results.layer}{where}: {len(results.filters)} filters, {results.params['steps']} steps at "
+    k = getattr(results, "diversity", 1)
+    count = f"{len(results.filters) // k} filters x {k} pictures" if k > 1 else f"{len(results.filters)} filters"
+    print(f"{results.layer}{where}: {count}, {results.params['steps']} steps at "
           f"{results.params['size']} px in {results.seconds:.1f} s on {results.device}"
           + (f"; {dead} dead (zero gradient at the start)" if dead else ""))
     labels = {"grid": "grid", "iterations": "iterations", "filters": "filter PNGs", "run": "run record"}
@@ -275,7 +279,7 @@ def cmd_filters(args: argparse.Namespace) -> int:
     from filtviz_core.outputs import check_writable
     from torch_filtviz.ascent import visualize_filters
 
-    kwargs = _ascent_kwargs(args)
+    kwargs = {**_ascent_kwargs(args), **unit_kwargs(args)}
     out = check_writable(args.out or Path("outputs") / "filters" / args.layer.replace("/", "_"), create=False)
     model = _load(args)
     results = visualize_filters(model, args.layer, args.filters, **kwargs)

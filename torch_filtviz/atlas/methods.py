@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from filtviz_core import methods as core_methods
 from filtviz_core.errors import FiltvizError
 
 
@@ -39,25 +40,23 @@ def _ascent(name: str) -> Callable[[nn.Module, str, Sequence[int], Mapping[str, 
     return render
 
 
-PIXEL = Method("pixel", ("steps", "size", "lr", "seed", "snapshots", "objective", "clip", "precision"),
-               _ascent("pixel"))
-FOURIER = Method("fourier", ("steps", "size", "lr", "seed", "snapshots", "objective", "precision", "method_options"),
-                 _ascent("fourier"))
-METHODS: dict[str, Method] = {PIXEL.name: PIXEL, FOURIER.name: FOURIER}
+# One atlas method per entry of the method registry (filtviz_core.methods.REGISTRY): registered once.
+METHODS: dict[str, Method] = {name: Method(name, entry.settings, _ascent(name))
+                              for name, entry in core_methods.REGISTRY.items()}
+PIXEL, FOURIER = METHODS["pixel"], METHODS["fourier"]
 
 
 def ascent_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` without ``method`` and with the method's own default steps and lr filled in, so an
     atlas records (and compares on a rerun) the numbers that made its pictures; checked."""
-    from filtviz_core import methods
-
     params = {k: v for k, v in params.items() if k != "method"}
-    if method in methods.METHODS:
+    if method in core_methods.REGISTRY:
         options = params.get("method_options")
-        params["steps"], params["lr"], chosen = methods.resolve(method, params.get("steps"), params.get("lr"), options)
+        params["steps"], params["lr"], chosen = core_methods.resolve(method, params.get("steps"), params.get("lr"),
+                                                                     options)
         if chosen is not None:
-            methods.check_pixel_only(chosen, init_given=params.get("init") is not None,
-                                     clip=bool(params.get("clip")))
+            core_methods.check_pixel_only(chosen, init_given=params.get("init") is not None,
+                                          clip=bool(params.get("clip")))
             params.pop("clip", None)
             if options:
                 params["method_options"] = chosen.as_params()
