@@ -65,3 +65,94 @@ def test_no_tensorflow_import_in_source(package):
         line.lstrip().startswith(("import tensorflow", "from tensorflow", "import keras", "from keras"))
         for line in p.read_text().splitlines())]
     assert offenders == []
+
+
+# --- no import cycles ---------------------------------------------------------------------------------
+
+PACKAGES = ("torch_filtviz", "filtviz_core", "tf_reference")
+
+
+def _module_name(path, root) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: the project modules it imports}``, from the source (module-level and function-level
+    ``import``/``from`` statements alike: an import hidden in a function still ties the two modules).
+    ``from package import name`` depends on ``package.name`` when that is a module, else on ``package``."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    files = {_module_name(p, root): p for package in PACKAGES for p in sorted((root / package).rglob("*.py"))}
+
+    def owner(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(here[:len(here) - node.level + 1] + ([node.module] if node.module else []))
+                subs = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in files]
+                names = subs if len(subs) == len(node.names) else [base, *subs]
+            else:
+                continue
+            deps.update(found for found in map(owner, names) if found is not None and found != module)
+        graph[module] = deps
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as ``[a, b, ..., a]``, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_import_graph_sees_the_project():
+    graph = import_graph()
+    assert "torch_filtviz.atlas.build" in graph and "filtviz_core.site.chunks" in graph["torch_filtviz.atlas.build"]
+    assert "torch_filtviz.targets" in graph["torch_filtviz.hooks"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    cycles = []
+    while (cycle := find_cycle(graph)) is not None and len(cycles) < 20:  # each cycle, by cutting its last edge
+        cycles.append(" -> ".join(cycle))
+        graph[cycle[-2]].discard(cycle[-1])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

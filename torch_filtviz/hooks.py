@@ -23,6 +23,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from filtviz_core.errors import FiltvizError
+from torch_filtviz.placement import eval_mode, model_device_dtype
 from torch_filtviz.targets import (OBJECTIVE_KINDS, Target, channels_first, resolve_target,  # noqa: F401  (re-exported)
                                    target_channels)
 from torch_filtviz.trace import ACTIVATION_FUNCTIONS, ACTIVATION_MODULES, function_name  # noqa: F401
@@ -179,9 +180,6 @@ def layer_channels(model: nn.Module, layer: str, size: int = 64) -> int:
     target = resolve_target(model, layer)
     if isinstance(target.module, nn.Conv2d):
         return int(target.module.out_channels)
-    from torch_filtviz.placement import eval_mode
-    from torch_filtviz.targets import model_device_dtype
-
     device, dtype = model_device_dtype(model)
     with torch.no_grad(), torch.inference_mode(False), eval_mode(model):
         out = layer_output(model, target, torch.full((1, 3, size, size), 128.0, device=device, dtype=dtype))

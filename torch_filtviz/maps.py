@@ -17,9 +17,8 @@ from filtviz_core.errors import FiltvizError
 from filtviz_core.images import as_image_batch
 from torch_filtviz.hooks import capture, channels_first, resolve_target
 from torch_filtviz.models import min_input_size
-from torch_filtviz.placement import eval_mode, is_out_of_memory
+from torch_filtviz.placement import eval_mode, is_out_of_memory, model_device_dtype
 from torch_filtviz.probe import classify_failure
-from torch_filtviz.targets import model_device_dtype
 
 
 def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,

@@ -20,8 +20,10 @@ from torch import nn
 from filtviz_core import vgg16 as spec
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.weights import NAMED_SOURCES, check_weights_choice, load_tensors
+from torch_filtviz.checkpoints import apply_state, load_state_file, torchvision_weights
 from torch_filtviz.preprocessing import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, CaffePreprocess,  # noqa: F401
                                          TorchvisionPreprocess, make_preprocess, preprocess_name)
+from torch_filtviz.targets import layer_names  # noqa: F401  (re-exported)
 
 WEIGHT_NAMES = (*NAMED_SOURCES, "torchvision")
 
@@ -117,19 +119,13 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch
     check_weights_choice(weights, WEIGHT_NAMES)
     features = _vgg16_features()
     if str(weights) == "torchvision":
-        from torch_filtviz.zoo import torchvision_weights
-
         source = torchvision_weights("vgg16", "IMAGENET1K_V1")
         features.load_state_dict({k[len("features."):]: v for k, v in source.items() if k.startswith("features.")})
         preprocess: nn.Module = TorchvisionPreprocess()
         info = {"source": "torchvision:IMAGENET1K_V1", "sha256": None}
     elif str(weights).lower().endswith((".pth", ".pt")):
-        from torch_filtviz.zoo import load_state_file
-
         state, info = load_state_file(weights)
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-        from torch_filtviz.zoo import apply_state
-
         apply_state(features, state, f"vgg16 (torchvision layout, features.*) from {weights}")
         preprocess = TorchvisionPreprocess()
     else:
@@ -141,26 +137,6 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch
     if device is not None:
         model.to(resolve_device(device))
     return model
-
-
-def layer_names(model: nn.Module, kind: str = "all") -> list[str]:
-    """Selectable layer names of ``model`` in network order: its aliases if it has them
-    (VGG16: ``block1_conv1`` ... ``block5_pool``), else leaf module paths (of the wrapped network).
-
-    ``kind``: ``"all"`` (the default) or ``"conv"`` (conv layers only).
-    """
-    from torch_filtviz.targets import display_path
-
-    aliases: dict[str, str] = getattr(model, "aliases", {}) or {}
-    if aliases:
-        names = list(aliases)
-        return [n for n in names if "_conv" in n] if kind == "conv" else names
-    prefix = getattr(model, "network_prefix", "") or ""
-    leaves = [(name, module) for name, module in model.named_modules()
-              if name and not list(module.children()) and (not prefix or name.startswith(prefix))]
-    if kind == "conv":
-        leaves = [(n, m) for n, m in leaves if isinstance(m, nn.Conv2d)]
-    return [display_path(model, n) for n, _ in leaves]
 
 
 def min_input_size(model: nn.Module, layers: str | list[str] | tuple[str, ...]) -> int:

@@ -24,6 +24,16 @@ MEMORY_SHARE = 0.5
 BACKWARD_FACTOR = 3.0
 
 
+def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where the model's parameters live and their floating dtype (float32 if it has none)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.device, p.dtype
+    for b in model.buffers():
+        return b.device, torch.float32
+    return torch.device("cpu"), torch.float32
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """``model.eval()`` for the duration; every submodule's own mode restored afterwards."""

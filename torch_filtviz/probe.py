@@ -16,6 +16,8 @@ from torch import nn
 
 from filtviz_core.cli_common import first_line
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
+from torch_filtviz.placement import eval_mode, model_device_dtype
+from torch_filtviz.trace import meta_copy
 
 LARGE_SIZES = (224, 512)  # sizes tried to tell "too small" from any other failure
 
@@ -29,10 +31,6 @@ def _reached(model: nn.Module, size: int, paths: set[str]) -> set[str]:
 
     Runs on a "meta" copy of the model (shapes only), or on the model itself when it cannot run on meta.
     """
-    from torch_filtviz.placement import eval_mode
-    from torch_filtviz.targets import model_device_dtype
-    from torch_filtviz.trace import meta_copy
-
     device, dtype = model_device_dtype(model)
     try:
         return _reached_on(meta_copy(model).eval(), torch.device("meta"), dtype, size, paths, strict=True)

@@ -34,6 +34,8 @@ import torch
 from torch import nn
 
 from filtviz_core.errors import FiltvizError
+from torch_filtviz.placement import eval_mode, model_device_dtype  # noqa: F401  (re-exported)
+from torch_filtviz.probe import describe_failure, size_like
 from torch_filtviz.trace import (ACTIVATION_MODULES, CHANNEL_PRESERVING, CHANNELS_FIRST_MAKERS,
                                  CHANNELS_LAST_MAKERS, Key, Trace, meta_copy, trace_forward)
 
@@ -113,9 +115,25 @@ def module_path(model: nn.Module, layer: str) -> str | None:
     return None
 
 
-def unknown_layer(model: nn.Module, layer: str) -> FiltvizError:
-    from torch_filtviz.models import layer_names
+def layer_names(model: nn.Module, kind: str = "all") -> list[str]:
+    """Selectable layer names of ``model`` in network order: its aliases if it has them
+    (VGG16: ``block1_conv1`` ... ``block5_pool``), else leaf module paths (of the wrapped network).
 
+    ``kind``: ``"all"`` (the default) or ``"conv"`` (conv layers only).
+    """
+    aliases: dict[str, str] = getattr(model, "aliases", {}) or {}
+    if aliases:
+        names = list(aliases)
+        return [n for n in names if "_conv" in n] if kind == "conv" else names
+    prefix = getattr(model, "network_prefix", "") or ""
+    leaves = [(name, module) for name, module in model.named_modules()
+              if name and not list(module.children()) and (not prefix or name.startswith(prefix))]
+    if kind == "conv":
+        leaves = [(n, m) for n, m in leaves if isinstance(m, nn.Conv2d)]
+    return [display_path(model, n) for n, _ in leaves]
+
+
+def unknown_layer(model: nn.Module, layer: str) -> FiltvizError:
     names = layer_names(model)
     shown = names if len(names) <= 40 else names[:20] + ["..."] + names[-5:]
     hint = " (see 'filtviz layers')" if len(names) > 40 else ""
@@ -127,16 +145,6 @@ def unknown_layer(model: nn.Module, layer: str) -> FiltvizError:
 # --- tracing, cached -----------------------------------------------------------------------------
 
 _TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Where the model's parameters live and their floating dtype (float32 if it has none)."""
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.device, p.dtype
-    for b in model.buffers():
-        return b.device, torch.float32
-    return torch.device("cpu"), torch.float32
 
 
 def model_trace(model: nn.Module, size: int | tuple[int, int]) -> Trace:
@@ -158,9 +166,6 @@ def model_trace(model: nn.Module, size: int | tuple[int, int]) -> Trace:
 
 
 def _trace(model: nn.Module, height: int, width: int, device: torch.device, dtype: torch.dtype) -> Trace:
-    from torch_filtviz.placement import eval_mode
-    from torch_filtviz.probe import size_like
-
     with torch.inference_mode(False):
         try:
             copy_ = meta_copy(model).eval()
@@ -268,8 +273,6 @@ class Resolver:
     def resolve(self, layer: str, path: str, module: nn.Module, objective: str) -> Target:
         calls = self.trace.module_calls(path)
         if not calls and self.trace.error is not None:
-            from torch_filtviz.probe import describe_failure
-
             raise describe_failure(self.trace.error, "probe")
         if not calls:
             raise FiltvizError(f"layer {layer!r} ({display_path(self.model, path)}) is not reached by the forward "

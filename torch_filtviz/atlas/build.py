@@ -41,7 +41,7 @@ from torch_filtviz.atlas.examples import PhotoSet, photo_key, photo_peaks
 from torch_filtviz.atlas.methods import Method, ascent_params, get_method
 from torch_filtviz.atlas.receptive import probe_layers
 from torch_filtviz.atlas.render import Worker, render_chunk, write_examples, write_pictures
-from torch_filtviz.models import layer_names
+from torch_filtviz.targets import layer_names
 
 # Filters per chunk, and so images per batch (a short chunk is padded): 4 on a CPU, where batching buys little in
 # fp32 (README "Performance": 16 batched filters ran 1.24x as fast as one at a time) and a small atlas

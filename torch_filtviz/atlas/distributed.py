@@ -34,6 +34,7 @@ from filtviz_core.cli_common import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, 
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.site.chunks import Chunk, assign_chunks
 from filtviz_core.site.manifest import EXAMPLES
+from torch_filtviz.atlas.options import check_site_folder, parse_per_layer, print_report, site_params
 from torch_filtviz.atlas.team import (DEFAULT_TIMEOUT, Failure, Launch, Stopped, Team, error_message, error_status,
                                       exit_status, is_usage, launched, on_sigterm, rank_device, secondary_rank)
 
@@ -48,8 +49,6 @@ __all__ = ["DEFAULT_TIMEOUT", "Launch", "launched", "run_site", "secondary_rank"
 def _site_inputs(args: argparse.Namespace, ascent_kwargs: Callable, device) -> tuple[dict, Any, list | None, bool]:
     """(params, OUT, photos, progress wanted) from the options, as ``filtviz atlas --html`` reads them."""
     from filtviz_core.photos import folder_photos
-    from torch_filtviz.atlas.command import check_site_folder, site_params
-
     params, progress = site_params(args, ascent_kwargs)
     params["device"] = str(device)
     out = check_site_folder(args.html)
@@ -115,7 +114,6 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
     """Rank 0: plan and split, render a share, watch the others, publish the site."""
     from torch_filtviz.atlas.build import (AtlasReport, _now, default_writers, load_photo_set, plan, prepare, publish,
                                            run_chunks)
-    from torch_filtviz.atlas.command import parse_per_layer, print_report
     from torch_filtviz.atlas.cost import image_costs
 
     started = time.perf_counter()
