@@ -56,15 +56,43 @@ def test_weights_file_needs_neither_framework(tmp_path):
     assert result.stdout.strip() == CANONICAL_SHA256
 
 
+def framework_imports(root, frameworks: tuple[str, ...]) -> list[str]:
+    """The .py files under ``root``, subpackages included, that import any of ``frameworks`` (anywhere in the file)."""
+    import ast
+
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if any(name.split(".")[0] in frameworks for name in names):
+                found.append(path.relative_to(root).as_posix())
+                break
+    return found
+
+
+def test_source_scan_looks_into_subpackages(tmp_path):
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "top.py").write_text("import numpy\n")
+    (tmp_path / "sub" / "deeper" / "late.py").write_text("def f():\n    from keras import ops\n")
+    (tmp_path / "sub" / "mod.py").write_text("import tensorflow.experimental as tfe\n")
+    assert framework_imports(tmp_path, ("tensorflow", "keras")) == ["sub/deeper/late.py", "sub/mod.py"]
+
+
 @pytest.mark.parametrize("package", ["torch_filtviz", "filtviz_core"])
 def test_no_tensorflow_import_in_source(package):
     import pathlib
 
     root = pathlib.Path(__file__).resolve().parents[1] / package
-    offenders = [p.name for p in root.glob("*.py") if any(
-        line.lstrip().startswith(("import tensorflow", "from tensorflow", "import keras", "from keras"))
-        for line in p.read_text().splitlines())]
-    assert offenders == []
+    assert framework_imports(root, ("tensorflow", "keras")) == []
+
+
+@pytest.mark.parametrize("package", ["tf_reference", "filtviz_core"])
+def test_no_torch_import_in_source(package):
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / package
+    assert framework_imports(root, ("torch", "torchvision")) == []
 
 
 # --- no import cycles ---------------------------------------------------------------------------------
