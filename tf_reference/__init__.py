@@ -19,6 +19,7 @@ _EXPORTS = {
     "make_loss_fn": "tf_reference.ascent",
     "make_objective": "tf_reference.ascent",
     "make_step_fn": "tf_reference.ascent",
+    "render": "tf_reference.ascent",
     "run_record": "tf_reference.ascent",
     "visualize_filter": "tf_reference.ascent",
     "visualize_filters": "tf_reference.ascent",
@@ -32,12 +33,14 @@ _EXPORTS = {
     "plot_feature_maps": "tf_reference.plots",
     "plot_filter_grid": "tf_reference.plots",
     "plot_iterations": "tf_reference.plots",
+    "objectives": "tf_reference.objectives",  # the module: tf_reference.objectives.channel(...), ...
 }
 
 __all__ = sorted([*_EXPORTS, "FiltvizError", "FourierOptions", "METHODS", "WeightsError", "deprocess"])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
-    from tf_reference.ascent import (FilterResult, make_loss_fn, make_objective, make_step_fn, run_record,
+    from tf_reference import objectives
+    from tf_reference.ascent import (FilterResult, make_loss_fn, make_objective, make_step_fn, render, run_record,
                                      visualize_filter, visualize_filters)
     from tf_reference.model import (caffe_preprocess, conv_layer_names, feature_maps, get_layer, load_vgg16,
                                     submodel, summary)
@@ -46,7 +49,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        module = importlib.import_module(_EXPORTS[name])
+        value = module if _EXPORTS[name] == f"{__name__}.{name}" else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'tf_reference' has no attribute {name!r}")

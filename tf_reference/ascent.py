@@ -1,14 +1,15 @@
-"""Gradient ascent on the input image, one filter at a time, exactly as SPEC.md states it.
+"""Gradient ascent on the input image, and renders of any objective, exactly as SPEC.md states them.
 
-Section names in the comments ("§6 Step") point at SPEC.md. The loop is plain Python over
-steps; the per-step work (forward, gradient, update) is one function built by
-:func:`make_step_fn`, either eager (simple, obviously correct) or wrapped in ``tf.function``
-(the default: same numbers, 3.3x faster on the 2-core CPU: SPEC.md §13).
+Section names in the comments ("§6 Step") point at SPEC.md. Every run goes through the one loop of
+``tf_reference/loop.py`` (§16) with the parts of its method (``tf_reference/method_parts.py``):
+:func:`visualize_filters` one filter at a time (a batch of 1, or one diversity group of K pictures),
+:func:`render` any objective with a batch of N pictures. The per-step work is one function, eager or
+wrapped in ``tf.function`` (the default: same numbers, 3.3x faster on the 2-core CPU: SPEC.md §13).
 """
 
 from __future__ import annotations
 
-import time
+import numbers
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from filtviz_core import algorithm, methods, runrecord
+from filtviz_core import objectives as core
 from filtviz_core.algorithm import (
     DEFAULT_LR,
     DEFAULT_OBJECTIVE,
@@ -26,14 +28,20 @@ from filtviz_core.algorithm import (
     DEFAULT_SIZE,
     DEFAULT_SNAPSHOTS,
     DEFAULT_STEPS,
-    RMS_FLOOR,
     deprocess,
 )
 from filtviz_core.errors import FiltvizError
-from filtviz_core.fourier import to_uint8
+from filtviz_core.objectives import Objective
 from filtviz_core.transforms import output_size
-from filtviz_core.vgg16 import min_size_for
-from tf_reference.model import caffe_preprocess, get_conv_layer, submodel
+from filtviz_core.vgg16 import CONV_NAMES, POOL_NAMES, min_size_for
+from tf_reference import loop
+from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_unit
+from tf_reference.method_parts import Parts, assemble
+from tf_reference.model import caffe_preprocess, get_conv_layer
+from tf_reference.objectives import capture_fn, channel_arguments, compile_objective, shapes_of, structure
+
+__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FilterResult", "make_loss_fn", "make_objective", "make_step_fn",
+           "render", "run_record", "visualize_filter", "visualize_filters"]
 
 # (x, filter_index) -> scalar objective; x is (1, H, W, 3) float32 pixels.
 ObjectiveFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -43,7 +51,11 @@ StepFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor,
 
 @dataclass
 class FilterResult:
-    """One filter's ascent: the raw pixel image, its display image, loss history and snapshots."""
+    """One picture: the raw pixel image, its display image, loss history and snapshots.
+
+    From :func:`visualize_filters` one per filter (``copy`` k of K with ``diversity=K``); from
+    :func:`render` one per batch element (``filter_index`` = the element, ``objective`` = what was
+    rendered)."""
 
     layer: str
     filter_index: int
@@ -55,30 +67,27 @@ class FilterResult:
     params: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     method: str = methods.DEFAULT_METHOD  # "pixel" (§1-§14) or "fourier" (§15)
+    copy: int = 0  # the k-th of diversity=K pictures of this filter (0 with one picture per filter)
+    objective: Objective | None = None  # render: the objective rendered (run.json records it)
+
+
+# --- the one-filter functions of §13, as thin wrappers over the loop's parts ---------------------------
+
+
+def _one_filter_capture(model: keras.Model, layer_name: str, objective: str):
+    algorithm.check_objective(objective)
+    get_conv_layer(model, layer_name)
+    return capture_fn(model, [layer_name], objective)
 
 
 def make_objective(model: keras.Model, layer_name: str, objective: str = DEFAULT_OBJECTIVE) -> ObjectiveFn:
     """The scalar that the ascent maximizes for one filter of ``layer_name`` (§4 Model input, §5 Objective)."""
-    algorithm.check_objective(objective)
-    conv = get_conv_layer(model, layer_name)
-    if objective == "pre_relu":
-        # §5: A = conv(h, K) + b with h = the conv layer's input (for block1_conv1, the model input itself).
-        to_input = None if conv.input is model.input else keras.Model(model.input, conv.input)
-
-        def activation(m: tf.Tensor) -> tf.Tensor:
-            h = m if to_input is None else to_input(m, training=False)
-            return conv.convolution_op(h, conv.kernel) + conv.bias
-    else:
-        # §5: A = the Keras layer output (ReLU included), the notebook's objective.
-        to_output = submodel(model, layer_name)
-
-        def activation(m: tf.Tensor) -> tf.Tensor:
-            return to_output(m, training=False)
+    capture = _one_filter_capture(model, layer_name, objective)
+    values = compile_objective(core.per_filter(layer_name, [0]), 1)
 
     def objective_fn(x: tf.Tensor, filter_index: tf.Tensor) -> tf.Tensor:
-        a = activation(caffe_preprocess(x))  # §4: caffe preprocessing inside the differentiated function
-        rows, cols = algorithm.interior(int(a.shape[1]), int(a.shape[2]))  # §5 border rule
-        return tf.reduce_mean(a[0, rows, cols, filter_index])
+        channels = (tf.reshape(tf.cast(filter_index, tf.int32), [1]),)
+        return values(capture(caffe_preprocess(x)), channels)[0]  # §4: caffe inside the differentiated function
 
     return objective_fn
 
@@ -87,23 +96,21 @@ def make_step_fn(model: keras.Model, layer_name: str, objective: str = DEFAULT_O
                  compiled: bool = True, clip: bool = False) -> StepFn:
     """One ascent step (§6 Step): ``step(x, filter_index, lr) -> (loss(x), x_next, all(g == 0))``.
 
-    ``compiled=False`` runs eagerly; ``compiled=True`` wraps the same Python in ``tf.function``
-    (traced once per image size; ``filter_index`` and ``lr`` are tensors so they never retrace).
+    The pixel method's step of the one loop (§16) for a batch of one. ``compiled=False`` runs eagerly;
+    ``compiled=True`` wraps the same Python in ``tf.function`` (traced once per image size;
+    ``filter_index`` and ``lr`` are tensors so they never retrace).
     """
-    objective_fn = make_objective(model, layer_name, objective)
+    parts = assemble("pixel", 0, 0, DEFAULT_LR, clip=clip)
+    fns = _build(model, parts, [layer_name], objective, core.per_filter(layer_name, [0]), 1, compiled,
+                 capture=_one_filter_capture(model, layer_name, objective))
+    unused = tf.zeros([1, 2, 3])
 
     def step(x: tf.Tensor, filter_index: tf.Tensor, lr: tf.Tensor):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = objective_fn(x, filter_index)
-        g = tape.gradient(loss, x)
-        rms = tf.sqrt(tf.reduce_mean(tf.square(g)))
-        x_next = x + lr * g / tf.maximum(rms, RMS_FLOOR)
-        if clip:
-            x_next = tf.clip_by_value(x_next, 0.0, 255.0)
-        return loss, x_next, tf.reduce_all(tf.equal(g, 0.0))  # the last is §9's dead test
+        channels = (tf.reshape(tf.cast(filter_index, tf.int32), [1]),)
+        values, x_next, _, zero, _ = fns.step(x, (), unused, channels, (tf.cast(lr, tf.float32),))
+        return values[0], x_next, zero[0]
 
-    return tf.function(step) if compiled else step
+    return step
 
 
 def make_loss_fn(model: keras.Model, layer_name: str, objective: str = DEFAULT_OBJECTIVE, *,
@@ -112,6 +119,8 @@ def make_loss_fn(model: keras.Model, layer_name: str, objective: str = DEFAULT_O
     objective_fn = make_objective(model, layer_name, objective)
     return tf.function(objective_fn) if compiled else objective_fn
 
+
+# --- built functions, per model ------------------------------------------------------------------------
 
 # Built functions per model, so a run of many filters traces tf.function once, not once per filter.
 _FN_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -122,6 +131,25 @@ def _cached(model: keras.Model, key: tuple, build: Callable[[], Any]) -> Any:
     if key not in per_model:
         per_model[key] = build()
     return per_model[key]
+
+
+def _build(model: keras.Model, parts: Parts, layers: Sequence[str], activation: str, objective: Objective,
+           batch: int, compiled: bool, capture=None) -> loop.Fns:
+    capture = capture_fn(model, layers, activation) if capture is None else capture
+    return loop.build(parts.parameterization, parts.transform, capture, compile_objective(objective, batch),
+                      parts.optimizer, compiled=compiled)
+
+
+def _fns(model: keras.Model, parts: Parts, layers: Sequence[str], activation: str, objective: Objective, batch: int,
+         compiled: bool) -> loop.Fns:
+    """The step and loss functions of (method parts, layers, objective's structure, batch size), built once."""
+    p = parts.parameterization
+    key = ("loop", parts.method, p.height, p.width, getattr(p, "options", None), getattr(parts.optimizer, "clip", None),
+           tuple(layers), activation, structure(objective), int(batch), bool(compiled))
+    return _cached(model, key, lambda: _build(model, parts, layers, activation, structure(objective), batch, compiled))
+
+
+# --- checks ------------------------------------------------------------------------------------------
 
 
 def _check_common(model: keras.Model, layer_name: str, method: str, steps: int | None, lr: float | None, seed: int,
@@ -141,12 +169,22 @@ def _check_size(side: int, layer_name: str, options: methods.FourierOptions | No
     methods.check_seen_size(int(side), seen, min_size_for(layer_name), layer_name, options)
 
 
+def _check_whole_size(size: Any) -> int:
+    if isinstance(size, bool) or not isinstance(size, numbers.Real) or int(size) != size or size < 1:
+        raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
+    return int(size)
+
+
+# --- visualize_filter(s) -------------------------------------------------------------------------------
+
+
 def visualize_filter(model: keras.Model, layer_name: str, filter_index: int, *, method: str = methods.DEFAULT_METHOD,
                      steps: int | None = None, size: int = DEFAULT_SIZE, lr: float | None = None,
                      seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
                      snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS, objective: str = DEFAULT_OBJECTIVE,
                      clip: bool = False, compiled: bool = True,
-                     method_options: Mapping[str, Any] | methods.FourierOptions | None = None) -> FilterResult:
+                     method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+                     unit: str = DEFAULT_UNIT) -> FilterResult:
     """The image that maximizes one filter's mean response (SPEC.md), with its loss history.
 
     ``method``: ``"pixel"`` (§1-§14; 100 steps, lr 1.0 by default) or ``"fourier"`` (§15; 128 steps,
@@ -154,16 +192,13 @@ def visualize_filter(model: keras.Model, layer_name: str, filter_index: int, *, 
     fourier method's other parameters by name (``filtviz_core.methods.FourierOptions``).
     ``init`` (H, W, 3) float32 pixels replaces the seeded start of the pixel method (and
     ``size``/``seed``), so another framework can be started from the identical array.
+    ``unit="neuron"`` maximizes the filter's centre neuron instead of its interior mean (§16.5).
     """
-    count, steps, lr, options = _check_common(model, layer_name, method, steps, lr, seed, objective, method_options,
-                                              init, clip)
-    (filter_index,) = algorithm.parse_filters([filter_index], count, layer_name)
-    if options is not None:
-        return _ascend_fourier(model, layer_name, filter_index, steps=steps, size=size, lr=lr, seed=int(seed),
-                               options=options, snapshots=snapshots, objective=objective, compiled=bool(compiled))
-    return _ascend(model, layer_name, filter_index, steps=int(steps), size=size, lr=float(lr), seed=int(seed),
-                   init=None if init is None else algorithm.check_init(init), snapshots=snapshots,
-                   objective=objective, clip=bool(clip), compiled=bool(compiled))
+    _check_common(model, layer_name, method, steps, lr, seed, objective, method_options, init, clip)
+    given = None if init is None else algorithm.check_init(init)[None]
+    return visualize_filters(model, layer_name, [filter_index], method=method, steps=steps, size=size, lr=lr,
+                             seed=seed, init=given, snapshots=snapshots, objective=objective, clip=clip,
+                             compiled=compiled, method_options=method_options, unit=unit)[0]
 
 
 def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | Iterable[int], *,
@@ -171,115 +206,165 @@ def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | 
                       lr: float | None = None, seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
                       snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS, objective: str = DEFAULT_OBJECTIVE,
                       clip: bool = False, compiled: bool = True, progress: bool = False,
-                      method_options: Mapping[str, Any] | methods.FourierOptions | None = None
+                      method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+                      unit: str = DEFAULT_UNIT, diversity: int = 1, diversity_weight: float | None = None
                       ) -> list[FilterResult]:
     """Several filters of one layer, one at a time as the notebook did (§2: filters are independent).
 
     ``filters``: ``"0-15"``, an index or a list; ``init``: (F, H, W, 3), one start per filter (pixel
-    method). ``method``/``method_options``: as :func:`visualize_filter`. Everything is validated
-    before the first step, so bad input fails fast.
+    method). ``method``/``method_options``: as :func:`visualize_filter`. ``unit``: ``"channel"`` (the
+    interior mean, §5) or ``"neuron"`` (the centre neuron). ``diversity=K``: K different pictures of
+    each filter, run as one batch of K coupled by ``diversity_weight`` (default
+    ``filtviz_core.objectives.DIVERSITY_WEIGHT``) times the diversity penalty (§16.5); the results are
+    stacked filter by filter (filter f's k-th picture at ``position(f) * K + k``, ``copy=k``).
+    Everything is validated before the first step, so bad input fails fast.
     """
     count, steps, lr, options = _check_common(model, layer_name, method, steps, lr, seed, objective, method_options,
                                               init, clip)
+    check_unit(unit)
+    copies, weight = check_diversity(diversity, diversity_weight)
     indices = algorithm.parse_filters(filters, count, layer_name)
     inits = None if init is None else algorithm.check_init(init, len(indices))
+    if inits is not None and copies > 1:
+        raise FiltvizError(f"init gives one start per filter; diversity={copies} starts each of a filter's "
+                           f"{copies} pictures from its own seeded draw")
+    if options is not None:
+        size = _check_whole_size(size)
     side = size if inits is None else min(inits.shape[1:3])
     _check_size(int(side), layer_name, options)
-    algorithm.snapshot_steps(snapshots, int(steps))
+    keep = algorithm.snapshot_steps(snapshots, int(steps))
+    height, width = (int(size), int(size)) if inits is None else (int(inits.shape[1]), int(inits.shape[2]))
     iterator: Iterable[int] = range(len(indices))
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc=layer_name, unit="filter")
+    results: list[FilterResult] = []
+    for i in iterator:
+        results += _run_filter(model, layer_name, indices[i], method=method, steps=int(steps), height=height,
+                               width=width, lr=float(lr), seed=int(seed), options=options,
+                               init=None if inits is None else inits[i:i + 1], keep=keep, objective=objective,
+                               clip=bool(clip), compiled=bool(compiled), unit=unit, copies=copies, weight=weight)
+    return results
+
+
+def _run_filter(model: keras.Model, layer_name: str, f: int, *, method: str, steps: int, height: int, width: int,
+                lr: float, seed: int, options: methods.FourierOptions | None, init: np.ndarray | None,
+                keep: Sequence[int], objective: str, clip: bool, compiled: bool, unit: str, copies: int,
+                weight: float) -> list[FilterResult]:
+    """One filter through the loop: a batch of one (§3-§9, §15), or one diversity group of ``copies``."""
+    target = core.per_filter(layer_name, [f] * copies, unit, diversity_group=copies, diversity_weight=weight)
+    keys = algorithm.element_keys([f], copies)  # f itself, or (f, 2, k): §16.5
+    parts = assemble(method, height, width, lr, options, clip=clip, init=init)
+    fns = _fns(model, parts, [layer_name], objective, target, copies, compiled)
+    out = loop.run(fns, parts.optimizer, parts.parameterization.start(keys, seed),
+                   parts.transform.matrices(keys, steps, seed), channel_arguments(target, copies), steps=steps,
+                   keep=keep)
+    if options is None:
+        params = {
+            "steps": steps,
+            "size": height if height == width else [height, width],
+            "lr": lr,
+            "seed": seed,
+            "snapshots": sorted(keep),
+            "objective": objective,
+            "init": "seeded" if init is None else "given",
+            "clip": clip,
+            "compiled": compiled,
+        }
+    else:
+        params = {"method": "fourier", "steps": steps, "size": height, "lr": lr, "seed": seed,
+                  "snapshots": sorted(keep), "objective": objective, "init": "seeded",
+                  "seen_size": list(parts.seen_size), "compiled": compiled, **options.as_params()}
+    if unit != DEFAULT_UNIT:
+        params["unit"] = unit
+    if copies != 1:
+        params["diversity"] = copies
+        params["diversity_weight"] = weight
+    show = methods.display(method)
+    return [FilterResult(layer=layer_name, filter_index=int(f), raw=out.raw[k], image=show(out.raw[k]),
+                         losses=out.losses[k], snapshots={s: out.snapshots[s][k] for s in out.snapshots},
+                         dead=bool(out.dead[k]), params=dict(params), seconds=out.seconds / copies, method=method,
+                         copy=k)
+            for k in range(copies)]
+
+
+# --- render ------------------------------------------------------------------------------------------
+
+
+def render(model: keras.Model, objective: Objective, *, batch: int = 1, method: str = methods.DEFAULT_METHOD,
+           steps: int | None = None, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED, progress: bool = False,
+           lr: float | None = None, snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS,
+           activation: str = DEFAULT_OBJECTIVE,
+           method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+           compiled: bool = True) -> list[FilterResult]:
+    """Pictures of any objective (``tf_reference.objectives``): a batch of ``batch`` pictures optimized in
+    ONE batch (a diversity term couples them), §16.3.
+
+    Element i starts from the seeded draw of key i (``initial_images(range(batch), size, seed)``, or
+    ``initial_spectra`` for the fourier method) and, with the fourier method, is transformed by the
+    draws of key i. ``activation``: ``"pre_relu"`` (every layer of the objective must be a conv) or
+    ``"post_relu"`` (the Keras layer outputs). Returns one :class:`FilterResult` per element
+    (``filter_index = i``, ``layer`` = the objective's first layer), as ``visualize_filters`` does.
+    """
+    objective = core.check_objective(objective)
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
+        raise FiltvizError(f"batch must be a whole number >= 1 (pictures to render), got {batch!r}")
+    batch = int(batch)
+    if activation not in algorithm.OBJECTIVES:
+        raise FiltvizError(f"unknown activation {activation!r}; valid: {', '.join(algorithm.OBJECTIVES)}")
+    steps, lr, options = methods.resolve(method, steps, lr, method_options)
+    algorithm.check_seed(seed)
+    size = _check_whole_size(size)
+    keep = algorithm.snapshot_steps(snapshots, int(steps))
+    layers = objective.layers()
+    parts = assemble(method, size, size, lr, options)
+    _check_render_shapes(model, objective, layers, activation, parts, size, options, batch)
+    fns = _fns(model, parts, layers, activation, objective, batch, bool(compiled))
+    keys = list(range(batch))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max(int(steps), 1), desc=str(objective)[:40], unit="step")
+    try:
+        out = loop.run(fns, parts.optimizer, parts.parameterization.start(keys, int(seed)),
+                       parts.transform.matrices(keys, int(steps), int(seed)), channel_arguments(objective, batch),
+                       steps=int(steps), keep=keep, progress=None if bar is None else (lambda: bar.update(1)))
+    finally:
+        if bar is not None:
+            bar.close()
+    params: dict[str, Any] = {"method": method, "steps": int(steps), "size": size, "lr": float(lr), "seed": int(seed),
+                              "snapshots": sorted(keep), "objective": str(objective), "activation": activation,
+                              "init": "seeded", "batch": batch, "compiled": bool(compiled)}
     if options is not None:
-        return [_ascend_fourier(model, layer_name, indices[i], steps=steps, size=size, lr=lr, seed=int(seed),
-                                options=options, snapshots=snapshots, objective=objective, compiled=bool(compiled))
-                for i in iterator]
-    return [
-        _ascend(model, layer_name, indices[i], steps=int(steps), size=size, lr=float(lr), seed=int(seed),
-                init=None if inits is None else inits[i], snapshots=snapshots, objective=objective,
-                clip=bool(clip), compiled=bool(compiled))
-        for i in iterator
-    ]
+        params.update(seen_size=list(parts.seen_size), **options.as_params())
+    show = methods.display(method)
+    return [FilterResult(layer=layers[0], filter_index=i, raw=out.raw[i], image=show(out.raw[i]),
+                         losses=out.losses[i], snapshots={s: out.snapshots[s][i] for s in out.snapshots},
+                         dead=bool(out.dead[i]), params=dict(params), seconds=out.seconds / batch, method=method,
+                         objective=objective)
+            for i in range(batch)]
 
 
-def _ascend_fourier(model: keras.Model, layer_name: str, filter_index: int, *, steps: int, size: int, lr: float,
-                    seed: int, options: methods.FourierOptions, snapshots: Iterable[int] | None, objective: str,
-                    compiled: bool) -> FilterResult:
-    """§15 for one filter: the loop is tf_reference.fourier.ascend."""
-    from tf_reference import fourier
-
-    if int(size) != size or size < 1:
-        raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
-    size = int(size)
-    _check_size(size, layer_name, options)
-    keep = algorithm.snapshot_steps(snapshots, steps)
-    fns = _cached(model, ("fourier", layer_name, objective, options, size, compiled),
-                  lambda: fourier.make_fourier_step_fn(model, layer_name, objective, options, size, size,
-                                                       compiled=compiled))
-    raw, losses, kept, dead, seconds = fourier.ascend(fns, filter_index, steps=steps, size=size, lr=lr, seed=seed,
-                                                      options=options, keep=keep)
-    params = {"method": "fourier", "steps": steps, "size": size, "lr": lr, "seed": seed, "snapshots": sorted(keep),
-              "objective": objective, "init": "seeded", "seen_size": list(output_size(size, size, options)),
-              "compiled": compiled, **options.as_params()}
-    return FilterResult(layer=layer_name, filter_index=int(filter_index), raw=raw, image=to_uint8(raw),
-                        losses=np.asarray(losses, dtype=np.float64), snapshots=kept, dead=dead, params=params,
-                        seconds=seconds, method="fourier")
-
-
-def _ascend(model: keras.Model, layer_name: str, filter_index: int, *, steps: int, size: int, lr: float, seed: int,
-            init: np.ndarray | None, snapshots: Iterable[int] | None, objective: str, clip: bool,
-            compiled: bool) -> FilterResult:
-    """The validated loop of SPEC.md §3 and §6-§9."""
-    # §3 Initialisation: the seeded grey noise, unless an explicit init fixes the image (and its size).
-    x0 = algorithm.initial_image(filter_index, int(size), seed) if init is None else init
-    algorithm.check_image_size(int(min(x0.shape[:2])), min_size_for(layer_name), layer_name)
-    keep = set(algorithm.snapshot_steps(snapshots, steps))  # §8 Snapshots
-    step_fn = _cached(model, ("step", layer_name, objective, compiled, clip),
-                      lambda: make_step_fn(model, layer_name, objective, compiled=compiled, clip=clip))
-    loss_fn = _cached(model, ("loss", layer_name, objective, compiled),
-                      lambda: make_loss_fn(model, layer_name, objective, compiled=compiled))
-
-    start = time.perf_counter()
-    f = tf.constant(filter_index, dtype=tf.int32)
-    rate = tf.constant(lr, dtype=tf.float32)
-    x = tf.constant(x0[None], dtype=tf.float32)  # §2 Variable: (1, H, W, 3) float32 pixels
-    losses: list[float] = []
-    kept: dict[int, np.ndarray] = {}
-    dead = False
-    for k in range(max(steps, 1)):  # steps = 0 still takes the gradient at x0, for §9, but never applies it
-        if k in keep:
-            kept[k] = x[0].numpy()  # §8: x_k, before update k+1
-        loss, x_next, zero_grad = step_fn(x, f, rate)  # §6 Step; loss = objective(x_k)
-        losses.append(float(loss))  # §7 Loss history
-        if k == 0 and bool(zero_grad):
-            dead = True  # §9 Dead filter: frozen at x0, every loss = losses[0]
-            break
-        if steps:
-            x = x_next
-    if dead:
-        losses = [losses[0]] * (steps + 1)
-        kept = {k: x[0].numpy() for k in keep}
-    elif steps:
-        if steps in keep:
-            kept[steps] = x[0].numpy()
-        losses.append(float(loss_fn(x, f)))  # §7: one extra forward after the last update
-    raw = x[0].numpy().astype(np.float32)
-    seconds = time.perf_counter() - start
-    params = {
-        "steps": steps,
-        "size": int(x0.shape[0]) if x0.shape[0] == x0.shape[1] else [int(x0.shape[0]), int(x0.shape[1])],
-        "lr": lr,
-        "seed": seed,
-        "snapshots": sorted(keep),
-        "objective": objective,
-        "init": "seeded" if init is None else "given",
-        "clip": clip,
-        "compiled": compiled,
-    }
-    return FilterResult(layer=layer_name, filter_index=int(filter_index), raw=raw, image=deprocess(raw),
-                        losses=np.asarray(losses, dtype=np.float64), snapshots=dict(sorted(kept.items())),
-                        dead=dead, params=params, seconds=seconds)
+def _check_render_shapes(model: keras.Model, objective: Objective, layers: Sequence[str], activation: str,
+                         parts: Parts, size: int, options: methods.FourierOptions | None, batch: int) -> None:
+    """Every term against its layer's captured shape at the size the network sees, and the batch."""
+    seen_h, seen_w = parts.seen_size
+    for layer in layers:
+        if layer in CONV_NAMES or layer in POOL_NAMES:
+            methods.check_seen_size(size, min(seen_h, seen_w), min_size_for(layer), layer, options)
+    capture = capture_fn(model, layers, activation)  # unknown layers and pre_relu on non-convs: one line
+    try:
+        acts = capture(caffe_preprocess(tf.zeros([1, seen_h, seen_w, 3])))
+    except (ValueError, tf.errors.InvalidArgumentError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FiltvizError(f"size {size} px does not fit {', '.join(layers)}: {first}") from None
+    shapes = shapes_of(acts)
+    for layer, (_, hw) in shapes.items():
+        if hw is not None and min(hw) < 1:
+            raise FiltvizError(f"size {size} px is too small for {layer}: its map would be empty")
+    objective.check(shapes, batch)
 
 
 def versions() -> str:
@@ -295,12 +380,18 @@ def device_name() -> str:
 
 def run_record(model: keras.Model, results: Sequence[FilterResult], *, extra: dict[str, Any] | None = None
                ) -> dict[str, Any]:
-    """The run.json dictionary of a ``visualize_filters`` run (schema ``filtviz_core.runrecord``)."""
+    """The run.json dictionary of a ``visualize_filters`` or ``render`` run (schema ``filtviz_core.runrecord``;
+    a render adds ``objective``, the objective's terms and words)."""
     if not results:
         raise FiltvizError("no results to record")
     layers = {r.layer for r in results}
     if len(layers) != 1:
         raise FiltvizError(f"one run.json holds one layer, got {sorted(layers)}")
+    extra = dict(extra or {})
+    if results[0].objective is not None:
+        extra["objective"] = results[0].objective.as_record()  # render: what was rendered
+    if any(r.copy for r in results):
+        extra["copies"] = [r.copy for r in results]  # diversity=K: the k of each picture
     return runrecord.run_record(
         framework="tensorflow",
         framework_version=versions(),
@@ -312,5 +403,5 @@ def run_record(model: keras.Model, results: Sequence[FilterResult], *, extra: di
         dead=[r.dead for r in results],
         seconds=sum(r.seconds for r in results),
         device=device_name(),
-        extra={"tensorflow": tf.__version__, "keras": keras.__version__, "method": results[0].method, **(extra or {})},
+        extra={"tensorflow": tf.__version__, "keras": keras.__version__, "method": results[0].method, **extra},
     )
