@@ -77,3 +77,28 @@ def test_unwritable_out_fails_before_work(tmp_path, capsys):
                "--out", str(blocker / "sub")])
     assert rc == 2
     assert "cannot write to output folder" in capsys.readouterr().err
+
+
+def test_filters_unit_and_diversity(weights_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["filters", "block1_conv2", "--filters", "3,5", "--steps", "2", "--size", "32", "--unit", "neuron",
+               "--diversity", "2", "--diversity-weight", "50", "--out", str(out)])
+    assert rc == 0
+    assert sorted(p.name for p in (out / "filters").iterdir()) == [
+        "filter_0003_0.png", "filter_0003_1.png", "filter_0005_0.png", "filter_0005_1.png"]
+    record = json.loads((out / "run.json").read_text())
+    assert record["filters"] == [3, 3, 5, 5] and record["copies"] == [0, 1, 0, 1]
+    assert record["params"]["unit"] == "neuron" and record["params"]["diversity"] == 2
+    assert record["params"]["diversity_weight"] == 50.0
+    assert "block1_conv2: 2 filters x 2 pictures" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--diversity", "0"], "--diversity must be a whole number >= 1"),
+    (["--diversity", "2", "--diversity-weight", "-1"], "--diversity-weight must be a finite number >= 0"),
+    (["--unit", "pixel"], "invalid choice: 'pixel'"),
+])
+def test_bad_unit_options_are_one_line_exit_2(args, message, capsys):
+    assert main(["filters", "block1_conv2", "--steps", "1", "--size", "32", *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from filtviz_core import __version__, algorithm, methods, outputs
 from filtviz_core.cli_common import (OneLineParser, add_map_options, add_method_options, add_progress,
-                                     check_map_options, examples, parse_names, parse_steps, progress_wanted,
-                                     run_guarded)
+                                     add_unit_options, check_map_options, examples, parse_names, parse_steps,
+                                     progress_wanted, run_guarded, unit_kwargs)
 from filtviz_core.transforms import output_size
 from filtviz_core.errors import FiltvizError
 from filtviz_core.weights import check_weights_choice
 from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, POOL_NAMES, min_size_for
+from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_unit
 
 PROG = "python -m tf_reference"
 DEFAULT_OUT = Path("outputs") / "tf_reference"
@@ -57,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("filters", "gradient-ascent pictures of filters of one conv layer (SPEC.md)",
             f"{PROG} filters block1_conv2 --filters 0-7 --steps 100 --snapshots 10,100",
             f"{PROG} filters block5_conv3 --filters 0-3 --size 96 --objective post_relu",
-            f"{PROG} filters block5_conv3 --filters 0-3 --method fourier")
+            f"{PROG} filters block5_conv3 --filters 0-3 --method fourier",
+            f"{PROG} filters block4_conv3 --filters 12 --method fourier --diversity 4",
+            f"{PROG} filters block3_conv1 --filters 0-7 --unit neuron")
     p.add_argument("layer", help="conv layer, e.g. block1_conv2")
     p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,20; default: 0-15")
     add_method_options(p)
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", default=algorithm.DEFAULT_OBJECTIVE, choices=algorithm.OBJECTIVES,
                    help="pre_relu (conv output before the ReLU, no dead filters) or post_relu (the Keras layer "
                         "output, as the original notebook); default: %(default)s")
+    add_unit_options(p.add_argument_group("what each picture maximizes"))
     p.add_argument("--clip", action="store_true", help="clip the images to 0-255 after every step")
     p.add_argument("--eager", action="store_true", help="run the step eagerly instead of in tf.function")
     p.add_argument("--no-filter-pngs", action="store_true", help="skip the per-filter PNGs")
@@ -129,6 +133,9 @@ def cmd_filters(args: argparse.Namespace) -> None:
     methods.check_seen_size(args.size, seen, min_size_for(args.layer), args.layer, options)
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
+    units = unit_kwargs(args)
+    check_unit(units.get("unit", DEFAULT_UNIT))
+    copies, _ = check_diversity(units.get("diversity", 1), units.get("diversity_weight"))
     snapshots = parse_steps(args.snapshots)
     algorithm.snapshot_steps(snapshots, steps)
     check_weights_choice(args.weights)
@@ -142,15 +149,16 @@ def cmd_filters(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     results = visualize_filters(model, args.layer, filters, method=args.method, steps=steps, size=args.size, lr=lr,
                                 seed=args.seed, snapshots=snapshots, objective=args.objective, clip=args.clip,
-                                compiled=not args.eager, progress=progress_wanted(args.progress))
+                                compiled=not args.eager, progress=progress_wanted(args.progress), **units)
     record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})
     written = outputs.write_filter_outputs(
-        out, layer=args.layer, filters=filters, images=np.stack([r.image for r in results]),
+        out, layer=args.layer, filters=[r.filter_index for r in results], images=np.stack([r.image for r in results]),
         losses=np.stack([r.losses for r in results]),
         snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
         record=record, per_filter_png=not args.no_filter_pngs, method=args.method)
     dead = [r.filter_index for r in results if r.dead]
-    print(f"{args.layer}: {len(results)} filters, {args.method} method, {steps} steps, final loss "
+    count = f"{len(filters)} filters x {copies} pictures" if copies > 1 else f"{len(results)} filters"
+    print(f"{args.layer}: {count}, {args.method} method, {steps} steps, final loss "
           f"min {min(r.losses[-1] for r in results):.4g} max {max(r.losses[-1] for r in results):.4g}"
           + (f", dead: {dead}" if dead else ""))
     for path in written.values():
