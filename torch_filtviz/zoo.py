@@ -18,9 +18,11 @@ recorded in run.json.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -113,22 +115,37 @@ def _from_torchvision(name: str, weights, preprocess: str | None, seed: int) -> 
 # --- your own factory -------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _project_importable() -> Iterator[None]:
+    """The current folder on ``sys.path`` for the duration, as ``python -m`` has it, then taken off again:
+    loading a model must not change where the caller's later imports come from."""
+    folder = os.getcwd()
+    if folder in sys.path:
+        yield
+        return
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+
+
 def _from_factory(spec: str, weights, preprocess: str | None, seed: int) -> PixelModel:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise FiltvizError(f"bad model {spec!r}: use package.module:function")
-    if os.getcwd() not in sys.path:  # like `python -m`: the user's project folder is importable
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise FiltvizError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise FiltvizError(f"{module_name} has no function {attr!r} (model {spec!r})")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        network = factory()
+    with _project_importable():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise FiltvizError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
+        factory = getattr(module, attr, None)
+        if not callable(factory):
+            raise FiltvizError(f"{module_name} has no function {attr!r} (model {spec!r})")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = factory()  # still inside: a factory may import more of the project when called
     if not isinstance(network, nn.Module):
         raise FiltvizError(f"{spec} returned a {type(network).__name__}, not an nn.Module")
     if weights is None or str(weights) == "random":
