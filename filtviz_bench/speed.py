@@ -63,7 +63,6 @@ METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_nch
 # On CPU the defaults already are channels_last, so the forced-_cl rows would repeat them.
 CPU_METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_nchw", "torch_bf16", "lucent")
 CUDA_METHODS = ("tf_compiled", "torch_one", "torch_fp32", "torch_fp32_cl", "torch_bf16", "torch_bf16_cl", "lucent")
-ONE_AT_A_TIME = ("tf_eager", "tf_compiled", "torch_one")
 LABELS = {
     "tf_eager": "TF eager, one filter at a time",
     "tf_compiled": "TF tf.function, one filter at a time",

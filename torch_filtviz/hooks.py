@@ -38,9 +38,6 @@ class StopForward(BaseException):
     """
 
 
-_StopForward = StopForward  # the old private name
-
-
 class _FunctionTaps(TorchFunctionMode):
     """Counts activation-function calls during one pass and hands the wanted ones to the capture."""
 

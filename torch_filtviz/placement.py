@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
+from filtviz_core.errors import FiltvizError
 
 #: Share of the reported free memory that a chunk may plan to use (the rest: workspace, fragmentation).
 MEMORY_SHARE = 0.5
@@ -170,8 +170,3 @@ def to_host(t: torch.Tensor):
     import numpy as np
 
     return t.detach().float().cpu().numpy().astype(np.float64)
-
-
-def device_error(exc: BaseException, device: torch.device) -> FiltvizRuntimeError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return FiltvizRuntimeError(f"the {device.type} device failed: {first}")

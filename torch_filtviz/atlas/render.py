@@ -79,13 +79,6 @@ def write_pictures(out: Path, chunk: Chunk, method: Method, result, params: Mapp
             for i, f in enumerate(filters)}
 
 
-def render_pictures(out: Path, chunk: Chunk, method: Method, model, params: Mapping[str, Any],
-                    worker: Worker, batch: int | None = None) -> dict[int, dict]:
-    """Render ``chunk`` as one batch of ``batch`` images (:func:`render_chunk`) and write its files
-    (:func:`write_pictures`); return each filter's entry."""
-    return write_pictures(out, chunk, method, render_chunk(chunk, method, model, params, batch), params, worker)
-
-
 def write_examples(out: Path, chunk: Chunk, photos: PhotoSet, top: int, settings: Mapping[str, Any]) -> dict[int, dict]:
     """Crop the ``top`` dataset examples of each filter of ``chunk``; return each filter's entry."""
     peaks = photos.peaks[chunk.layer]
