@@ -299,7 +299,7 @@ def render(model: keras.Model, objective: Objective, *, batch: int = 1, method: 
            method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
            compiled: bool = True) -> list[FilterResult]:
     """Pictures of any objective (``tf_reference.objectives``): a batch of ``batch`` pictures optimized in
-    ONE batch (a diversity term couples them), §16.3.
+    ONE batch (a diversity term couples them), SPEC.md §16.3.
 
     Element i starts from the seeded draw of key i (``initial_images(range(batch), size, seed)``, or
     ``initial_spectra`` for the fourier method) and, with the fourier method, is transformed by the
