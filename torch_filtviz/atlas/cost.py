@@ -5,9 +5,9 @@ dominated by the convolutions (and linear layers) it passes. So a layer's cost i
 count of those, at the atlas's size, counted on one probe pass with forward hooks: at 128 px a
 block5_conv3 filter of VGG16 takes 7.9 times the FLOPs of a block1_conv2 one and 177 times those
 of a block1_conv1 one (tested). Shallow layers also pay a per-image overhead (the step's
-bookkeeping, the picture files): on the shared CPU block1_conv1 took 5.6 s per filter and
-block5_conv3 54 s (``benchmarks/cpu/atlas_measure.json``), so :func:`image_costs` adds a tenth of
-the deepest requested layer's FLOPs to every layer. Only the ratios matter.
+bookkeeping, the picture files), far more than their FLOPs say (measured in
+``benchmarks/cpu/atlas_measure.json``), so :func:`image_costs` adds a tenth of the deepest
+requested layer's FLOPs to every layer. Only the ratios matter.
 """
 
 from __future__ import annotations
