@@ -27,8 +27,6 @@ from filtviz_core.algorithm import (
     DEFAULT_SEED,
     DEFAULT_SIZE,
     DEFAULT_SNAPSHOTS,
-    DEFAULT_STEPS,
-    deprocess,
 )
 from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective
@@ -39,9 +37,6 @@ from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_uni
 from tf_reference.method_parts import Parts, assemble
 from tf_reference.model import caffe_preprocess, get_conv_layer
 from tf_reference.objectives import capture_fn, channel_arguments, compile_objective, shapes_of, structure
-
-__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FilterResult", "make_loss_fn", "make_objective", "make_step_fn",
-           "render", "run_record", "visualize_filter", "visualize_filters"]
 
 # (x, filter_index) -> scalar objective; x is (1, H, W, 3) float32 pixels.
 ObjectiveFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
