@@ -4,7 +4,7 @@ Section names in the comments ("§6 Step") point at SPEC.md. Every run goes thro
 ``tf_reference/loop.py`` (§16) with the parts of its method (``tf_reference/method_parts.py``):
 :func:`visualize_filters` one filter at a time (a batch of 1, or one diversity group of K pictures),
 :func:`render` any objective with a batch of N pictures. The per-step work is one function, eager or
-wrapped in ``tf.function`` (the default: same numbers, 3.3x faster on the 2-core CPU: SPEC.md §13).
+wrapped in ``tf.function`` (the default: the same numbers, faster; SPEC.md §13 says by how much).
 """
 
 from __future__ import annotations
