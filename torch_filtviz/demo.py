@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from filtviz_core.algorithm import DEFAULT_SNAPSHOTS
 from filtviz_core.cli_common import add_progress, progress_wanted, run_guarded
 
 MAP_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
@@ -23,6 +24,7 @@ MAP_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "b
 FILTER_PLAN = (("block1_conv2", 16), ("block2_conv1", 16), ("block3_conv1", 12), ("block4_conv1", 8),
                ("block5_conv1", 8))
 SIZE, STEPS = 64, 100
+SNAPSHOTS = DEFAULT_SNAPSHOTS  # (10, 100): this very object means the default rule, fitted to --quick's 3 steps
 QUICK = dict(size=32, steps=3, filters=2)  # --quick: a smoke test of the whole pipeline in seconds
 
 
@@ -57,7 +59,7 @@ def run(out: str | Path = "outputs", *, weights: str = "keras", device: str = "a
     size, steps = (QUICK["size"], QUICK["steps"]) if quick else (SIZE, STEPS)
     for layer, count in FILTER_PLAN:
         results = visualize_filters(model, layer, list(range(QUICK["filters"] if quick else count)), steps=steps,
-                                    size=size, snapshots=None, device=device, progress=progress)
+                                    size=size, snapshots=SNAPSHOTS, device=device, progress=progress)
         files = write_results(results, out / "filters" / layer)
         for key, path in files.items():
             written[f"{layer}_{key}"] = path
