@@ -17,14 +17,20 @@ EXIT_INTERRUPTED = 130
 DEBUG_ENV = "FILTVIZ_DEBUG"  # set to 1 to see the traceback of an unexpected failure
 
 
-def parse_steps(text: str) -> tuple[int, ...]:
-    """Snapshot steps from ``"10,100"``. The default text gives :data:`~filtviz_core.algorithm.DEFAULT_SNAPSHOTS`
-    itself, so a command line without ``--snapshots`` gets the default rule (fitted to ``--steps``)."""
+def parse_steps(text: str | None) -> tuple[int, ...]:
+    """Snapshot steps from ``"10,100"``. ``None`` (no ``--snapshots`` given) is
+    :data:`~filtviz_core.algorithm.DEFAULT_SNAPSHOTS` itself, the default rule (fitted to ``--steps``);
+    any given list, the default's numbers included, must lie within ``0..steps``."""
+    if text is None:
+        return algorithm.DEFAULT_SNAPSHOTS
     try:
-        steps = tuple(int(s) for s in text.split(",") if s.strip())
+        return tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise FiltvizError(f"bad --snapshots {text!r}: use step numbers such as 10,100") from None
-    return algorithm.DEFAULT_SNAPSHOTS if steps == algorithm.DEFAULT_SNAPSHOTS else steps
+
+
+SNAPSHOTS_HELP = ("steps to keep pictures of for the comparison figure, e.g. 10,100 ('' for none); default: 10 and "
+                  "100 where they fit, plus the last step")
 
 
 def parse_names(text: str | None) -> list[str]:

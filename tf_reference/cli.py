@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import __version__, algorithm, methods, outputs
-from filtviz_core.cli_common import (OneLineParser, add_map_options, add_method_options, add_progress,
+from filtviz_core.cli_common import (SNAPSHOTS_HELP, OneLineParser, add_map_options, add_method_options, add_progress,
                                      add_unit_options, check_map_options, examples, parse_names, parse_steps,
                                      progress_wanted, run_guarded, unit_kwargs)
 from filtviz_core.transforms import output_size
@@ -64,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("layer", help="conv layer, e.g. block1_conv2")
     p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,20; default: 0-15")
     add_method_options(p)
-    p.add_argument("--snapshots", default="10,100",
-                   help="steps to keep images of, e.g. 10,100 (default: those of 10,100 within --steps, plus the last)")
+    p.add_argument("--snapshots", default=None, help=SNAPSHOTS_HELP)
     p.add_argument("--size", type=int, default=algorithm.DEFAULT_SIZE, help="image side in pixels; default: %(default)s")
     p.add_argument("--seed", type=int, default=algorithm.DEFAULT_SEED,
                    help="seed of the starting noise (and of --weights random); default: %(default)s")

@@ -70,6 +70,8 @@ class FilterResults:
                                  "model": self.model, "target": self.target, "method": self.method}
         if self.objective:
             extra["objective"] = self.objective
+        if self.diversity > 1:  # SPEC §16.7: each picture's copy k of its filter
+            extra["copies"] = [i % self.diversity for i in range(len(self.filters))]
         if self.device.startswith("cuda") and torch.cuda.is_available():
             extra["device_name"] = torch.cuda.get_device_name(torch.device(self.device))
         return _run_record(

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import algorithm as alg
-from filtviz_core.cli_common import (NOTEBOOK_MAP_LAYERS, OneLineParser, add_map_options, add_method_options,
-                                     add_progress, add_unit_options, check_map_options, examples, parse_names, parse_steps,
-                                     progress_wanted, run_guarded, unit_kwargs)
+from filtviz_core.cli_common import (NOTEBOOK_MAP_LAYERS, SNAPSHOTS_HELP, OneLineParser, add_map_options,
+                                     add_method_options, add_progress, add_unit_options, check_map_options, examples,
+                                     parse_names, parse_steps, progress_wanted, run_guarded, unit_kwargs)
 from filtviz_core.errors import FiltvizError
 
 PROG = "filtviz"
@@ -63,9 +63,7 @@ def _ascent_options(size: int = alg.DEFAULT_SIZE) -> argparse.ArgumentParser:
     g = p.add_argument_group("gradient ascent")
     add_method_options(g)
     g.add_argument("--size", type=int, default=size, help="image side in pixels; default: %(default)s")
-    g.add_argument("--snapshots", default=",".join(map(str, alg.DEFAULT_SNAPSHOTS)),
-                   help="steps to keep pictures of for the comparison figure, e.g. 10,100 ('' for none); "
-                        "default: %(default)s")
+    g.add_argument("--snapshots", default=None, help=SNAPSHOTS_HELP)
     g.add_argument("--objective", choices=alg.OBJECTIVES, default=alg.DEFAULT_OBJECTIVE,
                    help="pre_relu (the input of the activation after the layer: no dead filters) or post_relu "
                         "(that activation's output, as the original notebook); default: %(default)s")

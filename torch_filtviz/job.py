@@ -24,9 +24,9 @@ from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective
 from torch_filtviz import method_parts, placement
 from torch_filtviz import precision as precision_mode
-from torch_filtviz.hooks import Capture, Target, capture, target_channels
+from torch_filtviz.hooks import Capture, Target, capture
 from torch_filtviz.loop import optimize
-from torch_filtviz.objectives import compile_objective
+from torch_filtviz.objectives import compile_objective, unit_shape
 from torch_filtviz.precision import conv_math
 from torch_filtviz.probe import classify_failure, size_text
 from torch_filtviz.targets import Resolver, model_device_dtype, model_trace, module_path, unknown_layer
@@ -109,11 +109,7 @@ def resolve_layers(model: nn.Module, paths: Mapping[str, str], activation: str, 
         target = Resolver(model, trace).resolve(layer, path, model.get_submodule(path), activation)
         shape = target_shape(trace, target, layer, seen_h, seen_w)
         targets[layer], tensor_shapes[layer] = target, shape
-        channels = target_channels(target, torch.empty(shape, device="meta"))
-        size = None
-        if len(shape) == 4:
-            size = (shape[2], shape[3]) if target.channel_dim == 1 else (shape[1], shape[2])
-        shapes[layer] = (channels, size)
+        shapes[layer] = unit_shape(target, shape)
     return Layers(trace, targets, shapes, tensor_shapes)
 
 
@@ -137,7 +133,7 @@ def target_shape(trace, target: Target, layer: str, height: int, width: int) -> 
     if len(shape) not in (2, 4):
         raise FiltvizError(f"layer {layer!r} gives a {tuple(shape)} tensor; filter visualization needs "
                            "(N, C, H, W) feature maps or (N, C) units")
-    if len(shape) == 4 and min(shape[2:] if target.channel_dim == 1 else shape[1:3]) < 1:
+    if len(shape) == 4 and min(unit_shape(target, tuple(shape))[1] or (1,)) < 1:
         raise FiltvizError(f"size {size_text(height, width)} is too small for {layer}: its map is empty")
     return tuple(shape)
 

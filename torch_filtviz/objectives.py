@@ -23,7 +23,7 @@ from filtviz_core import algorithm as alg
 from filtviz_core import objectives as core
 from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective, channel, direction, diversity, neuron, sum  # noqa: A004, F401
-from torch_filtviz.targets import Target
+from torch_filtviz.targets import Target, channel_axis, channel_count, channels_first
 
 __all__ = ["Objective", "channel", "compile_objective", "direction", "diversity", "filter_objective",
            "interior_mean", "neuron", "objective_values", "sum"]
@@ -60,25 +60,18 @@ def filter_objective(model: nn.Module, layer: str, filters: int | str | Iterable
     target = resolve_target(model, layer, objective)
     with capture(model, target) as cap:
         act = cap(images)[target.name]
-    count = act.shape[-1] if getattr(target, "channel_dim", 1) in (-1, act.ndim - 1) and act.ndim == 4 else act.shape[1]
+    count = channel_count(tuple(act.shape), target.channel_dim)
     chosen = alg.parse_filters(filters, int(count), layer)
     if len(chosen) != images.shape[0]:
         raise ValueError(f"{len(chosen)} filters for {images.shape[0]} images: give one image per filter")
     index = torch.tensor(chosen, device=images.device)
     rows = torch.arange(len(chosen), device=images.device)
-    return interior_mean(act, index, rows, getattr(target, "channel_dim", 1))
+    return interior_mean(act, index, rows, target.channel_dim)
 
 
 # --- any objective (filtviz_core.objectives), evaluated on captured torch tensors ------------------
 
 Compiled = Callable[[dict[str, torch.Tensor]], torch.Tensor]
-
-
-def _maps(act: torch.Tensor, channel_dim: int) -> torch.Tensor:
-    """A captured tensor as (N, C, H, W) or (N, C): channels-last maps are viewed channels-first."""
-    if act.ndim == 4 and channel_dim in (-1, 3):
-        return act.permute(0, 3, 1, 2)
-    return act
 
 
 def _interior_positions(t: torch.Tensor) -> torch.Tensor:
@@ -87,9 +80,10 @@ def _interior_positions(t: torch.Tensor) -> torch.Tensor:
     return t[:, hs, ws].float().mean(dim=(1, 2))
 
 
-def _term_fn(term: core.Term, channel_dim: int, batch_size: int, device: torch.device) -> Compiled:
+def _term_fn(term: core.Term, target: Target, batch_size: int, device: torch.device) -> Compiled:
     """One term as a function of its layer's captured tensor -> (B,) fp32 values."""
     rows = torch.arange(batch_size, device=device)
+    channel_dim = target.channel_dim
     if term.kind == "channel":
         index = torch.tensor(term.channel_for(batch_size), device=device)
         return lambda act: interior_mean(act, index, rows, channel_dim)
@@ -97,7 +91,7 @@ def _term_fn(term: core.Term, channel_dim: int, batch_size: int, device: torch.d
         index = torch.tensor(term.channel_for(batch_size), device=device)
 
         def neuron(act: torch.Tensor) -> torch.Tensor:
-            a = _maps(act, channel_dim)
+            a = channels_first(target, act)
             if a.ndim == 2:
                 return a[rows, index].float()
             y, x = term.position(a.shape[2], a.shape[3])
@@ -108,7 +102,7 @@ def _term_fn(term: core.Term, channel_dim: int, batch_size: int, device: torch.d
         unit = torch.from_numpy(term.unit_vector()).to(device)
 
         def direction(act: torch.Tensor) -> torch.Tensor:
-            a = _maps(act, channel_dim).float()
+            a = channels_first(target, act).float()
             if a.ndim == 2:
                 return a @ unit
             return _interior_positions(torch.einsum("nchw,c->nhw", a, unit))
@@ -118,7 +112,7 @@ def _term_fn(term: core.Term, channel_dim: int, batch_size: int, device: torch.d
         group = term.group or batch_size
 
         def diversity(act: torch.Tensor) -> torch.Tensor:
-            a = _maps(act, channel_dim).float()
+            a = channels_first(target, act).float()
             flat = a.reshape(a.shape[0], a.shape[1], -1)  # (B, C, positions)
             grams = torch.bmm(flat, flat.transpose(1, 2)).reshape(a.shape[0], -1)
             grams = grams / grams.square().sum(dim=1, keepdim=True).clamp_min(core.GRAM_EPS).sqrt()
@@ -140,7 +134,7 @@ def compile_objective(objective: core.Objective, targets: Mapping[str, Target], 
     """
     parts = []
     for weight, term in objective.terms:
-        fn = _term_fn(term, getattr(targets[term.layer], "channel_dim", 1), batch_size, device)
+        fn = _term_fn(term, targets[term.layer], batch_size, device)
         if term.batch is not None:
             mask = torch.zeros(batch_size, dtype=torch.bool, device=device)
             mask[term.batch] = True
@@ -169,15 +163,21 @@ def objective_values(model: nn.Module, objective: core.Objective, images: torch.
                      activation: str = alg.DEFAULT_OBJECTIVE) -> torch.Tensor:
     """``objective`` for a batch of pixel ``images`` (B, C, H, W): ``(B,)`` fp32, differentiable with
     respect to the images; for values and input gradients without running an optimization (parity)."""
-    from torch_filtviz.hooks import capture, resolve_target, target_channels
+    from torch_filtviz.hooks import capture, resolve_target
 
     core.check_objective(objective)
     targets = {layer: resolve_target(model, layer, activation) for layer in objective.layers()}
     with capture(model, list(targets.values())) as cap:
         acts = cap(images)
-    shapes = {}
-    for layer, t in targets.items():
-        a = _maps(acts[layer], t.channel_dim)
-        shapes[layer] = (target_channels(t, acts[layer]), tuple(a.shape[2:4]) if a.ndim == 4 else None)
+    shapes = {layer: unit_shape(t, tuple(acts[layer].shape)) for layer, t in targets.items()}
     objective.check(shapes, int(images.shape[0]))
     return compile_objective(objective, targets, int(images.shape[0]), images.device)(acts)
+
+
+def unit_shape(target: Target, shape: tuple[int, ...]) -> tuple[int, tuple[int, int] | None]:
+    """(units, map size (h, w) or None for (N, C) units) of a captured tensor of ``shape``."""
+    if len(shape) != 4:
+        return channel_count(shape, target.channel_dim), None
+    axis = channel_axis(target.channel_dim, 4)
+    h, w = (shape[2], shape[3]) if axis == 1 else (shape[1], shape[2])
+    return channel_count(shape, target.channel_dim), (int(h), int(w))
