@@ -273,7 +273,7 @@ def api(package: str) -> str:
     names = public_names(package.strip())
     out = []
     for name, target in names.items():
-        out.append(f"### `{package.strip()}.{name}`\n\n::: {target}\n    options:\n      show_root_heading: false\n"
+        out.append(f"### `{package.strip()}.{name}` {{#{package.strip()}.{name}}}\n\n::: {target}\n    options:\n      show_root_heading: false\n"
                    f"      show_root_toc_entry: false\n      heading_level: 4\n")
     return "\n".join(out)
 
