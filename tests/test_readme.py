@@ -1,4 +1,5 @@
-"""The README's Python examples run against the current API (shrunk to tiny sizes so they are fast).
+"""The Python examples of the README and of the docs pages run against the current API (shrunk to tiny sizes so
+they are fast).
 
 Catches the drift that matters: a renamed function, argument or attribute in a documented example.
 """
@@ -10,8 +11,17 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+BLOCKS = [(path.relative_to(ROOT).as_posix(), i, code)
+          for path in [README, *DOCS] for i, code in enumerate(python_blocks(path))]
 
 
 def shrink(code: str) -> str:
@@ -21,11 +31,17 @@ def shrink(code: str) -> str:
 
 
 def test_readme_has_python_examples():
-    assert len(BLOCKS) >= 2
+    assert len(python_blocks(README)) >= 1
+    assert len(BLOCKS) >= 6  # the README's quickstart and the docs' examples
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs(index, tmp_path, monkeypatch, weights_file):
+def test_readme_quickstart_is_short():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 200
+    assert len(python_blocks(README)[0].strip().splitlines()) <= 10
+
+
+@pytest.mark.parametrize("where,index,code", BLOCKS, ids=[f"{w}:{i}" for w, i, _ in BLOCKS])
+def test_readme_example_runs(where, index, code, tmp_path, monkeypatch, weights_file):
     monkeypatch.chdir(tmp_path)  # examples save figures to the working folder
-    code = shrink(BLOCKS[index])
-    exec(compile(code, f"README.md python block {index}", "exec"), {"__name__": "readme_example"})
+    exec(compile(shrink(code), f"{where} python block {index}", "exec"), {"__name__": "readme_example"})
