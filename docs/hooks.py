@@ -273,8 +273,8 @@ def api(package: str) -> str:
     names = public_names(package.strip())
     out = []
     for name, target in names.items():
-        out.append(f"### `{package.strip()}.{name}` {{#{package.strip()}.{name}}}\n\n::: {target}\n    options:\n      show_root_heading: false\n"
-                   f"      show_root_toc_entry: false\n      heading_level: 4\n")
+        out.append(f"### `{package.strip()}.{name}` {{#{package.strip()}.{name}}}\n\n::: {target}\n    options:\n      show_root_heading: true\n"
+                   f"      show_root_toc_entry: false\n      show_root_full_path: false\n      heading_level: 4\n")
     return "\n".join(out)
 
 
@@ -299,6 +299,14 @@ def expand(markdown: str) -> str:
     if left:
         raise DocsDataError(f"a value marker the hook cannot read: {left.group(0)!r}")
     return out
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """The docstrings' Sphinx roles (``:func:`x` ``) shown as plain code, and their doctest examples (``>>>``
+    lines, which Markdown reads as a blockquote three deep) as a code block, as a reader expects."""
+    html = re.sub(r":(?:func|class|meth|mod|data|attr|obj|exc):(?=<code>)", "", html)
+    return re.sub(r"<blockquote>\s*<blockquote>\s*<blockquote>\s*<p>(.*?)</p>\s*</blockquote>\s*</blockquote>\s*</blockquote>",
+                  r"<pre><code>\1</code></pre>", html, flags=re.S)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
