@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import yaml
 
 from filtviz_core.site import browser as B
 
@@ -31,6 +30,7 @@ needs_browser = pytest.mark.skipif(REASON is not None, reason=f"no headless brow
 
 pytest.importorskip("mkdocs", reason="mkdocs is installed by `make test` (the docs extra)")
 pytest.importorskip("mkdocstrings_handlers.python", reason="mkdocstrings-python is installed by `make test` (docs extra)")
+import yaml  # noqa: E402  (PyYAML comes with mkdocs)
 
 
 def build(site: Path, config: Path = ROOT / "mkdocs.yml") -> subprocess.CompletedProcess[str]:
