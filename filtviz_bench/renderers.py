@@ -28,13 +28,13 @@ import torch
 from filtviz_bench import lucent_runner
 from filtviz_bench.adapters import visualize
 from filtviz_core import algorithm as alg
+from filtviz_core import methods as core_methods
 
-TORCH_METHODS = ("pixel", "fourier")
+TORCH_METHODS = core_methods.METHODS  # every registered method (filtviz_core.methods.REGISTRY)
 LUCENT_METHODS = ("lucent", "lucent_best", "lucent_224")
 METHODS = TORCH_METHODS + LUCENT_METHODS
 LABELS = {
-    "pixel": "pixel (torch_filtviz)",
-    "fourier": "fourier (torch_filtviz)",
+    **{name: f"{name} (torch_filtviz)" for name in TORCH_METHODS},
     "lucent": "Lucent render_vis defaults, at the picture's size",
     "lucent_best": "Lucent, hook on the pre-activation",
     "lucent_224": "Lucent render_vis defaults, upsampled to 224 px",
@@ -55,17 +55,13 @@ Renderer = Callable[[str, list[int], int], Pictures]
 
 def fourier_steps() -> int:
     """The fourier method's default number of steps."""
-    from filtviz_core import methods
-
-    return methods.default_steps("fourier")
+    return core_methods.default_steps("fourier")
 
 
 def default_steps(method: str) -> int | None:
-    """Each method's own default number of steps (None: the method is not available)."""
-    if method == "pixel":
-        return alg.DEFAULT_STEPS
-    if method == "fourier":
-        return fourier_steps()
+    """Each method's own default number of steps (the registry's for ours, Lucent's for Lucent)."""
+    if method in TORCH_METHODS:
+        return core_methods.default_steps(method)
     return lucent_runner.DEFAULT_STEPS
 
 
