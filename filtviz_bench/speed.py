@@ -209,7 +209,7 @@ def target_line(t: dict[str, Any]) -> str:
 
 
 def markdown(bench: dict[str, Any]) -> str:
-    """The table printed to stdout and pasted into the README."""
+    """The table printed to stdout (the docs render it from bench.json)."""
     ms = bench["methods"]
     baselines = [b for b in ("tf_eager", "tf_compiled", "torch_one", "lucent") if b in ms]
     head = ["method", "seconds (median [min-max])", "image-steps/s", "TFLOP/s"] + [f"x {b}" for b in baselines]

@@ -1,4 +1,4 @@
-"""How much a filter's result depends on the batch it shares: what the README's batching statement rests on.
+"""How much a filter's result depends on the batch it shares: what the docs' batching statement rests on.
 
 Renders the same filters of one layer (genuine VGG16 by default) several ways and compares each
 filter's optimized image (pixel units, 0-255 scale), its display picture (uint8 grey levels) and its

@@ -10,7 +10,7 @@ by the diversity penalty, and always run in one chunk.
 
 Speed: the forward pass stops right after the layer (hooks), no weight gradient is computed, losses
 stay on the device until the chunk ends. ``channels_last`` (NHWC) is the default on CPU, where
-oneDNN's NHWC kernels are faster (measured in the README's Performance section); results differ from
+oneDNN's NHWC kernels are faster (measured in docs/benchmarks.md); results differ from
 NCHW only by float rounding. ``precision="bf16"`` (autocast forward; loss, normalisation and update in
 fp32) is faster on CPUs with bf16 units, but the pictures then differ slightly from the fp32 spec, so
 fp32 stays the default.

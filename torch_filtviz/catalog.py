@@ -67,4 +67,4 @@ def print_layers(model: nn.Module, kind: str = "all", print_fn: Callable[[str], 
         print_fn(f"{r.path:<{width}}{r.kind:<24}{filters:>8}  {size:>8}  {note}".rstrip())
     convs = [r for r in rows if r.kind == "Conv2d"]
     print_fn(f"{len(rows)} modules, {len(convs)} Conv2d layers with {sum(r.filters or 0 for r in convs):,} filters. "
-             "pre_relu takes the input of the activation after a layer (see README, 'Any network').")
+             "pre_relu takes the input of the activation after a layer (see docs/networks.md).")

@@ -3,7 +3,7 @@
 The summary table, the first-layer kernels, feature maps of the sample photo, and filter pictures
 of the notebook's five layers with the 10-vs-100 steps comparison and a run.json per layer.
 The plan below is sized to finish in well under 5 minutes on a 2-core CPU (the time is measured in
-the README's ``make demo`` section); a block5 image-step costs several times a block1 one, so
+docs/getting-started.md, ``make demo``); a block5 image-step costs several times a block1 one, so
 deeper layers get fewer filters.
 Bigger runs are one command away: ``filtviz filters block5_conv1 --filters 0-63 --size 128``.
 """

@@ -44,7 +44,7 @@ from torch_filtviz.atlas.render import Worker, render_chunk, write_examples, wri
 from torch_filtviz.targets import layer_names
 
 # Filters per chunk, and so images per batch (a short chunk is padded): 4 on a CPU, where batching buys little in
-# fp32 (measured in the README's Performance section) and a small atlas (--per-layer 4) then pays no padding;
+# fp32 (measured in docs/benchmarks.md) and a small atlas (--per-layer 4) then pays no padding;
 # 128 elsewhere: GPUs need large batches.
 DEFAULT_CHUNK = {"cpu": 4}
 DEFAULT_CHUNK_ACCELERATOR = 128
