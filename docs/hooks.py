@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class DocsDataError(Exception):
     """A page asks for a value, block or file that is not there."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(source: str) -> Any:
     if source not in SOURCES:
         raise DocsDataError(f"unknown data source {source!r} (known: {', '.join(SOURCES)})")
@@ -158,8 +158,8 @@ BATCHING_ROWS = [
 
 def block_batching_table() -> str:
     rows = load("batching")["rows"]
-    out = ["| compared with the same 4 filters in one batch of 4 | bitwise | image (0–255), max | display picture, max "
-           "| losses (relative), max |", "|---|---|---|---|---|"]
+    out = [("| compared with the same 4 filters in one batch of 4 | bitwise | image (0–255), max | display picture, max "
+           "| losses (relative), max |"), "|---|---|---|---|---|"]
     for key, label in BATCHING_ROWS:
         r = rows[key]
         loss = "0" if r["max_loss_rel"] == 0 else f"{r['max_loss_rel']:.1e}"
@@ -260,8 +260,7 @@ def public_names(package: str) -> dict[str, str]:
     where = _imported_from(tree)
     if package == "tf_reference":
         exports = ast.literal_eval(_literal(tree, "_EXPORTS"))
-        extra = [ast.literal_eval(e) for e in _literal(tree, "__all__").args[0].elts
-                 if not isinstance(e, ast.Starred)]
+        extra = [n for n in ast.literal_eval(_literal(tree, "__all__")) if n not in exports]
         names = {n: (m if m == f"{package}.{n}" else f"{m}.{n}") for n, m in exports.items()}
         names.update({n: where[n] for n in extra})
     else:
