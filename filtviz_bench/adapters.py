@@ -63,7 +63,7 @@ def tf_method(name: str, job: Job, tf_model: Any) -> Method:
             out[layer] = np.stack([r.losses for r in rs])
         return out
 
-    return Method(name, run, True, "tensorflow", "tf_reference.visualize_filters(compiled=%s)" % compiled)
+    return Method(name, run, True, "tensorflow", f"tf_reference.visualize_filters(compiled={compiled})")
 
 
 def lucent_pixel_method(job: Job, model: torch.nn.Module, device: torch.device) -> Method:
