@@ -62,9 +62,9 @@ def transform(images: torch.Tensor, draws: np.ndarray) -> torch.Tensor:
     """Apply draw i to image i: (N, 3, H, W) float -> same shape. The content is scaled by ``scale``
     and rotated by ``angle`` about the centre, then shifted by (dx, dy) px; bilinear sampling
     (``grid_sample``, ``align_corners=False``) with reflected borders; then a Gaussian blur."""
-    n, _, h, w = images.shape
+    _n, _, h, w = images.shape
     d = torch.as_tensor(draws, dtype=torch.float64)
-    dx, dy, scale, angle, sigma = d.unbind(1)
+    dx, dy, scale, angle, _sigma = d.unbind(1)
     rad = torch.deg2rad(angle)
     cos, sin = torch.cos(rad) / scale, torch.sin(rad) / scale
     # Output pixel -> input pixel, in normalised coordinates: undo the shift, then the rotation and zoom.
@@ -83,14 +83,11 @@ def gaussian_blur(images: torch.Tensor, sigmas: np.ndarray) -> torch.Tensor:
     top = float(np.max(sigmas)) if len(sigmas) else 0.0
     if top <= 0:
         return images
-    radius = max(1, int(math.ceil(3 * top)))
+    radius = max(1, math.ceil(3 * top))
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernels = []
     for s in sigmas:
-        if s <= 0:
-            k = (offsets == 0).double()
-        else:
-            k = torch.exp(-0.5 * (offsets / float(s)) ** 2)
+        k = (offsets == 0).double() if s <= 0 else torch.exp(-0.5 * (offsets / float(s)) ** 2)
         kernels.append(k / k.sum())
     k = torch.stack(kernels).to(images).repeat_interleave(c, 0)  # (n * c, taps)
     x = F.pad(images.reshape(1, n * c, h, w), [radius, radius, radius, radius], mode="reflect")
