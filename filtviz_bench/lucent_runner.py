@@ -153,14 +153,14 @@ def hooks_removed_after(model: nn.Module) -> Iterator[None]:
 def seeded(seed: int) -> Iterator[None]:
     """Lucent draws its start (torch) and its transforms (numpy) from the global generators: seed them
     for the run and give the caller's states back afterwards."""
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002 - Lucent draws from numpy's global generator
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        np.random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 - likewise
         try:
             yield
         finally:
-            np.random.set_state(state)
+            np.random.set_state(state)  # noqa: NPY002 - likewise
 
 
 @dataclass
