@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from pathlib import Path
@@ -43,10 +44,8 @@ def set_threads(n: int, with_tf: bool) -> dict[str, Any]:
     torch.set_num_threads(n)
     info: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "torch_interop_threads": None,
                             "cpu_count": os.cpu_count()}
-    try:
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
     info["torch_interop_threads"] = torch.get_num_interop_threads()
     if with_tf:
         try:
