@@ -147,10 +147,10 @@ def lucent_hook_facts(cfg: Config, runs: dict[str, dict[str, Any]], device: torc
             for name, run in runs.items() if run["method"] in renderers.LUCENT_METHODS}
     below = {k for k, v in starts_below.items() if v}
     n = len(starts_below)
-    parts = [f"Lucent's hook on a conv (e.g. `{lucent_runner.module_name(cfg.layers[-1])}`) keeps the module's output "
+    parts = [(f"Lucent's hook on a conv (e.g. `{lucent_runner.module_name(cfg.layers[-1])}`) keeps the module's output "
              "tensor, which torchvision's in-place ReLU then overwrites: Lucent optimizes the post-ReLU map, and a "
              "filter whose pre-activation is <= 0 everywhere has a zero gradient and never moves. On Lucent's seeded "
-             f"start picture ({cfg.size} px) {len(below)} of {n} filters are <= 0 everywhere."]
+             f"start picture ({cfg.size} px) {len(below)} of {n} filters are <= 0 everywhere.")]
     for name, keys in flat.items():
         z = runs[name]["summary"]["median_z"]
         parts.append(f"{name} ({runs[name]['steps']} steps): {len(keys)} flat pictures ({len(keys & below)} of them "
