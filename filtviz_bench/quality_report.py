@@ -42,7 +42,7 @@ def summarize(scores: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "median_z": _median([s["z"] for s in scores]),
         "z_quartiles": [float(np.percentile(z, 25)), float(np.percentile(z, 75))] if len(z) else None,
         "median_kept": _median([s["kept"] for s in scores]),
-        "kept_defined": int(len(_finite([s["kept"] for s in scores]))),
+        "kept_defined": len(_finite([s["kept"] for s in scores])),
         "median_alpha": _median([s["alpha"] for s in scores]),
         "median_high_share": _median([s["high_share"] for s in scores]),
         "median_contrast": _median([s["contrast"] for s in scores]),
@@ -126,13 +126,13 @@ def _num(v: float | None, fmt: str = ".1f") -> str:
 def markdown(report: dict[str, Any]) -> str:
     """The tables: one row per run; median robust z per layer; targets; speed; Lucent's hook."""
     cfg = report["config"]
-    lines = [f"Quality: {', '.join(cfg['layers'])}; filters {cfg['filters']} per layer; {cfg['size']} px; "
+    lines = [(f"Quality: {', '.join(cfg['layers'])}; filters {cfg['filters']} per layer; {cfg['size']} px; "
              f"equal passes = {cfg['equal_steps']} steps per filter; {cfg['noise_pictures']} 1/f-noise pictures, "
              f"K = {cfg['heldout']['k']} held-out transforms (shift +-{cfg['heldout']['shift']:.0%}, scale "
              f"1/{cfg['heldout']['scale']}-{cfg['heldout']['scale']}, rotation +-{cfg['heldout']['rotate']:g} deg, "
              f"blur sigma <= {cfg['heldout']['blur']:g} px); device {report['device']['name']} "
              f"({report['threads']['torch_threads']} threads); load average {report['load_average']['before']} -> "
-             f"{report['load_average']['after']}; wall {report['wall_seconds']:.0f} s.", ""]
+             f"{report['load_average']['after']}; wall {report['wall_seconds']:.0f} s."), ""]
     head = ["run", "steps", "robust z median [q1-q3]", "kept", "alpha", "share > 0.25 c/px", "contrast", "flat",
             "dead", "z < 2", "render s", "s / image-step"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
