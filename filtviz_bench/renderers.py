@@ -27,7 +27,6 @@ import torch
 
 from filtviz_bench import lucent_runner
 from filtviz_bench.adapters import visualize
-from filtviz_core import algorithm as alg
 from filtviz_core import methods as core_methods
 
 TORCH_METHODS = core_methods.METHODS  # every registered method (filtviz_core.methods.REGISTRY)
