@@ -45,17 +45,17 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from filtviz_bench import machine  # noqa: E402
-from filtviz_bench.adapters import lucent_pixel_method, tf_method, torch_method  # noqa: E402
-from filtviz_bench.flops import gpu_peak, job_flops, math_kind  # noqa: E402
-from filtviz_bench.jobs import JOBS, Job, make_job  # noqa: E402
-from filtviz_bench.lucent_runner import lucent_available  # noqa: E402
-from filtviz_bench.timing import Method, speed_verdict, stats, time_methods  # noqa: E402
-from filtviz_core.atomic import write_json  # noqa: E402
-from filtviz_core.errors import FiltvizError, FiltvizRuntimeError  # noqa: E402
+from filtviz_bench import machine
+from filtviz_bench.adapters import lucent_pixel_method, tf_method, torch_method
+from filtviz_bench.flops import gpu_peak, job_flops, math_kind
+from filtviz_bench.jobs import JOBS, Job, make_job
+from filtviz_bench.lucent_runner import lucent_available
+from filtviz_bench.timing import Method, speed_verdict, stats, time_methods
+from filtviz_core.atomic import write_json
+from filtviz_core.errors import FiltvizError
 
 SCHEMA = 1
 METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_nchw", "torch_fp32_cl", "torch_bf16",
@@ -225,11 +225,11 @@ def markdown(bench: dict[str, Any]) -> str:
         cells.append("ref" if name == "torch_fp32" else ("-" if d is None else f"{d['median']:.1e} (max {d['max']:.1e})"))
         rows.append("| " + " | ".join(cells) + " |")
     job = bench["job"]
-    lines = [f"Job {job['name']}: {', '.join(job['layers'])}, {job['n_filters']} filters, {job['size']} px, "
+    lines = [(f"Job {job['name']}: {', '.join(job['layers'])}, {job['n_filters']} filters, {job['size']} px, "
              f"{job['steps']} steps, weights {job['weights']}; device {bench['device']['name']} "
              f"({bench['threads']['torch_threads']} threads, OMP_WAIT_POLICY={bench['env']['OMP_WAIT_POLICY']}); "
              f"load average {bench['load_average']['before']} -> {bench['load_average']['after']}; "
-             f"median of {bench['repeats']} after a warm-up.", ""]
+             f"median of {bench['repeats']} after a warm-up."), ""]
     lines += rows
     if any(m["scaled_to_job"] for m in ms.values()):
         lines.append("\n\\* timed on a subset of the filters (`--baseline-filters`), scaled to the whole job.")
