@@ -83,13 +83,13 @@ def run_sweep(layers: Sequence[str], filters_spec: str, size: int, variants: Seq
 def markdown(result: dict[str, Any]) -> str:
     names = list(result["variants"])
     first = result["variants"][names[0]]["scores"] if names else []
-    lines = ["| variant | method | steps | lr | options | median z | z per layer | kept | alpha | share > 0.25 | "
-             "flat | z > first, share | s |", "|" + "---|" * 13]
+    lines = [("| variant | method | steps | lr | options | median z | z per layer | kept | alpha | share > 0.25 | "
+             "flat | z > first, share | s |"), "|" + "---|" * 13]
     for name in names:
         v = result["variants"][name]
         s = v["summary"]
         per = " / ".join(quality_report._num(v["per_layer"][layer]["median_z"]) for layer in result["layers"])
-        share, n = quality_report.share_above(v["scores"], first)
+        share, _n = quality_report.share_above(v["scores"], first)
         lines.append(f"| {name} | {v['method']} | {v['steps']} | {v['lr'] if v['lr'] is not None else 'default'} | "
                      f"{json.dumps(v['options']) if v['options'] else '-'} | {quality_report._num(s['median_z'])} | "
                      f"{per} | {quality_report._num(s['median_kept'], '.2f')} | "
