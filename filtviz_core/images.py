@@ -50,7 +50,6 @@ def load_image(path: str | os.PathLike[str] | None = None, size: int | tuple[int
     Transparent pixels are composited over ``background``. Raises FiltvizError for a missing,
     unreadable or oversized (``max_pixels``) file.
     """
-    from PIL import Image
 
     if fit not in FITS:
         raise FiltvizError(f"unknown fit {fit!r}; valid: {', '.join(FITS)}")
@@ -165,10 +164,10 @@ def fit_image(img, size: tuple[int, int], *, fit: str = "crop", background: tupl
     height, width = size
     w, h = img.size
     if fit == "stretch" or (w, h) == (width, height):
-        return img.resize((width, height), Image.BILINEAR) if (w, h) != (width, height) else img
+        return img.resize((width, height), Image.Resampling.BILINEAR) if (w, h) != (width, height) else img
     scale = (max if fit == "crop" else min)(width / w, height / h)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = img.resize((new_w, new_h), Image.BILINEAR)
+    resized = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
     if fit == "crop":
         left, top = (new_w - width) // 2, (new_h - height) // 2
         return resized.crop((left, top, left + width, top + height))
@@ -183,7 +182,7 @@ def resize_short_side(img, short: int):
 
     w, h = img.size
     scale = short / min(w, h)
-    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
 
 
 def as_image_batch(images: np.ndarray, minimum: int = MIN_IMAGE_SIZE) -> np.ndarray:
