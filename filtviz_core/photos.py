@@ -37,8 +37,8 @@ DEFAULT_PHOTOS: tuple[tuple[str, str, str, str], ...] = (
      "Coffee cup, courtesy of Pikolo Espresso Bar; Rachel Michetti, CC0 (scikit-image)"),
     ("rocket", "skimage", "data/rocket.jpg", "Falcon 9 launching DSCOVR; SpaceX, public domain (scikit-image)"),
     ("motorcycle", "skimage", "data/motorcycle_left.png",
-     "Motorcycle, Middlebury 2014 stereo benchmark; N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, "
-     "D. Scharstein (scikit-image)"),
+     ("Motorcycle, Middlebury 2014 stereo benchmark; N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, "
+     "D. Scharstein (scikit-image)")),
     ("china", "sklearn", "datasets/images/china.jpg", "Summer Palace, Beijing; danielbuechele, CC BY 2.0 (scikit-learn)"),
     ("flower", "sklearn", "datasets/images/flower.jpg", "Flower; vultilion, CC BY 2.0 (scikit-learn)"),
     ("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
@@ -78,7 +78,8 @@ def folder_photos(folder: str | os.PathLike[str], warn=None) -> list[Photo]:
     if not root.is_dir():
         raise FiltvizError(f"photo folder not found: {root}")
     warn = warn or (lambda line: print(line, file=sys.stderr))
-    photos, names = [], set()
+    photos: list[Photo] = []
+    names: set[str] = set()
     for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
         try:
             probe_image(path)
