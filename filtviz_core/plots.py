@@ -47,7 +47,7 @@ def plot_feature_maps(maps: Mapping[str, np.ndarray], channels: int = 8, cmap: s
     return fig
 
 
-def plot_filter_grid(images: np.ndarray, filters: Sequence[int], layer: str, losses: Sequence[float] | None = None,
+def plot_filter_grid(images: np.ndarray, filters: Sequence[int], layer: str, losses: Sequence[float] | np.ndarray | None = None,
                      columns: int = 8) -> Figure:
     """Filter pictures of one layer in a grid: ``images`` (F, H, W, 3) uint8, titles with final losses."""
     images = np.asarray(images)
