@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+
 import numpy as np
 
 from filtviz_core.errors import WeightsError
