@@ -41,10 +41,10 @@ def plan_chunks(wanted: Iterable[tuple[str, Sequence[int]]], kind: str, chunk_si
     """The chunks that render every wanted filter not yet done, layer by layer, in filter order."""
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise FiltvizError(f"chunk size must be a whole number >= 1, got {chunk_size}")
-    chunks = []
+    chunks: list[Chunk] = []
     for layer, filters in wanted:
         blocks: dict[int, list[int]] = {}
-        for f in sorted(set(int(f) for f in filters)):
+        for f in sorted({int(f) for f in filters}):
             if not is_done(layer, f):
                 blocks.setdefault(f // chunk_size, []).append(f)
         chunks.extend(Chunk(layer, kind, tuple(block)) for _, block in sorted(blocks.items()))
