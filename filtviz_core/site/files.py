@@ -9,6 +9,7 @@ tell a finished filter from one whose files went missing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def save_jpeg(path: str | Path, image: np.ndarray, max_side: int | None = None) 
     img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
     if max_side and max(img.size) > max_side:
         scale = max_side / max(img.size)
-        img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.LANCZOS)
+        img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.Resampling.LANCZOS)
     with atomic.atomic_path(path) as tmp:
         img.save(tmp, format="JPEG", quality=JPEG_QUALITY)
 
@@ -41,7 +42,7 @@ def sizes(out: Path, files: Sequence[str]) -> dict[str, int]:
     return {rel: (Path(out) / rel).stat().st_size for rel in files}
 
 
-def picture_entry(out: str | Path, *, layer: str, method: str, index: int, image: np.ndarray,
+def picture_entry(out: str | os.PathLike[str], *, layer: str, method: str, index: int, image: np.ndarray,
                   snapshots: Mapping[int, np.ndarray], steps: int, losses: Sequence[float], dead: bool,
                   seconds: float, params: Mapping[str, Any], settings: Mapping[str, Any],
                   worker: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def picture_entry(out: str | Path, *, layer: str, method: str, index: int, image
             "seconds": round(float(seconds), 4), **dict(worker)}
 
 
-def examples_entry(out: str | Path, *, layer: str, index: int,
+def examples_entry(out: str | os.PathLike[str], *, layer: str, index: int,
                    crops: Sequence[tuple[str, float, Sequence[int], Sequence[int], np.ndarray]],
                    settings: Mapping[str, Any]) -> dict[str, Any]:
     """Write one filter's dataset examples, best first: (photo name, activation, box (top, left,
