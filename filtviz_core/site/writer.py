@@ -119,15 +119,15 @@ def index_page(doc: Mapping[str, Any]) -> str:
     weights = model.get("weights", {})
     parts = [_head(f"{name} filter atlas"), "<body data-page=\"index\">\n<main class=\"index\">\n",
              f"<h1>What the filters of {_e(name)} respond to</h1>\n",
-             "<p>Each picture is the input that most excites one filter (gradient ascent from noise); each "
+             ("<p>Each picture is the input that most excites one filter (gradient ascent from noise); each "
              "layer page shows all of a layer's filters, and each filter's view its pictures, loss curve and "
-             "the crops of natural photos that excite it most.</p>\n"]
+             "the crops of natural photos that excite it most.</p>\n")]
     total = sum(layer.get("filters") or 0 for layer in doc.get("layers", []))
     methods = sorted({m for layer in doc.get("layers", []) for m in layer.get("rendered", {})}) or ["pixel"]
     parts.append("<h2>Layers</h2>\n<table class=\"layers\" id=\"layers\">\n<thead><tr><th>layer</th><th>filters</th>"
                  + "".join(f"<th>rendered ({_e(m)})</th>" for m in methods)
                  + "<th>dead</th><th>pictures</th></tr></thead>\n<tbody>\n")
-    rendered_total = {m: 0 for m in methods}
+    rendered_total = dict.fromkeys(methods, 0)
     for layer in doc.get("layers", []):
         lname, count = layer["name"], layer.get("filters")
         cells = []
