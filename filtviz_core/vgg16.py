@@ -26,10 +26,8 @@ FILTER_COUNTS: dict[str, int] = {name: out for name, _, out in CONV_LAYERS}
 POOL_NAMES: tuple[str, ...] = tuple(f"block{b}_pool" for b in range(1, 6))
 
 # torchvision ``vgg16().features`` index of each conv (its ReLU sits at index + 1) and each max-pool.
-TORCH_CONV_INDEX: dict[str, int] = {
-    name: idx for name, idx in zip(CONV_NAMES, (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28))
-}
-TORCH_POOL_INDEX: dict[str, int] = {name: idx for name, idx in zip(POOL_NAMES, (4, 9, 16, 23, 30))}
+TORCH_CONV_INDEX: dict[str, int] = dict(zip(CONV_NAMES, (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)))
+TORCH_POOL_INDEX: dict[str, int] = dict(zip(POOL_NAMES, (4, 9, 16, 23, 30)))
 
 TOTAL_PARAMS = 14_714_688  # 13 conv layers, kernels + biases
 TOTAL_FILTERS = 4_224
