@@ -77,9 +77,8 @@ def measure_render(args) -> dict:
 def flop_estimate(args, measured: dict | None) -> dict:
     """The full atlas's time from its conv FLOPs and the fp32 throughput the speed benchmark (``make bench``)
     measured on a quiet machine (``--bench``): a shared machine's wall times overstate the cost several times."""
-    from filtviz_bench.flops import conv_flops
-
     import torch_filtviz as fv
+    from filtviz_bench.flops import conv_flops
     from filtviz_core import vgg16 as spec
 
     bench = json.loads(Path(args.bench).read_text())
