@@ -31,9 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from filtviz_core import algorithm as alg  # noqa: E402
-from filtviz_core.site.chunks import pad_filters  # noqa: E402
-from torch_filtviz import load_vgg16, visualize_filters  # noqa: E402
+from filtviz_core import algorithm as alg
+from filtviz_core.site.chunks import pad_filters
+from torch_filtviz import load_vgg16, visualize_filters
 
 
 def compare(got: dict[int, tuple], want: dict[int, tuple]) -> dict:
