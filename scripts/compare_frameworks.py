@@ -27,12 +27,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from filtviz_core import atomic  # noqa: E402
-from filtviz_core.algorithm import DEFAULT_SEED, check_steps, parse_filters  # noqa: E402
-from filtviz_core.errors import FiltvizError  # noqa: E402
-from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, MIN_IMAGE_SIZE, min_size_for  # noqa: E402
+from filtviz_core import atomic
+from filtviz_core.algorithm import DEFAULT_SEED, check_steps, parse_filters
+from filtviz_core.errors import FiltvizError
+from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, MIN_IMAGE_SIZE, min_size_for
 
 DEFAULT_SIZE = 64  # px: the parity suite's size; deep layers at 128 px cost minutes on a CPU
 
@@ -187,13 +187,13 @@ def markdown(report, config: dict, versions: dict, timings: dict, figs: list[str
         + (f"; **torch weights perturbed by {config['perturb_torch']:g}**" if config["perturb_torch"] else "") + ".",
         f"Weights: {config['weights']['source']} (sha256 {str(config['weights']['sha256'])[:16]}...). "
         + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
-        "Keras is the reference: relative differences are measured against its values. Loss curves: "
+        ("Keras is the reference: relative differences are measured against its values. Loss curves: "
         "max over steps of |a-b| / max |a| (the curve's own scale, so a curve crossing zero is not inflated "
         "there). Activations, gradients and the first ascent step are deterministic: fixed bounds. From "
         "block 2 on, gradient ascent amplifies float32 round-off, so the loss curves are held to "
         f"{config['floor_rule']['k']:g} x the noise floor measured in this run (TensorFlow run again from "
         "a start moved by 1 ulp per pixel), never above "
-        f"{config['floor_rule']['cap']:g}; each check's note spells out its arithmetic.", "",
+        f"{config['floor_rule']['cap']:g}; each check's note spells out its arithmetic."), "",
     ]
     if report.failures():
         lines += ["## Failed checks", "", _table(report.failures()), ""]
