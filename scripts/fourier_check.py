@@ -43,13 +43,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import itertools
 
-from filtviz_core import atomic  # noqa: E402
-from filtviz_core.algorithm import parse_filters  # noqa: E402
-from filtviz_core.vgg16 import FILTER_COUNTS  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from filtviz_core import atomic
+from filtviz_core.algorithm import parse_filters
+from filtviz_core.vgg16 import FILTER_COUNTS
 
 K_TRANSFORMS = 16
 N_NOISE = 16
@@ -135,7 +137,7 @@ def spectrum_stats(picture: np.ndarray) -> tuple[float, float]:
     hf = float(power[f > 0.25].sum() / total) if total > 0 else float("nan")
     edges = np.geomspace(2.0 / n, 0.5, 13)
     xs, ys = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         sel = (f >= lo) & (f < hi)
         if sel.any() and power[sel].mean() > 0:
             xs.append(np.log(np.sqrt(lo * hi)))
@@ -197,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     atomic.write_json(out / "check.json", {"size": args.size, "seed": args.seed, "k_transforms": K_TRANSFORMS,
                                            "n_noise": N_NOISE, "torch": torch.__version__, "rows": rows})
-    lines = ["| layer | method | steps | robust z (median) | kept (median) | alpha (median) | hf (median) | "
-             "image-steps/s |", "|---|---|---|---|---|---|---|---|"]
+    lines = [("| layer | method | steps | robust z (median) | kept (median) | alpha (median) | hf (median) | "
+             "image-steps/s |"), "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['layer']} | {r['method']} | {r['steps']} | {statistics.median(r['z']):.1f} | "
                      f"{np.nanmedian(r['kept']):.2f} | {statistics.median(r['alpha']):.2f} | "
