@@ -93,9 +93,9 @@ def test_resnet18_reused_relu_second_call(x):
     res = check_objective_and_dead(model, "layer4.1.conv2", hand, x)
     assert (res.target["module"], res.target["tensor"], res.target["call"]) == ("layer4.1.relu", "input", 1)
     # the first call: conv1's pre-activation is bn1's output
-    t1, got1 = captured(model, "layer4.1.conv1", x)
+    _t1, got1 = captured(model, "layer4.1.conv1", x)
     torch.testing.assert_close(got1, block.bn1(block.conv1(h)), rtol=1e-5, atol=1e-4)
-    with pytest.raises(FiltvizError, match="called 2 times .* call 2: layer4.1.conv2 or layer4.1.bn2"):
+    with pytest.raises(FiltvizError, match=r"called 2 times .* call 2: layer4.1.conv2 or layer4.1.bn2"):
         fv.resolve_target(model, "layer4.1.relu", "pre_relu")
 
 
@@ -121,7 +121,7 @@ def test_googlenet_functional_relu(x):
         stem = net.conv1.bn(net.conv1.conv(model.preprocess(x)))
     _, got = captured(model, "conv1", x)
     torch.testing.assert_close(got, stem, rtol=1e-5, atol=1e-5)
-    with pytest.raises(FiltvizError, match="inception3a' concatenates 4 activated branches.*inception3a.branch1.bn"):
+    with pytest.raises(FiltvizError, match=r"inception3a' concatenates 4 activated branches.*inception3a.branch1.bn"):
         fv.resolve_target(model, "inception3a", "pre_relu")
 
 
@@ -133,7 +133,7 @@ def test_mobilenet_v3_hardswish(x):
         expand = net.features[4].block[0]
         hand = expand[1](expand[0](h))  # conv + BN, before the Hardswish
     assert isinstance(expand[2], torch.nn.Hardswish)
-    target, got = captured(model, "features.4.block.0.0", x)
+    _target, got = captured(model, "features.4.block.0.0", x)
     torch.testing.assert_close(got, hand, rtol=1e-5, atol=1e-5)
     check_objective_and_dead(model, "features.4.block.0.0", hand, x)
 
