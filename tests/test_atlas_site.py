@@ -12,7 +12,7 @@ from filtviz_core.errors import FiltvizError
 from filtviz_core.photos import default_photos, load_photo
 from filtviz_core.site.chunks import Chunk, plan_chunks
 from filtviz_core.site.manifest import AtlasFolder, merge_manifest
-from torch_filtviz.atlas import build_atlas, photo_peaks, receptive_field
+from torch_filtviz.atlas import photo_peaks, receptive_field
 from torch_filtviz.atlas.methods import METHODS, Method
 from torch_filtviz.cli import main
 from torch_filtviz.hooks import capture, resolve_target
@@ -114,7 +114,7 @@ def test_other_settings_are_not_done(cli, tmp_path):
     base = ["atlas", "--html", out, "--layers", "block1_conv1", "--per-layer", "2", "--weights", "random",
             "--examples", "0", "--no-progress"]
     assert cli(*base, "--size", "32", "--steps", "2")[0] == 0
-    code, stdout, _ = cli(*base, "--size", "32", "--steps", "3")
+    _code, stdout, _ = cli(*base, "--size", "32", "--steps", "3")
     assert "atlas: 2 filters rendered, 0 already done" in stdout
     unit = json.loads((out / "atlas.json").read_text())["layers"][0]["units"][0]
     assert len(unit["methods"]["pixel"]["losses"]) == 4  # the newer run's entry wins
@@ -272,7 +272,6 @@ def test_dataset_examples_one_pass_per_photo_and_true_maxima(random_vgg):
 
 def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
     """SIGINT (Ctrl-C) to `python -m torch_filtviz atlas --html` once its first chunk is recorded."""
-    import os
     import signal
     import subprocess
     import sys
@@ -302,7 +301,7 @@ def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
     done = doc["layers"][0]["rendered"].get("pixel", 0)
     assert 2 <= done < 64 and doc["runs"][-1]["status"] == "interrupted"
     assert done == 2 * len(list(parts.iterdir()))  # the site shows every recorded chunk
-    assert not [p for p in out.rglob("*.tmp")]  # no half-written file
+    assert not list(out.rglob("*.tmp"))  # no half-written file
     code, stdout, _ = cli(*argv[3:])  # the same command again (in-process: the model is loaded already)
     assert code == 0 and f"rendered, {done} already done" in stdout and f"atlas: {64 - done} filter" in stdout
 
