@@ -228,9 +228,9 @@ def test_a_failing_rank_ends_the_job_with_one_line_naming_it(bad_setups):
 def test_more_ranks_than_filters_is_refused_before_any_work(bad_setups):
     code, _, err = bad_setups["more ranks"]
     assert code != 0
-    assert error_lines(err) == ["filtviz: error: 2 ranks for 1 filter: start at most 1 process "
+    assert error_lines(err) == [("filtviz: error: 2 ranks for 1 filter: start at most 1 process "
                                 "(torchrun --nproc_per_node, --nnodes), or ask for more filters "
-                                "(--per-layer, --layers)"]
+                                "(--per-layer, --layers)")]
     assert not (bad_setups["root"] / "more").exists()
 
 
