@@ -63,7 +63,7 @@ def test_methods_compute_the_same_losses(tiny):
 def test_figures_are_consistent(tiny):
     bench = tiny[1]
     job = bench["job"]
-    for name, m in bench["methods"].items():
+    for _name, m in bench["methods"].items():
         s = m["seconds"]
         assert 0 < s["min"] <= s["median"] <= s["max"] and len(m["seconds_timed"]) == 2
         assert m["image_steps_per_s"]["median"] == pytest.approx(job["image_steps"] / s["median"])
@@ -178,8 +178,9 @@ def test_committed_cpu_bench_verdicts(capsys):
 def test_entry_points(tmp_path):
     """python -m filtviz_bench speed|quality and the scripts/ wrapper; bad input is one line and exit 2."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # what an installed package gives the wrapper
-    run = lambda *a: subprocess.run([sys.executable, *a], cwd=ROOT, capture_output=True, text=True, env=env,
-                                    timeout=120)
+    def run(*a):
+        return subprocess.run([sys.executable, *a], cwd=ROOT, capture_output=True, text=True, env=env,
+                                        timeout=120)
     got = run("scripts/benchmark.py", "--report", "benchmarks/cpu/bench.json")
     assert got.returncode == 0, got.stderr
     assert [line for line in got.stdout.splitlines() if line.startswith("- target ")] == _docs_target_lines()
