@@ -85,7 +85,7 @@ def test_maps_summary_layers_weights(capsys, tmp_path, weights_file, fast_load):
 
 
 def test_atlas_end_to_end(capsys, tmp_path, fast_load):
-    code, out, err = run(capsys, "atlas", "--layers", "block1_conv1,block2_conv1", "--per-layer", "2",
+    code, _out, err = run(capsys, "atlas", "--layers", "block1_conv1,block2_conv1", "--per-layer", "2",
                          "--weights", "random", *TINY, "--out", tmp_path)
     assert code == 0, err
     files = files_under(tmp_path)
