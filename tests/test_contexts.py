@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +184,7 @@ def test_probe_errors_are_named_for_what_they_are():
         def forward(self, x):
             raise RuntimeError("CUDA error: device-side assert triggered")
 
-    with pytest.raises(FiltvizRuntimeError, match="device failed.*device-side assert"):
+    with pytest.raises(FiltvizRuntimeError, match=r"device failed.*device-side assert"):
         fv.visualize_filters(Broken(), "conv", 0, **FAST)
 
 
