@@ -181,8 +181,8 @@ def test_every_page_in_chromium(site, chromium):
 
 
 def test_api_reference_has_every_public_name_and_its_docstring(site):
-    import torch_filtviz
     import tf_reference
+    import torch_filtviz
 
     html = (site / "api.html").read_text()
     for package in (torch_filtviz, tf_reference):
