@@ -66,7 +66,7 @@ def test_visualize_filters_fourier_defaults_and_record(vgg):
     res = fv.visualize_filters(vgg, "block2_conv1", [3, 7], method="fourier", steps=6, snapshots=[0, 3, 6], **FAST)
     assert res.method == "fourier" and res.raw.shape == (2, 32, 32, 3) and res.raw.dtype == np.float32
     assert res.losses.shape == (2, 7) and sorted(res.snapshots) == [0, 3, 6]
-    assert 0 < res.raw.min() and res.raw.max() < 255
+    assert res.raw.min() > 0 and res.raw.max() < 255
     np.testing.assert_array_equal(res.images, fourier.to_uint8(res.raw))  # the picture as it is, no stretch
     np.testing.assert_array_equal(res.snapshots[6], res.raw)
     start = fourier.spectrum_to_image(fourier.initial_spectra([3, 7], 32, 32), 32, 32)
@@ -144,7 +144,7 @@ def test_fourier_refuses_pixel_options_and_bad_sizes(vgg):
         fv.visualize_filters(vgg, "block1_conv1", 0, method="fourier", method_options={"zoom": 2}, **FAST)
     with pytest.raises(FiltvizError, match="unknown method"):
         fv.visualize_filters(vgg, "block1_conv1", 0, method="lucid", **FAST)
-    with pytest.raises(FiltvizError, match="size 16 px shows the network 12 px .* too small for block5_conv1"):
+    with pytest.raises(FiltvizError, match=r"size 16 px shows the network 12 px .* too small for block5_conv1"):
         fv.visualize_filters(vgg, "block5_conv1", 0, method="fourier", size=16,
                              method_options={"pad": 0, "jitter": 2, "jitter2": 2}, progress=False)
 
