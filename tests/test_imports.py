@@ -184,3 +184,11 @@ def test_no_import_cycles():
         cycles.append(" -> ".join(cycle))
         graph[cycle[-2]].discard(cycle[-1])
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_tf_reference_all_lists_every_lazy_export():
+    """``tf_reference.__all__`` is written out (for linters and type checkers): it must keep up with ``_EXPORTS``."""
+    import tf_reference
+
+    assert set(tf_reference._EXPORTS) <= set(tf_reference.__all__)
+    assert len(set(tf_reference.__all__)) == len(tf_reference.__all__)
