@@ -102,7 +102,7 @@ def test_state_dict_files_are_checked(tmp_path):
 
     with pytest.raises(WeightsError, match=r"do not fit resnet34 from .*: \d+ missing \(first: layer1.2.conv1.weight\)"):
         fv.load_model("resnet34", good)
-    bad = {k: v for k, v in source.features.state_dict().items()}
+    bad = dict(source.features.state_dict().items())
     bad["fc.weight"] = torch.zeros(10, 512)
     wrong = tmp_path / "wrong.pth"
     torch.save(bad, wrong)
@@ -121,17 +121,17 @@ def test_factory_model(factory_project):
     assert model.name == "mypkg.nets:build" and model.describe()["preprocess"] == "imagenet"
     target = fv.resolve_target(model, "0", "pre_relu")
     assert (target.path, target.where) == ("features.1", "output")  # conv -> BN -> ReLU: the BN's output
-    with pytest.raises(FiltvizError, match="returned a int, not an nn.Module"):
+    with pytest.raises(FiltvizError, match=r"returned a int, not an nn.Module"):
         fv.load_model("mypkg.nets:not_a_module")
     with pytest.raises(FiltvizError, match="has no function 'nope'"):
         fv.load_model("mypkg.nets:nope")
-    with pytest.raises(FiltvizError, match="cannot import 'nopkg.nets'"):
+    with pytest.raises(FiltvizError, match=r"cannot import 'nopkg.nets'"):
         fv.load_model("nopkg.nets:build")
 
 
 def test_factory_from_the_command_line(capsys, factory_project):
     out = factory_project / "out"
-    code, printed, err = run(capsys, "filters", "0", "--model", "mypkg.nets:build", "--filters", "0-3", *TINY,
+    code, _printed, err = run(capsys, "filters", "0", "--model", "mypkg.nets:build", "--filters", "0-3", *TINY,
                              "--out", out)
     assert code == 0, err
     record = json.loads((out / "run.json").read_text())
@@ -144,7 +144,7 @@ def test_factory_from_the_command_line(capsys, factory_project):
     ("googlenet", "inception4c.branch2.1.conv", "inception4c.branch2.1.bn", "output"),
 ])
 def test_done_when_commands(capsys, tmp_path, model, layer, module, tensor):
-    code, printed, err = run(capsys, "filters", layer, "--model", model, "--weights", "random", "--filters", "0-3",
+    code, _printed, err = run(capsys, "filters", layer, "--model", model, "--weights", "random", "--filters", "0-3",
                              "--steps", "5", "--size", "64", "--no-progress", "--out", tmp_path)
     assert code == 0, err
     record = json.loads((tmp_path / "run.json").read_text())
@@ -245,7 +245,7 @@ def test_runtime_failure_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
         raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore detail")
 
     monkeypatch.setattr(jobs, "run_chunk", boom)
-    code, out, err = run(capsys, "filters", "conv1", "--model", "resnet18", "--weights", "random", *TINY,
+    code, _out, err = run(capsys, "filters", "conv1", "--model", "resnet18", "--weights", "random", *TINY,
                          "--out", tmp_path)
     assert code == 1 and err.count("\n") == 1 and "illegal memory access" in err and "Traceback" not in err
 
