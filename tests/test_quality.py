@@ -25,7 +25,7 @@ def quick(tmp_path_factory, weights_file):
 
 
 def test_quick_run_writes_its_report(quick):
-    report, out = quick
+    _report, out = quick
     on_disk = json.loads((out / "quality.json").read_text())
     assert on_disk["config"]["layers"] == ["block1_conv2", "block2_conv1"] and on_disk["config"]["size"] == 32
     assert on_disk["command"].startswith("python -m filtviz_bench quality --quick")
@@ -34,7 +34,7 @@ def test_quick_run_writes_its_report(quick):
     # --quick caps the default runs to the equal-passes steps: they fold into the equal-passes runs
     assert set(on_disk["runs"]) == expected
     assert set(on_disk["skipped"]) == set(quality.DEFAULT_RUNS) - expected - {f"{n}_default" for n in expected}
-    for name, run in on_disk["runs"].items():
+    for _name, run in on_disk["runs"].items():
         assert run["steps"] == 2 and len(run["scores"]) == 4
         zs = [s["z"] for s in run["scores"]]
         assert run["summary"]["median_z"] == pytest.approx(float(np.median(zs)))
