@@ -160,7 +160,7 @@ def test_errors_are_one_line_and_name_what_is_valid(model):
         visualize_filter(model, "block5_conv1", 0, steps=1, init=np.zeros((15, 40, 3), np.float32))
     with pytest.raises(FiltvizError, match="unknown objective"):
         visualize_filter(model, "block1_conv2", 0, steps=1, size=32, objective="relu")
-    with pytest.raises(FiltvizError, match="outside 0..5"):
+    with pytest.raises(FiltvizError, match=r"outside 0..5"):
         visualize_filter(model, "block1_conv2", 0, steps=5, size=32, snapshots=(3, 10))
     with pytest.raises(FiltvizError, match="steps"):
         visualize_filter(model, "block1_conv2", 0, steps=-1, size=32)
