@@ -34,12 +34,12 @@ def test_filters_end_to_end_writes_figures_and_run_json(weights_file, tmp_path, 
     assert set(FIELDS) <= set(record)
     assert record["framework"] == "tensorflow" and record["layer"] == "block1_conv2"
     assert record["filters"] == [0, 1, 2] and record["dead"] == [False] * 3
-    assert [len(l) for l in record["losses"]] == [4, 4, 4]
+    assert [len(row) for row in record["losses"]] == [4, 4, 4]
     assert record["params"] == {"steps": 3, "size": 32, "lr": 1.0, "seed": 0, "snapshots": [1, 3],
                                 "objective": "pre_relu", "init": "seeded", "clip": False, "compiled": True}
     assert record["weights"]["sha256"] == weights_file.sha256
     assert "block1_conv2: 3 filters" in capsys.readouterr().out
-    assert not [p for p in out.rglob("*.tmp")]  # atomic writes leave no temporaries
+    assert not list(out.rglob("*.tmp"))  # atomic writes leave no temporaries
 
 
 def test_maps_and_summary(weights_file, tmp_path, capsys):
