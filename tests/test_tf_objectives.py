@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from filtviz_core import algorithm
-from filtviz_core import objectives as core
 from filtviz_core import fourier as core_fourier
+from filtviz_core import objectives as core
 from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import DIVERSITY_WEIGHT, Objective, Term, gram_similarity
 from tf_reference import feature_maps, load_vgg16, render, run_record, visualize_filter, visualize_filters
