@@ -9,8 +9,8 @@ from torch import nn
 
 from filtviz_core import algorithm as alg
 from filtviz_core.errors import FiltvizError
-from torch_filtviz import ascent, load_vgg16, visualize_filters
 from torch_filtviz import job as jobs
+from torch_filtviz import load_vgg16, visualize_filters
 
 FAST = dict(size=32, progress=False)
 
@@ -123,7 +123,7 @@ def test_snapshot_rule(vgg):
     assert sorted(r.snapshots) == [0, 3]
     np.testing.assert_array_equal(r.snapshots[3], short.raw)
     np.testing.assert_array_equal(r.losses[:, :4], short.losses)
-    with pytest.raises(FiltvizError, match="outside 0..4"):
+    with pytest.raises(FiltvizError, match=r"outside 0..4"):
         visualize_filters(vgg, "block1_conv1", 0, steps=4, snapshots=(5,), **FAST)
 
 
