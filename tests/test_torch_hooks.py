@@ -134,13 +134,11 @@ def test_hooks_removed_on_exit_and_on_errors(net, x):
         assert all_hooks(net) == 1
         cap(x)
     assert all_hooks(net) == 0
-    with pytest.raises(RuntimeError):  # wrong channel count: the model itself fails
-        with capture(net, target) as cap:
-            cap(torch.zeros(1, 5, 8, 8))
+    with pytest.raises(RuntimeError), capture(net, target) as cap:  # wrong channel count: the model itself fails
+        cap(torch.zeros(1, 5, 8, 8))
     assert all_hooks(net) == 0
-    with pytest.raises(KeyError):
-        with capture(net, [target, resolve_target(net, "conv1")]):
-            raise KeyError("user error")
+    with pytest.raises(KeyError), capture(net, [target, resolve_target(net, "conv1")]):
+        raise KeyError("user error")
     assert all_hooks(net) == 0
 
 
