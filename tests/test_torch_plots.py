@@ -7,8 +7,15 @@ import torch
 from matplotlib.figure import Figure
 
 from filtviz_core.errors import FiltvizError
-from torch_filtviz import (load_vgg16, plot_atlas, plot_feature_maps, plot_filter_grid, plot_iterations, plot_kernels,
-                           visualize_filters)
+from torch_filtviz import (
+    load_vgg16,
+    plot_atlas,
+    plot_feature_maps,
+    plot_filter_grid,
+    plot_iterations,
+    plot_kernels,
+    visualize_filters,
+)
 from torch_filtviz.models import PixelModel, TorchvisionPreprocess
 
 
