@@ -44,7 +44,7 @@ def test_one_row_per_keras_layer_with_keras_shapes_and_params(table):
     assert keras_rows == list(vgg16_aliases())  # every layer, in network order
     assert found["input_layer"][1:] == ("(None, 224, 224, 3)", 0)
     for name, cin, cout in spec.CONV_LAYERS:
-        kind, shape, params = found[name]
+        kind, _shape, params = found[name]
         assert kind == "Conv2d+ReLU"
         assert params == 9 * cin * cout + cout
     assert found["block1_conv1"][1] == "(None, 224, 224, 64)"
