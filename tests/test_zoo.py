@@ -40,6 +40,6 @@ def test_factory_from_the_current_folder_restores_sys_path(project):
 
 def test_factory_that_fails_to_import_restores_sys_path(project):
     before = list(sys.path)
-    with pytest.raises(FiltvizError, match="cannot import 'mynets.missing'"):
+    with pytest.raises(FiltvizError, match=r"cannot import 'mynets.missing'"):
         fv.load_model("mynets.missing:build")
     assert sys.path == before
