@@ -5,6 +5,6 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
-from tf_reference.cli import main  # noqa: E402
+from tf_reference.cli import main
 
 sys.exit(main())
