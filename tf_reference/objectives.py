@@ -31,7 +31,7 @@ import tensorflow as tf
 from filtviz_core import algorithm
 from filtviz_core import objectives as core
 from filtviz_core.errors import FiltvizError
-from filtviz_core.objectives import (  # noqa: F401 - the constructors users write
+from filtviz_core.objectives import (  # the constructors users write
     DIVERSITY_WEIGHT,
     Objective,
     Term,
