@@ -16,6 +16,7 @@ Run in one process, :func:`build_atlas` publishes after every chunk, so an inter
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import secrets
@@ -85,7 +86,7 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _versions() -> dict[str, str]:
+def _versions() -> dict[str, str | None]:
     import PIL
     import torch
 
@@ -124,7 +125,7 @@ def _summary_text(model: nn.Module) -> str | None:
 
     try:
         return summary(model, (3, 224, 224), print_fn=None)
-    except Exception:  # a model whose summary cannot be drawn still gets its atlas
+    except Exception:  # noqa: BLE001 - a model whose summary cannot be drawn still gets its atlas
         return None
 
 
@@ -137,7 +138,7 @@ def _counts(model: nn.Module, layers: Sequence[str]) -> dict[str, int | None]:
             return {name: found[2] for name, found in probe_layers(model, list(layers), probe).items()}
         except (RuntimeError, FiltvizError):
             continue
-    return {name: None for name in layers}
+    return dict.fromkeys(layers)
 
 
 def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[str] | None = None,
@@ -170,11 +171,11 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
         raise FiltvizError("the model has no conv layer to show; name layers with --layers")
     probed = probe_layers(model, layers, size, size, params.get("objective"))  # every size check, one pass
     others = [name for name in all_conv if name not in probed]
-    counts = {name: probed[name][2] for name in layers}
+    counts: dict[str, int | None] = {name: probed[name][2] for name in layers}
     counts.update(_counts(model, others))
     described, wanted = [], []
     for name in dict.fromkeys([*all_conv, *layers]):  # the model's conv layers, then any other asked for
-        entry = {"name": name, "filters": counts.get(name)}
+        entry: dict[str, Any] = {"name": name, "filters": counts.get(name)}
         if name in probed:
             entry["geometry"] = probed[name][0].as_dict()
             count = probed[name][2]
@@ -261,7 +262,7 @@ def default_writers(device: str, processes: int = 1) -> int:
     return max(1, min(8, (os.cpu_count() or 2) // max(1, processes) - 1))
 
 
-def run_chunks(job: AtlasPlan, chunks: Sequence[Chunk], *, after: Callable[[Chunk], None] | None = None,
+def run_chunks(job: AtlasPlan, chunks: Sequence[Chunk], *, after: Callable[[Chunk], object] | None = None,
                progress: Any = None, writers: int = 0) -> int:
     """Render ``chunks`` (pictures or examples) in order, recording each one's part after its files.
     ``after(chunk)`` runs after each part is written (the single-process driver publishes there).
@@ -291,6 +292,13 @@ def run_chunks(job: AtlasPlan, chunks: Sequence[Chunk], *, after: Callable[[Chun
         if after is not None:
             after(chunk)
 
+    def examples_of(c: Chunk) -> dict[int, dict]:
+        assert job.photo_set is not None  # loaded before the first examples chunk
+        return write_examples(job.out, c, job.photo_set, job.examples, job.examples_settings())
+
+    def pictures_of(c: Chunk, result: Any) -> dict[int, dict]:
+        return write_pictures(job.out, c, job.method, result, job.params, job.worker)
+
     def settle(everything: bool) -> None:
         while pending and (everything or len(pending) > writers or pending[0][1].done()):
             chunk, future = pending.popleft()
@@ -302,11 +310,10 @@ def run_chunks(job: AtlasPlan, chunks: Sequence[Chunk], *, after: Callable[[Chun
             if chunk.kind == EXAMPLES:
                 if job.photo_set is None:
                     load_photo_set(job, records=job.worker.rank == 0)
-                write = (lambda c=chunk: write_examples(job.out, c, job.photo_set, job.examples,
-                                                        job.examples_settings()))
+                write = functools.partial(examples_of, chunk)
             else:
                 result = render_chunk(chunk, job.method, job.model, job.params, job.chunk_size)
-                write = (lambda c=chunk, r=result: write_pictures(job.out, c, job.method, r, job.params, job.worker))
+                write = functools.partial(pictures_of, chunk, result)
             if pool is None:
                 record(chunk, write)
                 finish(chunk)
