@@ -11,8 +11,7 @@ import sys
 
 from torch_filtviz.atlas.distributed import launched
 from torch_filtviz.atlas.distributed import run_site as run_distributed
-from torch_filtviz.atlas.options import (add_site_options, check_site_folder, parse_per_layer,  # noqa: F401
-                                         print_report, site_params)
+from torch_filtviz.atlas.options import add_site_options, check_site_folder, parse_per_layer, print_report, site_params  # noqa: F401
 
 
 def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
