@@ -35,8 +35,21 @@ from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.site.chunks import Chunk, assign_chunks
 from filtviz_core.site.manifest import EXAMPLES
 from torch_filtviz.atlas.options import check_site_folder, parse_per_layer, print_report, site_params
-from torch_filtviz.atlas.team import (DEFAULT_TIMEOUT, Failure, Launch, Stopped, Team, error_message, error_status,
-                                      exit_status, is_usage, launched, on_sigterm, rank_device, secondary_rank)
+from torch_filtviz.atlas.team import (
+    DEFAULT_TIMEOUT,
+    Failure,
+    Launch,
+    Stopped,
+    Team,
+    error_message,
+    error_status,
+    exit_status,
+    is_usage,
+    launched,
+    on_sigterm,
+    rank_device,
+    secondary_rank,
+)
 
 PUBLISH_EVERY = 10.0  # s: rank 0 refreshes the site this often while the ranks work
 PROG = "filtviz"
@@ -112,8 +125,16 @@ def run_site(args: argparse.Namespace, load_model: Callable, ascent_kwargs: Call
 
 def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> int:
     """Rank 0: plan and split, render a share, watch the others, publish the site."""
-    from torch_filtviz.atlas.build import (AtlasReport, _now, default_writers, load_photo_set, plan, prepare, publish,
-                                           run_chunks)
+    from torch_filtviz.atlas.build import (
+        AtlasReport,
+        _now,
+        default_writers,
+        load_photo_set,
+        plan,
+        prepare,
+        publish,
+        run_chunks,
+    )
     from torch_filtviz.atlas.cost import image_costs
 
     started = time.perf_counter()
@@ -140,12 +161,13 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
     except Exception as exc:  # noqa: BLE001 - every rank learns of it in the collective, then it is raised
         error = exc
     me = {"rank": 0, "host": team.host, "device": str(team.device), "error": error_status(error),
-          "job": None if error else {"run": job.run, "wanted": job.wanted, "chunk_size": job.chunk_size,
+          "job": None if error or job is None else {"run": job.run, "wanted": job.wanted, "chunk_size": job.chunk_size,
                                      "method": job.method.name, "examples": job.examples_settings(),
                                      "shares": shares}}
     team.members = statuses = team.gather(me)
     if error is not None:
         raise error
+    assert job is not None and shares is not None  # both set whenever there was no error
     failed = next((s for s in statuses if s["error"]), None)
     if failed is not None:
         job.run["status"], job.run["finished"] = "failed", _now()
@@ -239,6 +261,7 @@ def _follow(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> 
     failed = next((s for s in statuses if s["error"]), None)
     if failed is not None:
         return EXIT_USAGE if failed["error"]["usage"] else EXIT_RUNTIME
+    assert model is not None  # loaded whenever there was no error
     plan = statuses[0]["job"]
     run = plan["run"]
     job = AtlasPlan(AtlasFolder(out), model, get_method(plan["method"]), params, plan["wanted"], plan["chunk_size"],
