@@ -55,7 +55,8 @@ def _params(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[
     dilation = _pair(getattr(module, "dilation", 1))
     padding = getattr(module, "padding", 0)
     if isinstance(padding, str):  # Conv2d(padding="same" | "valid")
-        pad = tuple(((d * (k - 1)) // 2 if padding == "same" else 0) for k, d in zip(kernel, dilation))
+        k, d = kernel, dilation
+        pad = ((d[0] * (k[0] - 1)) // 2, (d[1] * (k[1] - 1)) // 2) if padding == "same" else (0, 0)
     else:
         pad = _pair(padding)
     return kernel, stride, pad, dilation
