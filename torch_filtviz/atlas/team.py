@@ -82,7 +82,7 @@ def rank_device(requested: str | None, local_rank: int):
     from torch_filtviz.models import resolve_device
 
     text = "auto" if requested in (None, "", "auto") else str(requested)
-    if text in ("auto", "cuda") and torch.cuda.is_available() or text.startswith("cuda:"):
+    if (text in ("auto", "cuda") and torch.cuda.is_available()) or text.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise FiltvizRuntimeError(f"device {text!r} asked for, but no CUDA GPU is available here; use --device cpu")
         count = torch.cuda.device_count()
@@ -128,7 +128,7 @@ class Stopped(BaseException):
     ``except Exception`` on the way swallows it."""
 
 
-def on_sigterm(signum, frame):  # noqa: ARG001 - a signal handler's signature
+def on_sigterm(signum, frame):  # a signal handler's signature
     raise Stopped()
 
 
@@ -217,10 +217,8 @@ class Team:
 
         self.stop_watching()
         if dist.is_initialized():
-            try:
+            with contextlib.suppress(Exception):  # leaving anyway
                 dist.destroy_process_group()
-            except Exception:  # noqa: BLE001 - leaving anyway
-                pass
 
     # --- the store: progress, heartbeats, failures, the end --------------------------------------
 
@@ -272,10 +270,8 @@ class Team:
 
     def abort(self) -> None:
         """(rank 0) End the job: the other ranks stop after their chunk in flight."""
-        try:
+        with contextlib.suppress(Exception):  # the store may be gone already
             self._store.set(self.key("abort"), "1")
-        except Exception:  # noqa: BLE001 - the store may be gone already
-            pass
 
     def finish(self, stats: Mapping[str, Any]) -> None:
         self._store.set(self.key(f"finished/{self.rank}"), json.dumps(dict(stats)))
