@@ -83,8 +83,8 @@ def _index(written: dict[str, Path], out: Path, weights: str, size: int, steps: 
         return written[key].relative_to(out).as_posix()
 
     lines = ["# torch_filtviz demo", "",
-             f"VGG16 ({weights} weights). Filter pictures: {steps} gradient-ascent steps at {size} px, "
-             "objective = mean pre-ReLU activation of the filter.", "",
+             (f"VGG16 ({weights} weights). Filter pictures: {steps} gradient-ascent steps at {size} px, "
+             "objective = mean pre-ReLU activation of the filter."), "",
              f"- [Model summary]({rel('summary')})", "", "## First-layer kernels", "", f"![kernels]({rel('kernels')})",
              "", "## Feature maps of the sample photo", "", f"![feature maps]({rel('feature_maps')})", "",
              "## What the filters respond to", ""]
