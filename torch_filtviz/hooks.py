@@ -15,7 +15,7 @@ are cloned whenever the pass goes on past them, so an in-place activation cannot
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +24,8 @@ from torch.overrides import TorchFunctionMode
 
 from filtviz_core.errors import FiltvizError
 from torch_filtviz.placement import eval_mode, model_device_dtype
-from torch_filtviz.targets import (OBJECTIVE_KINDS, Target, channels_first, resolve_target,  # noqa: F401  (re-exported)
-                                   target_channels)
-from torch_filtviz.trace import ACTIVATION_FUNCTIONS, ACTIVATION_MODULES, function_name  # noqa: F401
+from torch_filtviz.targets import OBJECTIVE_KINDS, Target, channels_first, resolve_target, target_channels  # noqa: F401  (re-exported)
+from torch_filtviz.trace import ACTIVATION_FUNCTIONS, ACTIVATION_MODULES, function_name  # re-exported
 
 ACTIVATIONS = ACTIVATION_MODULES  # the modules whose input is a pre-activation (kept under its old name)
 
@@ -41,7 +40,7 @@ class StopForward(BaseException):
 class _FunctionTaps(TorchFunctionMode):
     """Counts activation-function calls during one pass and hands the wanted ones to the capture."""
 
-    def __init__(self, cap: "Capture", wanted: dict[int, list[Target]]) -> None:
+    def __init__(self, cap: Capture, wanted: dict[int, list[Target]]) -> None:
         super().__init__()
         self.cap, self.wanted, self.count = cap, wanted, 0
 
@@ -74,7 +73,7 @@ class Capture:
         self.stop = stop
         self.values: dict[str, torch.Tensor] = {}
         self.calls: dict[tuple[str, int], int] = {}  # (hook kind, id(module)) -> calls seen in this pass
-        self.functional = {t.function_call: [] for t in self.targets if t.function_call is not None}
+        self.functional: dict[int, list[Target]] = {t.function_call: [] for t in self.targets if t.function_call is not None}
         for t in self.targets:
             if t.function_call is not None:
                 self.functional[t.function_call].append(t)
@@ -155,10 +154,8 @@ def capture(model: nn.Module, targets: Target | Sequence[Target], stop: bool = T
                             cap._take(t, output[0] if isinstance(output, (tuple, list)) else output)
 
                 handles.append(module.register_forward_hook(hook))
-        try:
+        with suppress(StopForward):
             yield cap
-        except StopForward:
-            pass
     finally:
         for handle in handles:
             handle.remove()
