@@ -21,8 +21,14 @@ from filtviz_core import vgg16 as spec
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.weights import NAMED_SOURCES, check_weights_choice, load_tensors
 from torch_filtviz.checkpoints import apply_state, load_state_file, torchvision_weights
-from torch_filtviz.preprocessing import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, CaffePreprocess,  # noqa: F401
-                                         TorchvisionPreprocess, make_preprocess, preprocess_name)
+from torch_filtviz.preprocessing import (  # noqa: F401
+    IMAGENET_MEAN_RGB,
+    IMAGENET_STD_RGB,
+    CaffePreprocess,
+    TorchvisionPreprocess,
+    make_preprocess,
+    preprocess_name,
+)
 from torch_filtviz.targets import layer_names  # noqa: F401  (re-exported)
 
 WEIGHT_NAMES = (*NAMED_SOURCES, "torchvision")
