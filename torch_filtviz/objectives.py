@@ -22,7 +22,7 @@ from torch import nn
 from filtviz_core import algorithm as alg
 from filtviz_core import objectives as core
 from filtviz_core.errors import FiltvizError
-from filtviz_core.objectives import Objective, channel, direction, diversity, neuron, sum  # noqa: A004, F401
+from filtviz_core.objectives import Objective, channel, direction, diversity, neuron, sum  # noqa: A004
 from torch_filtviz.targets import Target, channel_axis, channel_count, channels_first
 
 __all__ = ["Objective", "channel", "compile_objective", "direction", "diversity", "filter_objective",
@@ -37,10 +37,7 @@ def interior_mean(act: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, ch
     """
     if act.ndim == 2:
         return act[rows, index].float()
-    if channel_dim in (-1, act.ndim - 1):
-        own = act[rows, :, :, index]  # (n, h, w)
-    else:
-        own = act[rows, index]  # (n, h, w)
+    own = act[rows, :, :, index] if channel_dim in (-1, act.ndim - 1) else act[rows, index]  # (n, h, w)
     hs, ws = alg.interior(own.shape[1], own.shape[2])
     return own[:, hs, ws].float().mean(dim=(1, 2))
 
