@@ -34,10 +34,18 @@ import torch
 from torch import nn
 
 from filtviz_core.errors import FiltvizError
-from torch_filtviz.placement import eval_mode, model_device_dtype  # noqa: F401  (re-exported)
+from torch_filtviz.placement import eval_mode, model_device_dtype  # re-exported
 from torch_filtviz.probe import describe_failure, size_like
-from torch_filtviz.trace import (ACTIVATION_MODULES, CHANNEL_PRESERVING, CHANNELS_FIRST_MAKERS,
-                                 CHANNELS_LAST_MAKERS, Key, Trace, meta_copy, trace_forward)
+from torch_filtviz.trace import (
+    ACTIVATION_MODULES,
+    CHANNEL_PRESERVING,
+    CHANNELS_FIRST_MAKERS,
+    CHANNELS_LAST_MAKERS,
+    Key,
+    Trace,
+    meta_copy,
+    trace_forward,
+)
 
 OBJECTIVE_KINDS = ("pre_relu", "post_relu", None)
 POOLING = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
