@@ -30,7 +30,7 @@ from torch import nn
 from filtviz_core.errors import FiltvizError
 from filtviz_core.weights import looks_like_path
 from torch_filtviz import models as _models
-from torch_filtviz.checkpoints import apply_state, load_state_file, torchvision_weights  # noqa: F401  (re-exported)
+from torch_filtviz.checkpoints import apply_state, load_state_file, torchvision_weights  # re-exported
 from torch_filtviz.models import PixelModel, resolve_device, wrap_model
 
 #: Constructor arguments that make a torchvision network a plain classifier without side branches.
