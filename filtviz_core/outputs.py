@@ -51,7 +51,7 @@ def check_writable(out: str | os.PathLike[str], create: bool = True) -> Path:
 def picture_names(filters: Sequence[int]) -> list[str]:
     """File names of the per-filter pictures: ``filter_0007.png``; when a filter has several pictures
     (``diversity=K``: each filter repeated K times in a row), ``filter_0007_0.png`` ... ``filter_0007_3.png``."""
-    repeated = len(set(int(f) for f in filters)) < len(filters)
+    repeated = len({int(f) for f in filters}) < len(filters)
     seen: dict[int, int] = {}
     names = []
     for f in filters:
