@@ -13,13 +13,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import __version__, algorithm, methods, outputs
-from filtviz_core.cli_common import (SNAPSHOTS_HELP, OneLineParser, add_map_options, add_method_options, add_progress,
-                                     add_unit_options, check_map_options, examples, parse_names, parse_steps,
-                                     progress_wanted, run_guarded, unit_kwargs)
-from filtviz_core.transforms import output_size
+from filtviz_core.cli_common import (
+    SNAPSHOTS_HELP,
+    OneLineParser,
+    add_map_options,
+    add_method_options,
+    add_progress,
+    add_unit_options,
+    check_map_options,
+    examples,
+    parse_names,
+    parse_steps,
+    progress_wanted,
+    run_guarded,
+    unit_kwargs,
+)
 from filtviz_core.errors import FiltvizError
+from filtviz_core.transforms import output_size
+from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, min_size_for
 from filtviz_core.weights import check_weights_choice
-from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, POOL_NAMES, min_size_for
 from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_unit
 
 PROG = "python -m tf_reference"
