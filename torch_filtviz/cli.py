@@ -18,9 +18,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import algorithm as alg
-from filtviz_core.cli_common import (NOTEBOOK_MAP_LAYERS, SNAPSHOTS_HELP, OneLineParser, add_map_options,
-                                     add_method_options, add_progress, add_unit_options, check_map_options, examples,
-                                     parse_names, parse_steps, progress_wanted, run_guarded, unit_kwargs)
+from filtviz_core.cli_common import (
+    NOTEBOOK_MAP_LAYERS,
+    SNAPSHOTS_HELP,
+    OneLineParser,
+    add_map_options,
+    add_method_options,
+    add_progress,
+    add_unit_options,
+    check_map_options,
+    examples,
+    parse_names,
+    parse_steps,
+    progress_wanted,
+    run_guarded,
+    unit_kwargs,
+)
 from filtviz_core.errors import FiltvizError
 
 PROG = "filtviz"
@@ -289,11 +302,10 @@ def cmd_atlas(args: argparse.Namespace) -> int:
     from filtviz_core import atomic
     from filtviz_core.outputs import check_writable
     from torch_filtviz.ascent import visualize_filters
+    from torch_filtviz.atlas.command import parse_per_layer, run_site
     from torch_filtviz.hooks import layer_channels, resolve_target
     from torch_filtviz.models import layer_names, min_input_size
     from torch_filtviz.plots import plot_atlas
-
-    from torch_filtviz.atlas.command import parse_per_layer, run_site
 
     if args.html:
         if args.out:
@@ -328,8 +340,8 @@ def cmd_atlas(args: argparse.Namespace) -> int:
 
 def _atlas_index(done, out: Path, args: argparse.Namespace) -> str:
     steps = done[0][0].params["steps"] if done else args.steps
-    lines = [f"# Filter atlas ({args.model}, {args.weights or 'default'} weights, {args.method} method, {steps} steps "
-             f"at {args.size} px, objective {args.objective}, seed {args.seed})", "", "![atlas](atlas.png)", "",
+    lines = [(f"# Filter atlas ({args.model}, {args.weights or 'default'} weights, {args.method} method, {steps} steps "
+             f"at {args.size} px, objective {args.objective}, seed {args.seed})"), "", "![atlas](atlas.png)", "",
              "| layer | filters | final loss (mean) | dead | grid | iterations | run |", "|---|---|---|---|---|---|---|"]
     for results, written in done:
         rel = {k: Path(v).relative_to(out).as_posix() for k, v in written.items()}
