@@ -163,7 +163,7 @@ def run(fns: Fns, optimizer: Optimizer, params0: np.ndarray, matrices: np.ndarra
     raw = fns.picture(params).numpy().astype(np.float32)
     if dead.all():
         history = np.repeat(np.asarray(losses[:1], np.float64), steps + 1, axis=0)
-        kept = {k: raw for k in keep}
+        kept = dict.fromkeys(keep, raw)
     else:
         if steps:
             if steps in keep:
