@@ -23,7 +23,6 @@ from filtviz_core.methods import FourierOptions
 from tf_reference.fourier import adam_constants, f32, resample, spectrum_to_image
 from tf_reference.loop import Optimizer, Parameterization, Transform
 
-
 # --- parameterizations -------------------------------------------------------------------------------
 
 
