@@ -29,7 +29,7 @@ from torch_filtviz.loop import optimize
 from torch_filtviz.objectives import compile_objective, unit_shape
 from torch_filtviz.precision import conv_math
 from torch_filtviz.probe import classify_failure, size_text
-from torch_filtviz.targets import Resolver, model_device_dtype, model_trace, module_path, unknown_layer
+from torch_filtviz.targets import Resolver, model_trace, module_path, unknown_layer
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -199,7 +199,7 @@ def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice],
             shown = pbar.n if pbar is not None else 0
             try:
                 r, lo, sn, de = run_chunk(job, cap, keys[rows], rows, objective_for(rows), pbar)
-            except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
+            except Exception as exc:  # only allocation failures are retried
                 if not placement.is_out_of_memory(exc) or rows.stop - rows.start <= unit:
                     raise
                 r = None  # handled below, once the traceback (and the chunk's tensors) are gone
