@@ -13,10 +13,10 @@ own preprocessing expects), NCHW as the network takes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
-
-from collections.abc import Sequence
 
 from filtviz_core import fourier
 from filtviz_core.algorithm import Key
