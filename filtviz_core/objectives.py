@@ -33,7 +33,7 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -93,7 +93,8 @@ class Term:
         """One clear line when the term does not fit its layer (``channels``, map ``(h, w)`` or None for
         units) or the batch."""
         if self.kind in ("channel", "neuron"):
-            wanted = self.channel if isinstance(self.channel, tuple) else (self.channel,)
+            # channel and neuron terms always name their channel(s)
+            wanted = cast(tuple[int, ...], self.channel if isinstance(self.channel, tuple) else (self.channel,))
             bad = [c for c in wanted if not 0 <= int(c) < channels]
             if bad:
                 raise FiltvizError(f"{self.describe()}: channel {bad[0]} is out of range: {self.layer} has "
