@@ -14,6 +14,7 @@ from torch import nn
 
 from torch_filtviz.probe import smallest_sizes
 from torch_filtviz.targets import any_trace, channel_count, display_path, value_channel_dim
+from torch_filtviz.trace import Op
 
 
 @dataclass
@@ -32,7 +33,7 @@ def layer_rows(model: nn.Module, kind: str = "all") -> list[LayerRow]:
     (``kind="conv"``: Conv2d only)."""
     trace = any_trace(model)
     prefix = getattr(model, "network_prefix", "") or ""
-    first: dict[str, object] = {}
+    first: dict[str, Op] = {}
     calls: dict[str, int] = {}
     for op in trace.ops:
         if op.kind == "module":
@@ -45,11 +46,10 @@ def layer_rows(model: nn.Module, kind: str = "all") -> list[LayerRow]:
     sizes = smallest_sizes(model, paths)
     rows = []
     for path in paths:
-        op = first.get(path)
-        shape = getattr(op, "shape", None)
+        found = first.get(path)
         filters = None
-        if shape and len(shape) >= 2:
-            filters = channel_count(shape, value_channel_dim(trace, op.output, shape))
+        if found is not None and found.shape and len(found.shape) >= 2:
+            filters = channel_count(found.shape, value_channel_dim(trace, found.output, found.shape))
         rows.append(LayerRow(display_path(model, path), type(modules[path]).__name__, filters, sizes.get(path),
                              calls.get(path, 0)))
     return rows
