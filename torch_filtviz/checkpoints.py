@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +57,7 @@ def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     if not file.is_file():
         raise WeightsUnavailable(f"weights file not found: {file}")
     suffix = file.suffix.lower()
+    state: Any  # a state dict, or whatever torch.load found (checked below)
     if suffix not in STATE_SUFFIXES:
         raise WeightsError(f"unsupported weights file {file}: use a state dict saved as .pth/.pt or .safetensors")
     if suffix == ".safetensors":
