@@ -138,8 +138,8 @@ def chunk_size(device: torch.device, n_filters: int, bytes_per_image: int | None
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """An allocation failure of the device: torch's OutOfMemoryError, or a cuDNN/cuBLAS/MPS allocation error."""
-    oom_types = tuple({getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)}
-                      - {None})
+    oom_types = tuple(t for t in {getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)}
+                      if t is not None)
     if oom_types and isinstance(exc, oom_types):
         return True
     if not isinstance(exc, RuntimeError):
