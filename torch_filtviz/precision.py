@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 import torch
 
@@ -79,7 +80,7 @@ def conv_math(precision: str) -> Iterator[None]:
     (bf16 autocast decides its own math). Every setting touched is restored afterwards."""
     tf32 = precision == "tf32"
     if api_in_use() == "legacy":
-        flags = (torch.backends.cudnn, torch.backends.cuda.matmul)
+        flags: tuple[Any, ...] = (torch.backends.cudnn, torch.backends.cuda.matmul)  # modules with allow_tf32
         changed = [(f, f.allow_tf32) for f in flags if f.allow_tf32 != tf32]  # untouched flags stay exactly as set
         shadow = {key: _get(key) for key in NEW_API_KEYS} if has_new_api() else {}
         for f, _ in changed:
