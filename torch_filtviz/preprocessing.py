@@ -26,6 +26,8 @@ PREPROCESSING = ("imagenet", "caffe", "none")
 class CaffePreprocess(nn.Module):
     """Keras "caffe" preprocessing: RGB -> BGR, subtract the ImageNet BGR means, 0-255 scale."""
 
+    mean: torch.Tensor  # a buffer
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(spec.CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
@@ -36,6 +38,9 @@ class CaffePreprocess(nn.Module):
 
 class TorchvisionPreprocess(nn.Module):
     """torchvision's ImageNet preprocessing: /255, then mean/std per RGB channel."""
+
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
