@@ -13,6 +13,7 @@ requested layer's FLOPs to every layer. Only the ratios matter.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -26,7 +27,7 @@ def _flops(module: nn.Module, output: torch.Tensor) -> int:
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         return 2 * (module.in_channels // module.groups) * kh * kw * int(output.numel())
-    return 2 * module.in_features * int(output.numel())
+    return 2 * cast(nn.Linear, module).in_features * int(output.numel())
 
 
 def layer_costs(model: nn.Module, layers: Sequence[str], height: int, width: int | None = None,
