@@ -193,6 +193,7 @@ def any_trace(model: nn.Module) -> Trace:
         trace = model_trace(model, size)
         if trace.error is None:
             return trace
+    assert trace is not None  # TRACE_SIZES is not empty
     return trace
 
 
@@ -226,7 +227,7 @@ def resolve_target(model: nn.Module, layer: str, objective: str | None = None, *
 # --- where the units are -------------------------------------------------------------------------
 
 
-def value_channel_dim(trace: Trace, value: Key, shape: tuple[int, ...] | None) -> int:
+def value_channel_dim(trace: Trace, value: Key | None, shape: tuple[int, ...] | None) -> int:
     """Where the units of a traced value are: -1 for a 4-d map made channels last (``linear`` /
     ``layer_norm`` on (N, H, W, C), through activations and channel-preserving steps), else 1."""
     if shape is None or len(shape) != 4:
@@ -361,7 +362,7 @@ class Resolver:
     def _target(self, layer, path, module, where, value, *, relu=False, call=0, note="") -> Target:
         return Target(layer, path, module, where, relu, call, channel_dim=self._channel_dim(value), note=note)
 
-    def _capture(self, layer: str, value: Key, fn, where: str, *, own_call: int | None = None, note: str) -> Target:
+    def _capture(self, layer: str, value: Key, fn, where: Literal["input", "output"], *, own_call: int | None = None, note: str) -> Target:
         """A target for ``value`` (an activation function's input or output), hooked where it is simplest."""
         dim = self._channel_dim(value)
         activation_module = self._module_op_around(fn)
@@ -393,7 +394,7 @@ class Resolver:
 
     def _feeders(self, activation) -> list[str]:
         """Module paths whose pre-activation is the input of this activation call (for messages)."""
-        names = []
+        names: list[str] = []
         for op in self.trace.ops:
             if op.kind != "module" or op.activation or op.output is None or op.index > activation.index:
                 continue
