@@ -84,7 +84,7 @@ class Trace:
     def module_calls(self, path: str) -> list[Op]:
         return [op for op in self.ops if op.kind == "module" and op.name == path]
 
-    def producer(self, key: Key, kinds: tuple[str, ...] = ("function",)) -> Op | None:
+    def producer(self, key: Key | None, kinds: tuple[str, ...] = ("function",)) -> Op | None:
         """The op that made this value (the innermost: the first to complete with it as output)."""
         for op in self.ops:
             if op.output == key and op.kind in kinds:
