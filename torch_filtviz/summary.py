@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,7 +74,7 @@ def _rows(model: nn.Module, input_size: tuple[int, ...]):
     aliases: dict[str, str] = dict(getattr(model, "aliases", {}) or {})
     by_path = {path: alias for alias, path in aliases.items()}
     rows = [Row("input_layer", "Input", (-1, *input_size), 0)]
-    pending: list[tuple[str, object]] = []
+    pending: list[tuple[str, Any]] = []  # (path, torchinfo's LayerInfo)
     for path, info in leaves:
         params = 0 if info.is_recursive else max(int(info.num_params), 0)
         if not aliases or path.split(".")[0] == "preprocess":
@@ -87,7 +88,7 @@ def _rows(model: nn.Module, input_size: tuple[int, ...]):
     return stats, rows
 
 
-def _group(alias: str, members: list[tuple[str, object]]) -> Row:
+def _group(alias: str, members: list[tuple[str, Any]]) -> Row:
     """One Keras layer from its torch leaves: the type of the leaf holding weights (or the last)."""
     params = sum(0 if info.is_recursive else max(int(info.num_params), 0) for _, info in members)
     kinds = [info.class_name for _, info in members]
