@@ -69,6 +69,7 @@ def filter_objective(model: nn.Module, layer: str, filters: int | str | Iterable
 # --- any objective (filtviz_core.objectives), evaluated on captured torch tensors ------------------
 
 Compiled = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+TermFn = Callable[[torch.Tensor], torch.Tensor]  # one term, on its layer's captured tensor
 
 
 def _interior_positions(t: torch.Tensor) -> torch.Tensor:
@@ -77,7 +78,7 @@ def _interior_positions(t: torch.Tensor) -> torch.Tensor:
     return t[:, hs, ws].float().mean(dim=(1, 2))
 
 
-def _term_fn(term: core.Term, target: Target, batch_size: int, device: torch.device) -> Compiled:
+def _term_fn(term: core.Term, target: Target, batch_size: int, device: torch.device) -> TermFn:
     """One term as a function of its layer's captured tensor -> (B,) fp32 values."""
     rows = torch.arange(batch_size, device=device)
     channel_dim = target.channel_dim
@@ -152,7 +153,7 @@ def compile_objective(objective: core.Objective, targets: Mapping[str, Target], 
     return total
 
 
-def _restricted(fn: Compiled, mask: torch.Tensor) -> Compiled:
+def _restricted(fn: TermFn, mask: torch.Tensor) -> TermFn:
     return lambda act: torch.where(mask, fn(act), torch.zeros((), device=mask.device))
 
 
