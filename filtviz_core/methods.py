@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,9 @@ DEFAULT_METHOD = "pixel"
 # chosen with scripts/fourier_check.py (see SPEC.md §15.9 for the measurement and the reason).
 FOURIER_STEPS = 128
 FOURIER_LR = 0.05
+# The MACO method's schedule (SPEC.md §17): Xplique 2.0.2's defaults, nb_steps=256 and Nadam(1.0).
+MACO_STEPS = 256
+MACO_LR = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,31 @@ class FourierOptions:
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(FourierOptions))
 
+
+@dataclass(frozen=True)
+class MacoOptions:
+    """Every parameter of the MACO method other than steps, lr and seed (SPEC.md §17): Xplique 2.0.2's values."""
+
+    crops: int = 32  # views per step (Xplique's nb_crops); fewer are cheaper, e.g. method_options={"crops": 8}
+    noise: float = 0.08  # noise std in Xplique's (-1, 1) units (x 127.5 in pixels), plus uniform +-noise/2
+    box: tuple[float, float] = (0.5, 0.05)  # mean crop side, a share of the picture, from step 0 to the last
+    box_std: float = 0.05  # std of the crop side around that mean, clipped to [0.05, 1]
+    center_std: float = 0.15  # crop centres ~ 0.5 + N(0, center_std), in picture units
+    fill: float = 127.5  # what a crop sees outside the picture (Xplique's 0 in (-1, 1))
+    magnitude: str | None = None  # a folder of photos: their mean magnitude instead of xplique's ImageNet one
+    # optimizer: Keras 3's NAdam, written out in both frameworks
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-7
+
+    def as_params(self) -> dict[str, Any]:
+        """The options as plain values for run.json (tuples become lists there)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+MACO_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(MacoOptions))
+MethodOptions = FourierOptions | MacoOptions
+
 # The call parameters that decide a method's pictures (an atlas rerun with equal values skips a filter;
 # speed-only parameters such as the batch size or the device are not among them).
 _COMMON_SETTINGS = ("steps", "size", "lr", "seed", "snapshots", "objective", "precision")
@@ -94,6 +123,8 @@ REGISTRY: dict[str, Method] = {
                     _COMMON_SETTINGS + ("clip",), "§1-§14", pixel_options=True),
     "fourier": Method("fourier", FOURIER_STEPS, FOURIER_LR, FourierOptions, _fourier_display,
                       _COMMON_SETTINGS + ("method_options",), "§15"),
+    "maco": Method("maco", MACO_STEPS, MACO_LR, MacoOptions, _fourier_display,
+                   _COMMON_SETTINGS + ("method_options",), "§17"),
 }
 METHODS = tuple(REGISTRY)
 
@@ -118,8 +149,8 @@ def default_lr(method: str) -> float:
 
 
 def resolve(method: str, steps: int | None, lr: float | None,
-            options: Mapping[str, Any] | FourierOptions | None = None
-            ) -> tuple[int, float, FourierOptions | None]:
+            options: Mapping[str, Any] | MethodOptions | None = None
+            ) -> tuple[int, float, Any]:
     """(steps, lr, options) of a call: ``None`` takes the method's default; everything is checked.
 
     ``options`` overrides fourier parameters by name (a mapping or a :class:`FourierOptions`); the
@@ -135,7 +166,61 @@ def resolve(method: str, steps: int | None, lr: float | None,
             raise FiltvizError(f"the {method} method takes no method options, got {sorted(dict(options))}; "
                                f"they belong to method={' or '.join(repr(t) for t in takers)}")
         return int(steps), float(lr), None
+    if entry.options is MacoOptions:
+        return int(steps), float(lr), maco_options(options)
+    if isinstance(options, MacoOptions):
+        raise FiltvizError(f"MacoOptions belong to method='maco', not {method!r}")
     return int(steps), float(lr), fourier_options(options)
+
+
+def maco_options(options: Mapping[str, Any] | MacoOptions | None = None) -> MacoOptions:
+    """A checked :class:`MacoOptions` from overrides by name (unknown names are refused)."""
+    if isinstance(options, MacoOptions):
+        given = options.as_params()
+    elif isinstance(options, FourierOptions):
+        raise FiltvizError("FourierOptions belong to method='fourier', not 'maco'")
+    else:
+        given = dict(options or {})
+    unknown = sorted(set(given) - set(MACO_OPTION_NAMES))
+    if unknown:
+        raise FiltvizError(f"unknown maco option {unknown[0]!r}; valid: {', '.join(MACO_OPTION_NAMES)}")
+    if "box" in given:
+        try:
+            lo, hi = (float(v) for v in given["box"])
+        except (TypeError, ValueError):
+            raise FiltvizError(f"maco option box must be a (first, last) pair, got {given['box']!r}") from None
+        given["box"] = (lo, hi)
+    if given.get("magnitude") is not None:
+        given["magnitude"] = str(given["magnitude"])
+    o = dataclasses.replace(MacoOptions(), **given)
+    crops = o.crops
+    if isinstance(crops, bool) or not isinstance(crops, int) or crops < 1:
+        raise FiltvizError(f"maco option crops must be a whole number >= 1, got {crops!r}")
+    for name in ("noise", "box_std", "center_std", "eps", "fill"):
+        value = getattr(o, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                value < 0 if name != "eps" else value <= 0):
+            raise FiltvizError(f"maco option {name} must be a finite number {'> 0' if name == 'eps' else '>= 0'}, "
+                               f"got {value!r}")
+    if not all(math.isfinite(v) and 0 < v <= 1 for v in o.box):
+        raise FiltvizError(f"maco option box must hold two shares of the picture in (0, 1], got {o.box!r}")
+    for name in ("beta1", "beta2"):
+        value = getattr(o, name)
+        if not (isinstance(value, (int, float)) and 0 <= value < 1):
+            raise FiltvizError(f"maco option {name} must lie in [0, 1), got {value!r}")
+    if o.magnitude is not None and not os.path.isdir(o.magnitude):
+        raise FiltvizError(f"maco option magnitude must be a folder of photos, got {o.magnitude!r}")
+    return o
+
+
+def seen_size(height: int, width: int, options: MethodOptions | None) -> tuple[int, int]:
+    """What the network sees: the picture's size (pixel, maco: crops resized to it) or the fourier method's
+    transformed canvas (SPEC §15.3)."""
+    if options is None or isinstance(options, MacoOptions):
+        return int(height), int(width)
+    from filtviz_core.transforms import output_size
+
+    return output_size(height, width, options)
 
 
 def fourier_options(options: Mapping[str, Any] | FourierOptions | None = None) -> FourierOptions:
@@ -192,7 +277,7 @@ def _check(o: FourierOptions) -> None:
             raise FiltvizError(f"fourier option {name} must be True or False, got {getattr(o, name)!r}")
 
 
-def run_params(method: str, options: FourierOptions | None) -> dict[str, Any]:
+def run_params(method: str, options: MethodOptions | None) -> dict[str, Any]:
     """What run.json's params add for a method: nothing for pixel (its params are SPEC §14's, as
     before methods existed), ``method`` and every option for fourier."""
     if method == "pixel":
@@ -201,9 +286,16 @@ def run_params(method: str, options: FourierOptions | None) -> dict[str, Any]:
     return {"method": method, **options.as_params()}
 
 
-def check_pixel_only(options: FourierOptions | None, *, init_given: bool, clip: bool) -> None:
-    """Refuse the pixel method's own options on the fourier method (one line saying why)."""
+def check_pixel_only(options: MethodOptions | None, *, init_given: bool, clip: bool) -> None:
+    """Refuse the pixel method's own options on the fourier and maco methods (one line saying why)."""
     if options is None:
+        return
+    if isinstance(options, MacoOptions):
+        if init_given:
+            raise FiltvizError("init applies to the pixel method; the maco method starts from the seeded phases "
+                               "of filtviz_core.maco.initial_phases")
+        if clip:
+            raise FiltvizError("clip applies to the pixel method; the maco method's sigmoid keeps pixels in 0-255")
         return
     if init_given:
         raise FiltvizError("init applies to the pixel method; the fourier method starts from the seeded spectra "
@@ -218,10 +310,10 @@ def display(method: str) -> Callable[[np.ndarray], np.ndarray]:
     return get(method).display
 
 
-def check_seen_size(size: int, seen: int, minimum: int, layer: str, options: FourierOptions | None) -> None:
+def check_seen_size(size: int, seen: int, minimum: int, layer: str, options: MethodOptions | None) -> None:
     """The network must see at least ``minimum`` px: the picture itself (pixel), or the fourier method's
     transformed canvas ``size + 2 pad - jitter - jitter2`` (SPEC §15.3), named as such in the error."""
-    if options is None or not options.transforms:
+    if options is None or not getattr(options, "transforms", False):
         alg.check_image_size(size, minimum, layer)
     elif seen < minimum:
         raise FiltvizError(f"size {size} px shows the network {seen} px (size + 2 pad - jitter - jitter2), too small "

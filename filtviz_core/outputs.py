@@ -61,17 +61,28 @@ def picture_names(filters: Sequence[int]) -> list[str]:
     return names
 
 
+def alpha_name(picture_name: str) -> str:
+    """The transparency PNG beside a picture: ``filter_0007.png`` -> ``filter_0007_alpha.png``."""
+    return picture_name[:-len(".png")] + "_alpha.png"
+
+
 def write_filter_outputs(out: str | os.PathLike[str], *, layer: str, filters: Sequence[int], images: np.ndarray,
                          losses: np.ndarray, snapshots: Mapping[int, np.ndarray], record: dict[str, Any],
-                         per_filter_png: bool = True, method: str = "pixel") -> dict[str, Path]:
+                         per_filter_png: bool = True, method: str = "pixel",
+                         alpha: np.ndarray | None = None) -> dict[str, Path]:
     """Write the grid, the iteration comparison, per-filter PNGs and run.json; return their paths.
 
-    ``method`` decides how the snapshots are shown (``filtviz_core.methods.display``)."""
+    ``method`` decides how the snapshots are shown (``filtviz_core.methods.display``). ``alpha``: the maco
+    method's (F, H, W) transparency in [0, 1], written beside each picture as a grey
+    ``filter_0007_alpha.png`` (``round(255 alpha)``)."""
     out = check_writable(out)
     written: dict[str, Path] = {}
     if per_filter_png:
         for i, name in enumerate(picture_names(filters)):
             atomic.save_png(out / FILTER_DIR / name, np.asarray(images[i]))
+            if alpha is not None:
+                grey = np.clip(np.floor(np.asarray(alpha[i], np.float64) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+                atomic.save_png(out / FILTER_DIR / alpha_name(name), grey)
         written["filters"] = out / FILTER_DIR
     losses = np.asarray(losses)
     grid = plots.plot_filter_grid(images, filters, layer, losses=losses[:, -1])

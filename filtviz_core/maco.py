@@ -1,0 +1,299 @@
+"""The MACO method, framework-free (SPEC.md §17): Fel et al., NeurIPS 2023, as Xplique 2.0.2 defines it.
+
+MACO optimizes only the phase of the picture's spectrum; its magnitude is fixed to that of natural
+images (Xplique's ImageNet spectrum, or the mean magnitude of the user's photos). Every step the
+network sees ``crops`` random crops of the picture, resized to the picture's size, with noise.
+
+Both frameworks take from here: the magnitude (:func:`magnitude`: Xplique's ``spectrum_decorrelated.npy``
+read from the installed xplique wheel, never imported, SHA-256 pinned, resized by :func:`resize_bilinear`
+the way ``tf.image.resize`` does), the seeded phases (:func:`initial_phases`), the crops and noise of
+every step (:func:`step_draws`, numpy seeded by ``(seed, key, MACO_STREAM, step)``) and NAdam's
+constants (:func:`nadam_constants`). :func:`phase_to_image` and :func:`apply_crops` are the float64
+numpy references of the picture and of the views.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from filtviz_core.algorithm import Key, seed_entropy
+from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
+from filtviz_core.fourier import PIXEL_MAX, color_matrix, spectrum_width
+
+# The crops and noise of step k come from default_rng((seed, *key, MACO_STREAM, k)), apart from the
+# transform stream (1) and the diversity stream (2); rng((seed, *key)) is the phase's.
+MACO_STREAM = 3
+
+XPLIQUE_DISTRIBUTION = "xplique"
+XPLIQUE_VERSION = "2.0.2"
+XPLIQUE_INSTALL = f"pip install --no-deps xplique=={XPLIQUE_VERSION}"
+SPECTRUM_MEMBER = "xplique/features_visualizations/spectrum_decorrelated.npy"
+SPECTRUM_SHA256 = "a4810ea049ef9a0fe4e3f26660188e53222281879b333e8fd61377f7491aafc8"
+SPECTRUM_SHAPE = (3, 512, 257)
+
+STD_EPS = 1e-5  # added to the standard deviation of the phase and of the image (Xplique)
+HALF_RANGE = PIXEL_MAX / 2.0  # Xplique's default values_range (-1, 1) is 0-255 here: v_px = 127.5 (v + 1)
+NADAM_DECAY = 0.96  # Keras' NAdam momentum schedule: u_t = beta1 (1 - 0.5 * 0.96^t)
+
+
+# --- magnitude ---------------------------------------------------------------------------------------
+
+
+class SpectrumUnavailable(FiltvizError, FiltvizRuntimeError):
+    """The xplique wheel (its ImageNet spectrum) is missing or not the pinned one: a :class:`FiltvizError`
+    for the API's callers, and a runtime failure for the command lines (exit status 1: the input was fine)."""
+
+
+def spectrum_path() -> Path:
+    """Where the installed xplique wheel keeps ``spectrum_decorrelated.npy`` (found in the wheel's file
+    list, never imported); one line with the pip command when the wheel is missing."""
+    try:
+        dist = importlib.metadata.distribution(XPLIQUE_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    if dist is not None:
+        for member in dist.files or ():
+            if str(member).replace("\\", "/") == SPECTRUM_MEMBER:
+                path = Path(str(dist.locate_file(member)))
+                if path.is_file():
+                    return path
+    raise SpectrumUnavailable("the maco method's ImageNet magnitude spectrum comes from the xplique wheel, which is not "
+                       f"installed: {XPLIQUE_INSTALL} (or give method_options={{'magnitude': DIR}}, a folder of photos)")
+
+
+@functools.lru_cache(maxsize=2)
+def _load_spectrum(path: str) -> np.ndarray:
+    blob = Path(path).read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != SPECTRUM_SHA256:
+        raise SpectrumUnavailable(f"{path} is not xplique {XPLIQUE_VERSION}'s ImageNet spectrum (SHA-256 {digest[:16]}…, "
+                           f"expected {SPECTRUM_SHA256[:16]}…); reinstall it: {XPLIQUE_INSTALL}")
+    import io
+
+    arr = np.load(io.BytesIO(blob), allow_pickle=False)
+    if arr.shape != SPECTRUM_SHAPE or arr.dtype != np.float32:
+        raise FiltvizError(f"{path}: expected a {SPECTRUM_SHAPE} float32 spectrum, got {arr.shape} {arr.dtype}")
+    arr.setflags(write=False)
+    return arr
+
+
+def imagenet_spectrum() -> np.ndarray:
+    """Xplique's ImageNet magnitude spectrum, (3, 512, 257) float32, verified by its SHA-256."""
+    return _load_spectrum(str(spectrum_path()))
+
+
+def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``tf.image.resize(x, (height, width))`` of (C, h, w) planes (TF 2's default: bilinear, half-pixel
+    centres, no antialiasing), in numpy. As TensorFlow's kernel does, the source coordinate is computed in
+    float32, ``s = (d + 0.5) * float32(in / out) - 0.5``, its neighbours ``floor(s)``, ``ceil(s)`` clamped to
+    the array, ``w = s - floor(s)``; the interpolation ``a + (b - a) w`` (columns, then rows) is float64."""
+    a = np.asarray(array, np.float64)
+    f = np.float32
+
+    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = ((np.arange(n_out, dtype=f) + f(0.5)) * f(n_in / n_out) - f(0.5)).astype(f)
+        lo = np.floor(s)
+        frac = (s - lo).astype(np.float64)
+        return np.clip(lo, 0, n_in - 1).astype(np.int64), np.clip(np.ceil(s), 0, n_in - 1).astype(np.int64), frac
+
+    r0, r1, fr = axis(a.shape[-2], int(height))
+    c0, c1, fc = axis(a.shape[-1], int(width))
+    top_left, top_right = a[..., r0, :][..., c0], a[..., r0, :][..., c1]
+    bottom_left, bottom_right = a[..., r1, :][..., c0], a[..., r1, :][..., c1]
+    top = top_left + (top_right - top_left) * fc
+    bottom = bottom_left + (bottom_right - bottom_left) * fc
+    return top + (bottom - top) * fr[:, None]
+
+
+def photos_magnitude(folder: str | os.PathLike[str], height: int, width: int) -> np.ndarray:
+    """(3, H, W // 2 + 1) float64: the mean of ``|rfft2|`` of the photos in ``folder``, each fitted
+    (centre crop) to ``H x W`` RGB pixels in [0, 1] (Xplique's ``maco_dataset`` path, at the picture's size)."""
+    from filtviz_core.images import fit_image, open_rgb
+    from filtviz_core.photos import folder_photos
+
+    photos = folder_photos(folder)
+    if not photos:
+        raise FiltvizError(f"maco option magnitude: no photos in {folder}")
+    total = np.zeros((3, int(height), spectrum_width(width)), np.float64)
+    for photo in photos:
+        img = np.asarray(fit_image(open_rgb(photo.path), (int(width), int(height))), np.float64) / 255.0
+        total += np.abs(np.fft.rfft2(np.moveaxis(img[..., :3], -1, 0)))
+    return total / len(photos)
+
+
+def magnitude(height: int, width: int, source: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """The fixed magnitude of every filter's spectrum, (3, H, W // 2 + 1) float32: Xplique's ImageNet
+    spectrum resized like ``tf.image.resize``, or the photos' mean magnitude when ``source`` is a folder."""
+    if source is not None:
+        return photos_magnitude(source, height, width).astype(np.float32)
+    return resize_bilinear(imagenet_spectrum(), int(height), spectrum_width(width)).astype(np.float32)
+
+
+def check_channels(channels: int, source: str | os.PathLike[str] | None) -> None:
+    """A model whose input has one channel needs the magnitude of the user's photos (the ImageNet one is RGB)."""
+    if channels == 1 and source is None:
+        raise FiltvizError("the maco method needs method_options={'magnitude': DIR} (a folder of photos) for a "
+                           "1-channel model: xplique's ImageNet magnitude spectrum is RGB")
+
+
+# --- phase and picture -------------------------------------------------------------------------------
+
+
+def phase_shape(height: int, width: int) -> tuple[int, int, int]:
+    return 3, int(height), spectrum_width(width)
+
+
+def initial_phase(key: Key, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """One filter's start, (3, H, W // 2 + 1) float32: ``default_rng((seed, *key)).standard_normal(...)``."""
+    rng = np.random.default_rng(seed_entropy(seed, key))
+    return rng.standard_normal(phase_shape(height, width)).astype(np.float32)
+
+
+def initial_phases(keys: Sequence[Key], height: int, width: int, seed: int = 0) -> np.ndarray:
+    """(F, 3, H, W // 2 + 1) float32, one seeded phase per element key."""
+    if not len(keys):
+        return np.zeros((0, *phase_shape(height, width)), np.float32)
+    return np.stack([initial_phase(k, height, width, seed) for k in keys])
+
+
+def phase_to_image(phase: np.ndarray, mag: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The numpy reference of SPEC.md §17.2, float64: phases (..., 3, H, W//2+1) -> pictures (..., H, W, 3).
+
+    ``p = (phase - mean) / (std + 1e-5)`` over each element's whole phase; ``S = mag (cos p + i sin p)``;
+    ``t = irfft2(S, s=(H, W))`` (1/(HW) normalisation, as ``tf.signal.irfft2d``); ``t = (t - mean) / (std + 1e-5)``
+    over the whole image; ``u[d] = sum_c M[d, c] t[c]`` (Lucid's matrix, max column norm 1); ``255 sigmoid(u)``.
+    """
+    ph = np.asarray(phase, np.float64)
+    axes = (-3, -2, -1)
+    ph = (ph - ph.mean(axis=axes, keepdims=True)) / (ph.std(axis=axes, keepdims=True) + STD_EPS)
+    m = np.asarray(mag, np.float64)
+    t = np.fft.irfft2(m * np.cos(ph) + 1j * (m * np.sin(ph)), s=(int(height), int(width)))
+    t = (t - t.mean(axis=axes, keepdims=True)) / (t.std(axis=axes, keepdims=True) + STD_EPS)
+    u = np.einsum("dc,...chw->...hwd", color_matrix(True), t)
+    return PIXEL_MAX / (1.0 + np.exp(-u))
+
+
+# --- crops and noise ---------------------------------------------------------------------------------
+
+
+def box_size(step: int, steps: int, start: float, end: float) -> float:
+    """The mean crop size of step k: ``linspace(start, end, steps)[k]`` (Xplique: 50 % -> 5 %); the extra
+    forward after the last step (k = steps) uses the last value."""
+    if steps <= 1:
+        return float(start)
+    k = min(int(step), steps - 1)
+    return float(np.linspace(start, end, steps)[k])
+
+
+@dataclass(frozen=True)
+class Views:
+    """One step's crops of one or more elements: ``rows`` (..., V, 4, H) and ``cols`` (..., V, 4, W)
+    float32 hold, per output row/column, the two source indices, the weight of the second and 1/0 for
+    inside/outside the picture; ``noise`` (..., V, H, W, 3) float32 is added after the crop."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    noise: np.ndarray
+
+
+def _axis(lo: np.ndarray, hi: np.ndarray, n_in: int, n_out: int) -> np.ndarray:
+    """(V, 4, n_out): ``tf.image.crop_and_resize``'s sampling of one axis, in its float32 arithmetic:
+    ``s = lo (n_in - 1) + i (hi - lo) (n_in - 1) / (n_out - 1)``; outside ``[0, n_in - 1]`` the crop is ``fill``."""
+    f = np.float32
+    lo, hi = lo.astype(f), hi.astype(f)
+    if n_out > 1:
+        scale = (hi - lo) * f(n_in - 1) / f(n_out - 1)
+        s = lo[:, None] * f(n_in - 1) + np.arange(n_out, dtype=f)[None, :] * scale[:, None]
+    else:
+        s = (f(0.5) * (lo + hi) * f(n_in - 1))[:, None]
+    s = s.astype(f)
+    inside = (s >= 0) & (s <= f(n_in - 1))
+    first = np.floor(s)
+    out = np.stack([np.clip(first, 0, n_in - 1), np.clip(np.ceil(s), 0, n_in - 1), (s - first).astype(f),
+                    inside.astype(f)], axis=1)
+    return out.astype(f)
+
+
+def boxes(rng: np.random.Generator, views: int, mean_size: float, center_std: float, size_std: float
+          ) -> np.ndarray:
+    """(V, 4) float64 ``[y1, x1, y2, x2]`` in [0, 1] units (``tf.image.crop_and_resize``'s order): centres
+    ``0.5 + N(0, center_std)`` (rows, then columns), square sides ``clip(N(mean_size, size_std), 0.05, 1)``."""
+    cy = 0.5 + rng.normal(0.0, center_std, views)
+    cx = 0.5 + rng.normal(0.0, center_std, views)
+    d = np.clip(rng.normal(mean_size, size_std, views), 0.05, 1.0)
+    return np.stack([cy - d * 0.5, cx - d * 0.5, cy + d * 0.5, cx + d * 0.5], axis=1)
+
+
+def draw_views(seed: int, key: Key, step: int, steps: int, height: int, width: int, options) -> Views:
+    """Step ``step``'s ``options.crops`` views of one element, from ``default_rng((seed, *key, 3, step))``:
+    the boxes (:func:`boxes`), then the Gaussian noise ``N(0, 1)`` and the uniform ``U[0, 1)`` draws
+    of the whole (V, H, W, 3) batch; ``noise = sigma * g + sigma * (u - 0.5)`` with ``sigma = noise * 127.5``."""
+    rng = np.random.default_rng(seed_entropy(seed, key, MACO_STREAM, int(step)))
+    v = int(options.crops)
+    b = boxes(rng, v, box_size(step, steps, options.box[0], options.box[1]), options.center_std, options.box_std)
+    g = rng.standard_normal((v, int(height), int(width), 3))
+    u = rng.random((v, int(height), int(width), 3))
+    sigma = float(options.noise) * HALF_RANGE
+    noise = (sigma * g + sigma * (u - 0.5)).astype(np.float32)
+    return Views(_axis(b[:, 0], b[:, 2], int(height), int(height)), _axis(b[:, 1], b[:, 3], int(width), int(width)),
+                 noise)
+
+
+def step_views(seed: int, keys: Sequence[Key], step: int, steps: int, height: int, width: int, options) -> Views:
+    """Step ``step``'s views of every element, stacked: (B, V, ...)."""
+    parts = [draw_views(seed, k, step, steps, height, width, options) for k in keys]
+    return Views(np.stack([p.rows for p in parts]), np.stack([p.cols for p in parts]),
+                 np.stack([p.noise for p in parts]))
+
+
+def apply_crops(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, noise: np.ndarray, fill: float) -> np.ndarray:
+    """The numpy reference of SPEC.md §17.3, float64: one (H, W, 3) picture -> its (V, H, W, 3) views.
+
+    ``top = tl + (tr - tl) fx``, ``bottom = bl + (br - bl) fx``, ``crop = top + (bottom - top) fy`` inside
+    the picture, ``fill`` outside (``tf.image.crop_and_resize``'s bilinear rule), then ``+ noise``."""
+    img = np.asarray(image, np.float64)
+    r0, r1, fy = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64), rows[:, 2].astype(np.float64)
+    c0, c1, fx = cols[:, 0].astype(np.int64), cols[:, 1].astype(np.int64), cols[:, 2].astype(np.float64)
+    inside = (rows[:, 3][:, :, None] * cols[:, 3][:, None, :])[..., None] > 0
+
+    def at(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return img[i[:, :, None], j[:, None, :]]  # (V, H, W, 3)
+
+    fx3, fy3 = fx[:, None, :, None], fy[:, :, None, None]
+    top = at(r0, c0) + (at(r0, c1) - at(r0, c0)) * fx3
+    bottom = at(r1, c0) + (at(r1, c1) - at(r1, c0)) * fx3
+    crop = top + (bottom - top) * fy3
+    return np.where(inside, crop, float(fill)) + np.asarray(noise, np.float64)
+
+
+# --- NAdam -------------------------------------------------------------------------------------------
+
+
+def nadam_constants(beta1: float, beta2: float, t: int) -> dict[str, float]:
+    """Keras 3's NAdam constants of step ``t`` (1, 2, ...), in float64, each rounded once to float32:
+    ``u_t = beta1 (1 - 0.5 * 0.96^t)``; ``a = u_{t+1}``, ``b = 1 - prod_{i <= t+1} u_i``, ``c = 1 - u_t``,
+    ``d = 1 - prod_{i <= t} u_i``, ``e = 1 - beta2^t``."""
+    def u(i: int) -> float:
+        return beta1 * (1.0 - 0.5 * NADAM_DECAY ** i)
+
+    prod = float(np.prod([u(i) for i in range(1, t + 1)]))
+    f = np.float32
+    return {"a": float(f(u(t + 1))), "b": float(f(1.0 - prod * u(t + 1))), "c": float(f(1.0 - u(t))),
+            "d": float(f(1.0 - prod)), "e": float(f(1.0 - beta2 ** t))}
+
+
+def alpha(transparency: np.ndarray) -> np.ndarray:
+    """(F, H, W, 3) accumulated ``|d objective / d picture|`` -> (F, H, W) float32 in [0, 1]: summed over the
+    colours, divided by each picture's largest value (all zeros when it is 0)."""
+    t = np.asarray(transparency, np.float64).sum(axis=-1)
+    top = t.reshape(len(t), -1).max(axis=1) if t.size else np.zeros(len(t))
+    out = np.divide(t, top[:, None, None], out=np.zeros_like(t), where=top[:, None, None] > 0)
+    return out.astype(np.float32)
