@@ -32,7 +32,6 @@ from filtviz_core import methods
 from filtviz_core import objectives as core_objectives
 from filtviz_core.errors import FiltvizError
 from filtviz_core.runrecord import run_record as _run_record
-from filtviz_core.transforms import output_size
 from torch_filtviz import job as jobs
 from torch_filtviz.method_parts import Setting
 from torch_filtviz.models import min_input_size, resolve_device
@@ -61,6 +60,7 @@ class FilterResults:
     method: str = methods.DEFAULT_METHOD  # "pixel" (SPEC §1-§14) or "fourier" (SPEC §15)
     objective: dict[str, Any] = field(default_factory=dict)  # render's objective: its words and terms
     diversity: int = 1  # pictures per filter (filters[i] repeats each filter this many times)
+    alpha: np.ndarray | None = None  # maco (SPEC §17.5): (F, H, W) float32 transparency in [0, 1]; else None
 
     def run_record(self, weights: dict[str, Any] | None = None) -> dict[str, Any]:
         """The run.json dictionary (same schema as tf_reference's); ``weights`` defaults to the model's."""
@@ -102,7 +102,7 @@ def visualize_filters(
     precision: str = "fp32",
     channels_last: bool | None = None,
     progress: bool = True,
-    method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+    method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
     unit: str = "channel",
     diversity: int = 1,
     diversity_weight: float | None = None,
@@ -151,8 +151,9 @@ def visualize_filters(
     if channels_last is None:
         channels_last = dev.type == "cpu"
     paths = jobs.check_paths(model, [layer])
+    _check_maco_channels(model, options)
     init, height, width = jobs.picture_size(init, size)
-    seen_h, seen_w = (height, width) if options is None or height < 1 else output_size(height, width, options)
+    seen_h, seen_w = (height, width) if options is None or height < 1 else methods.seen_size(height, width, options)
     if height > 0:
         methods.check_seen_size(min(height, width), min(seen_h, seen_w), min_input_size(model, layer), layer, options)
     snaps = alg.snapshot_steps(snapshots, steps)
@@ -178,7 +179,7 @@ def visualize_filters(
 
         pbar = jobs.progress_bar(progress, steps * len(keys), f"{layer}")
         try:
-            raw, losses, snap, dead, used = jobs.run_elements(job, keys, objective_for, unit=group,
+            raw, losses, snap, dead, used, alpha = jobs.run_elements(job, keys, objective_for, unit=group,
                                                               batch_size=batch_size, pbar=pbar)
         finally:
             if pbar is not None:
@@ -206,8 +207,17 @@ def visualize_filters(
         filters=list(per_element), layer=layer, raw=raw, images=methods.display(method)(raw), losses=losses,
         snapshots=snap, dead=dead, params=params, seconds=time.perf_counter() - started, device=str(dev),
         weights=dict(getattr(model, "weights_info", {}) or {}), model=jobs.model_description(model),
-        target=layers.targets[layer].describe(model), method=method, diversity=group,
+        target=layers.targets[layer].describe(model), method=method, diversity=group, alpha=alpha,
     )
+
+
+def _check_maco_channels(model: nn.Module, options: methods.MethodOptions | None) -> None:
+    """The maco method on a model whose first convolution takes one channel needs the user's magnitude."""
+    if isinstance(options, methods.MacoOptions):
+        from filtviz_core.maco import check_channels
+
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        check_channels(int(first.in_channels) if first is not None else 3, options.magnitude)
 
 
 def _diversity(diversity: int, weight: float | None, init_given: bool) -> tuple[int, float]:

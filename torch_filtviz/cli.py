@@ -198,7 +198,7 @@ def write_results(results, out: str | Path) -> dict[str, Path]:
 
     return write_filter_outputs(out, layer=results.layer, filters=results.filters, images=results.images,
                                 losses=results.losses, snapshots=results.snapshots, record=results.run_record(),
-                                method=results.method)
+                                method=results.method, alpha=results.alpha)
 
 
 def _report(results, written: dict[str, Path]) -> None:

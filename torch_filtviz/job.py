@@ -36,7 +36,7 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 def check_call(*, method: str, steps: int | None, lr: float | None, seed: int, activation: str,
                method_options: Any, init_given: bool, clip: bool, precision: str, batch_size: int | None
-               ) -> tuple[int, float, methods.FourierOptions | None]:
+               ) -> tuple[int, float, methods.MethodOptions | None]:
     """Everything checked before the model is touched: (steps, lr, method options) with defaults filled in."""
     alg.check_objective(activation)
     steps, lr, options = methods.resolve(method, steps, lr, method_options)
@@ -167,7 +167,7 @@ class Job:
 
 
 def run_chunk(job: Job, cap: Capture, keys: Sequence[Key], rows: slice, objective: Objective, pbar: Any
-              ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray]:
+              ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, np.ndarray | None]:
     """One chunk: the method's parts for these elements, the compiled objective, the loop."""
     s = job.setting
     param, view, optimizer = method_parts.build(job.method, keys, rows, s)
@@ -179,9 +179,9 @@ def run_chunk(job: Job, cap: Capture, keys: Sequence[Key], rows: slice, objectiv
 
 def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice], Objective], *, unit: int = 1,
                  batch_size: int | None = None, pbar: Any = None
-                 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, int]:
+                 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, int, np.ndarray | None]:
     """Every element, in chunks of whole ``unit`` s (a diversity group is never split): (pictures,
-    losses, snapshots, dead, the chunk size used). ``objective_for(rows)`` is the objective of the
+    losses, snapshots, dead, the chunk size used, the transparency ``(n, H, W)`` in [0, 1] or None). ``objective_for(rows)`` is the objective of the
     elements ``keys[rows]``. A chunk that runs out of memory is halved and run again."""
     n = len(keys)
     if batch_size:
@@ -190,7 +190,7 @@ def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice],
         chunk = placement.chunk_size(job.setting.device, n, bytes_per_image(job.layers.trace, job.layers.targets))
     chunk = max(unit, chunk // unit * unit)
     used = chunk
-    raws, losses, dead = [], [], []
+    raws, losses, dead, alphas = [], [], [], []
     snap_parts: dict[int, list[np.ndarray]] = {s: [] for s in job.snaps}
     with capture(job.model, list(job.layers.targets.values())) as cap:
         pos = 0
@@ -198,7 +198,7 @@ def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice],
             rows = slice(pos, min(n, pos + chunk))
             shown = pbar.n if pbar is not None else 0
             try:
-                r, lo, sn, de = run_chunk(job, cap, keys[rows], rows, objective_for(rows), pbar)
+                r, lo, sn, de, al = run_chunk(job, cap, keys[rows], rows, objective_for(rows), pbar)
             except Exception as exc:  # only allocation failures are retried
                 if not placement.is_out_of_memory(exc) or rows.stop - rows.start <= unit:
                     raise
@@ -215,11 +215,17 @@ def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice],
             raws.append(r)
             losses.append(lo)
             dead.append(de)
+            alphas.append(al)
             for s in job.snaps:
                 snap_parts[s].append(sn[s])
             pos = rows.stop
+    alpha = None
+    if alphas and all(a is not None for a in alphas):
+        from filtviz_core.maco import alpha as normalised
+
+        alpha = normalised(np.concatenate(alphas))
     return (np.concatenate(raws), np.concatenate(losses).astype(np.float64),
-            {s: np.concatenate(p) for s, p in snap_parts.items()}, np.concatenate(dead).astype(bool), used)
+            {s: np.concatenate(p) for s, p in snap_parts.items()}, np.concatenate(dead).astype(bool), used, alpha)
 
 
 def progress_bar(wanted: bool, total: int, desc: str) -> Any:

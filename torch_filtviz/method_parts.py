@@ -14,10 +14,10 @@ import torch
 
 from filtviz_core import algorithm as alg
 from filtviz_core.algorithm import Key
-from filtviz_core.methods import FourierOptions
-from torch_filtviz.optimizers import Adam, NormalizedStep
-from torch_filtviz.parameterizations import FourierParam, PixelParam
-from torch_filtviz.transforms import AffineViews, Identity
+from filtviz_core.methods import FourierOptions, MacoOptions
+from torch_filtviz.optimizers import Adam, NAdam, NormalizedStep
+from torch_filtviz.parameterizations import FourierParam, MacoParam, PixelParam
+from torch_filtviz.transforms import AffineViews, CropViews, Identity
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Setting:
     lr: float
     height: int
     width: int
-    options: FourierOptions | None
+    options: FourierOptions | MacoOptions | None
     device: torch.device
     channels_last: bool
     clip: bool = False
@@ -48,14 +48,24 @@ def pixel(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
 def fourier(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
     """SPEC §15: a decorrelated spectrum, random affine views, Adam."""
     o = s.options
-    assert o is not None
+    assert isinstance(o, FourierOptions)
     param = FourierParam(keys, s.seed, s.height, s.width, o, s.device)
     view = (AffineViews(keys, s.seed, s.steps, s.height, s.width, o, s.device, s.channels_last) if o.transforms
             else Identity(s.channels_last))
     return param, view, Adam(param.theta, s.lr, o.beta1, o.beta2, o.eps)
 
 
-BUILDERS: dict[str, Callable[[Sequence[Key], slice, Setting], Parts]] = {"pixel": pixel, "fourier": fourier}
+def maco_method(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
+    """SPEC §17: a phase under a fixed natural-image magnitude, noisy random crops (V views per picture), NAdam."""
+    o = s.options
+    assert isinstance(o, MacoOptions)
+    param = MacoParam(keys, s.seed, s.height, s.width, o, s.device)
+    view = CropViews(keys, s.seed, s.steps, s.height, s.width, o, s.device, s.channels_last)
+    return param, view, NAdam(param.theta, s.lr, o.beta1, o.beta2, o.eps)
+
+
+BUILDERS: dict[str, Callable[[Sequence[Key], slice, Setting], Parts]] = {"pixel": pixel, "fourier": fourier,
+                                                                         "maco": maco_method}
 
 
 def build(method: str, keys: Sequence[Key], rows: slice, setting: Setting) -> Parts:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from filtviz_core import maco
 from filtviz_core.algorithm import RMS_FLOOR
 
 
@@ -47,6 +48,32 @@ class Adam:
     def step(self, param: torch.Tensor, grad: torch.Tensor, frozen: torch.Tensor) -> None:
         """One ascending step; a dead element's gradient is taken as 0, so it stays put (SPEC §15.8)."""
         self.ascend(param, torch.where(frozen, torch.zeros_like(grad), grad))
+
+
+class NAdam:
+    """Keras 3's NAdam (the maco method, SPEC §17.4), written out as tf_reference writes it, ascending:
+    ``m += (g - m)(1 - b1)``, ``v += (g g - v)(1 - b2)``, ``m_hat = (a m) / b + (c g) / d``, ``v_hat = v / e``,
+    ``p += (m_hat lr) / (sqrt(v_hat) + eps)`` with ``filtviz_core.maco.nadam_constants`` (Keras' momentum
+    schedule ``u_t = b1 (1 - 0.5 * 0.96^t)``), every constant rounded once to float32. Elementwise."""
+
+    def __init__(self, param: torch.Tensor, lr: float, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-7) -> None:
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+        self.t = 0
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+
+    @torch.no_grad()
+    def step(self, param: torch.Tensor, grad: torch.Tensor, frozen: torch.Tensor) -> None:
+        """One ascending step; a dead element's gradient is taken as 0, so it stays put."""
+        g = torch.where(frozen, torch.zeros_like(grad), grad)
+        self.t += 1
+        c = maco.nadam_constants(self.beta1, self.beta2, self.t)
+        self.m = self.m + (g - self.m) * f32(1.0 - self.beta1)
+        self.v = self.v + (g * g - self.v) * f32(1.0 - self.beta2)
+        m_hat = (c["a"] * self.m) / c["b"] + (c["c"] * g) / c["d"]
+        v_hat = self.v / c["e"]
+        param.add_((m_hat * f32(self.lr)) / (torch.sqrt(v_hat) + f32(self.eps)))
 
 
 class NormalizedStep:

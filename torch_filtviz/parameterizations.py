@@ -9,6 +9,9 @@ own preprocessing expects), NCHW as the network takes it.
   it into a picture: scaled by ``1 / f``, inverse real FFT (orthonormal), divided by a constant,
   colour-decorrelated, squashed by a sigmoid. The constants come from ``filtviz_core.fourier``, so
   tf_reference builds the identical picture.
+* :class:`MacoParam` (SPEC §17.2): theta is one phase per element; the magnitude is fixed
+  (``filtviz_core.maco.magnitude``); :class:`MacoImage` makes the picture. It asks the loop for the
+  picture's gradient (``transparency = True``), accumulated into the transparency map.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from filtviz_core import fourier
+from filtviz_core import fourier, maco
 from filtviz_core.algorithm import Key
-from filtviz_core.methods import FourierOptions
+from filtviz_core.methods import FourierOptions, MacoOptions
 
 
 class FourierImage:
@@ -70,6 +73,43 @@ class FourierParam:
         self.theta = torch.from_numpy(spectra).to(device)
         self.theta.requires_grad_(True)
         self.image = FourierImage(height, width, options, device)
+
+    def picture(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.image(theta).permute(0, 3, 1, 2)
+
+
+class MacoImage:
+    """Phases ``(n, 3, H, W // 2 + 1)`` float32 -> pictures ``(n, H, W, 3)`` float32, NHWC (SPEC §17.2):
+    phase standardized, ``magnitude (cos + i sin)``, inverse real FFT, image standardized, colours
+    recorrelated, ``255 sigmoid``; written as tf_reference writes it."""
+
+    def __init__(self, magnitude: np.ndarray, height: int, width: int, device: torch.device) -> None:
+        self.height, self.width = int(height), int(width)
+        self.magnitude = torch.from_numpy(np.asarray(magnitude, np.float32)).to(device)  # (3, H, W // 2 + 1)
+        self.matrix = torch.from_numpy(fourier.color_matrix(True).astype(np.float32)).to(device)
+
+    def __call__(self, phase: torch.Tensor) -> torch.Tensor:
+        dims = (1, 2, 3)
+        p = (phase - phase.mean(dim=dims, keepdim=True)) / (phase.std(dim=dims, keepdim=True, correction=0)
+                                                            + maco.STD_EPS)
+        spectrum = torch.complex(torch.cos(p) * self.magnitude, torch.sin(p) * self.magnitude)
+        t = torch.fft.irfftn(spectrum, s=(self.height, self.width), dim=(-2, -1))  # (n, 3, H, W), 1/(HW)
+        t = (t - t.mean(dim=dims, keepdim=True)) / (t.std(dim=dims, keepdim=True, correction=0) + maco.STD_EPS)
+        u = torch.einsum("dc,nchw->nhwd", self.matrix, t)
+        return (torch.sigmoid(u) * fourier.PIXEL_MAX).contiguous()
+
+
+class MacoParam:
+    """One seeded phase per element (``filtviz_core.maco.initial_phases``) and the fixed magnitude; the
+    picture is :class:`MacoImage`'s NHWC result viewed as NCHW."""
+
+    transparency = True  # the loop accumulates |d objective / d picture| (SPEC §17.5)
+
+    def __init__(self, keys: Sequence[Key], seed: int, height: int, width: int, options: MacoOptions,
+                 device: torch.device) -> None:
+        self.theta = torch.from_numpy(maco.initial_phases(list(keys), height, width, seed)).to(device)
+        self.theta.requires_grad_(True)
+        self.image = MacoImage(maco.magnitude(height, width, options.magnitude), height, width, device)
 
     def picture(self, theta: torch.Tensor) -> torch.Tensor:
         return self.image(theta).permute(0, 3, 1, 2)

@@ -20,9 +20,8 @@ from filtviz_core import algorithm as alg
 from filtviz_core import methods
 from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective, check_objective
-from filtviz_core.transforms import output_size
 from torch_filtviz import job as jobs
-from torch_filtviz.ascent import FilterResults
+from torch_filtviz.ascent import FilterResults, _check_maco_channels
 from torch_filtviz.method_parts import Setting
 from torch_filtviz.models import min_input_size, resolve_device
 from torch_filtviz.targets import model_device_dtype
@@ -44,7 +43,7 @@ def render(
     precision: str = "fp32",
     channels_last: bool | None = None,
     progress: bool = True,
-    method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+    method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
 ) -> FilterResults:
     """``batch`` pictures maximizing ``objective``, as :class:`~torch_filtviz.FilterResults`.
 
@@ -79,7 +78,8 @@ def render(
     layer_list = objective.layers()
     paths = jobs.check_paths(model, layer_list)
     _, height, width = jobs.picture_size(None, size)
-    seen_h, seen_w = (height, width) if options is None else output_size(height, width, options)
+    seen_h, seen_w = methods.seen_size(height, width, options)
+    _check_maco_channels(model, options)
     methods.check_seen_size(height, min(seen_h, seen_w), min_input_size(model, layer_list), ", ".join(layer_list),
                             options)
     snaps = alg.snapshot_steps(snapshots, steps)
@@ -93,7 +93,7 @@ def render(
         keys = list(range(batch))
         pbar = jobs.progress_bar(progress, steps * batch, str(objective)[:40])
         try:
-            raw, losses, snap, dead, _ = jobs.run_elements(job, keys, lambda rows: objective, unit=batch,
+            raw, losses, snap, dead, _, alpha = jobs.run_elements(job, keys, lambda rows: objective, unit=batch,
                                                            batch_size=batch, pbar=pbar)
         finally:
             if pbar is not None:
@@ -111,5 +111,5 @@ def render(
         filters=keys, layer=first, raw=raw, images=methods.display(method)(raw), losses=losses, snapshots=snap,
         dead=np.asarray(dead, bool), params=params, seconds=time.perf_counter() - started, device=str(dev),
         weights=dict(getattr(model, "weights_info", {}) or {}), model=jobs.model_description(model),
-        target=layers.targets[first].describe(model), method=method, objective=objective.as_record(),
+        target=layers.targets[first].describe(model), method=method, objective=objective.as_record(), alpha=alpha,
     )

@@ -7,6 +7,9 @@ The per-filter, per-step matrices come from ``filtviz_core.transforms`` (numpy d
 ``(seed, filter, step)``); this module only applies them, with the sampler written out exactly as
 tf_reference writes it (same formula, same order of operations), so both frameworks agree to
 float rounding. Each batch element has its own matrix: a filter's picture never sees another's draw.
+
+:class:`CropViews` (the maco method, SPEC §17.3) returns ``views`` crops of each picture per step,
+view-major (row ``v * n + i`` is view v of element i), with their noise, from ``filtviz_core.maco``'s draws.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from filtviz_core import maco
 from filtviz_core import transforms as draws
 from filtviz_core.algorithm import Key
-from filtviz_core.methods import FourierOptions
+from filtviz_core.methods import FourierOptions, MacoOptions
 
 
 def source_coordinates(matrices: torch.Tensor, out_height: int, out_width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,4 +89,50 @@ class AffineViews:
     def __call__(self, picture: torch.Tensor, step: int) -> torch.Tensor:
         nhwc = picture.permute(0, 2, 3, 1)  # the sampler gathers whole pixels: NHWC
         seen = resample(nhwc, self.matrices[step], self.out_h, self.out_w, self.fill).permute(0, 3, 1, 2)
+        return seen if self.channels_last else seen.contiguous()
+
+
+def crop_views(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, noise: torch.Tensor,
+               fill: float) -> torch.Tensor:
+    """NHWC ``images`` (n, H, W, C) -> their crops (n, V, H, W, C) (SPEC §17.3): ``rows`` (n, V, 4, H) and
+    ``cols`` (n, V, 4, W) hold the two source indices, the second's weight and inside (1) / outside (0);
+    ``top = tl + (tr - tl) fx``, ``bottom = bl + (br - bl) fx``, ``crop = top + (bottom - top) fy``, ``fill``
+    outside, then ``+ noise``. Differentiable with respect to ``images``."""
+    n, h, w, ch = images.shape
+    views = rows.shape[1]
+    flat = images.reshape(n, h * w, ch)
+    r0, r1, fy = rows[:, :, 0].long(), rows[:, :, 1].long(), rows[:, :, 2]
+    c0, c1, fx = cols[:, :, 0].long(), cols[:, :, 1].long(), cols[:, :, 2]
+    ho, wo = rows.shape[-1], cols.shape[-1]
+
+    def at(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        index = (i[:, :, :, None] * w + j[:, :, None, :]).reshape(n, views * ho * wo, 1).expand(-1, -1, ch)
+        return flat.gather(1, index).reshape(n, views, ho, wo, ch)
+
+    fx5, fy5 = fx[:, :, None, :, None], fy[:, :, :, None, None]
+    tl = at(r0, c0)
+    top = tl + (at(r0, c1) - tl) * fx5
+    bl = at(r1, c0)
+    bottom = bl + (at(r1, c1) - bl) * fx5
+    crop = top + (bottom - top) * fy5
+    inside = (rows[:, :, 3, :, None] * cols[:, :, 3, None, :])[..., None] > 0
+    return torch.where(inside, crop, torch.full((), fill, dtype=crop.dtype, device=crop.device)) + noise
+
+
+class CropViews:
+    """Step k's ``crops`` noisy random crops of each element's picture (SPEC §17.3), drawn by numpy per step
+    (``filtviz_core.maco.step_views`` of the elements' keys). Returns ``(V * n, 3, H, W)``, view-major."""
+
+    def __init__(self, keys: Sequence[Key], seed: int, steps: int, height: int, width: int,
+                 options: MacoOptions, device: torch.device, channels_last: bool) -> None:
+        self.keys, self.seed, self.steps = list(keys), int(seed), int(steps)
+        self.height, self.width, self.options = int(height), int(width), options
+        self.views, self.fill = int(options.crops), float(options.fill)
+        self.device, self.channels_last = device, channels_last
+
+    def __call__(self, picture: torch.Tensor, step: int) -> torch.Tensor:
+        d = maco.step_views(self.seed, self.keys, step, self.steps, self.height, self.width, self.options)
+        rows, cols, noise = (torch.from_numpy(a).to(self.device) for a in (d.rows, d.cols, d.noise))
+        crops = crop_views(picture.permute(0, 2, 3, 1), rows, cols, noise, self.fill)  # (n, V, H, W, 3)
+        seen = crops.transpose(0, 1).reshape(-1, *crops.shape[2:]).permute(0, 3, 1, 2)
         return seen if self.channels_last else seen.contiguous()
