@@ -30,7 +30,6 @@ from filtviz_core.algorithm import (
 )
 from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective
-from filtviz_core.transforms import output_size
 from filtviz_core.vgg16 import CONV_NAMES, POOL_NAMES, min_size_for
 from tf_reference import loop
 from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_unit
@@ -64,6 +63,7 @@ class FilterResult:
     method: str = methods.DEFAULT_METHOD  # "pixel" (§1-§14) or "fourier" (§15)
     copy: int = 0  # the k-th of diversity=K pictures of this filter (0 with one picture per filter)
     objective: Objective | None = None  # render: the objective rendered (run.json records it)
+    alpha: np.ndarray | None = None  # maco (§17.5): (H, W) float32 transparency in [0, 1]; None otherwise
 
 
 # --- the one-filter functions of §13, as thin wrappers over the loop's parts ---------------------------
@@ -148,8 +148,8 @@ def _fns(model: keras.Model, parts: Parts, layers: Sequence[str], activation: st
 
 
 def _check_common(model: keras.Model, layer_name: str, method: str, steps: int | None, lr: float | None, seed: int,
-                  objective: str, method_options: Mapping[str, Any] | methods.FourierOptions | None,
-                  init: np.ndarray | None, clip: bool) -> tuple[int, int, float, methods.FourierOptions | None]:
+                  objective: str, method_options: Mapping[str, Any] | methods.MethodOptions | None,
+                  init: np.ndarray | None, clip: bool) -> tuple[int, int, float, methods.MethodOptions | None]:
     """Validate everything but the image and filters: (filter count, steps, lr, fourier options or None)."""
     algorithm.check_objective(objective)
     steps, lr, options = methods.resolve(method, steps, lr, method_options)
@@ -158,9 +158,9 @@ def _check_common(model: keras.Model, layer_name: str, method: str, steps: int |
     return int(get_conv_layer(model, layer_name).filters), steps, lr, options
 
 
-def _check_size(side: int, layer_name: str, options: methods.FourierOptions | None) -> None:
+def _check_size(side: int, layer_name: str, options: methods.MethodOptions | None) -> None:
     """The picture the network sees must fit the layer: the image itself, or §15.3's transformed canvas."""
-    seen = int(side) if options is None else min(output_size(int(side), int(side), options))
+    seen = min(methods.seen_size(int(side), int(side), options))
     methods.check_seen_size(int(side), seen, min_size_for(layer_name), layer_name, options)
 
 
@@ -178,7 +178,7 @@ def visualize_filter(model: keras.Model, layer_name: str, filter_index: int, *, 
                      seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
                      snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS, objective: str = DEFAULT_OBJECTIVE,
                      clip: bool = False, compiled: bool = True,
-                     method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+                     method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
                      unit: str = DEFAULT_UNIT) -> FilterResult:
     """The image that maximizes one filter's mean response (SPEC.md), with its loss history.
 
@@ -201,7 +201,7 @@ def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | 
                       lr: float | None = None, seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
                       snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS, objective: str = DEFAULT_OBJECTIVE,
                       clip: bool = False, compiled: bool = True, progress: bool = False,
-                      method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+                      method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
                       unit: str = DEFAULT_UNIT, diversity: int = 1, diversity_weight: float | None = None
                       ) -> list[FilterResult]:
     """Several filters of one layer, one at a time as the notebook did (§2: filters are independent).
@@ -225,6 +225,10 @@ def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | 
                            f"{copies} pictures from its own seeded draw")
     if options is not None:
         size = _check_whole_size(size)
+    if isinstance(options, methods.MacoOptions):
+        from filtviz_core.maco import check_channels
+
+        check_channels(int(model.input_shape[-1]), options.magnitude)
     side = size if inits is None else min(inits.shape[1:3])
     _check_size(int(side), layer_name, options)
     keep = algorithm.snapshot_steps(snapshots, int(steps))
@@ -244,7 +248,7 @@ def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | 
 
 
 def _run_filter(model: keras.Model, layer_name: str, f: int, *, method: str, steps: int, height: int, width: int,
-                lr: float, seed: int, options: methods.FourierOptions | None, init: np.ndarray | None,
+                lr: float, seed: int, options: methods.MethodOptions | None, init: np.ndarray | None,
                 keep: Sequence[int], objective: str, clip: bool, compiled: bool, unit: str, copies: int,
                 weight: float) -> list[FilterResult]:
     """One filter through the loop: a batch of one (§3-§9, §15), or one diversity group of ``copies``."""
@@ -268,7 +272,7 @@ def _run_filter(model: keras.Model, layer_name: str, f: int, *, method: str, ste
             "compiled": compiled,
         }
     else:
-        params = {"method": "fourier", "steps": steps, "size": height, "lr": lr, "seed": seed,
+        params = {"method": method, "steps": steps, "size": height, "lr": lr, "seed": seed,
                   "snapshots": sorted(keep), "objective": objective, "init": "seeded",
                   "seen_size": list(parts.seen_size), "compiled": compiled, **options.as_params()}
     if unit != DEFAULT_UNIT:
@@ -280,7 +284,7 @@ def _run_filter(model: keras.Model, layer_name: str, f: int, *, method: str, ste
     return [FilterResult(layer=layer_name, filter_index=int(f), raw=out.raw[k], image=show(out.raw[k]),
                          losses=out.losses[k], snapshots={s: out.snapshots[s][k] for s in out.snapshots},
                          dead=bool(out.dead[k]), params=dict(params), seconds=out.seconds / copies, method=method,
-                         copy=k)
+                         copy=k, alpha=None if out.alpha is None else out.alpha[k])
             for k in range(copies)]
 
 
@@ -291,7 +295,7 @@ def render(model: keras.Model, objective: Objective, *, batch: int = 1, method: 
            steps: int | None = None, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED, progress: bool = False,
            lr: float | None = None, snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS,
            activation: str = DEFAULT_OBJECTIVE,
-           method_options: Mapping[str, Any] | methods.FourierOptions | None = None,
+           method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
            compiled: bool = True) -> list[FilterResult]:
     """Pictures of any objective (``tf_reference.objectives``): a batch of ``batch`` pictures optimized in
     ONE batch (a diversity term couples them), SPEC.md §16.3.
@@ -313,6 +317,10 @@ def render(model: keras.Model, objective: Objective, *, batch: int = 1, method: 
     size = _check_whole_size(size)
     keep = algorithm.snapshot_steps(snapshots, int(steps))
     layers = objective.layers()
+    if isinstance(options, methods.MacoOptions):
+        from filtviz_core.maco import check_channels
+
+        check_channels(int(model.input_shape[-1]), options.magnitude)
     parts = assemble(method, size, size, lr, options)
     _check_render_shapes(model, objective, layers, activation, parts, size, options, batch)
     fns = _fns(model, parts, layers, activation, objective, batch, bool(compiled))
@@ -338,12 +346,12 @@ def render(model: keras.Model, objective: Objective, *, batch: int = 1, method: 
     return [FilterResult(layer=layers[0], filter_index=i, raw=out.raw[i], image=show(out.raw[i]),
                          losses=out.losses[i], snapshots={s: out.snapshots[s][i] for s in out.snapshots},
                          dead=bool(out.dead[i]), params=dict(params), seconds=out.seconds / batch, method=method,
-                         objective=objective)
+                         objective=objective, alpha=None if out.alpha is None else out.alpha[i])
             for i in range(batch)]
 
 
 def _check_render_shapes(model: keras.Model, objective: Objective, layers: Sequence[str], activation: str,
-                         parts: Parts, size: int, options: methods.FourierOptions | None, batch: int) -> None:
+                         parts: Parts, size: int, options: methods.MethodOptions | None, batch: int) -> None:
     """Every term against its layer's captured shape at the size the network sees, and the batch."""
     seen_h, seen_w = parts.seen_size
     for layer in layers:

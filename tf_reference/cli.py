@@ -29,7 +29,6 @@ from filtviz_core.cli_common import (
     unit_kwargs,
 )
 from filtviz_core.errors import FiltvizError
-from filtviz_core.transforms import output_size
 from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS, min_size_for
 from filtviz_core.weights import check_weights_choice
 from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_unit
@@ -140,7 +139,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
     methods.check_pixel_only(options, init_given=False, clip=args.clip)
     if args.size < 1:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
-    seen = args.size if options is None else min(output_size(args.size, args.size, options))
+    seen = min(methods.seen_size(args.size, args.size, options))
     methods.check_seen_size(args.size, seen, min_size_for(args.layer), args.layer, options)
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
@@ -166,7 +165,8 @@ def cmd_filters(args: argparse.Namespace) -> None:
         out, layer=args.layer, filters=[r.filter_index for r in results], images=np.stack([r.image for r in results]),
         losses=np.stack([r.losses for r in results]),
         snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
-        record=record, per_filter_png=not args.no_filter_pngs, method=args.method)
+        record=record, per_filter_png=not args.no_filter_pngs, method=args.method,
+        alpha=None if results[0].alpha is None else np.stack([r.alpha for r in results]))
     dead = [r.filter_index for r in results if r.dead]
     count = f"{len(filters)} filters x {copies} pictures" if copies > 1 else f"{len(results)} filters"
     print(f"{args.layer}: {count}, {args.method} method, {steps} steps, final loss "

@@ -15,6 +15,12 @@ B = N for ``render``). The per-step work is one function (:func:`build`), eager 
 the loop itself (:func:`run`) is plain Python over steps, and keeps the order of §7-§9 and
 §15.5-§15.8: loss and gradient at step k, snapshot of the picture after k updates, the dead test at
 step 0, one extra forward after the last update.
+
+Views: a transform with ``views = V`` (the maco method's crops, §17.3) returns V views of each picture,
+view-major (row ``v * B + i``); the objective is evaluated on each view's B rows and element i's value is
+the mean over its V views. Transparency: a parameterization with ``transparency = True`` (maco) makes the
+step also return the gradient with respect to the picture, summed in absolute value over the steps
+(§17.5); otherwise it is not computed.
 """
 
 from __future__ import annotations
@@ -74,7 +80,8 @@ class Optimizer(Protocol):
 class Fns:
     """The built per-step functions of one (parts, objective, batch size)."""
 
-    # (params, state, matrix, channels, consts) -> (values (B,), params', state', all(g == 0) per element, picture)
+    # (params, state, matrix, channels, consts)
+    #   -> (values (B,), params', state', all(g == 0) per element, picture, d values / d picture or None)
     step: Callable
     loss: Callable  # (params, matrix, channels) -> values (B,)
     picture: Callable  # params -> picture
@@ -89,20 +96,33 @@ def build(parameterization: Parameterization, transform: Transform, capture: Cap
     of the sum of the values, so each element gets its own value's gradient (plus what couples
     the batch: a diversity term)."""
 
+    views = int(getattr(transform, "views", 1))
+    wants_alpha = bool(getattr(parameterization, "transparency", False))
+
     def forward(params: tf.Tensor, matrix: tf.Tensor, channels: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         picture = parameterization.picture(params)
         seen = picture if transform.identity else transform.apply(picture, matrix)
-        return objective(capture(caffe_preprocess(seen)), channels), picture  # §4: caffe inside the tape
+        acts = capture(caffe_preprocess(seen))  # §4: caffe inside the tape
+        if views == 1:
+            return objective(acts, channels), picture
+        n = int(picture.shape[0])
+        per_view = [objective({name: a[v * n:(v + 1) * n] for name, a in acts.items()}, channels)
+                    for v in range(views)]
+        return tf.reduce_mean(tf.stack(per_view), axis=0), picture  # each element: the mean over its views
 
     def step(params, state, matrix, channels, consts):
         with tf.GradientTape() as tape:
             tape.watch(params)
             values, picture = forward(params, matrix, channels)
-        g = tape.gradient(values, params)
+        g_picture = None
+        if wants_alpha:
+            g, g_picture = tape.gradient(values, [params, picture])
+        else:
+            g = tape.gradient(values, params)
         params_next, state_next = optimizer.update(params, g, state, consts)
         batch = int(params.shape[0])
         zero = tf.reduce_all(tf.equal(tf.reshape(g, [batch, -1]), 0.0), axis=1)  # §9's dead test, per element
-        return values, params_next, state_next, zero, picture
+        return values, params_next, state_next, zero, picture, g_picture
 
     def loss_only(params, matrix, channels):
         return forward(params, matrix, channels)[0]
@@ -123,6 +143,7 @@ class Outcome:
     snapshots: dict[int, np.ndarray]  # step -> (B, H, W, 3) float32
     dead: np.ndarray  # (B,) bool
     seconds: float
+    alpha: np.ndarray | None = None  # (B, H, W) float32 transparency in [0, 1] (maco, §17.5), else None
 
 
 def run(fns: Fns, optimizer: Optimizer, params0: np.ndarray, matrices: np.ndarray, channels: tuple[tf.Tensor, ...],
@@ -143,9 +164,15 @@ def run(fns: Fns, optimizer: Optimizer, params0: np.ndarray, matrices: np.ndarra
     losses: list[np.ndarray] = []
     kept: dict[int, np.ndarray] = {}
     dead = np.zeros(batch, bool)
+    transparency: np.ndarray | None = None
     for k in range(max(steps, 1)):
-        values, params_next, state_next, zero, picture = fns.step(params, state, tf.constant(matrices[k]), channels,
-                                                                  optimizer.constants(k))
+        values, params_next, state_next, zero, picture, g_picture = fns.step(
+            params, state, tf.nest.map_structure(tf.constant, matrices[k]), channels, optimizer.constants(k))
+        if g_picture is not None:
+            size = np.abs(g_picture.numpy()).astype(np.float64)
+            transparency = np.zeros_like(size) if transparency is None else transparency
+            if steps:
+                transparency += size
         if k in keep:
             kept[k] = picture.numpy()  # §8 / §15.7: the picture after k updates
         losses.append(values.numpy())  # §7 Loss history
@@ -168,12 +195,19 @@ def run(fns: Fns, optimizer: Optimizer, params0: np.ndarray, matrices: np.ndarra
         if steps:
             if steps in keep:
                 kept[steps] = raw
-            losses.append(fns.loss(params, tf.constant(matrices[steps]), channels).numpy())  # §7: after the last update
+            losses.append(fns.loss(params, tf.nest.map_structure(tf.constant, matrices[steps]),
+                                   channels).numpy())  # §7: after the last update
         history = np.asarray(losses, np.float64)
         if dead.any():
             history[:, dead] = history[:1, dead]
             for k in kept:
                 kept[k] = kept[k].copy()
                 kept[k][dead] = raw[dead]
+    alpha = None
+    if transparency is not None:
+        from filtviz_core.maco import alpha as normalised
+
+        transparency[dead] = 0.0
+        alpha = normalised(transparency)
     return Outcome(raw=raw, losses=history.T.copy(), snapshots=dict(sorted(kept.items())), dead=dead,
-                   seconds=time.perf_counter() - start)
+                   seconds=time.perf_counter() - start, alpha=alpha)

@@ -3,7 +3,9 @@
 ``pixel`` (§1-§14): the picture itself is optimized, the network sees it as it is, §6's
 RMS-normalised step (clipped to 0-255 with ``clip=True``). ``fourier`` (§15): a decorrelated
 spectrum (§15.2), the affine transforms of §15.3-§15.4 drawn by numpy (or none with
-``transforms=False``), Adam (§15.6). :data:`PARTS` holds one entry per registered method name.
+``transforms=False``), Adam (§15.6). ``maco`` (§17): a phase under a fixed natural-image magnitude
+(§17.2), ``crops`` noisy random crops per step (§17.3: V views per picture), NAdam (§17.4).
+:data:`PARTS` holds one entry per registered method name.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import tensorflow as tf
 
 from filtviz_core import algorithm, methods
 from filtviz_core import fourier as core_fourier
+from filtviz_core import maco as core_maco
 from filtviz_core import transforms as draws
 from filtviz_core.algorithm import RMS_FLOOR, Key
 from filtviz_core.errors import FiltvizError
-from filtviz_core.methods import FourierOptions
+from filtviz_core.methods import FourierOptions, MacoOptions
 from tf_reference.fourier import adam_constants, f32, resample, spectrum_to_image
 from tf_reference.loop import Optimizer, Parameterization, Transform
+from tf_reference.maco import crop_views, phase_to_image
 
 # --- parameterizations -------------------------------------------------------------------------------
 
@@ -60,6 +64,25 @@ class Spectrum:
         return spectrum_to_image(params, self.height, self.width, self.options)
 
 
+@dataclass(frozen=True, eq=False)
+class Phase:
+    """§17.2: (B, 3, H, W // 2 + 1) phases under the fixed magnitude -> pictures; seeded N(0, 1) starts.
+    Asks the loop for the picture's gradient (the transparency, §17.5)."""
+
+    height: int
+    width: int
+    options: MacoOptions
+    magnitude: np.ndarray  # (3, H, W // 2 + 1) float32, filtviz_core.maco.magnitude
+    identity: bool = False
+    transparency: bool = True
+
+    def start(self, keys: Sequence[Key], seed: int) -> np.ndarray:
+        return core_maco.initial_phases(list(keys), self.height, self.width, seed)
+
+    def picture(self, params: tf.Tensor) -> tf.Tensor:
+        return phase_to_image(params, tf.constant(self.magnitude), self.height, self.width)
+
+
 # --- transforms ------------------------------------------------------------------------------------
 
 
@@ -91,6 +114,42 @@ class Affine:
     def apply(self, picture: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
         out_h, out_w = draws.output_size(self.height, self.width, self.options)
         return resample(picture, matrix, out_h, out_w, f32(self.options.pad_value))
+
+
+class _StepViews:
+    """Step k's crops and noise of every element (``filtviz_core.maco.step_views``), drawn when asked."""
+
+    def __init__(self, keys: Sequence[Key], steps: int, seed: int, height: int, width: int,
+                 options: MacoOptions) -> None:
+        self.keys, self.steps, self.seed = list(keys), int(steps), int(seed)
+        self.height, self.width, self.options = height, width, options
+
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d = core_maco.step_views(self.seed, self.keys, k, self.steps, self.height, self.width, self.options)
+        return d.rows, d.cols, d.noise
+
+
+@dataclass(frozen=True)
+class Crops:
+    """§17.3: ``crops`` noisy random crops of each element's picture per step, view-major (row v * B + i)."""
+
+    height: int
+    width: int
+    options: MacoOptions
+    identity: bool = False
+
+    @property
+    def views(self) -> int:
+        return int(self.options.crops)
+
+    def matrices(self, keys: Sequence[Key], steps: int, seed: int) -> _StepViews:  # type: ignore[override]
+        return _StepViews(keys, steps, seed, self.height, self.width, self.options)
+
+    def apply(self, picture: tf.Tensor, matrix) -> tf.Tensor:
+        rows, cols, noise = matrix
+        crops = crop_views(picture, rows, cols, noise, f32(self.options.fill))  # (B, V, H, W, 3)
+        crops = tf.transpose(crops, [1, 0, 2, 3, 4])
+        return tf.reshape(crops, [-1, self.height, self.width, 3])
 
 
 # --- optimizers ------------------------------------------------------------------------------------
@@ -146,6 +205,31 @@ class Adam:
         return params + lr * (m / c1) / (tf.sqrt(v / c2) + eps), (m, v)
 
 
+@dataclass(frozen=True)
+class NAdam:
+    """§17.4: Keras 3's NAdam, ascending, written out as torch_filtviz writes it, every constant float32."""
+
+    lr: float
+    options: MacoOptions
+
+    def state(self, params: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return tf.zeros_like(params), tf.zeros_like(params)
+
+    def constants(self, k: int) -> tuple[tf.Tensor, ...]:
+        c = core_maco.nadam_constants(self.options.beta1, self.options.beta2, k + 1)
+        return tuple(tf.constant(v, tf.float32) for v in (f32(self.lr), c["a"], c["b"], c["c"], c["d"], c["e"]))
+
+    def update(self, params, g, state, consts):
+        o = self.options
+        lr, a, b, c, d, e = consts
+        m, v = state
+        m = m + (g - m) * f32(1.0 - o.beta1)
+        v = v + (g * g - v) * f32(1.0 - o.beta2)
+        m_hat = (a * m) / b + (c * g) / d
+        v_hat = v / e
+        return params + (m_hat * lr) / (tf.sqrt(v_hat) + f32(o.eps)), (m, v)
+
+
 # --- the methods -----------------------------------------------------------------------------------
 
 
@@ -177,11 +261,20 @@ def fourier_parts(height: int, width: int, lr: float, options: FourierOptions | 
                  draws.output_size(int(height), int(width), options))
 
 
-PARTS: dict[str, Callable[..., Parts]] = {"pixel": pixel_parts, "fourier": fourier_parts}
+def maco_parts(height: int, width: int, lr: float, options: MacoOptions | None = None, *, clip: bool = False,
+               init: np.ndarray | None = None) -> Parts:
+    options = methods.maco_options(options)
+    methods.check_pixel_only(options, init_given=init is not None, clip=clip)
+    mag = core_maco.magnitude(int(height), int(width), options.magnitude)
+    return Parts("maco", Phase(int(height), int(width), options, mag), Crops(int(height), int(width), options),
+                 NAdam(float(lr), options), (int(height), int(width)))
+
+
+PARTS: dict[str, Callable[..., Parts]] = {"pixel": pixel_parts, "fourier": fourier_parts, "maco": maco_parts}
 assert set(PARTS) == set(methods.REGISTRY), "every registered method needs its parts here"
 
 
-def assemble(method: str, height: int, width: int, lr: float, options: FourierOptions | None = None, *,
+def assemble(method: str, height: int, width: int, lr: float, options: FourierOptions | MacoOptions | None = None, *,
              clip: bool = False, init: np.ndarray | None = None) -> Parts:
     """The parts of ``method`` (a name of ``filtviz_core.methods.REGISTRY``) for ``height x width`` pictures."""
     return PARTS[methods.check_method(method)](height, width, lr, options, clip=clip, init=init)
