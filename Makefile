@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# kornia<=0.4.1, so --no-deps plus what it really imports.
 	$(BIN)/python -m pip install -q --no-deps torch-lucent==0.1.8
 	$(BIN)/python -m pip install -q -c constraints.txt decorator kornia ipython
+	# The maco method's ImageNet magnitude spectrum (read from the wheel, never imported; its deps are not needed).
+	$(BIN)/python -m pip install -q --no-deps xplique==2.0.2
 	rm -f $(VENV)/.installed-*
 	touch $@
 
