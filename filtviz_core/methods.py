@@ -4,7 +4,9 @@ A method is a named combination of a parameterization (what is optimized), trans
 network sees of it) and an optimizer, run by each framework's one optimization loop
 (``torch_filtviz/loop.py``, ``tf_reference/loop.py``). ``pixel`` is the canonical ascent of SPEC.md
 §1-§14 (its numbers never change); ``fourier`` is SPEC.md §15 (a Lucid-style decorrelated spectrum,
-random transforms at every step, Adam). Each is one entry of :data:`REGISTRY` (defaults, options type,
+random transforms at every step, Adam); ``maco`` is SPEC.md §17 (Fel et al. 2023 as Xplique 2.0.2
+defines it: the phase of a spectrum under a fixed natural-image magnitude, noisy random crops, NAdam). Each is
+one entry of :data:`REGISTRY` (defaults, options type,
 display rule, the parameters that decide its pictures); the API, both command lines, the atlas and the
 benchmarks read it, so a default changed here changes everywhere (API, command lines, run.json).
 Each framework assembles a method's parts in its own ``method_parts.py``.
@@ -163,7 +165,8 @@ def resolve(method: str, steps: int | None, lr: float | None,
     if entry.options is None:
         if options:
             takers = [m.name for m in REGISTRY.values() if m.options is not None]
-            raise FiltvizError(f"the {method} method takes no method options, got {sorted(dict(options))}; "
+            given = options.as_params() if isinstance(options, (FourierOptions, MacoOptions)) else dict(options)
+            raise FiltvizError(f"the {method} method takes no method options, got {sorted(given)}; "
                                f"they belong to method={' or '.join(repr(t) for t in takers)}")
         return int(steps), float(lr), None
     if entry.options is MacoOptions:
@@ -173,7 +176,7 @@ def resolve(method: str, steps: int | None, lr: float | None,
     return int(steps), float(lr), fourier_options(options)
 
 
-def maco_options(options: Mapping[str, Any] | MacoOptions | None = None) -> MacoOptions:
+def maco_options(options: Mapping[str, Any] | MethodOptions | None = None) -> MacoOptions:
     """A checked :class:`MacoOptions` from overrides by name (unknown names are refused)."""
     if isinstance(options, MacoOptions):
         given = options.as_params()
