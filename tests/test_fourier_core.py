@@ -152,7 +152,8 @@ def test_methods_resolve_defaults_and_refuse_bad_options():
            ("fourier", {"beta2": 1.0}, "lie in [0, 1)"),
            ("fourier", {"init_std": 0}, "> 0"),
            ("fourier", {"transforms": "yes"}, "True or False"),
-           ("pixel", {"pad": 3}, "the pixel method takes no method options")]
+           ("pixel", {"pad": 3}, "the pixel method takes no method options"),
+           ("pixel", FourierOptions(pad=3), "the pixel method takes no method options")]
     for method, options, message in bad:
         with pytest.raises(FiltvizError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
             methods.resolve(method, None, None, options)
