@@ -22,7 +22,7 @@ FIELDS = ("framework", "framework_version", "weights", "layer", "filters", "para
 
 
 def run_record(*, framework: str, framework_version: str, weights: dict[str, Any], layer: str,
-               filters: Sequence[int], params: dict[str, Any], losses: np.ndarray, dead: Sequence[bool],
+               filters: Sequence[int], params: dict[str, Any], losses: np.ndarray, dead: Sequence[bool] | np.ndarray,
                seconds: float, device: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run.json dictionary (losses: one list of steps + 1 floats per filter)."""
     record: dict[str, Any] = {
