@@ -220,10 +220,11 @@ def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice],
                 snap_parts[s].append(sn[s])
             pos = rows.stop
     alpha = None
-    if alphas and all(a is not None for a in alphas):
+    present = [a for a in alphas if a is not None]
+    if alphas and len(present) == len(alphas):
         from filtviz_core.maco import alpha as normalised
 
-        alpha = normalised(np.concatenate(alphas))
+        alpha = normalised(np.concatenate(present))
     return (np.concatenate(raws), np.concatenate(losses).astype(np.float64),
             {s: np.concatenate(p) for s, p in snap_parts.items()}, np.concatenate(dead).astype(bool), used, alpha)
 
