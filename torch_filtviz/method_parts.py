@@ -15,6 +15,7 @@ import torch
 from filtviz_core import algorithm as alg
 from filtviz_core.algorithm import Key
 from filtviz_core.methods import FourierOptions, MacoOptions
+from torch_filtviz.loop import Optimizer, Parameterization
 from torch_filtviz.optimizers import Adam, NAdam, NormalizedStep
 from torch_filtviz.parameterizations import FourierParam, MacoParam, PixelParam
 from torch_filtviz.transforms import AffineViews, CropViews, Identity
@@ -36,7 +37,7 @@ class Setting:
     init: np.ndarray | None = None  # the pixel method's explicit starts, one per element of the call
 
 
-Parts = tuple[object, Callable[[torch.Tensor, int], torch.Tensor], object]
+Parts = tuple[Parameterization, Callable[[torch.Tensor, int], torch.Tensor], Optimizer]
 
 
 def pixel(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
