@@ -68,7 +68,7 @@ def filter_objective(model: nn.Module, layer: str, filters: int | str | Iterable
 
 # --- any objective (filtviz_core.objectives), evaluated on captured torch tensors ------------------
 
-Compiled = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+Compiled = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
 TermFn = Callable[[torch.Tensor], torch.Tensor]  # one term, on its layer's captured tensor
 
 
@@ -142,7 +142,7 @@ def compile_objective(objective: core.Objective, targets: Mapping[str, Target], 
         _, layer, fn = parts[0]
         return lambda acts: fn(acts[layer])
 
-    def total(acts: dict[str, torch.Tensor]) -> torch.Tensor:
+    def total(acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         out = None
         for weight, layer, fn in parts:
             value = fn(acts[layer]) * weight
