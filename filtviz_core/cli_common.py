@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 
 from filtviz_core import algorithm
-from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
+from filtviz_core.errors import FiltvizError, FiltvizRuntimeError, missing_package
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -50,7 +50,8 @@ def run_guarded(prog: str, action: Callable[[], int | None], *, quiet: bool = Fa
     """Run ``action`` and turn every failure into one ``prog: error: ...`` line on stderr and an exit status.
 
     Bad input (:class:`FiltvizError`) -> 2; a failure while running (:class:`FiltvizRuntimeError`, a
-    full disk, a device error, anything unexpected) -> 1; Ctrl-C -> 130. ``FILTVIZ_DEBUG=1`` shows the
+    full disk, a device error, a package that is not installed — its line ends with the exact
+    ``pip install`` line — anything unexpected) -> 1; Ctrl-C -> 130. ``FILTVIZ_DEBUG=1`` shows the
     traceback of an unexpected failure. Every file is written atomically, so an interrupted run
     leaves only complete files. ``quiet``: the same statuses, no line (a process whose line another
     one prints: a torchrun rank other than 0).
@@ -80,6 +81,10 @@ def run_guarded(prog: str, action: Callable[[], int | None], *, quiet: bool = Fa
         say(f"{prog}: error: {exc.strerror or first_line(exc)}: {exc.filename or ''}".rstrip(": "))
         return EXIT_RUNTIME
     except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        missing = missing_package(exc, prog) if isinstance(exc, ImportError) else None
+        if missing is not None:  # a package that is not installed: the line that installs it
+            say(f"{prog}: error: {missing}")
+            return EXIT_RUNTIME
         if os.environ.get(DEBUG_ENV):
             raise
         say(f"{prog}: error: {type(exc).__name__}: {first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)")

