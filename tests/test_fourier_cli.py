@@ -91,6 +91,6 @@ def test_both_command_lines_default_steps_and_lr_by_method():
     for parser in (torch_parser(), tf_parser()):
         sub = parser._subparsers._group_actions[0].choices["filters"]
         actions = {opt: a for a in sub._actions for opt in a.option_strings}
-        assert actions["--method"].default == "pixel" and tuple(actions["--method"].choices) == ("pixel", "fourier")
+        assert actions["--method"].default == "pixel" and tuple(actions["--method"].choices) == ("pixel", "fourier", "maco")
         assert actions["--steps"].default is None and actions["--lr"].default is None
         assert f"{methods.FOURIER_STEPS} (fourier)" in actions["--steps"].help

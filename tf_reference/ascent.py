@@ -102,7 +102,7 @@ def make_step_fn(model: keras.Model, layer_name: str, objective: str = DEFAULT_O
 
     def step(x: tf.Tensor, filter_index: tf.Tensor, lr: tf.Tensor):
         channels = (tf.reshape(tf.cast(filter_index, tf.int32), [1]),)
-        values, x_next, _, zero, _ = fns.step(x, (), unused, channels, (tf.cast(lr, tf.float32),))
+        values, x_next, _, zero, _, _ = fns.step(x, (), unused, channels, (tf.cast(lr, tf.float32),))
         return values[0], x_next, zero[0]
 
     return step

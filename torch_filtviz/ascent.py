@@ -57,7 +57,7 @@ class FilterResults:
     weights: dict[str, Any] = field(default_factory=dict)  # the model's weights_info, for run.json
     model: dict[str, Any] = field(default_factory=dict)  # name, class, preprocessing
     target: dict[str, Any] = field(default_factory=dict)  # module path, input/output, why
-    method: str = methods.DEFAULT_METHOD  # "pixel" (SPEC §1-§14) or "fourier" (SPEC §15)
+    method: str = methods.DEFAULT_METHOD  # "pixel" (SPEC §1-§14), "fourier" (SPEC §15) or "maco" (SPEC §17)
     objective: dict[str, Any] = field(default_factory=dict)  # render's objective: its words and terms
     diversity: int = 1  # pictures per filter (filters[i] repeats each filter this many times)
     alpha: np.ndarray | None = None  # maco (SPEC §17.5): (F, H, W) float32 transparency in [0, 1]; else None
@@ -111,8 +111,10 @@ def visualize_filters(
 
     ``method``: ``"pixel"`` (the canonical ascent of SPEC.md §1-§14: pixels, RMS-normalised steps;
     100 steps, lr 1.0 by default) or ``"fourier"`` (SPEC.md §15: a decorrelated Fourier spectrum, random
-    transforms at every step, Adam; 128 steps, lr 0.05 by default). ``steps``/``lr`` None take the
-    method's default. ``method_options`` overrides the fourier method's other parameters by name
+    transforms at every step, Adam; 128 steps, lr 0.05 by default) or ``"maco"`` (SPEC.md §17: the phase
+    under a fixed natural-image magnitude, ``crops`` noisy crops per step, NAdam; 256 steps, lr 1.0; its
+    transparency comes back as ``alpha``; ``method_options`` as ``filtviz_core.methods.MacoOptions``, e.g.
+    ``{"crops": 8}``). ``steps``/``lr`` None take the method's default. ``method_options`` overrides the fourier method's other parameters by name
     (``filtviz_core.methods.FourierOptions``: ``pad``, ``jitter``, ``scale``, ``rotate``, ``jitter2``,
     ``transforms``, ``decay``, ``divisor``, ``decorrelate``, ``init_std``, ``beta1``, ``beta2``, ``eps``,
     ``pad_value``).
