@@ -4,6 +4,7 @@ parsing of comma lists, and the rule that bad input ends in one line on stderr, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -73,14 +74,13 @@ def run_guarded(prog: str, action: Callable[[], int | None], *, quiet: bool = Fa
         say(f"{prog}: interrupted; every file written so far is complete, none is half-written")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and closed: not an error worth a message
-        try:
+        with contextlib.suppress(BaseException):  # whatever closing it raises, the exit status stands
             sys.stderr.close()
-        finally:
-            return EXIT_RUNTIME
+        return EXIT_RUNTIME
     except OSError as exc:  # a full disk or a folder removed mid-run: the environment, not a bug
         say(f"{prog}: error: {exc.strerror or first_line(exc)}: {exc.filename or ''}".rstrip(": "))
         return EXIT_RUNTIME
-    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as exc:  # the promise is one line, never a traceback
         missing = missing_package(exc, prog) if isinstance(exc, ImportError) else None
         if missing is not None:  # a package that is not installed: the line that installs it
             say(f"{prog}: error: {missing}")
