@@ -8,10 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from filtviz_core import cli_common
 from filtviz_core._version import __version__
