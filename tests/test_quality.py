@@ -30,7 +30,7 @@ def test_quick_run_writes_its_report(quick):
     assert on_disk["config"]["layers"] == ["block1_conv2", "block2_conv1"] and on_disk["config"]["size"] == 32
     assert on_disk["command"].startswith("python -m filtviz_bench quality --quick")
     expected = ({"pixel"} | ({"lucent", "lucent_best", "lucent_224"} if HAVE_LUCENT else set())
-                | {"fourier"})
+                | {"fourier", "maco"})
     # --quick caps the default runs to the equal-passes steps: they fold into the equal-passes runs
     assert set(on_disk["runs"]) == expected
     assert set(on_disk["skipped"]) == set(quality.DEFAULT_RUNS) - expected - {f"{n}_default" for n in expected}
