@@ -65,8 +65,10 @@ def spectrum_path() -> Path:
                 path = Path(str(dist.locate_file(member)))
                 if path.is_file():
                     return path
-    raise SpectrumUnavailable("the maco method's ImageNet magnitude spectrum comes from the xplique wheel, which is not "
-                       f"installed: {XPLIQUE_INSTALL} (or give method_options={{'magnitude': DIR}}, a folder of photos)")
+    raise SpectrumUnavailable(
+        "the maco method's ImageNet magnitude spectrum comes from the xplique wheel, which is not "
+        f"installed: {XPLIQUE_INSTALL} (or give method_options={{'magnitude': DIR}}, a folder of photos)"
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -74,8 +76,10 @@ def _load_spectrum(path: str) -> np.ndarray:
     blob = Path(path).read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
     if digest != SPECTRUM_SHA256:
-        raise SpectrumUnavailable(f"{path} is not xplique {XPLIQUE_VERSION}'s ImageNet spectrum (SHA-256 {digest[:16]}…, "
-                           f"expected {SPECTRUM_SHA256[:16]}…); reinstall it: {XPLIQUE_INSTALL}")
+        raise SpectrumUnavailable(
+            f"{path} is not xplique {XPLIQUE_VERSION}'s ImageNet spectrum (SHA-256 {digest[:16]}…, "
+            f"expected {SPECTRUM_SHA256[:16]}…); reinstall it: {XPLIQUE_INSTALL}"
+        )
     import io
 
     arr = np.load(io.BytesIO(blob), allow_pickle=False)
@@ -140,8 +144,10 @@ def magnitude(height: int, width: int, source: str | os.PathLike[str] | None = N
 def check_channels(channels: int, source: str | os.PathLike[str] | None) -> None:
     """A model whose input has one channel needs the magnitude of the user's photos (the ImageNet one is RGB)."""
     if channels == 1 and source is None:
-        raise FiltvizError("the maco method needs method_options={'magnitude': DIR} (a folder of photos) for a "
-                           "1-channel model: xplique's ImageNet magnitude spectrum is RGB")
+        raise FiltvizError(
+            "the maco method needs method_options={'magnitude': DIR} (a folder of photos) for a "
+            "1-channel model: xplique's ImageNet magnitude spectrum is RGB"
+        )
 
 
 # --- phase and picture -------------------------------------------------------------------------------
@@ -217,13 +223,13 @@ def _axis(lo: np.ndarray, hi: np.ndarray, n_in: int, n_out: int) -> np.ndarray:
     s = s.astype(f)
     inside = (s >= 0) & (s <= f(n_in - 1))
     first = np.floor(s)
-    out = np.stack([np.clip(first, 0, n_in - 1), np.clip(np.ceil(s), 0, n_in - 1), (s - first).astype(f),
-                    inside.astype(f)], axis=1)
+    out = np.stack(
+        [np.clip(first, 0, n_in - 1), np.clip(np.ceil(s), 0, n_in - 1), (s - first).astype(f), inside.astype(f)], axis=1
+    )
     return out.astype(f)
 
 
-def boxes(rng: np.random.Generator, views: int, mean_size: float, center_std: float, size_std: float
-          ) -> np.ndarray:
+def boxes(rng: np.random.Generator, views: int, mean_size: float, center_std: float, size_std: float) -> np.ndarray:
     """(V, 4) float64 ``[y1, x1, y2, x2]`` in [0, 1] units (``tf.image.crop_and_resize``'s order): centres
     ``0.5 + N(0, center_std)`` (rows, then columns), square sides ``clip(N(mean_size, size_std), 0.05, 1)``."""
     cy = 0.5 + rng.normal(0.0, center_std, views)
@@ -243,15 +249,17 @@ def draw_views(seed: int, key: Key, step: int, steps: int, height: int, width: i
     u = rng.random((v, int(height), int(width), 3))
     sigma = float(options.noise) * HALF_RANGE
     noise = (sigma * g + sigma * (u - 0.5)).astype(np.float32)
-    return Views(_axis(b[:, 0], b[:, 2], int(height), int(height)), _axis(b[:, 1], b[:, 3], int(width), int(width)),
-                 noise)
+    return Views(
+        _axis(b[:, 0], b[:, 2], int(height), int(height)), _axis(b[:, 1], b[:, 3], int(width), int(width)), noise
+    )
 
 
 def step_views(seed: int, keys: Sequence[Key], step: int, steps: int, height: int, width: int, options) -> Views:
     """Step ``step``'s views of every element, stacked: (B, V, ...)."""
     parts = [draw_views(seed, k, step, steps, height, width, options) for k in keys]
-    return Views(np.stack([p.rows for p in parts]), np.stack([p.cols for p in parts]),
-                 np.stack([p.noise for p in parts]))
+    return Views(
+        np.stack([p.rows for p in parts]), np.stack([p.cols for p in parts]), np.stack([p.noise for p in parts])
+    )
 
 
 def apply_crops(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, noise: np.ndarray, fill: float) -> np.ndarray:
@@ -281,13 +289,19 @@ def nadam_constants(beta1: float, beta2: float, t: int) -> dict[str, float]:
     """Keras 3's NAdam constants of step ``t`` (1, 2, ...), in float64, each rounded once to float32:
     ``u_t = beta1 (1 - 0.5 * 0.96^t)``; ``a = u_{t+1}``, ``b = 1 - prod_{i <= t+1} u_i``, ``c = 1 - u_t``,
     ``d = 1 - prod_{i <= t} u_i``, ``e = 1 - beta2^t``."""
+
     def u(i: int) -> float:
-        return beta1 * (1.0 - 0.5 * NADAM_DECAY ** i)
+        return beta1 * (1.0 - 0.5 * NADAM_DECAY**i)
 
     prod = float(np.prod([u(i) for i in range(1, t + 1)]))
     f = np.float32
-    return {"a": float(f(u(t + 1))), "b": float(f(1.0 - prod * u(t + 1))), "c": float(f(1.0 - u(t))),
-            "d": float(f(1.0 - prod)), "e": float(f(1.0 - beta2 ** t))}
+    return {
+        "a": float(f(u(t + 1))),
+        "b": float(f(1.0 - prod * u(t + 1))),
+        "c": float(f(1.0 - u(t))),
+        "d": float(f(1.0 - prod)),
+        "e": float(f(1.0 - beta2**t)),
+    }
 
 
 def alpha(transparency: np.ndarray) -> np.ndarray:

@@ -29,11 +29,31 @@ def test_loss_histories_agree(weights_file):
     import torch_filtviz as fv
     from tf_reference import load_vgg16, visualize_filters
 
-    ours = fv.visualize_filters(fv.load_vgg16(weights_file.path), LAYER, FILTERS, method="maco", steps=STEPS,
-                                size=SIZE, method_options=OPTIONS, progress=False, device="cpu").losses
-    theirs = np.stack([r.losses for r in visualize_filters(load_vgg16(weights_file.path), LAYER, FILTERS,
-                                                           method="maco", steps=STEPS, size=SIZE,
-                                                           method_options=OPTIONS)])
+    ours = fv.visualize_filters(
+        fv.load_vgg16(weights_file.path),
+        LAYER,
+        FILTERS,
+        method="maco",
+        steps=STEPS,
+        size=SIZE,
+        method_options=OPTIONS,
+        progress=False,
+        device="cpu",
+    ).losses
+    theirs = np.stack(
+        [
+            r.losses
+            for r in visualize_filters(
+                load_vgg16(weights_file.path),
+                LAYER,
+                FILTERS,
+                method="maco",
+                steps=STEPS,
+                size=SIZE,
+                method_options=OPTIONS,
+            )
+        ]
+    )
     assert ours.shape == theirs.shape == (4, STEPS + 1)
     for i in range(len(ours)):
         scale = np.abs(theirs[i]).max()

@@ -103,8 +103,7 @@ def test_picture_numpy_torch_tf_and_xplique_agree(xplique_preconditioning):
     ref = maco.phase_to_image(phase, mag, h, w)
     got_torch = MacoImage(mag, h, w, torch.device("cpu"))(torch.from_numpy(phase)).numpy()
     got_tf = phase_to_image(tf.constant(phase), tf.constant(mag), h, w).numpy()
-    theirs = np.stack([xplique_preconditioning.maco_image_parametrization(mag, p, (0.0, 255.0)).numpy()
-                       for p in phase])
+    theirs = np.stack([xplique_preconditioning.maco_image_parametrization(mag, p, (0.0, 255.0)).numpy() for p in phase])
     assert ref.shape == got_torch.shape == got_tf.shape == theirs.shape == (2, h, w, 3)
     for got in (got_torch, got_tf, theirs):
         assert np.abs(got - ref).max() <= TOL
@@ -132,10 +131,12 @@ def test_crops_numpy_torch_tf_and_crop_and_resize_agree():
     d = maco.step_views(11, keys, 2, 6, h, w, options)
     assert d.rows.shape == (2, 5, 4, h) and d.noise.shape == (2, 5, h, w, 3)
     ref = np.stack([maco.apply_crops(pictures[i], d.rows[i], d.cols[i], d.noise[i], 127.5) for i in range(2)])
-    got_torch = crop_views(torch.from_numpy(pictures), *(torch.from_numpy(a) for a in (d.rows, d.cols, d.noise)),
-                           127.5).numpy()
-    got_tf = tf_crop_views(tf.constant(pictures), tf.constant(d.rows), tf.constant(d.cols), tf.constant(d.noise),
-                           127.5).numpy()
+    got_torch = crop_views(
+        torch.from_numpy(pictures), *(torch.from_numpy(a) for a in (d.rows, d.cols, d.noise)), 127.5
+    ).numpy()
+    got_tf = tf_crop_views(
+        tf.constant(pictures), tf.constant(d.rows), tf.constant(d.cols), tf.constant(d.noise), 127.5
+    ).numpy()
     assert np.abs(got_torch - ref).max() <= TOL and np.abs(got_tf - ref).max() <= TOL
     # without the noise, the crops are tf.image.crop_and_resize's (Xplique's), outside = fill
     quiet = maco_options({"crops": 5, "noise": 0.0})
@@ -143,8 +144,9 @@ def test_crops_numpy_torch_tf_and_crop_and_resize_agree():
         v = maco.draw_views(11, key, 2, 6, h, w, quiet)
         rng = np.random.default_rng(algorithm.seed_entropy(11, key, maco.MACO_STREAM, 2))
         boxes = maco.boxes(rng, 5, maco.box_size(2, 6, 0.5, 0.05), 0.15, 0.05).astype(np.float32)
-        theirs = tf.image.crop_and_resize(pictures[i:i + 1], boxes, np.zeros(5, np.int32), (h, w),
-                                          extrapolation_value=127.5).numpy()
+        theirs = tf.image.crop_and_resize(
+            pictures[i : i + 1], boxes, np.zeros(5, np.int32), (h, w), extrapolation_value=127.5
+        ).numpy()
         assert np.all(v.noise == 0)
         assert np.abs(maco.apply_crops(pictures[i], v.rows, v.cols, v.noise, 127.5) - theirs).max() <= TOL
 
@@ -217,10 +219,12 @@ def test_tensorflow_and_torch_runs_agree(vgg, tf_vgg):
     from tf_reference import visualize_filters as tf_visualize
 
     opts = {"crops": 3}
-    ours = fv.visualize_filters(vgg, "block1_conv2", "0-1", method="maco", steps=2, snapshots=[0, 2],
-                                method_options=opts, **FAST)
-    theirs = tf_visualize(tf_vgg, "block1_conv2", "0-1", method="maco", steps=2, size=32, snapshots=[0, 2],
-                          method_options=opts)
+    ours = fv.visualize_filters(
+        vgg, "block1_conv2", "0-1", method="maco", steps=2, snapshots=[0, 2], method_options=opts, **FAST
+    )
+    theirs = tf_visualize(
+        tf_vgg, "block1_conv2", "0-1", method="maco", steps=2, size=32, snapshots=[0, 2], method_options=opts
+    )
     for i, r in enumerate(theirs):
         assert np.abs(r.snapshots[0] - ours.snapshots[0][i]).max() <= TOL  # the same start
         assert np.allclose(r.losses, ours.losses[i], rtol=1e-3)
@@ -230,11 +234,13 @@ def test_tensorflow_and_torch_runs_agree(vgg, tf_vgg):
 def test_render_and_diversity(vgg):
     from torch_filtviz import objectives as obj
 
-    res = fv.render(vgg, obj.channel("block1_conv2", 3), batch=2, method="maco", steps=1,
-                    method_options={"crops": 2}, **FAST)
+    res = fv.render(
+        vgg, obj.channel("block1_conv2", 3), batch=2, method="maco", steps=1, method_options={"crops": 2}, **FAST
+    )
     assert res.images.shape == (2, 32, 32, 3) and res.alpha.shape == (2, 32, 32)
-    div = fv.visualize_filters(vgg, "block1_conv2", [0], method="maco", steps=1, diversity=2,
-                               method_options={"crops": 2}, **FAST)
+    div = fv.visualize_filters(
+        vgg, "block1_conv2", [0], method="maco", steps=1, diversity=2, method_options={"crops": 2}, **FAST
+    )
     assert div.raw.shape == (2, 32, 32, 3) and not np.allclose(div.raw[0], div.raw[1])
 
 
@@ -270,8 +276,23 @@ def test_filtviz_cli_writes_pictures_and_alpha(tmp_path, capsys, weights_file, m
 
     real = models.load_vgg16
     monkeypatch.setattr(models, "load_vgg16", lambda weights="keras", **kw: real(weights_file.path, **kw))
-    code = main(["filters", "block1_conv2", "--filters", "0-1", "--method", "maco", "--steps", "3", "--size", "48",
-                 "--no-progress", "--out", str(tmp_path)])
+    code = main(
+        [
+            "filters",
+            "block1_conv2",
+            "--filters",
+            "0-1",
+            "--method",
+            "maco",
+            "--steps",
+            "3",
+            "--size",
+            "48",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     names = sorted(p.name for p in (tmp_path / "filters").iterdir())
     assert names == ["filter_0000.png", "filter_0000_alpha.png", "filter_0001.png", "filter_0001_alpha.png"]
@@ -283,8 +304,23 @@ def test_filtviz_cli_writes_pictures_and_alpha(tmp_path, capsys, weights_file, m
 
     monkeypatch.setattr(maco.importlib.metadata, "distribution", missing)
     capsys.readouterr()
-    code = main(["filters", "block1_conv2", "--filters", "0", "--method", "maco", "--steps", "1", "--size", "32",
-                 "--no-progress", "--out", str(tmp_path / "again")])
+    code = main(
+        [
+            "filters",
+            "block1_conv2",
+            "--filters",
+            "0",
+            "--method",
+            "maco",
+            "--steps",
+            "1",
+            "--size",
+            "32",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "again"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "pip install --no-deps xplique==2.0.2" in err
 
@@ -292,7 +328,24 @@ def test_filtviz_cli_writes_pictures_and_alpha(tmp_path, capsys, weights_file, m
 def test_tf_reference_cli_writes_pictures_and_alpha(tmp_path, weights_file):
     from tf_reference.cli import main
 
-    assert main(["filters", "block1_conv2", "--filters", "0-1", "--method", "maco", "--steps", "3", "--size", "48",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "filters",
+                "block1_conv2",
+                "--filters",
+                "0-1",
+                "--method",
+                "maco",
+                "--steps",
+                "3",
+                "--size",
+                "48",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     names = sorted(p.name for p in (tmp_path / "filters").iterdir())
     assert names == ["filter_0000.png", "filter_0000_alpha.png", "filter_0001.png", "filter_0001_alpha.png"]

@@ -21,11 +21,13 @@ def phase_to_image(phase: tf.Tensor, magnitude: tf.Tensor, height: int, width: i
     matrix = tf.constant(core_fourier.color_matrix(True).astype(np.float32))
     axes = [1, 2, 3]
     p = (phase - tf.reduce_mean(phase, axis=axes, keepdims=True)) / (
-        tf.math.reduce_std(phase, axis=axes, keepdims=True) + core.STD_EPS)
+        tf.math.reduce_std(phase, axis=axes, keepdims=True) + core.STD_EPS
+    )
     spectrum = tf.complex(tf.cos(p) * magnitude, tf.sin(p) * magnitude)
     t = tf.signal.irfft2d(spectrum, fft_length=[height, width])  # (n, 3, H, W), 1/(HW)
-    t = (t - tf.reduce_mean(t, axis=axes, keepdims=True)) / (tf.math.reduce_std(t, axis=axes, keepdims=True)
-                                                              + core.STD_EPS)
+    t = (t - tf.reduce_mean(t, axis=axes, keepdims=True)) / (
+        tf.math.reduce_std(t, axis=axes, keepdims=True) + core.STD_EPS
+    )
     u = tf.einsum("dc,nchw->nhwd", matrix, t)
     return tf.sigmoid(u) * core_fourier.PIXEL_MAX
 

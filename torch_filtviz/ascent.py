@@ -114,7 +114,8 @@ def visualize_filters(
     transforms at every step, Adam; 128 steps, lr 0.05 by default) or ``"maco"`` (SPEC.md §17: the phase
     under a fixed natural-image magnitude, ``crops`` noisy crops per step, NAdam; 256 steps, lr 1.0; its
     transparency comes back as ``alpha``; ``method_options`` as ``filtviz_core.methods.MacoOptions``, e.g.
-    ``{"crops": 8}``). ``steps``/``lr`` None take the method's default. ``method_options`` overrides the fourier method's other parameters by name
+    ``{"crops": 8}``). ``steps``/``lr`` None take the method's default. ``method_options`` overrides the
+    fourier method's other parameters by name
     (``filtviz_core.methods.FourierOptions``: ``pad``, ``jitter``, ``scale``, ``rotate``, ``jitter2``,
     ``transforms``, ``decay``, ``divisor``, ``decorrelate``, ``init_std``, ``beta1``, ``beta2``, ``eps``,
     ``pad_value``).

@@ -181,8 +181,9 @@ def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice],
                  batch_size: int | None = None, pbar: Any = None
                  ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, int, np.ndarray | None]:
     """Every element, in chunks of whole ``unit`` s (a diversity group is never split): (pictures,
-    losses, snapshots, dead, the chunk size used, the transparency ``(n, H, W)`` in [0, 1] or None). ``objective_for(rows)`` is the objective of the
-    elements ``keys[rows]``. A chunk that runs out of memory is halved and run again."""
+    losses, snapshots, dead, the chunk size used, the transparency ``(n, H, W)`` in [0, 1] or None).
+    ``objective_for(rows)`` is the objective of the elements ``keys[rows]``. A chunk that runs out of
+    memory is halved and run again."""
     n = len(keys)
     if batch_size:
         chunk = int(batch_size)
