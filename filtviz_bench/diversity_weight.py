@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", default="block3_conv3,block4_conv3,block5_conv3")
     p.add_argument("--filters", default="0,1")
-    p.add_argument("--weights-list", default="0,10,100,1000,10000")
+    p.add_argument("--weights-list", default="0,300,500,700,1000,3000")
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--method", default="fourier")
     p.add_argument("--steps", type=int, default=64)

@@ -306,4 +306,4 @@ def gram_similarity(acts: np.ndarray, group: int | None = None) -> np.ndarray:
 
 # visualize_filters' diversity=K: the penalty's weight unless the caller gives one. Chosen by
 # measurement (python -m filtviz_bench.diversity_weight; benchmarks/diversity/, SPEC.md §16.4).
-DIVERSITY_WEIGHT = 100.0
+DIVERSITY_WEIGHT = 700.0
