@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
               "summary": summary, "runs": rows, "seconds": time.perf_counter() - started}
     (out / "weights.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = ["# Diversity weight, measured", "",
-             f"`python -m filtviz_bench.diversity_weight --out {args.out}` (VGG16 genuine weights, {args.method}, "
+             (f"`python -m filtviz_bench.diversity_weight --out {args.out}` (VGG16 genuine weights, {args.method}, "
              f"{args.steps} steps, {args.size} px, K = {args.k}, layers {args.layers}, filters {args.filters}; "
-             "medians over the layer-filter pairs).", "",
+             "medians over the layer-filter pairs)."), "",
              "| weight | kept activation | Gram similarity | pixel correlation |", "|---|---|---|---|"]
     lines += [f"| {s['weight']:g} | {s['kept']:.2f} | {s['gram']:.3f} | {s['pixels']:.3f} |" for s in summary]
     lines += ["", f"Rule: the largest weight whose median kept activation is at least {KEEP}: **{chosen:g}**.", ""]
