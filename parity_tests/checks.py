@@ -16,8 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from parity_tests.metrics import (FLOAT32_EPS, channel_stat_diffs, cosine, curve_divergence, curve_relative_diff,
-                                  norm_ratio_diff, pearson, relative_max_diff, relative_scalar_diff)
+from parity_tests.metrics import (
+    FLOAT32_EPS,
+    channel_stat_diffs,
+    cosine,
+    curve_divergence,
+    curve_relative_diff,
+    norm_ratio_diff,
+    pearson,
+    relative_max_diff,
+    relative_scalar_diff,
+)
 
 # Deterministic computations (one forward or backward pass) agree to float32 round-off. Their bounds
 # are fixed, >= 5x above the worst measured over the sweep's 32 configurations (parity_tests/README.md):
