@@ -25,11 +25,31 @@ from typing import Any
 
 import numpy as np
 
-from parity_tests.checks import (ACTIVATION_RTOL, GRAD_MIN_COSINE, STAT_RTOL, Check, CurveBounds, FloorRule, Report,
-                                 check_activations, check_curves, check_curves_against_floor, check_equal,
-                                 check_first_update, check_gradients, check_images)
-from parity_tests.metrics import (channel_stat_diffs, cosine, curve_divergence, curve_relative_diff, pearson,
-                                  relative_max_diff, relative_scalar_diff)
+from parity_tests.checks import (
+    ACTIVATION_RTOL,
+    GRAD_MIN_COSINE,
+    STAT_RTOL,
+    Check,
+    CurveBounds,
+    FloorRule,
+    Report,
+    check_activations,
+    check_curves,
+    check_curves_against_floor,
+    check_equal,
+    check_first_update,
+    check_gradients,
+    check_images,
+)
+from parity_tests.metrics import (
+    channel_stat_diffs,
+    cosine,
+    curve_divergence,
+    curve_relative_diff,
+    pearson,
+    relative_max_diff,
+    relative_scalar_diff,
+)
 from parity_tests.runners import inference_mode, keras_activations, to_nchw, to_nhwc, torch_activations
 
 
