@@ -48,8 +48,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from filtviz_core.vgg16 import block_of
-from parity_tests.compare import (Check, CurveBounds, check_curves, check_equal, curve_relative_diff, pearson,
-                                  relative_scalar_diff)
+from parity_tests.compare import (
+    Check,
+    CurveBounds,
+    check_curves,
+    check_equal,
+    curve_relative_diff,
+    pearson,
+    relative_scalar_diff,
+)
 
 IMAGE_RTOL = 1e-6  # picture from a spectrum, relative to the picture's range
 TRANSFORM_RTOL = 1e-5  # transformed picture, relative to the picture's range
