@@ -105,10 +105,7 @@ def curve_divergence(ref: np.ndarray, other: np.ndarray) -> np.ndarray:
         return np.full(max(ref.size, 1), math.inf)
     diff = np.abs(ref - other)
     scale = curve_scale(ref)
-    if scale == 0.0:
-        rel = np.where(diff == 0.0, 0.0, math.inf)
-    else:
-        rel = diff / scale
+    rel = np.where(diff == 0.0, 0.0, math.inf) if scale == 0.0 else diff / scale
     return np.maximum.accumulate(rel) if rel.size else np.zeros(1)
 
 
