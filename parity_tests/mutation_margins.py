@@ -19,8 +19,14 @@ def main() -> int:
     from filtviz_core.algorithm import initial_images
     from parity_tests.checks import Report
     from parity_tests.mutations import MUTATIONS
-    from parity_tests.vgg_parity import (activation_checks, activation_reference, ascent_checks, gradient_checks,
-                                         layer_reference, run_side)
+    from parity_tests.vgg_parity import (
+        activation_checks,
+        activation_reference,
+        ascent_checks,
+        gradient_checks,
+        layer_reference,
+        run_side,
+    )
     from tf_reference.model import load_vgg16 as keras_load
     from torch_filtviz.models import load_vgg16 as torch_load
 
