@@ -104,15 +104,15 @@ def summarise(docs: list[dict[str, Any]]) -> str:
     single = [max(s[0] for s in d["floor_samples"]) for d in docs]  # one rerun of every filter
     spread = [max(s) / max(min(s), lo) for d in docs for s in d["floor_samples"]]
     lines += ["",
-              f"- blocks 2-5, per configuration: worst port / floor = {max(layer_ratios):.2f} "
-              f"(median {np.median(layer_ratios):.2f}, {len(layer_ratios)} configurations)",
-              f"- blocks 2-5, each filter on its own (floor = worst of its {RERUNS} reruns), both ports: worst "
+              (f"- blocks 2-5, per configuration: worst port / floor = {max(layer_ratios):.2f} "
+              f"(median {np.median(layer_ratios):.2f}, {len(layer_ratios)} configurations)"),
+              (f"- blocks 2-5, each filter on its own (floor = worst of its {RERUNS} reruns), both ports: worst "
               f"{filter_ratios.max():.2f}, 95th percentile {np.percentile(filter_ratios, 95):.2f}, "
-              f"{int(np.sum(filter_ratios > 1))} of {filter_ratios.size} above 1",
-              f"- the floor itself is noisy: largest / smallest of one filter's {RERUNS} reruns up to "
-              f"{max(spread):.0f}x (why the checks take the worst of >= 4 samples)",
-              f"- largest divergence of any correct run (port or rerun): {fmt(max(divergences))}; "
-              f"largest single-rerun floor: {fmt(max(single))}",
+              f"{int(np.sum(filter_ratios > 1))} of {filter_ratios.size} above 1"),
+              (f"- the floor itself is noisy: largest / smallest of one filter's {RERUNS} reruns up to "
+              f"{max(spread):.0f}x (why the checks take the worst of >= 4 samples)"),
+              (f"- largest divergence of any correct run (port or rerun): {fmt(max(divergences))}; "
+              f"largest single-rerun floor: {fmt(max(single))}"),
               f"- rule in force: bound = min({FLOOR_RULE.k:g} x max(floor, {fmt(lo)}), {FLOOR_RULE.cap:g})"]
     return "\n".join(lines)
 
