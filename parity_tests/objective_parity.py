@@ -56,8 +56,15 @@ from parity_tests.checks import FIXED_NOTE, Check, Report, check_gradients, fmt
 from parity_tests.fourier_parity import FourierRun, three_way_checks
 from parity_tests.metrics import relative_max_diff
 from parity_tests.runners import inference_mode, to_nchw, to_nhwc
-from parity_tests.vgg_parity import (OBJECTIVE_RTOL, AscentRun, ascent_checks, floor_reruns, init_for, perturb_ulp,
-                                     snapshots_for)
+from parity_tests.vgg_parity import (
+    OBJECTIVE_RTOL,
+    AscentRun,
+    ascent_checks,
+    floor_reruns,
+    init_for,
+    perturb_ulp,
+    snapshots_for,
+)
 
 LAYERS = ("block1_conv2", "block3_conv3", "block5_conv3")
 SIZE = 64  # px; block5_conv3 needs >= 16
@@ -229,8 +236,8 @@ def case_checks(case: ValueCase) -> list[Check]:
     largest = float(np.max(np.abs(case.keras[0])))
     note = FIXED_NOTE
     if case.scale > 1.01 * largest:
-        note += f"; relative to the magnitude {fmt(case.scale)} of what the values add up (largest |value| " \
-                f"{fmt(largest)})"
+        note += (f"; relative to the magnitude {fmt(case.scale)} of what the values add up (largest |value| "
+                 f"{fmt(largest)})")
     checks = three_way_checks("values", case.name, out, lambda a, b: value_diff(a, b, case.scale), OBJECTIVE_RTOL)
     checks = [Check(c.name, c.value, c.bound, c.op, c.group, note) for c in checks]
     return checks + check_gradients(case.name, case.keras[1], case.torch[1])
