@@ -36,8 +36,16 @@ import numpy as np
 
 from filtviz_core.cli_common import run_guarded
 from filtviz_core.errors import FiltvizError
-from parity_tests.checks import (ACTIVATION_RTOL, FIXED_NOTE, STAT_RTOL, Check, Report, check_activations,
-                                 check_gradients, fmt)
+from parity_tests.checks import (
+    ACTIVATION_RTOL,
+    FIXED_NOTE,
+    STAT_RTOL,
+    Check,
+    Report,
+    check_activations,
+    check_gradients,
+    fmt,
+)
 from parity_tests.metrics import relative_max_diff
 from parity_tests.port_map import LayerPair
 
@@ -122,7 +130,7 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
 
     try:
         model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many kinds for unreadable files
+    except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for unreadable files
         raise FiltvizError(f"--keras {path}: cannot load the model ({_first_line(exc)})") from None
     if not hasattr(model, "layers") or not getattr(model, "inputs", None):
         raise FiltvizError(f"--keras {path}: not a model with a defined input (save a built Functional or "
@@ -150,7 +158,7 @@ def load_torch(spec: str) -> Any:
     if not isinstance(obj, nn.Module) and callable(obj):
         try:
             obj = obj()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the user's build() may raise anything
             raise FiltvizError(f"--torch {spec}: {attr}() failed ({_first_line(exc)})") from None
     if not isinstance(obj, nn.Module):
         raise FiltvizError(f"--torch {spec}: {attr} gave a {type(obj).__name__}, not a torch.nn.Module")
@@ -233,8 +241,14 @@ def compare_port(keras_model: Any, torch_model: Any, pairs: list[LayerPair], lab
                  gradients: bool = False, rtol: float = ACTIVATION_RTOL) -> PortComparison:
     """Activations (and with ``gradients`` the channel objectives' input gradients) of every pair;
     ``rtol`` bounds the activations' max difference and channel statistics."""
-    from parity_tests.runners import (keras_channel_gradients, keras_layer_values, to_nchw, to_nhwc,
-                                      torch_activations, torch_channel_gradients)
+    from parity_tests.runners import (
+        keras_channel_gradients,
+        keras_layer_values,
+        to_nchw,
+        to_nhwc,
+        torch_activations,
+        torch_channel_gradients,
+    )
 
     before = [p.keras for p in pairs if p.before_activation]
     k_vals = keras_layer_values(keras_model, [p.keras for p in pairs], inputs, before)
@@ -287,17 +301,17 @@ def write_report(out: Path, doc: dict[str, Any], comparison: PortComparison, pai
 def markdown(doc: dict[str, Any], comparison: PortComparison, pairs: list[LayerPair]) -> str:
     report = comparison.report
     first = doc["first_diverging_layer"]
-    verdict = "**PASS**: every check within its bound" if report.passed else \
-        f"**FAIL**: {len(report.failures())} of {len(report.checks)} checks out of bounds; first diverging layer: " \
-        f"**{first}**"
+    verdict = "**PASS**: every check within its bound" if report.passed else (
+        f"**FAIL**: {len(report.failures())} of {len(report.checks)} checks out of bounds; first diverging layer: "
+        f"**{first}**")
     lines = ["# Port parity report: Keras vs PyTorch", "", verdict, "",
              f"Keras model `{doc['config']['keras']}`; torch `{doc['config']['torch']}`"
              + ("; Keras weights transferred" if doc["config"]["transfer_weights"] else "")
              + f"; inputs {doc['inputs']['label']} {tuple(doc['inputs']['shape'])}.",
              ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + ".", "",
-             "Keras is the reference: relative differences are measured against its values. A Keras layer with a "
+             ("Keras is the reference: relative differences are measured against its values. A Keras layer with a "
              "fused activation (e.g. `Conv2D(activation=\"relu\")`) is compared before that activation, with the "
-             "torch module's output, unless the torch module is itself the activation.", "",
+             "torch module's output, unless the torch module is itself the activation."), "",
              f"## Layer map ({doc['map_source']})", "", "| keras | torch | kind | compared at | result |",
              "|---|---|---|---|:---:|"]
     for p in pairs:
