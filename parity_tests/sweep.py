@@ -237,9 +237,9 @@ def summarise(doc: dict[str, Any]) -> str:
         frac = f"{len(caught) / len(applicable):.0%}" if applicable else "n/a"
         lines.append(f"| {name}: {description} | {len(caught)} | {len(applicable)} | {frac} | "
                      + ", ".join(f"{k} {v}" for k, v in by.items()) + f" | {len(outcomes) - len(applicable)} |")
-    lines += ["", "Per configuration, the correct port: the check closest to its bound in each family "
+    lines += ["", ("Per configuration, the correct port: the check closest to its bound in each family "
               "(value / bound), and for blocks 2-5 the noise floor and the port's loss-curve divergence "
-              "(worst filter).", "",
+              "(worst filter)."), "",
               "| configuration | activations | gradients | ascent | floor | divergence | divergence / floor | s |",
               "|---|---|---|---|---:|---:|---:|---:|"]
     for r in results:
