@@ -12,8 +12,16 @@ import pytest
 from filtviz_core.algorithm import deprocess
 from parity_tests.compare import Report
 from parity_tests.mutations import torch_side
-from parity_tests.vgg_parity import (FLOOR_RULE, ascent_checks, floor_reruns, init_for, layer_checks, layer_reference,
-                                     run_keras, run_torch)
+from parity_tests.vgg_parity import (
+    FLOOR_RULE,
+    ascent_checks,
+    floor_reruns,
+    init_for,
+    layer_checks,
+    layer_reference,
+    run_keras,
+    run_torch,
+)
 
 STEPS = 100
 SIZE = 64
