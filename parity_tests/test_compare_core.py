@@ -12,8 +12,17 @@ import torch
 
 from parity_tests import small_cnn
 from parity_tests.checks import FloorRule, check_curves_against_floor, check_first_update
-from parity_tests.compare import (Check, CurveBounds, Report, check_curves, compare, cosine, curve_relative_diff,
-                                  pearson, relative_max_diff)
+from parity_tests.compare import (
+    Check,
+    CurveBounds,
+    Report,
+    check_curves,
+    compare,
+    cosine,
+    curve_relative_diff,
+    pearson,
+    relative_max_diff,
+)
 from parity_tests.metrics import curve_divergence, norm_ratio_diff
 
 
