@@ -11,8 +11,15 @@ import pytest
 from filtviz_core import fourier, transforms
 from filtviz_core.methods import FourierOptions, fourier_options
 from parity_tests.compare import Report, cosine
-from parity_tests.fourier_parity import (GRADIENT_MIN_COSINE, ascent_checks, image_checks, run_keras, run_torch,
-                                         spectrum_gradients, transform_checks)
+from parity_tests.fourier_parity import (
+    GRADIENT_MIN_COSINE,
+    ascent_checks,
+    image_checks,
+    run_keras,
+    run_torch,
+    spectrum_gradients,
+    transform_checks,
+)
 
 # Fast: one case per kind of bound (per step, blocks 1-3, blocks 4-5), small; --parity-full: 64 px, 100 steps.
 FAST = [("block1_conv1", [0, 63]), ("block1_conv2", [1]), ("block4_conv1", [0])]
