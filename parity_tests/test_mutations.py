@@ -14,8 +14,16 @@ from filtviz_core.algorithm import initial_images
 from filtviz_core.vgg16 import CONV_NAMES, TORCH_CONV_INDEX
 from parity_tests.checks import Report
 from parity_tests.mutations import MUTATIONS, torch_side
-from parity_tests.vgg_parity import (activation_checks, activation_reference, ascent_checks, gradient_checks,
-                                     init_for, run_keras, run_side, run_torch)
+from parity_tests.vgg_parity import (
+    activation_checks,
+    activation_reference,
+    ascent_checks,
+    gradient_checks,
+    init_for,
+    run_keras,
+    run_side,
+    run_torch,
+)
 
 MODEL_BUGS = [name for name, m in MUTATIONS.items() if m.mutate is not None]
 OBJECTIVE_BUGS = [name for name, m in MUTATIONS.items() if "objective" in m.tags]
