@@ -21,10 +21,26 @@ import pytest
 from filtviz_core import objectives as core
 from filtviz_core.vgg16 import CONV_NAMES
 from parity_tests.checks import Report
-from parity_tests.objective_parity import (BATCH, CURVE_SIZE, LAYERS, PLANTED, STEPS, WIDE, diversity_objective,
-                                           filters_pair, keras_render, keras_values, objective_cases, photo_pictures,
-                                           render_pair, seeded_pictures, torch_filters, torch_render, torch_values,
-                                           value_checks)
+from parity_tests.objective_parity import (
+    BATCH,
+    CURVE_SIZE,
+    LAYERS,
+    PLANTED,
+    STEPS,
+    WIDE,
+    diversity_objective,
+    filters_pair,
+    keras_render,
+    keras_values,
+    objective_cases,
+    photo_pictures,
+    render_pair,
+    seeded_pictures,
+    torch_filters,
+    torch_render,
+    torch_values,
+    value_checks,
+)
 from parity_tests.vgg_parity import ascent_checks
 
 KINDS = {"channel", "neuron", "neuron_xy", "direction", "diversity", "batch", "channel_minus_diversity"}
