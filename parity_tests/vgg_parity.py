@@ -29,9 +29,20 @@ import numpy as np
 from filtviz_core import algorithm
 from filtviz_core.vgg16 import CONV_NAMES, block_of
 from parity_tests import spec
-from parity_tests.checks import (ACTIVATION_RTOL, FIXED_NOTE, Check, CurveBounds, FloorRule, check_activations,
-                                 check_curves, check_curves_against_floor, check_equal, check_first_update,
-                                 check_gradients, check_images)
+from parity_tests.checks import (
+    ACTIVATION_RTOL,
+    FIXED_NOTE,
+    Check,
+    CurveBounds,
+    FloorRule,
+    check_activations,
+    check_curves,
+    check_curves_against_floor,
+    check_equal,
+    check_first_update,
+    check_gradients,
+    check_images,
+)
 from parity_tests.metrics import relative_max_diff
 from parity_tests.mutations import TorchSide, torch_side
 from parity_tests.runners import keras_activations, to_nchw, to_nhwc, torch_activations, torch_filter_gradients
