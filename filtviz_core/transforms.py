@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from filtviz_core.algorithm import Key, seed_entropy
-from filtviz_core.methods import FourierOptions
+from filtviz_core.options import FourierOptions
 
 # The draws of step k come from default_rng((seed, filter, TRANSFORM_STREAM, k)). The constant keeps
 # them apart from the initial spectrum's rng((seed, filter)): numpy's SeedSequence pads short
