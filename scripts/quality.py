@@ -1,17 +1,20 @@
 #!/usr/bin/env python
 """The quality benchmark (``make quality``); the code is :mod:`filtviz_bench.quality`.
 
-Needs the project installed (``make install``); from a source tree without installing, run
-``python -m filtviz_bench.quality`` in the repository root instead.
+``filtviz_bench`` is not part of the wheel: it runs from the repository (this script puts the repository
+root on the path), with the project's dependencies installed (``make install``).
 """
 
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 try:
     from filtviz_bench.quality import cli
 except ImportError as exc:
-    print(f"quality.py: error: {exc}; run `make install`, or `python -m filtviz_bench.quality` from the "
-          "repository root", file=sys.stderr)
+    print(f"quality.py: error: {exc}; run `make install` first (it installs what "
+          "the benchmarks need)", file=sys.stderr)
     sys.exit(1)
 
 if __name__ == "__main__":
