@@ -123,6 +123,7 @@ def value_text(match: re.Match[str]) -> str:
 
 # --- blocks -----------------------------------------------------------------------------------------------
 
+
 def _speed():
     from filtviz_bench import speed  # the benchmark's own formatting: the docs print what --report prints
 
@@ -158,13 +159,20 @@ BATCHING_ROWS = [
 
 def block_batching_table() -> str:
     rows = load("batching")["rows"]
-    out = [("| compared with the same 4 filters in one batch of 4 | bitwise | image (0–255), max | display picture, max "
-           "| losses (relative), max |"), "|---|---|---|---|---|"]
+    out = [
+        (
+            "| compared with the same 4 filters in one batch of 4 | bitwise | image (0–255), max | display picture, max "
+            "| losses (relative), max |"
+        ),
+        "|---|---|---|---|---|",
+    ]
     for key, label in BATCHING_ROWS:
         r = rows[key]
         loss = "0" if r["max_loss_rel"] == 0 else f"{r['max_loss_rel']:.1e}"
-        out.append(f"| {label} | {'yes' if r['bitwise'] else '**no**'} | {r['max_pixel_units']:.3g} | "
-                   f"{r['max_grey_levels']} grey levels | {loss} |")
+        out.append(
+            f"| {label} | {'yes' if r['bitwise'] else '**no**'} | {r['max_pixel_units']:.3g} | "
+            f"{r['max_grey_levels']} grey levels | {loss} |"
+        )
     missing = set(rows) - {k for k, _ in BATCHING_ROWS}
     if missing:
         raise DocsDataError(f"{SOURCES['batching']}: rows the page does not describe: {sorted(missing)}")
@@ -175,36 +183,45 @@ def block_atlas_layers() -> str:
     data = load("atlas")
     est = {row["layer"]: row for row in data["flop_estimate"]["layers"]}
     ratio = data["flop_estimate"]["measured_over_estimate"]
-    out = ["| layer | filters | seconds per filter | layer, extrapolated | KB per filter | PFLOP | measured / FLOP estimate |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| layer | filters | seconds per filter | layer, extrapolated | KB per filter | PFLOP | measured / FLOP estimate |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in data["render"]["layers"]:
         secs = row["layer_seconds_extrapolated"]
         when = f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.0f} min"
-        out.append(f"| {row['layer']} | {row['filters']} | {row['seconds_per_filter']:.2f} | {when} | "
-                   f"{row['bytes_per_filter'] / 1000:.0f} | {est[row['layer']]['pflop']:.4f} | {ratio[row['layer']]}× |")
+        out.append(
+            f"| {row['layer']} | {row['filters']} | {row['seconds_per_filter']:.2f} | {when} | "
+            f"{row['bytes_per_filter'] / 1000:.0f} | {est[row['layer']]['pflop']:.4f} | {ratio[row['layer']]}× |"
+        )
     return "\n".join(out)
 
 
 def block_quality_summary() -> str:
     """One row per run of the quality benchmark: what ``benchmarks/quality/quality.md`` tabulates, fewer columns."""
     q = load("quality")
-    out = ["| run | steps | robust z, median [q1–q3] | activation kept | α | flat pictures |",
-           "|---|---:|---|---:|---:|---:|"]
+    out = [
+        "| run | steps | robust z, median [q1–q3] | activation kept | α | flat pictures |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
     for name, run in q["runs"].items():
         s = run["summary"]
         lo, hi = s["z_quartiles"]
-        out.append(f"| {name}: {run['label']} | {run['steps']} | {s['median_z']:.0f} [{lo:.0f}–{hi:.0f}] | "
-                   f"{s['median_kept']:.2f} | {s['median_alpha']:.2f} | {s['flat']} |")
+        out.append(
+            f"| {name}: {run['label']} | {run['steps']} | {s['median_z']:.0f} [{lo:.0f}–{hi:.0f}] | "
+            f"{s['median_kept']:.2f} | {s['median_alpha']:.2f} | {s['flat']} |"
+        )
     return "\n".join(out)
 
 
 def block_quality_targets() -> str:
     """The quality benchmark's targets with its verdicts, from ``benchmarks/quality/quality.json``."""
-    return "\n".join(f"- {t['target']} ({t['needed']}): {t['detail']} -> **{t['verdict']}**"
-                     for t in load("quality")["targets"])
+    return "\n".join(
+        f"- {t['target']} ({t['needed']}): {t['detail']} -> **{t['verdict']}**" for t in load("quality")["targets"]
+    )
 
 
-BLOCKS = {name[len("block_"):]: fn for name, fn in globals().items() if name.startswith("block_")}
+BLOCKS = {name[len("block_") :]: fn for name, fn in globals().items() if name.startswith("block_")}
 
 
 def include(args: str) -> str:
@@ -232,6 +249,7 @@ def include(args: str) -> str:
 
 
 # --- API reference ------------------------------------------------------------------------------------------
+
 
 def _module_ast(module: str) -> ast.Module:
     return ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
@@ -272,12 +290,15 @@ def api(package: str) -> str:
     names = public_names(package.strip())
     out = []
     for name, target in names.items():
-        out.append(f"### `{package.strip()}.{name}` {{#{package.strip()}.{name}}}\n\n::: {target}\n    options:\n      show_root_heading: true\n"
-                   f"      show_root_toc_entry: false\n      show_root_full_path: false\n      heading_level: 4\n")
+        out.append(
+            f"### `{package.strip()}.{name}` {{#{package.strip()}.{name}}}\n\n::: {target}\n    options:\n      show_root_heading: true\n"
+            f"      show_root_toc_entry: false\n      show_root_full_path: false\n      heading_level: 4\n"
+        )
     return "\n".join(out)
 
 
 # --- the hook functions MkDocs calls -------------------------------------------------------------------------
+
 
 def expand(markdown: str) -> str:
     def marker(m: re.Match[str]) -> str:
@@ -304,8 +325,12 @@ def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
     """The docstrings' Sphinx roles (``:func:`x` ``) shown as plain code, and their doctest examples (``>>>``
     lines, which Markdown reads as a blockquote three deep) as a code block, as a reader expects."""
     html = re.sub(r":(?:func|class|meth|mod|data|attr|obj|exc):(?=<code>)", "", html)
-    return re.sub(r"<blockquote>\s*<blockquote>\s*<blockquote>\s*<p>(.*?)</p>\s*</blockquote>\s*</blockquote>\s*</blockquote>",
-                  r"<pre><code>\1</code></pre>", html, flags=re.S)
+    return re.sub(
+        r"<blockquote>\s*<blockquote>\s*<blockquote>\s*<p>(.*?)</p>\s*</blockquote>\s*</blockquote>\s*</blockquote>",
+        r"<pre><code>\1</code></pre>",
+        html,
+        flags=re.S,
+    )
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
@@ -313,4 +338,3 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         return expand(markdown)
     except DocsDataError as exc:
         raise SystemExit(f"docs/{page.file.src_path}: {exc}") from None
-

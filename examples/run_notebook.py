@@ -20,8 +20,9 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE / "visualizing_filters.ipynb"
 
 
-def execute(path: str | os.PathLike[str] = NOTEBOOK, *, size: int | None = None, steps: int | None = None,
-            timeout: int = 600):
+def execute(
+    path: str | os.PathLike[str] = NOTEBOOK, *, size: int | None = None, steps: int | None = None, timeout: int = 600
+):
     """Run every cell of the notebook at ``path`` in a fresh kernel (working folder: the notebook's own);
     returns the executed notebook (nbformat). Raises ``nbclient``'s CellExecutionError if a cell fails."""
     import nbformat
@@ -34,8 +35,12 @@ def execute(path: str | os.PathLike[str] = NOTEBOOK, *, size: int | None = None,
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(Path(path).resolve().parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(Path(path).resolve().parent)}},
+        ).execute()
     finally:
         for k, v in saved.items():
             if v is None:
@@ -47,14 +52,21 @@ def execute(path: str | os.PathLike[str] = NOTEBOOK, *, size: int | None = None,
 
 def image_outputs(nb) -> int:
     """How many figures the executed notebook shows."""
-    return sum(1 for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-               if "image/png" in out.get("data", {}))
+    return sum(
+        1
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notebook", default=str(NOTEBOOK), help="notebook to run; default: the example")
-    parser.add_argument("--out", default="outputs/visualizing_filters.ipynb", help="executed copy; default: %(default)s")
+    parser.add_argument(
+        "--out", default="outputs/visualizing_filters.ipynb", help="executed copy; default: %(default)s"
+    )
     parser.add_argument("--size", type=int, default=None, help="image side (the notebook's SIZE; default: its own)")
     parser.add_argument("--steps", type=int, default=None, help="ascent steps (the notebook's STEPS)")
     args = parser.parse_args(argv)

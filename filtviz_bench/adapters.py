@@ -25,8 +25,9 @@ def visualize(model: torch.nn.Module, layer: str, filters: list[int], *, method:
     return visualize_filters(model, layer, filters, method=method, progress=False, **kwargs)
 
 
-def torch_method(name: str, job: Job, model: torch.nn.Module, device: torch.device,
-                 batch_size: int | None = None) -> Method:
+def torch_method(
+    name: str, job: Job, model: torch.nn.Module, device: torch.device, batch_size: int | None = None
+) -> Method:
     """torch_filtviz's pixel method on the job's starting images. ``name``: ``torch_one`` (batch 1),
     ``torch_fp32``/``torch_bf16`` with ``_nchw``/``_cl`` forcing a memory format."""
     precision = "bf16" if "bf16" in name else "fp32"
@@ -37,9 +38,19 @@ def torch_method(name: str, job: Job, model: torch.nn.Module, device: torch.devi
     def run(filters: dict[str, list[int]], steps: int | None = None) -> dict[str, np.ndarray]:
         out = {}
         for layer, chosen in filters.items():
-            r = visualize(model, layer, chosen, steps=job.steps if steps is None else steps, lr=job.lr,
-                          init=job.init_for(layer, chosen), snapshots=None, device=device, precision=precision,
-                          channels_last=channels_last, batch_size=1 if one else batch_size)
+            r = visualize(
+                model,
+                layer,
+                chosen,
+                steps=job.steps if steps is None else steps,
+                lr=job.lr,
+                init=job.init_for(layer, chosen),
+                snapshots=None,
+                device=device,
+                precision=precision,
+                channels_last=channels_last,
+                batch_size=1 if one else batch_size,
+            )
             out[layer] = r.losses
         return out
 
@@ -57,9 +68,16 @@ def tf_method(name: str, job: Job, tf_model: Any) -> Method:
     def run(filters: dict[str, list[int]], steps: int | None = None) -> dict[str, np.ndarray]:
         out = {}
         for layer, chosen in filters.items():
-            rs = tf_ascent.visualize_filters(tf_model, layer, chosen, steps=job.steps if steps is None else steps,
-                                             lr=job.lr, init=job.init_for(layer, chosen), snapshots=None,
-                                             compiled=compiled)
+            rs = tf_ascent.visualize_filters(
+                tf_model,
+                layer,
+                chosen,
+                steps=job.steps if steps is None else steps,
+                lr=job.lr,
+                init=job.init_for(layer, chosen),
+                snapshots=None,
+                compiled=compiled,
+            )
             out[layer] = np.stack([r.losses for r in rs])
         return out
 
@@ -84,8 +102,19 @@ def lucent_pixel_method(job: Job, model: torch.nn.Module, device: torch.device) 
         out = {}
         for layer, chosen in filters.items():
             x0 = torch.from_numpy(job.init_for(layer, chosen)).permute(0, 3, 1, 2).contiguous().to(device)
-            got = lucent_runner.render(model, layer, chosen, steps=n_steps, size=job.size, lr=job.lr, init=x0,
-                                       transforms="none", upsample=False, seed=job.seed, device=device)
+            got = lucent_runner.render(
+                model,
+                layer,
+                chosen,
+                steps=n_steps,
+                size=job.size,
+                lr=job.lr,
+                init=x0,
+                transforms="none",
+                upsample=False,
+                seed=job.seed,
+                device=device,
+            )
             # Our objective at x0 and at Lucent's last image, outside what Lucent itself computes.
             target = resolve_target(model, layer, "pre_relu")
             index = torch.tensor(chosen, device=device)
@@ -99,5 +128,10 @@ def lucent_pixel_method(job: Job, model: torch.nn.Module, device: torch.device) 
             out[layer] = losses
         return out
 
-    return Method("lucent", run, False, "torch+lucent",
-                  "render_vis, Adam(lr), whole network forward, channel objective over the whole map")
+    return Method(
+        "lucent",
+        run,
+        False,
+        "torch+lucent",
+        "render_vis, Adam(lr), whole network forward, channel objective over the whole map",
+    )

@@ -28,16 +28,28 @@ import numpy as np
 KEEP = 0.8
 
 
-def measure(model, layer: str, filt: int, weight: float, *, k: int, method: str, steps: int, size: int,
-            seed: int) -> dict:
+def measure(
+    model, layer: str, filt: int, weight: float, *, k: int, method: str, steps: int, size: int, seed: int
+) -> dict:
     import torch
 
     import torch_filtviz as fv
     from filtviz_core.objectives import gram_similarity
     from torch_filtviz import objectives as obj
 
-    res = fv.visualize_filters(model, layer, [filt], method=method, steps=steps, size=size, seed=seed,
-                               diversity=k, diversity_weight=weight, progress=False, snapshots=[])
+    res = fv.visualize_filters(
+        model,
+        layer,
+        [filt],
+        method=method,
+        steps=steps,
+        size=size,
+        seed=seed,
+        diversity=k,
+        diversity_weight=weight,
+        progress=False,
+        snapshots=[],
+    )
     pictures = torch.from_numpy(np.ascontiguousarray(res.raw)).permute(0, 3, 1, 2)
     with torch.no_grad():
         values = obj.objective_values(model, obj.channel(layer, filt), pictures).numpy()
@@ -47,14 +59,23 @@ def measure(model, layer: str, filt: int, weight: float, *, k: int, method: str,
     flat = a.flatten(2).transpose(1, 2).numpy() if a.ndim == 4 else a[:, None, :].numpy()
     grey = res.images.astype(np.float64).mean(axis=3).reshape(k, -1)
     corr = np.corrcoef(grey)
-    return {"layer": layer, "filter": filt, "weight": weight, "activation": float(values.mean()),
-            "gram": float(gram_similarity(flat).mean()),
-            "pixels": float((corr.sum() - k) / (k * (k - 1))), "seconds": res.seconds}
+    return {
+        "layer": layer,
+        "filter": filt,
+        "weight": weight,
+        "activation": float(values.mean()),
+        "gram": float(gram_similarity(flat).mean()),
+        "pixels": float((corr.sum() - k) / (k * (k - 1))),
+        "seconds": res.seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m filtviz_bench.diversity_weight", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m filtviz_bench.diversity_weight",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--layers", default="block3_conv3,block4_conv3,block5_conv3")
     p.add_argument("--filters", default="0,1")
     p.add_argument("--weights-list", default="0,300,500,700,1000,3000")
@@ -76,8 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     for layer in args.layers.split(","):
         for filt in (int(f) for f in args.filters.split(",")):
             for w in weights:
-                row = measure(model, layer, filt, w, k=args.k, method=args.method, steps=args.steps,
-                              size=args.size, seed=args.seed)
+                row = measure(
+                    model,
+                    layer,
+                    filt,
+                    w,
+                    k=args.k,
+                    method=args.method,
+                    steps=args.steps,
+                    size=args.size,
+                    seed=args.seed,
+                )
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     base = {(r["layer"], r["filter"]): r["activation"] for r in rows if r["weight"] == 0.0}
@@ -86,22 +116,40 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     for w in weights:
         mine = [r for r in rows if r["weight"] == w]
-        summary.append({"weight": w, "kept": float(np.median([r["kept"] for r in mine])),
-                        "gram": float(np.median([r["gram"] for r in mine])),
-                        "pixels": float(np.median([r["pixels"] for r in mine]))})
+        summary.append(
+            {
+                "weight": w,
+                "kept": float(np.median([r["kept"] for r in mine])),
+                "gram": float(np.median([r["gram"] for r in mine])),
+                "pixels": float(np.median([r["pixels"] for r in mine])),
+            }
+        )
     allowed = [s["weight"] for s in summary if s["kept"] >= KEEP]
     chosen = max(allowed) if allowed else 0.0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"command": "python -m filtviz_bench.diversity_weight " + " ".join(argv or []),
-              "settings": vars(args), "rule": f"largest weight with median kept >= {KEEP}", "chosen": chosen,
-              "summary": summary, "runs": rows, "seconds": time.perf_counter() - started}
+    record = {
+        "command": "python -m filtviz_bench.diversity_weight " + " ".join(argv or []),
+        "settings": vars(args),
+        "rule": f"largest weight with median kept >= {KEEP}",
+        "chosen": chosen,
+        "summary": summary,
+        "runs": rows,
+        "seconds": time.perf_counter() - started,
+    }
     (out / "weights.json").write_text(json.dumps(record, indent=1) + "\n")
-    lines = ["# Diversity weight, measured", "",
-             (f"`python -m filtviz_bench.diversity_weight --out {args.out}` (VGG16 genuine weights, {args.method}, "
-             f"{args.steps} steps, {args.size} px, K = {args.k}, layers {args.layers}, filters {args.filters}; "
-             "medians over the layer-filter pairs)."), "",
-             "| weight | kept activation | Gram similarity | pixel correlation |", "|---|---|---|---|"]
+    lines = [
+        "# Diversity weight, measured",
+        "",
+        (
+            f"`python -m filtviz_bench.diversity_weight --out {args.out}` (VGG16 genuine weights, {args.method}, "
+            f"{args.steps} steps, {args.size} px, K = {args.k}, layers {args.layers}, filters {args.filters}; "
+            "medians over the layer-filter pairs)."
+        ),
+        "",
+        "| weight | kept activation | Gram similarity | pixel correlation |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {s['weight']:g} | {s['kept']:.2f} | {s['gram']:.3f} | {s['pixels']:.3f} |" for s in summary]
     lines += ["", f"Rule: the largest weight whose median kept activation is at least {KEEP}: **{chosen:g}**.", ""]
     (out / "README.md").write_text("\n".join(lines))

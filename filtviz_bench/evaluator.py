@@ -53,9 +53,16 @@ class HeldOut:
         """(k, 5) draws: dx, dy (px), scale, angle (degrees), blur sigma (px)."""
         k = self.k if k is None else k
         shift = self.shift * size
-        return np.stack([rng.uniform(-shift, shift, k), rng.uniform(-shift, shift, k),
-                         np.exp(rng.uniform(-math.log(self.scale), math.log(self.scale), k)),
-                         rng.uniform(-self.rotate, self.rotate, k), rng.uniform(0.0, self.blur, k)], axis=1)
+        return np.stack(
+            [
+                rng.uniform(-shift, shift, k),
+                rng.uniform(-shift, shift, k),
+                np.exp(rng.uniform(-math.log(self.scale), math.log(self.scale), k)),
+                rng.uniform(-self.rotate, self.rotate, k),
+                rng.uniform(0.0, self.blur, k),
+            ],
+            axis=1,
+        )
 
 
 def transform(images: torch.Tensor, draws: np.ndarray) -> torch.Tensor:
@@ -69,11 +76,17 @@ def transform(images: torch.Tensor, draws: np.ndarray) -> torch.Tensor:
     cos, sin = torch.cos(rad) / scale, torch.sin(rad) / scale
     # Output pixel -> input pixel, in normalised coordinates: undo the shift, then the rotation and zoom.
     tx, ty = -2.0 * dx / w, -2.0 * dy / h
-    theta = torch.stack([torch.stack([cos, sin * h / w, cos * tx + sin * ty * h / w], 1),
-                         torch.stack([-sin * w / h, cos, -sin * tx * w / h + cos * ty], 1)], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos, sin * h / w, cos * tx + sin * ty * h / w], 1),
+            torch.stack([-sin * w / h, cos, -sin * tx * w / h + cos * ty], 1),
+        ],
+        1,
+    )
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
-    moved = F.grid_sample(images, grid.to(images.device), mode="bilinear", padding_mode="reflection",
-                          align_corners=False)
+    moved = F.grid_sample(
+        images, grid.to(images.device), mode="bilinear", padding_mode="reflection", align_corners=False
+    )
     return gaussian_blur(moved, draws[:, 4])
 
 
@@ -146,8 +159,16 @@ class NoiseBaseline:
     robust: np.ndarray  # (count, C) the robust activation of each noise picture
 
 
-def noise_baseline(model: nn.Module, layer: str, size: int, *, count: int = 32, heldout: HeldOut = HeldOut(),
-                   device: torch.device | str = "cpu", pictures: np.ndarray | None = None) -> NoiseBaseline:
+def noise_baseline(
+    model: nn.Module,
+    layer: str,
+    size: int,
+    *,
+    count: int = 32,
+    heldout: HeldOut = HeldOut(),
+    device: torch.device | str = "cpu",
+    pictures: np.ndarray | None = None,
+) -> NoiseBaseline:
     """Each noise picture (``spectrum.noise_pictures``, or ``pictures``) evaluated as is and under K
     held-out transformations drawn from ``rng((NOISE_SEED, 1, i))``; one forward gives every filter."""
     pictures = spectrum.noise_pictures(count, size, NOISE_SEED) if pictures is None else pictures
@@ -156,11 +177,18 @@ def noise_baseline(model: nn.Module, layer: str, size: int, *, count: int = 32, 
     robust = []
     for i in range(len(pictures)):
         draws = heldout.draw(np.random.default_rng((NOISE_SEED, 1, i)), size)
-        moved = transform(x[i:i + 1].expand(len(draws), -1, -1, -1), draws)
+        moved = transform(x[i : i + 1].expand(len(draws), -1, -1, -1), draws)
         robust.append(all_channel_objectives(model, layer, moved).double().mean(0).cpu().numpy())
     robust_arr = np.stack(robust)
-    return NoiseBaseline(layer, len(pictures), plain.mean(0), plain.std(0, ddof=1), robust_arr.mean(0),
-                         robust_arr.std(0, ddof=1), robust_arr)
+    return NoiseBaseline(
+        layer,
+        len(pictures),
+        plain.mean(0),
+        plain.std(0, ddof=1),
+        robust_arr.mean(0),
+        robust_arr.std(0, ddof=1),
+        robust_arr,
+    )
 
 
 @dataclass
@@ -186,8 +214,16 @@ class Score:
 KEPT_MIN_Z = 2.0
 
 
-def score(model: nn.Module, layer: str, filters: list[int], pictures: np.ndarray, baseline: NoiseBaseline, *,
-          heldout: HeldOut = HeldOut(), device: torch.device | str = "cpu") -> list[Score]:
+def score(
+    model: nn.Module,
+    layer: str,
+    filters: list[int],
+    pictures: np.ndarray,
+    baseline: NoiseBaseline,
+    *,
+    heldout: HeldOut = HeldOut(),
+    device: torch.device | str = "cpu",
+) -> list[Score]:
     """Score ``pictures`` (F, H, W, 3) uint8, picture i showing ``filters[i]`` of ``layer``."""
     if pictures.dtype != np.uint8 or pictures.ndim != 4 or pictures.shape[-1] != 3:
         raise ValueError(f"expected (F, H, W, 3) uint8 pictures, got {pictures.dtype} {pictures.shape}")
@@ -198,7 +234,7 @@ def score(model: nn.Module, layer: str, filters: list[int], pictures: np.ndarray
     out = []
     for i, f in enumerate(filters):
         draws = heldout.draw(np.random.default_rng((EVAL_SEED, layer_key(layer), int(f))), size)
-        batch = torch.cat([x[i:i + 1], transform(x[i:i + 1].expand(len(draws), -1, -1, -1), draws)])
+        batch = torch.cat([x[i : i + 1], transform(x[i : i + 1].expand(len(draws), -1, -1, -1), draws)])
         values = objectives_of(model, layer, int(f), batch)
         act, rob = float(values[0]), float(values[1:].mean())
         z = (rob - baseline.robust_mean[f]) / baseline.robust_std[f]
@@ -206,8 +242,19 @@ def score(model: nn.Module, layer: str, filters: list[int], pictures: np.ndarray
         gain = act - baseline.plain_mean[f]
         kept = (rob - baseline.robust_mean[f]) / gain if z_plain >= KEPT_MIN_Z else float("nan")
         pic = pictures[i]
-        out.append(Score(layer=layer, filter=int(f), activation=act, robust=rob, z=float(z), z_plain=float(z_plain),
-                         kept=float(kept), alpha=spectrum.spectral_slope(pic),
-                         high_share=spectrum.high_frequency_share(pic), contrast=float(pic.astype(np.float64).std()),
-                         flat=spectrum.is_flat(pic)))
+        out.append(
+            Score(
+                layer=layer,
+                filter=int(f),
+                activation=act,
+                robust=rob,
+                z=float(z),
+                z_plain=float(z_plain),
+                kept=float(kept),
+                alpha=spectrum.spectral_slope(pic),
+                high_share=spectrum.high_frequency_share(pic),
+                contrast=float(pic.astype(np.float64).std()),
+                flat=spectrum.is_flat(pic),
+            )
+        )
     return out

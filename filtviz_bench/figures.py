@@ -51,8 +51,9 @@ def grid(groups: Sequence[tuple[str, Sequence[str], Sequence[str], Sequence[np.n
             for j, col in enumerate(columns):
                 panel.paste(Image.fromarray(np.asarray(col[i], np.uint8)), (LABEL_W + j * (w + GAP), y))
         panels.append(panel)
-    out = Image.new("RGB", (sum(p.width for p in panels) + GAP * (len(panels) - 1), max(p.height for p in panels)),
-                    BACKGROUND)
+    out = Image.new(
+        "RGB", (sum(p.width for p in panels) + GAP * (len(panels) - 1), max(p.height for p in panels)), BACKGROUND
+    )
     x = 0
     for p in panels:
         out.paste(p, (x, 0))

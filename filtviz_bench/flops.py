@@ -31,8 +31,9 @@ def conv_flops(model: torch.nn.Module, layer: str, size: int) -> int:
 
 def job_flops(model: torch.nn.Module, job: Job) -> float:
     """Useful FLOPs of the whole job: per filter ``steps`` x (forward + input gradient) + one last forward."""
-    return float(sum(len(f) * (2 * job.steps + 1) * conv_flops(model, layer, job.size)
-                     for layer, f in job.filters.items()))
+    return float(
+        sum(len(f) * (2 * job.steps + 1) * conv_flops(model, layer, job.size) for layer, f in job.filters.items())
+    )
 
 
 def gpu_peak(device_name: str, kind: str) -> float | None:

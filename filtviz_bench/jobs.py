@@ -58,10 +58,19 @@ class Job:
 
     def describe(self) -> dict[str, Any]:
         layers = list(self.filters)
-        return {"name": self.name, "layers": layers, "filters": {k: compact(v) for k, v in self.filters.items()},
-                "n_filters": self.n_filters, "size": self.size, "steps": self.steps, "lr": self.lr,
-                "seed": self.seed, "weights": self.weights, "objective": alg.DEFAULT_OBJECTIVE,
-                "image_steps": self.image_steps}
+        return {
+            "name": self.name,
+            "layers": layers,
+            "filters": {k: compact(v) for k, v in self.filters.items()},
+            "n_filters": self.n_filters,
+            "size": self.size,
+            "steps": self.steps,
+            "lr": self.lr,
+            "seed": self.seed,
+            "weights": self.weights,
+            "objective": alg.DEFAULT_OBJECTIVE,
+            "image_steps": self.image_steps,
+        }
 
 
 def compact(indices: Sequence[int]) -> str:
@@ -96,9 +105,17 @@ def choose_filters(layers: Sequence[str], spec: str | int | None, size: int) -> 
     return chosen
 
 
-def make_job(name: str, layers: Sequence[str] | None = None, filters: str | int | None = None,
-             size: int | None = None, steps: int | None = None, *, weights: str = "random",
-             lr: float = alg.DEFAULT_LR, seed: int = alg.DEFAULT_SEED) -> Job:
+def make_job(
+    name: str,
+    layers: Sequence[str] | None = None,
+    filters: str | int | None = None,
+    size: int | None = None,
+    steps: int | None = None,
+    *,
+    weights: str = "random",
+    lr: float = alg.DEFAULT_LR,
+    seed: int = alg.DEFAULT_SEED,
+) -> Job:
     """A preset (``cpu``, ``block5``, ``atlas``) with any field overridden. ``filters``: a count
     ("16": the first 16 of each layer), ``"all"``, or a list such as ``"0-7,20"``."""
     if name not in JOBS:

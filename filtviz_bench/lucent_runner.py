@@ -33,8 +33,10 @@ LUCENT_VERSION = "0.1.8"
 DEFAULT_STEPS = 512  # render_vis(thresholds=(512,))
 DEFAULT_LR = 0.05  # render_vis's Adam
 UPSAMPLE_TO = 224  # render_vis upsamples smaller images to this before the model
-INSTALL_HINT = ("pip install --no-deps torch-lucent==0.1.8 && pip install decorator kornia ipython "
-                "(make bench and make quality do this)")
+INSTALL_HINT = (
+    "pip install --no-deps torch-lucent==0.1.8 && pip install decorator kornia ipython "
+    "(make bench and make quality do this)"
+)
 
 
 def module_name(layer: str) -> str:
@@ -84,8 +86,7 @@ class KerasVGG16(nn.Module):
     torchvision's module names (``features_28`` for Lucent). ``truncated`` ends the forward pass after
     ``features`` (see :func:`truncated`)."""
 
-    def __init__(self, features: nn.Module, avgpool: nn.Module, classifier: nn.Module, truncated: bool = False
-                 ) -> None:
+    def __init__(self, features: nn.Module, avgpool: nn.Module, classifier: nn.Module, truncated: bool = False) -> None:
         super().__init__()
         self.preprocess = UnitCaffe()
         self.features = features
@@ -117,14 +118,15 @@ def _torchvision_vgg16(weights: str) -> nn.Module:
     return vgg.eval().requires_grad_(False)
 
 
-def keras_vgg16(weights: str = "keras", *, inplace_relu: bool = True, device: str | torch.device = "cpu"
-                ) -> KerasVGG16:
+def keras_vgg16(weights: str = "keras", *, inplace_relu: bool = True, device: str | torch.device = "cpu") -> KerasVGG16:
     """The model Lucent's users would build: torchvision's VGG16 (its in-place ReLUs unless
     ``inplace_relu=False``; classifier seeded, unused by conv objectives) with ``weights``' conv
     kernels (``keras``, ``random`` or a file, as :func:`torch_filtviz.load_vgg16` reads them)."""
     vgg = _torchvision_vgg16(str(weights))
-    layers = OrderedDict((name, nn.ReLU(inplace=inplace_relu) if isinstance(module, nn.ReLU) else module)
-                         for name, module in vgg.features.named_children())
+    layers = OrderedDict(
+        (name, nn.ReLU(inplace=inplace_relu) if isinstance(module, nn.ReLU) else module)
+        for name, module in vgg.features.named_children()
+    )
     model = KerasVGG16(nn.Sequential(layers), vgg.avgpool, vgg.classifier)
     return model.eval().requires_grad_(False).to(device)
 
@@ -133,7 +135,7 @@ def truncated(model: KerasVGG16, layer: str) -> KerasVGG16:
     """The same model (shared modules, same names) ending right after ``layer``'s conv and its ReLU.
     Lucent's objective reads only that hook, and its gradient flows only through what comes before,
     so its pictures do not change; the needless rest of the forward pass is saved."""
-    keep = model.features[:vgg_spec.TORCH_CONV_INDEX[layer] + 2]  # nn.Sequential slices keep their names
+    keep = model.features[: vgg_spec.TORCH_CONV_INDEX[layer] + 2]  # nn.Sequential slices keep their names
     return KerasVGG16(keep, model.avgpool, model.classifier, truncated=True).eval()
 
 
@@ -172,9 +174,20 @@ class LucentRun:
     steps: int
 
 
-def render(model: nn.Module, layer: str, filters: Sequence[int], *, steps: int, size: int = 128, seed: int = 0,
-           lr: float = DEFAULT_LR, init: torch.Tensor | None = None, transforms: str = "standard",
-           upsample: bool = True, device: str | torch.device = "cpu") -> LucentRun:
+def render(
+    model: nn.Module,
+    layer: str,
+    filters: Sequence[int],
+    *,
+    steps: int,
+    size: int = 128,
+    seed: int = 0,
+    lr: float = DEFAULT_LR,
+    init: torch.Tensor | None = None,
+    transforms: str = "standard",
+    upsample: bool = True,
+    device: str | torch.device = "cpu",
+) -> LucentRun:
     """``render_vis`` for one image per filter of ``layer`` (batch element i maximizes ``filters[i]``
     with Lucent's ``channel`` objective, the mean of the hooked module's output).
 
@@ -186,7 +199,8 @@ def render(model: nn.Module, layer: str, filters: Sequence[int], *, steps: int, 
     """
     optvis = import_lucent()
     objective = optvis.objectives.Objective.sum(
-        [optvis.objectives.channel(module_name(layer), int(f), batch=i) for i, f in enumerate(filters)])
+        [optvis.objectives.channel(module_name(layer), int(f), batch=i) for i, f in enumerate(filters)]
+    )
     chosen = {"standard": None, "none": []}[transforms]
     with seeded(seed), hooks_removed_after(model):
         if init is not None:
@@ -195,10 +209,18 @@ def render(model: nn.Module, layer: str, filters: Sequence[int], *, steps: int, 
         else:
             params, image_f = optvis.param.image(size, batch=len(filters))
         if steps:
-            optvis.render.render_vis(model, objective, param_f=lambda: (params, image_f),
-                                     optimizer=lambda p: torch.optim.Adam(p, lr=lr), transforms=chosen,
-                                     preprocess=False, thresholds=(steps,), progress=False, show_image=False,
-                                     fixed_image_size=None if upsample else size)
+            optvis.render.render_vis(
+                model,
+                objective,
+                param_f=lambda: (params, image_f),
+                optimizer=lambda p: torch.optim.Adam(p, lr=lr),
+                transforms=chosen,
+                preprocess=False,
+                thresholds=(steps,),
+                progress=False,
+                show_image=False,
+                fixed_image_size=None if upsample else size,
+            )
         with torch.no_grad():
             final = image_f().detach()
     images = (final.permute(0, 2, 3, 1).cpu().numpy() * 255).astype(np.uint8) if init is None else np.zeros(0, np.uint8)

@@ -42,8 +42,11 @@ def set_threads(n: int, with_tf: bool) -> dict[str, Any]:
     """Give torch and TensorFlow the same number of intra-op threads (they run one after the other,
     never at once); TF's inter-op pool is 1 so its graph ops do not compete with its own kernels."""
     torch.set_num_threads(n)
-    info: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "torch_interop_threads": None,
-                            "cpu_count": os.cpu_count()}
+    info: dict[str, Any] = {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": None,
+        "cpu_count": os.cpu_count(),
+    }
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
     info["torch_interop_threads"] = torch.get_num_interop_threads()

@@ -52,8 +52,18 @@ RUN_NAMES = tuple(renderers.METHODS) + tuple(f"{m}_default" for m in renderers.M
 DEFAULT_RUNS = tuple(r for r in RUN_NAMES if r not in ("lucent_best_default", "lucent_224_default"))
 # --quick: the whole path (every run, the speed job, the figures) in seconds; the default runs are capped to
 # the equal-passes steps, so they fold into those runs.
-QUICK = {"layers": "block1_conv2,block2_conv1", "filters": "2", "size": 32, "steps": 2, "noise": 3, "k": 2,
-         "speed_filters": 1, "speed_steps": 1, "speed_repeats": 2, "cap_default_steps": 2}
+QUICK = {
+    "layers": "block1_conv2,block2_conv1",
+    "filters": "2",
+    "size": 32,
+    "steps": 2,
+    "noise": 3,
+    "k": 2,
+    "speed_filters": 1,
+    "speed_steps": 1,
+    "speed_repeats": 2,
+    "cap_default_steps": 2,
+}
 
 
 @dataclass
@@ -78,15 +88,25 @@ class Config:
     readme_rows: int = 4
 
     def describe(self) -> dict[str, Any]:
-        return {"layers": self.layers, "filters": self.filters_spec,
-                "filter_indices": {k: compact(v) for k, v in self.filters.items()}, "size": self.size,
-                "equal_steps": self.equal_steps, "runs": self.runs, "noise_pictures": self.noise,
-                "heldout": asdict(self.heldout), "seed": self.seed, "weights": self.weights,
-                "speed": {"filters_per_layer": self.speed_filters, "steps": self.speed_steps,
-                          "repeats": self.speed_repeats} if self.speed else None,
-                "cap_default_steps": self.cap_default_steps, "fourier_options": self.fourier_options,
-                "fourier_lr": self.fourier_lr, "evaluator": {"eval_seed": evaluator.EVAL_SEED,
-                                                             "noise_seed": evaluator.NOISE_SEED}}
+        return {
+            "layers": self.layers,
+            "filters": self.filters_spec,
+            "filter_indices": {k: compact(v) for k, v in self.filters.items()},
+            "size": self.size,
+            "equal_steps": self.equal_steps,
+            "runs": self.runs,
+            "noise_pictures": self.noise,
+            "heldout": asdict(self.heldout),
+            "seed": self.seed,
+            "weights": self.weights,
+            "speed": {"filters_per_layer": self.speed_filters, "steps": self.speed_steps, "repeats": self.speed_repeats}
+            if self.speed
+            else None,
+            "cap_default_steps": self.cap_default_steps,
+            "fourier_options": self.fourier_options,
+            "fourier_lr": self.fourier_lr,
+            "evaluator": {"eval_seed": evaluator.EVAL_SEED, "noise_seed": evaluator.NOISE_SEED},
+        }
 
 
 @dataclass(frozen=True)
@@ -122,8 +142,9 @@ def make_renderer(method: str, cfg: Config, model: torch.nn.Module, device: torc
     if method in renderers.TORCH_METHODS:
         options = cfg.fourier_options if method == "fourier" else None
         lr = cfg.fourier_lr if method == "fourier" else None
-        return renderers.torch_renderer(model, method, size=cfg.size, seed=cfg.seed, device=device, options=options,
-                                        lr=lr)
+        return renderers.torch_renderer(
+            model, method, size=cfg.size, seed=cfg.seed, device=device, options=options, lr=lr
+        )
     return renderers.lucent_renderer(cfg.weights, method, size=cfg.size, seed=cfg.seed, device=device)
 
 
@@ -143,37 +164,62 @@ def lucent_hook_facts(cfg: Config, runs: dict[str, dict[str, Any]], device: torc
             maps = conv(model.preprocess(image_f().to(device)))
         for i, f in enumerate(chosen):
             starts_below[(layer, f)] = bool(maps[i, f].max() <= 0)
-    flat = {name: {(s["layer"], s["filter"]) for s in run["scores"] if s["flat"]}
-            for name, run in runs.items() if run["method"] in renderers.LUCENT_METHODS}
+    flat = {
+        name: {(s["layer"], s["filter"]) for s in run["scores"] if s["flat"]}
+        for name, run in runs.items()
+        if run["method"] in renderers.LUCENT_METHODS
+    }
     below = {k for k, v in starts_below.items() if v}
     n = len(starts_below)
-    parts = [(f"Lucent's hook on a conv (e.g. `{lucent_runner.module_name(cfg.layers[-1])}`) keeps the module's output "
-             "tensor, which torchvision's in-place ReLU then overwrites: Lucent optimizes the post-ReLU map, and a "
-             "filter whose pre-activation is <= 0 everywhere has a zero gradient and never moves. On Lucent's seeded "
-             f"start picture ({cfg.size} px) {len(below)} of {n} filters are <= 0 everywhere.")]
+    parts = [
+        (
+            f"Lucent's hook on a conv (e.g. `{lucent_runner.module_name(cfg.layers[-1])}`) keeps the module's output "
+            "tensor, which torchvision's in-place ReLU then overwrites: Lucent optimizes the post-ReLU map, and a "
+            "filter whose pre-activation is <= 0 everywhere has a zero gradient and never moves. On Lucent's seeded "
+            f"start picture ({cfg.size} px) {len(below)} of {n} filters are <= 0 everywhere."
+        )
+    ]
     for name, keys in flat.items():
         z = runs[name]["summary"]["median_z"]
-        parts.append(f"{name} ({runs[name]['steps']} steps): {len(keys)} flat pictures ({len(keys & below)} of them "
-                     f"among those), median robust z {quality_report._num(z)}.")
-    return {"starts_below_zero": sorted(f"{k[0]}:{k[1]}" for k in below), "filters": n,
-            "flat": {name: sorted(f"{k[0]}:{k[1]}" for k in keys) for name, keys in flat.items()},
-            "text": " ".join(parts)}
+        parts.append(
+            f"{name} ({runs[name]['steps']} steps): {len(keys)} flat pictures ({len(keys & below)} of them "
+            f"among those), median robust z {quality_report._num(z)}."
+        )
+    return {
+        "starts_below_zero": sorted(f"{k[0]}:{k[1]}" for k in below),
+        "filters": n,
+        "flat": {name: sorted(f"{k[0]}:{k[1]}" for k in keys) for name, keys in flat.items()},
+        "text": " ".join(parts),
+    }
 
 
-def speed_job(cfg: Config, model: torch.nn.Module, device: torch.device, log: Callable[[str], None]
-              ) -> dict[str, Any]:
+def speed_job(cfg: Config, model: torch.nn.Module, device: torch.device, log: Callable[[str], None]) -> dict[str, Any]:
     """The fourier method against Lucent at its defaults as its users run it (the whole torchvision VGG16,
     pictures upsampled to 224 px), on the same filters and steps, round robin."""
     if renderers.unavailable("fourier") or renderers.unavailable("lucent"):
         return {"why": "n/a: " + (renderers.unavailable("fourier") or renderers.unavailable("lucent") or "")}
-    job = Job(name="quality-speed", filters={k: v[:cfg.speed_filters] for k, v in cfg.filters.items()}, size=cfg.size,
-              steps=cfg.speed_steps, weights=cfg.weights, seed=cfg.seed)
+    job = Job(
+        name="quality-speed",
+        filters={k: v[: cfg.speed_filters] for k, v in cfg.filters.items()},
+        size=cfg.size,
+        steps=cfg.speed_steps,
+        weights=cfg.weights,
+        seed=cfg.seed,
+    )
     methods: list[Method] = []
     precisions = (["bf16"] if device.type != "cpu" or machine.cpu_bf16_ok() else []) + ["fp32"]
     labels = {}
     for precision in precisions:
-        render = renderers.torch_renderer(model, "fourier", size=cfg.size, seed=cfg.seed, device=device,
-                                          precision=precision, options=cfg.fourier_options or None, lr=cfg.fourier_lr)
+        render = renderers.torch_renderer(
+            model,
+            "fourier",
+            size=cfg.size,
+            seed=cfg.seed,
+            device=device,
+            precision=precision,
+            options=cfg.fourier_options or None,
+            lr=cfg.fourier_lr,
+        )
 
         def run(filters: dict[str, list[int]], steps: int | None = None, _render=render) -> None:
             for layer, chosen in filters.items():
@@ -186,32 +232,56 @@ def speed_job(cfg: Config, model: torch.nn.Module, device: torch.device, log: Ca
 
     def run_lucent(filters: dict[str, list[int]], steps: int | None = None) -> None:
         for layer, chosen in filters.items():
-            lucent_runner.render(full, layer, chosen, steps=job.steps if steps is None else steps, size=cfg.size,
-                                 seed=cfg.seed, upsample=True, device=device)
+            lucent_runner.render(
+                full,
+                layer,
+                chosen,
+                steps=job.steps if steps is None else steps,
+                size=cfg.size,
+                seed=cfg.seed,
+                upsample=True,
+                device=device,
+            )
 
     labels["lucent"] = "Lucent render_vis defaults (whole network, 224 px), batched per layer"
     methods.append(Method("lucent", run_lucent, False, "torch+lucent", labels["lucent"]))
     log(f"speed: {job.n_filters} filters x {job.steps} steps, {cfg.speed_repeats} round-robin repeats")
     timed = time_methods(methods, job, device, repeats=cfg.speed_repeats, warmup_steps=1, log=log)
-    out: dict[str, Any] = {"job": f"{', '.join(job.filters)}; {cfg.speed_filters} filters per layer, {cfg.size} px, "
-                                  f"{job.steps} steps", "repeats": cfg.speed_repeats, "image_steps": job.image_steps,
-                           "methods": {}, "ratios": {}}
+    out: dict[str, Any] = {
+        "job": f"{', '.join(job.filters)}; {cfg.speed_filters} filters per layer, {cfg.size} px, {job.steps} steps",
+        "repeats": cfg.speed_repeats,
+        "image_steps": job.image_steps,
+        "methods": {},
+        "ratios": {},
+    }
     for name, res in timed.items():
         st = stats(res["seconds"])
-        out["methods"][name] = {"label": labels[name], "seconds_timed": res["seconds"], "seconds": st,
-                                "image_steps_per_s": job.image_steps / st["median"]}
+        out["methods"][name] = {
+            "label": labels[name],
+            "seconds_timed": res["seconds"],
+            "seconds": st,
+            "image_steps_per_s": job.image_steps / st["median"],
+        }
     for precision in precisions:
         name = f"fourier_{precision}"
-        out["ratios"][name] = speed_verdict(timed[name]["seconds"], timed["lucent"]["seconds"],
-                                            quality_report.SPEED_OVER_LUCENT)
+        out["ratios"][name] = speed_verdict(
+            timed[name]["seconds"], timed["lucent"]["seconds"], quality_report.SPEED_OVER_LUCENT
+        )
     out["fast"] = f"fourier_{precisions[0]}"
     out["verdict"] = out["ratios"][out["fast"]]
     return out
 
 
-def scored_run(model: torch.nn.Module, render: renderers.Renderer, filters: dict[str, list[int]], steps: int,
-               baselines: dict[str, evaluator.NoiseBaseline], heldout: evaluator.HeldOut, device: torch.device,
-               log: Callable[[str, float, list[float]], None] | None = None) -> dict[str, Any]:
+def scored_run(
+    model: torch.nn.Module,
+    render: renderers.Renderer,
+    filters: dict[str, list[int]],
+    steps: int,
+    baselines: dict[str, evaluator.NoiseBaseline],
+    heldout: evaluator.HeldOut,
+    device: torch.device,
+    log: Callable[[str, float, list[float]], None] | None = None,
+) -> dict[str, Any]:
     """One run (a renderer at ``steps``) over every layer's filters, each picture scored against its
     layer's noise baseline: scores, seconds (in all and per layer), pictures by layer, and their summaries.
     ``log(layer, seconds, z-scores)`` after each layer."""
@@ -222,20 +292,35 @@ def scored_run(model: torch.nn.Module, render: renderers.Renderer, filters: dict
         seconds += pics.seconds
         per_layer_seconds[layer] = pics.seconds
         pictures[layer] = pics.images
-        layer_scores = [{**s.as_dict(), "dead": bool(dead)} for s, dead in
-                        zip(evaluator.score(model, layer, chosen, pics.images, baselines[layer], heldout=heldout,
-                                            device=device), pics.dead)]
+        layer_scores = [
+            {**s.as_dict(), "dead": bool(dead)}
+            for s, dead in zip(
+                evaluator.score(model, layer, chosen, pics.images, baselines[layer], heldout=heldout, device=device),
+                pics.dead,
+            )
+        ]
         scores += layer_scores
         if log is not None:
             log(layer, pics.seconds, [s["z"] for s in layer_scores])
-    return {"scores": scores, "seconds": seconds, "seconds_per_layer": per_layer_seconds, "pictures": pictures,
-            "summary": quality_report.summarize(scores),
-            "per_layer": {layer: quality_report.summarize([s for s in scores if s["layer"] == layer])
-                          for layer in filters}}
+    return {
+        "scores": scores,
+        "seconds": seconds,
+        "seconds_per_layer": per_layer_seconds,
+        "pictures": pictures,
+        "summary": quality_report.summarize(scores),
+        "per_layer": {layer: quality_report.summarize([s for s in scores if s["layer"] == layer]) for layer in filters},
+    }
 
 
-def run_quality(cfg: Config, device: torch.device, out: Path | None, readme_figure: Path | None = None,
-                save_pictures: bool = False, log: Callable[[str], None] = print, command: str = "") -> dict[str, Any]:
+def run_quality(
+    cfg: Config,
+    device: torch.device,
+    out: Path | None,
+    readme_figure: Path | None = None,
+    save_pictures: bool = False,
+    log: Callable[[str], None] = print,
+    command: str = "",
+) -> dict[str, Any]:
     """Everything: noise baselines, pictures, scores, the speed job, the report (written under ``out``)."""
     from torch_filtviz import load_vgg16
 
@@ -246,8 +331,9 @@ def run_quality(cfg: Config, device: torch.device, out: Path | None, readme_figu
     baselines = {}
     for layer in cfg.layers:
         t = time.perf_counter()
-        baselines[layer] = evaluator.noise_baseline(model, layer, cfg.size, count=cfg.noise, heldout=cfg.heldout,
-                                                    device=device)
+        baselines[layer] = evaluator.noise_baseline(
+            model, layer, cfg.size, count=cfg.noise, heldout=cfg.heldout, device=device
+        )
         log(f"noise baseline {layer}: {time.perf_counter() - t:.1f} s")
     runs: dict[str, dict[str, Any]] = {}
     pictures: dict[str, dict[str, np.ndarray]] = {}
@@ -255,17 +341,31 @@ def run_quality(cfg: Config, device: torch.device, out: Path | None, readme_figu
     for spec in specs:
         if spec.method not in made:
             made[spec.method] = make_renderer(spec.method, cfg, model, device)
-        run = scored_run(model, made[spec.method], cfg.filters, spec.steps, baselines, cfg.heldout, device,
-                         log=lambda layer, seconds, zs, name=spec.name: log(
-                             f"{name} {layer}: {seconds:.1f} s, median z "
-                             f"{quality_report._num(quality_report._median(zs))}"))
+        run = scored_run(
+            model,
+            made[spec.method],
+            cfg.filters,
+            spec.steps,
+            baselines,
+            cfg.heldout,
+            device,
+            log=lambda layer, seconds, zs, name=spec.name: log(
+                f"{name} {layer}: {seconds:.1f} s, median z {quality_report._num(quality_report._median(zs))}"
+            ),
+        )
         pictures[spec.name] = run.pop("pictures")
         n = sum(len(v) for v in cfg.filters.values())
         runs[spec.name] = {
-            "method": spec.method, "label": renderers.LABELS[spec.method], "steps": spec.steps, "budget": spec.budget,
-            "seconds": run["seconds"], "seconds_per_layer": run["seconds_per_layer"],
-            "seconds_per_image_step": run["seconds"] / max(1, n * spec.steps), "scores": run["scores"],
-            "summary": run["summary"], "per_layer": run["per_layer"],
+            "method": spec.method,
+            "label": renderers.LABELS[spec.method],
+            "steps": spec.steps,
+            "budget": spec.budget,
+            "seconds": run["seconds"],
+            "seconds_per_layer": run["seconds_per_layer"],
+            "seconds_per_image_step": run["seconds"] / max(1, n * spec.steps),
+            "scores": run["scores"],
+            "summary": run["summary"],
+            "per_layer": run["per_layer"],
         }
     speed = speed_job(cfg, model, device, log) if cfg.speed else None
     report: dict[str, Any] = {
@@ -290,25 +390,38 @@ def run_quality(cfg: Config, device: torch.device, out: Path | None, readme_figu
     return report
 
 
-def figure_columns(report: dict[str, Any], pictures: dict[str, dict[str, np.ndarray]], cfg: Config,
-                   layers: Sequence[str], names: Sequence[str], rows: int | None = None):
+def figure_columns(
+    report: dict[str, Any],
+    pictures: dict[str, dict[str, np.ndarray]],
+    cfg: Config,
+    layers: Sequence[str],
+    names: Sequence[str],
+    rows: int | None = None,
+):
     groups = []
     for layer in layers:
         chosen = cfg.filters[layer][:rows] if rows else cfg.filters[layer]
         heads = [f"{n}\n{report['runs'][n]['steps']} steps" for n in names]
-        cols = [pictures[n][layer][:len(chosen)] for n in names]
+        cols = [pictures[n][layer][: len(chosen)] for n in names]
         groups.append((layer, [f"{layer.split('_')[0]} f{f}" for f in chosen], heads, cols))
     return groups
 
 
-def write_outputs(report: dict[str, Any], pictures: dict[str, dict[str, np.ndarray]], cfg: Config, out: Path,
-                  readme_figure: Path | None, save_pictures: bool) -> None:
+def write_outputs(
+    report: dict[str, Any],
+    pictures: dict[str, dict[str, np.ndarray]],
+    cfg: Config,
+    out: Path,
+    readme_figure: Path | None,
+    save_pictures: bool,
+) -> None:
     names = list(report["runs"])
     if names:
         # The full figure: one panel per layer, stacked; rows filters, columns runs.
         panels = [figures.grid([g]) for g in figure_columns(report, pictures, cfg, cfg.layers, names)]
-        full = figures.Image.new("RGB", (max(p.width for p in panels), sum(p.height + figures.GAP for p in panels)),
-                                 figures.BACKGROUND)
+        full = figures.Image.new(
+            "RGB", (max(p.width for p in panels), sum(p.height + figures.GAP for p in panels)), figures.BACKGROUND
+        )
         y = 0
         for p in panels:
             full.paste(p, (0, y))
@@ -320,10 +433,15 @@ def write_outputs(report: dict[str, Any], pictures: dict[str, dict[str, np.ndarr
         cols = [c for c in cols if c in report["runs"]]
         layers = [layer for layer in README_LAYERS if layer in cfg.filters] or cfg.layers[-1:]
         if cols:
-            figures.save(figures.grid(figure_columns(report, pictures, cfg, layers, cols, cfg.readme_rows)),
-                         readme_figure)
-            report["readme_figure"] = {"path": str(readme_figure), "runs": cols, "layers": layers,
-                                       "rows_per_layer": cfg.readme_rows}
+            figures.save(
+                figures.grid(figure_columns(report, pictures, cfg, layers, cols, cfg.readme_rows)), readme_figure
+            )
+            report["readme_figure"] = {
+                "path": str(readme_figure),
+                "runs": cols,
+                "layers": layers,
+                "rows_per_layer": cfg.readme_rows,
+            }
     if save_pictures:
         import io
 
@@ -335,16 +453,24 @@ def write_outputs(report: dict[str, Any], pictures: dict[str, dict[str, np.ndarr
 
 
 def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="examples:\n" + __doc__.rsplit("\n\n", 1)[-1])
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + __doc__.rsplit("\n\n", 1)[-1],
+    )
     p.add_argument("--layers", help=f"comma list of VGG16 conv layers (default: {','.join(DEFAULT_LAYERS)})")
     p.add_argument("--filters", help="per layer: a count (the first N) or a list such as 0-7,20 (default: 8)")
     p.add_argument("--size", type=int, help="picture size in px (default: 128)")
-    p.add_argument("--steps", type=int, help="steps of the equal-passes runs (default: the fourier method's default, "
-                                             f"{renderers.fourier_steps()})")
-    p.add_argument("--runs", help=f"comma list from {', '.join(RUN_NAMES)} (default: all but "
-                                  "lucent_best_default, lucent_224_default)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help=f"steps of the equal-passes runs (default: the fourier method's default, {renderers.fourier_steps()})",
+    )
+    p.add_argument(
+        "--runs",
+        help=f"comma list from {', '.join(RUN_NAMES)} (default: all but lucent_best_default, lucent_224_default)",
+    )
     p.add_argument("--noise", type=int, help="1/f-noise pictures per layer for the z-score baseline (default: 32)")
     p.add_argument("--k", type=int, help="held-out transformations per picture (default: 16)")
     p.add_argument("--seed", type=int, default=0)
@@ -356,8 +482,13 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--speed-steps", type=int, help="steps in the speed job (default: 8)")
     p.add_argument("--speed-repeats", type=int, help="round-robin repeats of the speed job (default: 3)")
     p.add_argument("--cap-default-steps", type=int, help="cap the <method>_default runs' steps (for quick checks)")
-    p.add_argument("--fourier-option", action="append", default=[], metavar="NAME=JSON",
-                   help="a fourier method option, e.g. rotate=15 or scale=[0.8,1.2] (repeatable; for tuning)")
+    p.add_argument(
+        "--fourier-option",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="a fourier method option, e.g. rotate=15 or scale=[0.8,1.2] (repeatable; for tuning)",
+    )
     p.add_argument("--fourier-lr", type=float, help="the fourier method's lr (default: its own)")
     p.add_argument("--readme-rows", type=int, default=4, help="filters per layer in --readme-figure (default: 4)")
     p.add_argument("--readme-figure", help="also write the README figure (blocks 3-5; pixel, fourier, Lucent) here")
@@ -396,16 +527,26 @@ def config_from(args: argparse.Namespace) -> Config:
             raise FiltvizError(f"--fourier-option takes NAME=VALUE, got {item!r}")
         options[name.strip()] = option_value(value)
     cap = pick("cap_default_steps", None)
-    return Config(layers=layers, filters=filters, filters_spec=spec, size=size, equal_steps=equal, runs=runs,
-                  noise=_positive("noise", int(pick("noise", 32)), 2),
-                  heldout=evaluator.HeldOut(k=_positive("k", int(pick("k", 16)))), seed=args.seed,
-                  weights=args.weights, speed=not args.no_speed,
-                  speed_filters=_positive("speed-filters", int(pick("speed_filters", 4))),
-                  speed_steps=_positive("speed-steps", int(pick("speed_steps", 8))),
-                  speed_repeats=_positive("speed-repeats", int(pick("speed_repeats", 3))),
-                  cap_default_steps=None if cap is None else _positive("cap-default-steps", int(cap)),
-                  fourier_options=options, fourier_lr=args.fourier_lr,
-                  readme_rows=_positive("readme-rows", args.readme_rows))
+    return Config(
+        layers=layers,
+        filters=filters,
+        filters_spec=spec,
+        size=size,
+        equal_steps=equal,
+        runs=runs,
+        noise=_positive("noise", int(pick("noise", 32)), 2),
+        heldout=evaluator.HeldOut(k=_positive("k", int(pick("k", 16)))),
+        seed=args.seed,
+        weights=args.weights,
+        speed=not args.no_speed,
+        speed_filters=_positive("speed-filters", int(pick("speed_filters", 4))),
+        speed_steps=_positive("speed-steps", int(pick("speed_steps", 8))),
+        speed_repeats=_positive("speed-repeats", int(pick("speed_repeats", 3))),
+        cap_default_steps=None if cap is None else _positive("cap-default-steps", int(cap)),
+        fourier_options=options,
+        fourier_lr=args.fourier_lr,
+        readme_rows=_positive("readme-rows", args.readme_rows),
+    )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m filtviz_bench quality") -> dict[str, Any]:
@@ -417,12 +558,22 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m filtviz_bench
     if args.threads:
         torch.set_num_threads(_positive("threads", args.threads))
     out = Path(args.out or "benchmarks/quality")
-    print(f"quality: {sum(len(v) for v in cfg.filters.values())} filters of {', '.join(cfg.layers)} at {cfg.size} px, "
-          f"equal passes {cfg.equal_steps} steps, runs {', '.join(cfg.runs)}; {device} "
-          f"({machine.device_name(device)}, {torch.get_num_threads()} threads)", flush=True)
+    print(
+        f"quality: {sum(len(v) for v in cfg.filters.values())} filters of {', '.join(cfg.layers)} at {cfg.size} px, "
+        f"equal passes {cfg.equal_steps} steps, runs {', '.join(cfg.runs)}; {device} "
+        f"({machine.device_name(device)}, {torch.get_num_threads()} threads)",
+        flush=True,
+    )
     command = "python -m filtviz_bench quality " + " ".join(sys.argv[1:] if argv is None else argv)
-    report = run_quality(cfg, device, out, Path(args.readme_figure) if args.readme_figure else None,
-                         args.save_pictures, log=lambda line: print(line, flush=True), command=command.strip())
+    report = run_quality(
+        cfg,
+        device,
+        out,
+        Path(args.readme_figure) if args.readme_figure else None,
+        args.save_pictures,
+        log=lambda line: print(line, flush=True),
+        command=command.strip(),
+    )
     print(quality_report.markdown(report))
     print(f"\nwrote {out / 'quality.json'}, {out / 'quality.md'}, {out / 'figure.jpg'}")
     return report

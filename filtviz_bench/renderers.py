@@ -71,9 +71,17 @@ def unavailable(method: str) -> str | None:
     return None
 
 
-def torch_renderer(model: torch.nn.Module, method: str, *, size: int, seed: int, device: torch.device,
-                   precision: str = "fp32", options: dict[str, Any] | None = None, lr: float | None = None
-                   ) -> Renderer:
+def torch_renderer(
+    model: torch.nn.Module,
+    method: str,
+    *,
+    size: int,
+    seed: int,
+    device: torch.device,
+    precision: str = "fp32",
+    options: dict[str, Any] | None = None,
+    lr: float | None = None,
+) -> Renderer:
     """pixel or fourier through torch_filtviz; ``options``: the fourier method's ``method_options``."""
     extra: dict[str, Any] = {}
     if options:
@@ -83,16 +91,29 @@ def torch_renderer(model: torch.nn.Module, method: str, *, size: int, seed: int,
 
     def render(layer: str, filters: list[int], steps: int) -> Pictures:
         start = time.perf_counter()
-        r = visualize(model, layer, filters, method=method, steps=steps, size=size, seed=seed, snapshots=None,
-                      device=device, precision=precision, **extra)
-        return Pictures(images=np.asarray(r.images, np.uint8), dead=np.asarray(r.dead, bool),
-                        seconds=time.perf_counter() - start)
+        r = visualize(
+            model,
+            layer,
+            filters,
+            method=method,
+            steps=steps,
+            size=size,
+            seed=seed,
+            snapshots=None,
+            device=device,
+            precision=precision,
+            **extra,
+        )
+        return Pictures(
+            images=np.asarray(r.images, np.uint8), dead=np.asarray(r.dead, bool), seconds=time.perf_counter() - start
+        )
 
     return render
 
 
-def lucent_renderer(weights: str, method: str, *, size: int, seed: int, device: torch.device,
-                    upsample: bool | None = None) -> Renderer:
+def lucent_renderer(
+    weights: str, method: str, *, size: int, seed: int, device: torch.device, upsample: bool | None = None
+) -> Renderer:
     """Lucent's defaults (``render_vis``: FFT, decorrelated, standard transforms, Adam 0.05) for a batch
     of filters; ``lucent_best`` moves its hook to the pre-activation; ``upsample`` (default: only for
     ``lucent_224``) keeps render_vis's upsampling to 224 px."""
@@ -102,8 +123,9 @@ def lucent_renderer(weights: str, method: str, *, size: int, seed: int, device: 
     def render(layer: str, filters: list[int], steps: int) -> Pictures:
         model = lucent_runner.truncated(full, layer)
         start = time.perf_counter()
-        got = lucent_runner.render(model, layer, filters, steps=steps, size=size, seed=seed, upsample=upsample,
-                                   device=device)
+        got = lucent_runner.render(
+            model, layer, filters, steps=steps, size=size, seed=seed, upsample=upsample, device=device
+        )
         return Pictures(images=got.images, dead=np.zeros(len(filters), bool), seconds=time.perf_counter() - start)
 
     return render

@@ -58,8 +58,17 @@ from filtviz_core.atomic import write_json
 from filtviz_core.errors import FiltvizError
 
 SCHEMA = 1
-METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_nchw", "torch_fp32_cl", "torch_bf16",
-           "torch_bf16_cl", "lucent")
+METHODS = (
+    "tf_eager",
+    "tf_compiled",
+    "torch_one",
+    "torch_fp32",
+    "torch_fp32_nchw",
+    "torch_fp32_cl",
+    "torch_bf16",
+    "torch_bf16_cl",
+    "lucent",
+)
 # On CPU the defaults already are channels_last, so the forced-_cl rows would repeat them.
 CPU_METHODS = ("tf_eager", "tf_compiled", "torch_one", "torch_fp32", "torch_fp32_nchw", "torch_bf16", "lucent")
 CUDA_METHODS = ("tf_compiled", "torch_one", "torch_fp32", "torch_fp32_cl", "torch_bf16", "torch_bf16_cl", "lucent")
@@ -83,8 +92,9 @@ CPU_TARGETS: tuple[tuple[str, str, float], ...] = (
 )
 
 
-def build_methods(names: Sequence[str], job: Job, device: torch.device, *, batch_size: int | None = None
-                  ) -> tuple[list[Method], dict[str, str], dict[str, Any]]:
+def build_methods(
+    names: Sequence[str], job: Job, device: torch.device, *, batch_size: int | None = None
+) -> tuple[list[Method], dict[str, str], dict[str, Any]]:
     """The methods that can run here, the skipped ones with the reason, and the models' facts."""
     from torch_filtviz import load_vgg16
 
@@ -132,8 +142,9 @@ def _final(losses: dict[str, np.ndarray], timed: dict[str, list[int]]) -> dict[t
     return {(layer, f): float(losses[layer][i, -1]) for layer, fs in timed.items() for i, f in enumerate(fs)}
 
 
-def summarize(results: dict[str, dict[str, Any]], job: Job, device: torch.device, flops: float,
-              peak_override: float | None = None) -> dict[str, Any]:
+def summarize(
+    results: dict[str, dict[str, Any]], job: Job, device: torch.device, flops: float, peak_override: float | None = None
+) -> dict[str, Any]:
     """The ``methods`` and ``ratios`` entries of bench.json."""
     dev_name = machine.device_name(device)
     methods: dict[str, Any] = {}
@@ -143,20 +154,32 @@ def summarize(results: dict[str, dict[str, Any]], job: Job, device: torch.device
         secs = [s * res["scale"] for s in res["seconds"]]
         st = stats(secs)
         kind = math_kind(name, device)
-        peak = peak_override if peak_override is not None else (gpu_peak(dev_name, kind) if device.type == "cuda"
-                                                                else None)
+        peak = (
+            peak_override
+            if peak_override is not None
+            else (gpu_peak(dev_name, kind) if device.type == "cuda" else None)
+        )
         tflops = flops / st["median"] / 1e12
         losses = res["result"]
-        timed = {layer: fs[:len(losses[layer])] for layer, fs in job.filters.items()}
+        timed = {layer: fs[: len(losses[layer])] for layer, fs in job.filters.items()}
         finals[name] = _final(losses, timed)
         methods[name] = {
-            "label": LABELS[name], "framework": m.framework, "one_at_a_time": m.one_at_a_time, "notes": m.notes,
-            "filters_timed": res["filters_timed"], "scaled_to_job": res["scale"] != 1.0,
+            "label": LABELS[name],
+            "framework": m.framework,
+            "one_at_a_time": m.one_at_a_time,
+            "notes": m.notes,
+            "filters_timed": res["filters_timed"],
+            "scaled_to_job": res["scale"] != 1.0,
             "seconds_timed": [float(s) for s in res["seconds"]],
             "seconds": st,
-            "image_steps_per_s": {"median": job.image_steps / st["median"], "min": job.image_steps / st["max"],
-                                  "max": job.image_steps / st["min"]},
-            "tflops": tflops, "math": kind, "peak_tflops": peak,
+            "image_steps_per_s": {
+                "median": job.image_steps / st["median"],
+                "min": job.image_steps / st["max"],
+                "max": job.image_steps / st["min"],
+            },
+            "tflops": tflops,
+            "math": kind,
+            "peak_tflops": peak,
             "fraction_of_peak": (tflops / peak) if peak else None,
             "final_loss_mean": float(np.mean(list(finals[name].values()))),
         }
@@ -169,8 +192,10 @@ def summarize(results: dict[str, dict[str, Any]], job: Job, device: torch.device
             diff = {"median": float(np.median(rel)), "max": float(np.max(rel)), "filters": len(rel)} if rel else None
         methods[name]["final_loss_rel_diff_vs_torch_fp32"] = diff
     # ratios[a][b]: how many times faster a runs than b (rate of a / rate of b).
-    ratios = {a: {b: methods[b]["seconds"]["median"] / methods[a]["seconds"]["median"] for b in methods if b != a}
-              for a in methods}
+    ratios = {
+        a: {b: methods[b]["seconds"]["median"] / methods[a]["seconds"]["median"] for b in methods if b != a}
+        for a in methods
+    }
     return {"methods": methods, "ratios": ratios}
 
 
@@ -217,25 +242,37 @@ def markdown(bench: dict[str, Any]) -> str:
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in ms.items():
         s = m["seconds"]
-        cells = [f"{m['label']}" + (" *" if m["scaled_to_job"] else ""),
-                 f"{s['median']:.2f} [{s['min']:.2f}-{s['max']:.2f}]",
-                 f"{m['image_steps_per_s']['median']:.1f}", f"{m['tflops']:.3f}"]
+        cells = [
+            f"{m['label']}" + (" *" if m["scaled_to_job"] else ""),
+            f"{s['median']:.2f} [{s['min']:.2f}-{s['max']:.2f}]",
+            f"{m['image_steps_per_s']['median']:.1f}",
+            f"{m['tflops']:.3f}",
+        ]
         cells += ["-" if b == name else f"{bench['ratios'][name][b]:.2f}" for b in baselines]
         d = m["final_loss_rel_diff_vs_torch_fp32"]
-        cells.append("ref" if name == "torch_fp32" else ("-" if d is None else f"{d['median']:.1e} (max {d['max']:.1e})"))
+        cells.append(
+            "ref" if name == "torch_fp32" else ("-" if d is None else f"{d['median']:.1e} (max {d['max']:.1e})")
+        )
         rows.append("| " + " | ".join(cells) + " |")
     job = bench["job"]
-    lines = [(f"Job {job['name']}: {', '.join(job['layers'])}, {job['n_filters']} filters, {job['size']} px, "
-             f"{job['steps']} steps, weights {job['weights']}; device {bench['device']['name']} "
-             f"({bench['threads']['torch_threads']} threads, OMP_WAIT_POLICY={bench['env']['OMP_WAIT_POLICY']}); "
-             f"load average {bench['load_average']['before']} -> {bench['load_average']['after']}; "
-             f"median of {bench['repeats']} after a warm-up."), ""]
+    lines = [
+        (
+            f"Job {job['name']}: {', '.join(job['layers'])}, {job['n_filters']} filters, {job['size']} px, "
+            f"{job['steps']} steps, weights {job['weights']}; device {bench['device']['name']} "
+            f"({bench['threads']['torch_threads']} threads, OMP_WAIT_POLICY={bench['env']['OMP_WAIT_POLICY']}); "
+            f"load average {bench['load_average']['before']} -> {bench['load_average']['after']}; "
+            f"median of {bench['repeats']} after a warm-up."
+        ),
+        "",
+    ]
     lines += rows
     if any(m["scaled_to_job"] for m in ms.values()):
         lines.append("\n\\* timed on a subset of the filters (`--baseline-filters`), scaled to the whole job.")
     if bench["targets"]:
-        lines.append("\nTargets (ratio of medians [slowest-fastest repeat pairing]; met only when the whole range "
-                     "reaches the target):")
+        lines.append(
+            "\nTargets (ratio of medians [slowest-fastest repeat pairing]; met only when the whole range "
+            "reaches the target):"
+        )
     lines += [target_line(t) for t in bench["targets"]]
     for name, why in bench["skipped"].items():
         lines.append(f"- skipped {name}: {why}")
@@ -253,15 +290,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--methods", help=f"comma list from {', '.join(METHODS)} (default: by device)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--baseline-filters", type=int, default=None,
-                   help="one-at-a-time methods time only this many filters per layer, scaled to the job "
-                        "(default: all on CPU, 4 on CUDA)")
+    p.add_argument(
+        "--baseline-filters",
+        type=int,
+        default=None,
+        help="one-at-a-time methods time only this many filters per layer, scaled to the job "
+        "(default: all on CPU, 4 on CUDA)",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="filters per chunk (default: torch_filtviz's)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for torch and TF (default: torch's)")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak to compare against (default: looked up)")
     p.add_argument("--out", help="directory for bench.json (default: benchmarks/<device>/<job>)")
-    p.add_argument("--report", metavar="BENCH_JSON",
-                   help="print the table of a past run, its targets recomputed under the range rule; runs nothing")
+    p.add_argument(
+        "--report",
+        metavar="BENCH_JSON",
+        help="print the table of a past run, its targets recomputed under the range rule; runs nothing",
+    )
     return p.parse_args(argv)
 
 
@@ -287,8 +331,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from torch_filtviz import resolve_device
 
     device = resolve_device(args.device)
-    names = (args.methods.split(",") if args.methods
-             else list(CUDA_METHODS if device.type == "cuda" else CPU_METHODS))
+    names = args.methods.split(",") if args.methods else list(CUDA_METHODS if device.type == "cuda" else CPU_METHODS)
     names = [n.strip() for n in names if n.strip()]
     if args.repeats < 1:
         raise FiltvizError("--repeats must be >= 1")
@@ -296,8 +339,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     per_layer = args.baseline_filters if args.baseline_filters is not None else (4 if device.type == "cuda" else None)
     threads = machine.set_threads(args.threads or torch.get_num_threads(), any(n.startswith("tf_") for n in names))
     load_before = machine.load_average()
-    print(f"benchmark {job.name}: {job.n_filters} filters x {job.steps} steps at {job.size} px on {device} "
-          f"({machine.device_name(device)}), methods {', '.join(names)}", flush=True)
+    print(
+        f"benchmark {job.name}: {job.n_filters} filters x {job.steps} steps at {job.size} px on {device} "
+        f"({machine.device_name(device)}), methods {', '.join(names)}",
+        flush=True,
+    )
     methods, skipped, facts = build_methods(names, job, device, batch_size=args.batch_size)
     results = time_methods(methods, job, device, repeats=args.repeats, baseline_filters=per_layer)
     summary = summarize(results, job, device, facts["flops"], args.peak_tflops)
@@ -315,12 +361,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "baseline_filters": per_layer,
         "flops_per_job": facts["flops"],
         "flops_definition": "conv FLOPs (2 per multiply-add) of forward + input gradient per step, plus the "
-                            "last forward, for the job's filters up to each layer's conv",
+        "last forward, for the job's filters up to each layer's conv",
         **summary,
         "skipped": skipped,
     }
     bench["targets"] = check_targets(bench)
-    out = Path(args.out) if args.out else Path("benchmarks") / slug(f"{device.type}-{machine.device_name(device)}") / job.name
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("benchmarks") / slug(f"{device.type}-{machine.device_name(device)}") / job.name
+    )
     write_json(out / "bench.json", bench)
     print(markdown(bench))
     print(f"\nwrote {out / 'bench.json'}")

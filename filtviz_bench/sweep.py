@@ -45,16 +45,28 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     return name, out
 
 
-def run_sweep(layers: Sequence[str], filters_spec: str, size: int, variants: Sequence[tuple[str, dict[str, Any]]], *,
-              noise: int = 32, k: int = 16, seed: int = 0, weights: str = "keras",
-              device: torch.device = torch.device("cpu"), precision: str = "fp32") -> dict[str, Any]:
+def run_sweep(
+    layers: Sequence[str],
+    filters_spec: str,
+    size: int,
+    variants: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    noise: int = 32,
+    k: int = 16,
+    seed: int = 0,
+    weights: str = "keras",
+    device: torch.device = torch.device("cpu"),
+    precision: str = "fp32",
+) -> dict[str, Any]:
     from torch_filtviz import load_vgg16
 
     model = load_vgg16(weights, device=device)
     filters = choose_filters(layers, filters_spec, size)
     held = evaluator.HeldOut(k=k)
-    base = {layer: evaluator.noise_baseline(model, layer, size, count=noise, heldout=held, device=device)
-            for layer in layers}
+    base = {
+        layer: evaluator.noise_baseline(model, layer, size, count=noise, heldout=held, device=device)
+        for layer in layers
+    }
     rows: dict[str, Any] = {}
     for name, spec in variants:
         spec = dict(spec)
@@ -65,37 +77,65 @@ def run_sweep(layers: Sequence[str], filters_spec: str, size: int, variants: Seq
         if why:
             raise FiltvizError(f"variant {name!r}: {why}")
         if method in renderers.TORCH_METHODS:
-            render = renderers.torch_renderer(model, method, size=size, seed=seed, device=device, precision=precision,
-                                              options=spec or None, lr=lr)
+            render = renderers.torch_renderer(
+                model, method, size=size, seed=seed, device=device, precision=precision, options=spec or None, lr=lr
+            )
         else:
             render = renderers.lucent_renderer(weights, method, size=size, seed=seed, device=device)
         run = scored_run(model, render, filters, steps, base, held, device)
-        rows[name] = {"method": method, "steps": steps, "lr": lr, "options": spec, "seconds": run["seconds"],
-                      "summary": run["summary"], "per_layer": run["per_layer"], "scores": run["scores"]}
+        rows[name] = {
+            "method": method,
+            "steps": steps,
+            "lr": lr,
+            "options": spec,
+            "seconds": run["seconds"],
+            "summary": run["summary"],
+            "per_layer": run["per_layer"],
+            "scores": run["scores"],
+        }
         seconds = run["seconds"]
         s = rows[name]["summary"]
-        print(f"{name}: median z {quality_report._num(s['median_z'])}, kept {quality_report._num(s['median_kept'], '.2f')}, "
-              f"alpha {quality_report._num(s['median_alpha'], '.2f')}, flat {s['flat']}, {seconds:.0f} s", flush=True)
-    return {"layers": list(layers), "filters": filters_spec, "size": size, "noise": noise, "k": k, "seed": seed,
-            "device": machine.device_name(device), "load_average": machine.load_average(), "variants": rows}
+        print(
+            f"{name}: median z {quality_report._num(s['median_z'])}, kept {quality_report._num(s['median_kept'], '.2f')}, "
+            f"alpha {quality_report._num(s['median_alpha'], '.2f')}, flat {s['flat']}, {seconds:.0f} s",
+            flush=True,
+        )
+    return {
+        "layers": list(layers),
+        "filters": filters_spec,
+        "size": size,
+        "noise": noise,
+        "k": k,
+        "seed": seed,
+        "device": machine.device_name(device),
+        "load_average": machine.load_average(),
+        "variants": rows,
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:
     names = list(result["variants"])
     first = result["variants"][names[0]]["scores"] if names else []
-    lines = [("| variant | method | steps | lr | options | median z | z per layer | kept | alpha | share > 0.25 | "
-             "flat | z > first, share | s |"), "|" + "---|" * 13]
+    lines = [
+        (
+            "| variant | method | steps | lr | options | median z | z per layer | kept | alpha | share > 0.25 | "
+            "flat | z > first, share | s |"
+        ),
+        "|" + "---|" * 13,
+    ]
     for name in names:
         v = result["variants"][name]
         s = v["summary"]
         per = " / ".join(quality_report._num(v["per_layer"][layer]["median_z"]) for layer in result["layers"])
         share, _n = quality_report.share_above(v["scores"], first)
-        lines.append(f"| {name} | {v['method']} | {v['steps']} | {v['lr'] if v['lr'] is not None else 'default'} | "
-                     f"{json.dumps(v['options']) if v['options'] else '-'} | {quality_report._num(s['median_z'])} | "
-                     f"{per} | {quality_report._num(s['median_kept'], '.2f')} | "
-                     f"{quality_report._num(s['median_alpha'], '.2f')} | "
-                     f"{quality_report._num(s['median_high_share'], '.2f')} | {s['flat']} | {share:.0%} | "
-                     f"{v['seconds']:.0f} |")
+        lines.append(
+            f"| {name} | {v['method']} | {v['steps']} | {v['lr'] if v['lr'] is not None else 'default'} | "
+            f"{json.dumps(v['options']) if v['options'] else '-'} | {quality_report._num(s['median_z'])} | "
+            f"{per} | {quality_report._num(s['median_kept'], '.2f')} | "
+            f"{quality_report._num(s['median_alpha'], '.2f')} | "
+            f"{quality_report._num(s['median_high_share'], '.2f')} | {s['flat']} | {share:.0%} | "
+            f"{v['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -112,9 +152,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m filtviz_bench
     p.add_argument("--out", help="write the result here as JSON")
     args = p.parse_args(argv)
     started = time.perf_counter()
-    result = run_sweep([s.strip() for s in args.layers.split(",") if s.strip()], args.filters, args.size,
-                       [parse_variant(v) for v in args.variant], noise=args.noise, k=args.k, seed=args.seed,
-                       precision=args.precision)
+    result = run_sweep(
+        [s.strip() for s in args.layers.split(",") if s.strip()],
+        args.filters,
+        args.size,
+        [parse_variant(v) for v in args.variant],
+        noise=args.noise,
+        k=args.k,
+        seed=args.seed,
+        precision=args.precision,
+    )
     result["command"] = "python -m filtviz_bench.sweep " + " ".join(sys.argv[1:] if argv is None else argv)
     result["wall_seconds"] = time.perf_counter() - started
     print(markdown(result))

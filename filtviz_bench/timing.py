@@ -40,9 +40,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_methods(methods: Sequence[Method], job: Job, device: torch.device, *, repeats: int,
-                 baseline_filters: int | None = None, warmup_steps: int = 2,
-                 log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+def time_methods(
+    methods: Sequence[Method],
+    job: Job,
+    device: torch.device,
+    *,
+    repeats: int,
+    baseline_filters: int | None = None,
+    warmup_steps: int = 2,
+    log: Callable[[str], None] = print,
+) -> dict[str, dict[str, Any]]:
     """Warm every method up (``warmup_steps`` steps on the same shapes), then ``repeats`` rounds, each
     running every method once in turn, so load changes on a shared machine hit all methods alike.
 
@@ -68,8 +75,13 @@ def time_methods(methods: Sequence[Method], job: Job, device: torch.device, *, r
     for m in methods:
         timed = plan[m.name]
         n_timed = sum(len(f) for f in timed.values())
-        out[m.name] = {"seconds": seconds[m.name], "filters_timed": n_timed,
-                       "scale": scale_to_job(job, timed), "result": results[m.name], "method": m}
+        out[m.name] = {
+            "seconds": seconds[m.name],
+            "filters_timed": n_timed,
+            "scale": scale_to_job(job, timed),
+            "result": results[m.name],
+            "method": m,
+        }
     return out
 
 
@@ -92,8 +104,7 @@ def stats(values: Sequence[float]) -> dict[str, float]:
     return {"median": float(statistics.median(values)), "min": float(min(values)), "max": float(max(values))}
 
 
-def speed_verdict(method_seconds: Sequence[float], baseline_seconds: Sequence[float], needed: float
-                  ) -> dict[str, Any]:
+def speed_verdict(method_seconds: Sequence[float], baseline_seconds: Sequence[float], needed: float) -> dict[str, Any]:
     """Is the method at least ``needed`` times faster than the baseline (same work, repeats timed
     round robin)? ``ratio``: median over median; ``ratio_range``: [slowest method repeat vs fastest
     baseline repeat, fastest vs slowest]. Met only when the whole range reaches ``needed`` (the
@@ -102,5 +113,10 @@ def speed_verdict(method_seconds: Sequence[float], baseline_seconds: Sequence[fl
     m, b = stats(method_seconds), stats(baseline_seconds)
     worst, best = b["min"] / m["max"], b["max"] / m["min"]
     verdict = MET if worst >= needed else OVERLAP if best >= needed else NOT_MET
-    return {"needed": needed, "ratio": b["median"] / m["median"], "ratio_range": [worst, best],
-            "met": verdict == MET, "verdict": verdict}
+    return {
+        "needed": needed,
+        "ratio": b["median"] / m["median"],
+        "ratio_range": [worst, best],
+        "met": verdict == MET,
+        "verdict": verdict,
+    }

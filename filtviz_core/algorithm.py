@@ -35,8 +35,11 @@ DIVERSITY_STREAM = 2  # element k of a diversity group of filter f is seeded by 
 
 def seed_entropy(seed: int, key: Key, *more: int) -> tuple[int, ...]:
     """The entropy of ``numpy.random.default_rng`` for one element: ``(seed, *key, *more)``."""
-    return (int(seed), *((int(key),) if isinstance(key, (int, np.integer)) else tuple(int(k) for k in key)),
-            *(int(m) for m in more))
+    return (
+        int(seed),
+        *((int(key),) if isinstance(key, (int, np.integer)) else tuple(int(k) for k in key)),
+        *(int(m) for m in more),
+    )
 
 
 def element_keys(filters: Sequence[int], group: int = 1) -> list[Key]:
@@ -59,8 +62,10 @@ def initial_image(filter_index: Key, size: int = DEFAULT_SIZE, seed: int = DEFAU
 
 def initial_images(filters: Sequence[Key], size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> np.ndarray:
     """(F, size, size, 3) float32 starting images, one per filter (or element key), in pixel units."""
-    return np.stack([initial_image(f, size, seed) for f in filters]) if len(filters) else np.zeros(
-        (0, size, size, 3), np.float32
+    return (
+        np.stack([initial_image(f, size, seed) for f in filters])
+        if len(filters)
+        else np.zeros((0, size, size, 3), np.float32)
     )
 
 

@@ -30,8 +30,10 @@ def parse_steps(text: str | None) -> tuple[int, ...]:
         raise FiltvizError(f"bad --snapshots {text!r}: use step numbers such as 10,100") from None
 
 
-SNAPSHOTS_HELP = ("steps to keep pictures of for the comparison figure, e.g. 10,100 ('' for none); default: 10 and "
-                  "100 where they fit, plus the last step")
+SNAPSHOTS_HELP = (
+    "steps to keep pictures of for the comparison figure, e.g. 10,100 ('' for none); default: 10 and "
+    "100 where they fit, plus the last step"
+)
 
 
 def parse_names(text: str | None) -> list[str]:
@@ -116,31 +118,56 @@ def add_method_options(group) -> None:
     to the method's own (``filtviz_core.methods``)."""
     from filtviz_core import methods
 
-    group.add_argument("--method", choices=methods.METHODS, default=methods.DEFAULT_METHOD,
-                       help="pixel (the canonical ascent on pixels, SPEC.md) or fourier (a decorrelated Fourier "
-                            "spectrum, random transforms at every step, Adam: smoother pictures of deep filters, "
-                            "SPEC.md §15); default: %(default)s")
-    group.add_argument("--steps", type=int, default=None,
-                       help=f"ascent steps; default: {methods.default_steps('pixel')} (pixel), "
-                            f"{methods.default_steps('fourier')} (fourier)")
-    group.add_argument("--lr", type=float, default=None,
-                       help=f"step length: pixel units, RMS-normalised (pixel; default {methods.default_lr('pixel')}) "
-                            "or Adam's learning rate on the spectrum "
-                            f"(fourier; default {methods.default_lr('fourier')})")
+    group.add_argument(
+        "--method",
+        choices=methods.METHODS,
+        default=methods.DEFAULT_METHOD,
+        help="pixel (the canonical ascent on pixels, SPEC.md) or fourier (a decorrelated Fourier "
+        "spectrum, random transforms at every step, Adam: smoother pictures of deep filters, "
+        "SPEC.md §15); default: %(default)s",
+    )
+    group.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"ascent steps; default: {methods.default_steps('pixel')} (pixel), "
+        f"{methods.default_steps('fourier')} (fourier)",
+    )
+    group.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"step length: pixel units, RMS-normalised (pixel; default {methods.default_lr('pixel')}) "
+        "or Adam's learning rate on the spectrum "
+        f"(fourier; default {methods.default_lr('fourier')})",
+    )
 
 
 def add_unit_options(group) -> None:
     """``--unit``, ``--diversity`` and ``--diversity-weight`` of the filters command, alike in both command lines."""
     from filtviz_core import objectives
 
-    group.add_argument("--unit", choices=objectives.UNITS, default="channel",
-                       help="channel (the mean of the filter's map over its interior) or neuron (the filter at "
-                            "the centre of its map); default: %(default)s")
-    group.add_argument("--diversity", type=int, default=1, metavar="K",
-                       help="K different pictures of each filter (a diversity penalty couples them); "
-                            "default: %(default)s")
-    group.add_argument("--diversity-weight", type=float, default=None, metavar="W",
-                       help=f"weight of the diversity penalty; default: {objectives.DIVERSITY_WEIGHT:g}")
+    group.add_argument(
+        "--unit",
+        choices=objectives.UNITS,
+        default="channel",
+        help="channel (the mean of the filter's map over its interior) or neuron (the filter at "
+        "the centre of its map); default: %(default)s",
+    )
+    group.add_argument(
+        "--diversity",
+        type=int,
+        default=1,
+        metavar="K",
+        help="K different pictures of each filter (a diversity penalty couples them); default: %(default)s",
+    )
+    group.add_argument(
+        "--diversity-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help=f"weight of the diversity penalty; default: {objectives.DIVERSITY_WEIGHT:g}",
+    )
 
 
 def unit_kwargs(args) -> dict:
@@ -163,8 +190,12 @@ def unit_kwargs(args) -> dict:
 
 def add_progress(group) -> None:
     """``--progress/--no-progress``: a progress bar on stderr, by default only when stderr is a terminal."""
-    group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                       help="show a progress bar on stderr (default: only when stderr is a terminal)")
+    group.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: only when stderr is a terminal)",
+    )
 
 
 def progress_wanted(flag: bool | None) -> bool:
@@ -173,12 +204,23 @@ def progress_wanted(flag: bool | None) -> bool:
 
 def add_map_options(parser, default_layers: str | None = ",".join(NOTEBOOK_MAP_LAYERS)) -> None:
     """The ``maps`` options both command lines share: the image, --layers, --size, --channels."""
-    parser.add_argument("image", nargs="?", default=None,
-                        help="RGB image file (default: the sample photo, matplotlib's grace_hopper.jpg)")
-    parser.add_argument("--layers", default=default_layers,
-                        help="comma-separated layers" + (f"; default: {default_layers}" if default_layers else ""))
-    parser.add_argument("--size", type=int, default=MAP_SIZE,
-                        help=f"resize the image to SIZE x SIZE px first (0: keep its size); default: {MAP_SIZE}")
+    parser.add_argument(
+        "image",
+        nargs="?",
+        default=None,
+        help="RGB image file (default: the sample photo, matplotlib's grace_hopper.jpg)",
+    )
+    parser.add_argument(
+        "--layers",
+        default=default_layers,
+        help="comma-separated layers" + (f"; default: {default_layers}" if default_layers else ""),
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=MAP_SIZE,
+        help=f"resize the image to SIZE x SIZE px first (0: keep its size); default: {MAP_SIZE}",
+    )
     parser.add_argument("--channels", type=int, default=8, help="maps shown per layer; default: %(default)s")
 
 

@@ -40,10 +40,20 @@ DISTRIBUTION = "torch-filtviz"
 EXTRAS = {"tensorflow": "tf", "keras": "tf", "pytest": "parity"}
 
 #: Import name -> PyPI name, for the packages whose absence the command lines report with a pip line.
-PIP_NAMES = {"h5py": "h5py", "onnx": "onnx", "torch": "torch", "torchvision": "torchvision",
-             "torchinfo": "torchinfo", "skimage": "scikit-image", "sklearn": "scikit-learn",
-             "matplotlib": "matplotlib", "PIL": "pillow", "tqdm": "tqdm", "playwright": "playwright",
-             "lucent": "torch-lucent"}
+PIP_NAMES = {
+    "h5py": "h5py",
+    "onnx": "onnx",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "torchinfo": "torchinfo",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "matplotlib": "matplotlib",
+    "PIL": "pillow",
+    "tqdm": "tqdm",
+    "playwright": "playwright",
+    "lucent": "torch-lucent",
+}
 
 
 def install_line(module: str) -> str | None:

@@ -22,9 +22,7 @@ from filtviz_core.errors import FiltvizError
 
 # Lucid's square root of the ImageNet colour correlation (rows: R, G, B output; columns: the
 # decorrelated components), lucid/optvis/param/color.py.
-COLOR_CORRELATION_SVD_SQRT = np.array([[0.26, 0.09, 0.02],
-                                       [0.27, 0.00, -0.05],
-                                       [0.27, -0.09, 0.03]], dtype=np.float64)
+COLOR_CORRELATION_SVD_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float64)
 PIXEL_MAX = 255.0  # sigmoid output (0, 1) -> pixel units
 
 
@@ -83,13 +81,16 @@ def initial_spectra(filters: Sequence[Key], height: int, width: int, seed: int =
 def check_spectrum(spectrum: np.ndarray, height: int, width: int) -> np.ndarray:
     arr = np.asarray(spectrum)
     if arr.shape[-4:] != spectrum_shape(height, width):
-        raise FiltvizError(f"a {height}x{width} px picture needs spectra of shape (..., "
-                           f"{', '.join(map(str, spectrum_shape(height, width)))}), got {arr.shape}")
+        raise FiltvizError(
+            f"a {height}x{width} px picture needs spectra of shape (..., "
+            f"{', '.join(map(str, spectrum_shape(height, width)))}), got {arr.shape}"
+        )
     return arr
 
 
-def spectrum_to_image(spectrum: np.ndarray, height: int, width: int, *, decay: float = 1.0, divisor: float = 4.0,
-                      decorrelate: bool = True) -> np.ndarray:
+def spectrum_to_image(
+    spectrum: np.ndarray, height: int, width: int, *, decay: float = 1.0, divisor: float = 4.0, decorrelate: bool = True
+) -> np.ndarray:
     """The numpy reference of SPEC.md §15.2, in float64: spectra (..., 2, 3, H, W//2+1) -> RGB pixel
     images (..., H, W, 3) in (0, 255).
 

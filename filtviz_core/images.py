@@ -39,9 +39,14 @@ def sample_image_path() -> Path:
     return Path(cbook.get_sample_data(SAMPLE_IMAGE, asfileobj=False))
 
 
-def load_image(path: str | os.PathLike[str] | None = None, size: int | tuple[int, int] | None = None, *,
-               fit: str = "crop", background: tuple[int, int, int] = DEFAULT_BACKGROUND,
-               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(
+    path: str | os.PathLike[str] | None = None,
+    size: int | tuple[int, int] | None = None,
+    *,
+    fit: str = "crop",
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND,
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
     """An (H, W, 3) uint8 RGB image from ``path`` (default: the sample photo), as a viewer shows it.
 
     ``size``: None keeps the image's own size; an int gives a square, (height, width) a rectangle,
@@ -65,8 +70,9 @@ def load_image(path: str | os.PathLike[str] | None = None, size: int | tuple[int
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def open_rgb(path: str | os.PathLike[str], *, background: tuple[int, int, int] = DEFAULT_BACKGROUND,
-             max_pixels: int = MAX_PIXELS):
+def open_rgb(
+    path: str | os.PathLike[str], *, background: tuple[int, int, int] = DEFAULT_BACKGROUND, max_pixels: int = MAX_PIXELS
+):
     """A PIL RGB image from ``path``: EXIF orientation applied, high bit depths scaled, alpha composited."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -121,8 +127,7 @@ def _bomb(path: Path, size: tuple[int, int] | int | None, limit: int) -> Filtviz
         claimed = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} px"
     else:
         claimed = f"{size:,} px" if size else "more pixels"
-    return FiltvizError(f"refusing {path}: it claims {claimed}, over the limit of {limit:,} px "
-                        "(a decompression bomb?)")
+    return FiltvizError(f"refusing {path}: it claims {claimed}, over the limit of {limit:,} px (a decompression bomb?)")
 
 
 def _to_rgb(img, background: tuple[int, int, int]):

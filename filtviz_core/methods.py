@@ -27,8 +27,17 @@ from filtviz_core import algorithm as alg
 from filtviz_core.errors import FiltvizError
 from filtviz_core.options import MACO_OPTION_NAMES, OPTION_NAMES, FourierOptions, MacoOptions, MethodOptions
 
-__all__ = ["DEFAULT_METHOD", "MACO_OPTION_NAMES", "METHODS", "OPTION_NAMES", "REGISTRY", "FourierOptions",
-           "MacoOptions", "Method", "MethodOptions"]  # the options types are re-exported from filtviz_core.options
+__all__ = [
+    "DEFAULT_METHOD",
+    "MACO_OPTION_NAMES",
+    "METHODS",
+    "OPTION_NAMES",
+    "REGISTRY",
+    "FourierOptions",
+    "MacoOptions",
+    "Method",
+    "MethodOptions",
+]  # the options types are re-exported from filtviz_core.options
 
 DEFAULT_METHOD = "pixel"
 
@@ -39,7 +48,6 @@ FOURIER_LR = 0.05
 # The MACO method's schedule (SPEC.md §17): Xplique 2.0.2's defaults, nb_steps=256 and Nadam(1.0).
 MACO_STEPS = 256
 MACO_LR = 1.0
-
 
 
 # The call parameters that decide a method's pictures (an atlas rerun with equal values skips a filter;
@@ -69,12 +77,28 @@ def _fourier_display(raw: np.ndarray) -> np.ndarray:
 
 
 REGISTRY: dict[str, Method] = {
-    "pixel": Method("pixel", alg.DEFAULT_STEPS, alg.DEFAULT_LR, None, alg.deprocess,
-                    _COMMON_SETTINGS + ("clip",), "§1-§14", pixel_options=True),
-    "fourier": Method("fourier", FOURIER_STEPS, FOURIER_LR, FourierOptions, _fourier_display,
-                      _COMMON_SETTINGS + ("method_options",), "§15"),
-    "maco": Method("maco", MACO_STEPS, MACO_LR, MacoOptions, _fourier_display,
-                   _COMMON_SETTINGS + ("method_options",), "§17"),
+    "pixel": Method(
+        "pixel",
+        alg.DEFAULT_STEPS,
+        alg.DEFAULT_LR,
+        None,
+        alg.deprocess,
+        _COMMON_SETTINGS + ("clip",),
+        "§1-§14",
+        pixel_options=True,
+    ),
+    "fourier": Method(
+        "fourier",
+        FOURIER_STEPS,
+        FOURIER_LR,
+        FourierOptions,
+        _fourier_display,
+        _COMMON_SETTINGS + ("method_options",),
+        "§15",
+    ),
+    "maco": Method(
+        "maco", MACO_STEPS, MACO_LR, MacoOptions, _fourier_display, _COMMON_SETTINGS + ("method_options",), "§17"
+    ),
 }
 METHODS = tuple(REGISTRY)
 
@@ -98,9 +122,9 @@ def default_lr(method: str) -> float:
     return get(method).lr
 
 
-def resolve(method: str, steps: int | None, lr: float | None,
-            options: Mapping[str, Any] | MethodOptions | None = None
-            ) -> tuple[int, float, Any]:
+def resolve(
+    method: str, steps: int | None, lr: float | None, options: Mapping[str, Any] | MethodOptions | None = None
+) -> tuple[int, float, Any]:
     """(steps, lr, options) of a call: ``None`` takes the method's default; everything is checked.
 
     ``options`` overrides fourier parameters by name (a mapping or a :class:`FourierOptions`); the
@@ -114,8 +138,10 @@ def resolve(method: str, steps: int | None, lr: float | None,
         if options:
             takers = [m.name for m in REGISTRY.values() if m.options is not None]
             given = options.as_params() if isinstance(options, (FourierOptions, MacoOptions)) else dict(options)
-            raise FiltvizError(f"the {method} method takes no method options, got {sorted(given)}; "
-                               f"they belong to method={' or '.join(repr(t) for t in takers)}")
+            raise FiltvizError(
+                f"the {method} method takes no method options, got {sorted(given)}; "
+                f"they belong to method={' or '.join(repr(t) for t in takers)}"
+            )
         return int(steps), float(lr), None
     if entry.options is MacoOptions:
         return int(steps), float(lr), maco_options(options)
@@ -149,10 +175,15 @@ def maco_options(options: Mapping[str, Any] | MethodOptions | None = None) -> Ma
         raise FiltvizError(f"maco option crops must be a whole number >= 1, got {crops!r}")
     for name in ("noise", "box_std", "center_std", "eps", "fill"):
         value = getattr(o, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
-                value < 0 if name != "eps" else value <= 0):
-            raise FiltvizError(f"maco option {name} must be a finite number {'> 0' if name == 'eps' else '>= 0'}, "
-                               f"got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or (value < 0 if name != "eps" else value <= 0)
+        ):
+            raise FiltvizError(
+                f"maco option {name} must be a finite number {'> 0' if name == 'eps' else '>= 0'}, got {value!r}"
+            )
     if not all(math.isfinite(v) and 0 < v <= 1 for v in o.box):
         raise FiltvizError(f"maco option box must hold two shares of the picture in (0, 1], got {o.box!r}")
     for name in ("beta1", "beta2"):
@@ -203,8 +234,9 @@ def _check(o: FourierOptions) -> None:
         value = getattr(o, name)
         ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
         if not ok:
-            raise FiltvizError(f"fourier option {name} must be a finite number {'>= 0' if allow_zero else '> 0'}, "
-                               f"got {value!r}")
+            raise FiltvizError(
+                f"fourier option {name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}"
+            )
 
     for name in ("init_std", "divisor", "eps"):
         positive(name)
@@ -243,14 +275,18 @@ def check_pixel_only(options: MethodOptions | None, *, init_given: bool, clip: b
         return
     if isinstance(options, MacoOptions):
         if init_given:
-            raise FiltvizError("init applies to the pixel method; the maco method starts from the seeded phases "
-                               "of filtviz_core.maco.initial_phases")
+            raise FiltvizError(
+                "init applies to the pixel method; the maco method starts from the seeded phases "
+                "of filtviz_core.maco.initial_phases"
+            )
         if clip:
             raise FiltvizError("clip applies to the pixel method; the maco method's sigmoid keeps pixels in 0-255")
         return
     if init_given:
-        raise FiltvizError("init applies to the pixel method; the fourier method starts from the seeded spectra "
-                           "of filtviz_core.fourier.initial_spectra")
+        raise FiltvizError(
+            "init applies to the pixel method; the fourier method starts from the seeded spectra "
+            "of filtviz_core.fourier.initial_spectra"
+        )
     if clip:
         raise FiltvizError("clip applies to the pixel method; the fourier method's sigmoid keeps pixels in 0-255")
 
@@ -267,5 +303,7 @@ def check_seen_size(size: int, seen: int, minimum: int, layer: str, options: Met
     if options is None or not getattr(options, "transforms", False):
         alg.check_image_size(size, minimum, layer)
     elif seen < minimum:
-        raise FiltvizError(f"size {size} px shows the network {seen} px (size + 2 pad - jitter - jitter2), too small "
-                           f"for {layer}: it needs at least {minimum} px")
+        raise FiltvizError(
+            f"size {size} px shows the network {seen} px (size + 2 pad - jitter - jitter2), too small "
+            f"for {layer}: it needs at least {minimum} px"
+        )

@@ -84,8 +84,7 @@ class Term:
         """The channel each of ``batch_size`` elements maximizes."""
         if isinstance(self.channel, tuple):
             if len(self.channel) != batch_size:
-                raise FiltvizError(f"{self.describe()} names {len(self.channel)} channels for a batch of "
-                                   f"{batch_size}")
+                raise FiltvizError(f"{self.describe()} names {len(self.channel)} channels for a batch of {batch_size}")
             return list(self.channel)
         return [int(self.channel or 0)] * batch_size
 
@@ -97,8 +96,10 @@ class Term:
             wanted = cast(tuple[int, ...], self.channel if isinstance(self.channel, tuple) else (self.channel,))
             bad = [c for c in wanted if not 0 <= int(c) < channels]
             if bad:
-                raise FiltvizError(f"{self.describe()}: channel {bad[0]} is out of range: {self.layer} has "
-                                   f"{channels} channels (0-{channels - 1})")
+                raise FiltvizError(
+                    f"{self.describe()}: channel {bad[0]} is out of range: {self.layer} has "
+                    f"{channels} channels (0-{channels - 1})"
+                )
         if self.kind == "neuron" and map_size is not None:
             h, w = map_size
             if self.x is not None and not 0 <= self.x < w:
@@ -106,11 +107,14 @@ class Term:
             if self.y is not None and not 0 <= self.y < h:
                 raise FiltvizError(f"{self.describe()}: y={self.y} lies outside the map's {h} rows (0-{h - 1})")
         if self.kind == "direction" and len(self.vector or ()) != channels:
-            raise FiltvizError(f"direction({self.layer}): the vector has {len(self.vector or ())} entries; "
-                               f"{self.layer} has {channels} channels")
+            raise FiltvizError(
+                f"direction({self.layer}): the vector has {len(self.vector or ())} entries; "
+                f"{self.layer} has {channels} channels"
+            )
         if self.batch is not None and not 0 <= self.batch < batch_size:
-            raise FiltvizError(f"{self.describe()}: batch={self.batch} is outside the batch of {batch_size} "
-                               f"(0-{batch_size - 1})")
+            raise FiltvizError(
+                f"{self.describe()}: batch={self.batch} is outside the batch of {batch_size} (0-{batch_size - 1})"
+            )
         if self.group is not None and batch_size % self.group:
             raise FiltvizError(f"{self.describe()}: a batch of {batch_size} is not made of groups of {self.group}")
 
@@ -240,8 +244,16 @@ def channel(layer: str, c: int, batch: int | None = None) -> Objective:
 
 def neuron(layer: str, c: int, x: int | None = None, y: int | None = None, batch: int | None = None) -> Objective:
     """Channel ``c`` of ``layer`` at column ``x``, row ``y`` (default: the centre of the map)."""
-    return _one(Term("neuron", _layer(layer), _index(c, "channel"), x=None if x is None else _index(x, "x"),
-                     y=None if y is None else _index(y, "y"), batch=_batch(batch)))
+    return _one(
+        Term(
+            "neuron",
+            _layer(layer),
+            _index(c, "channel"),
+            x=None if x is None else _index(x, "x"),
+            y=None if y is None else _index(y, "y"),
+            batch=_batch(batch),
+        )
+    )
 
 
 def direction(layer: str, vector: Sequence[float] | np.ndarray, batch: int | None = None) -> Objective:
@@ -265,8 +277,13 @@ def sum(objectives: Iterable[Objective]) -> Objective:  # noqa: A001 - the name 
     return builtins.sum(items[1:], items[0])
 
 
-def per_filter(layer: str, filters: Sequence[int], unit: str = "channel", diversity_group: int | None = None,
-               diversity_weight: float = 0.0) -> Objective:
+def per_filter(
+    layer: str,
+    filters: Sequence[int],
+    unit: str = "channel",
+    diversity_group: int | None = None,
+    diversity_weight: float = 0.0,
+) -> Objective:
     """What :func:`visualize_filters` maximizes: element i the channel (or centre neuron) ``filters[i]``,
     minus ``diversity_weight`` times the diversity penalty within groups of ``diversity_group`` elements."""
     if unit not in UNITS:
@@ -282,8 +299,10 @@ UNITS = ("channel", "neuron")
 
 def check_objective(objective: Any) -> Objective:
     if not isinstance(objective, Objective):
-        raise FiltvizError(f"objective must be built from filtviz objectives (channel, neuron, direction, "
-                           f"diversity and their sums), got {type(objective).__name__}")
+        raise FiltvizError(
+            f"objective must be built from filtviz objectives (channel, neuron, direction, "
+            f"diversity and their sums), got {type(objective).__name__}"
+        )
     return objective
 
 
@@ -298,9 +317,9 @@ def gram_similarity(acts: np.ndarray, group: int | None = None) -> np.ndarray:
     grams = grams / np.sqrt(np.maximum((grams * grams).sum(1, keepdims=True), GRAM_EPS))
     out = np.zeros(b)
     for start in range(0, b, k):
-        g = grams[start:start + k]
+        g = grams[start : start + k]
         sim = g @ g.T
-        out[start:start + k] = (sim.sum(1) - np.diag(sim)) / k
+        out[start : start + k] = (sim.sum(1) - np.diag(sim)) / k
     return out
 
 

@@ -63,13 +63,22 @@ def picture_names(filters: Sequence[int]) -> list[str]:
 
 def alpha_name(picture_name: str) -> str:
     """The transparency PNG beside a picture: ``filter_0007.png`` -> ``filter_0007_alpha.png``."""
-    return picture_name[:-len(".png")] + "_alpha.png"
+    return picture_name[: -len(".png")] + "_alpha.png"
 
 
-def write_filter_outputs(out: str | os.PathLike[str], *, layer: str, filters: Sequence[int], images: np.ndarray,
-                         losses: np.ndarray, snapshots: Mapping[int, np.ndarray], record: dict[str, Any],
-                         per_filter_png: bool = True, method: str = "pixel",
-                         alpha: np.ndarray | None = None) -> dict[str, Path]:
+def write_filter_outputs(
+    out: str | os.PathLike[str],
+    *,
+    layer: str,
+    filters: Sequence[int],
+    images: np.ndarray,
+    losses: np.ndarray,
+    snapshots: Mapping[int, np.ndarray],
+    record: dict[str, Any],
+    per_filter_png: bool = True,
+    method: str = "pixel",
+    alpha: np.ndarray | None = None,
+) -> dict[str, Path]:
     """Write the grid, the iteration comparison, per-filter PNGs and run.json; return their paths.
 
     ``method`` decides how the snapshots are shown (``filtviz_core.methods.display``). ``alpha``: the maco

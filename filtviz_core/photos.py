@@ -30,19 +30,42 @@ class Photo:
 
 # (name, package, file inside the package, credit) — credits as the packages state them.
 DEFAULT_PHOTOS: tuple[tuple[str, str, str, str], ...] = (
-    ("astronaut", "skimage", "data/astronaut.png",
-     "Eileen Collins, NASA astronaut; NASA, public domain (scikit-image)"),
+    (
+        "astronaut",
+        "skimage",
+        "data/astronaut.png",
+        "Eileen Collins, NASA astronaut; NASA, public domain (scikit-image)",
+    ),
     ("chelsea", "skimage", "data/chelsea.png", "Chelsea the cat; Stefan van der Walt, CC0 (scikit-image)"),
-    ("coffee", "skimage", "data/coffee.png",
-     "Coffee cup, courtesy of Pikolo Espresso Bar; Rachel Michetti, CC0 (scikit-image)"),
+    (
+        "coffee",
+        "skimage",
+        "data/coffee.png",
+        "Coffee cup, courtesy of Pikolo Espresso Bar; Rachel Michetti, CC0 (scikit-image)",
+    ),
     ("rocket", "skimage", "data/rocket.jpg", "Falcon 9 launching DSCOVR; SpaceX, public domain (scikit-image)"),
-    ("motorcycle", "skimage", "data/motorcycle_left.png",
-     ("Motorcycle, Middlebury 2014 stereo benchmark; N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, "
-     "D. Scharstein (scikit-image)")),
-    ("china", "sklearn", "datasets/images/china.jpg", "Summer Palace, Beijing; danielbuechele, CC BY 2.0 (scikit-learn)"),
+    (
+        "motorcycle",
+        "skimage",
+        "data/motorcycle_left.png",
+        (
+            "Motorcycle, Middlebury 2014 stereo benchmark; N. Nesic, P. Westling, X. Wang, Y. Kitajima, G. Krathwohl, "
+            "D. Scharstein (scikit-image)"
+        ),
+    ),
+    (
+        "china",
+        "sklearn",
+        "datasets/images/china.jpg",
+        "Summer Palace, Beijing; danielbuechele, CC BY 2.0 (scikit-learn)",
+    ),
     ("flower", "sklearn", "datasets/images/flower.jpg", "Flower; vultilion, CC BY 2.0 (scikit-learn)"),
-    ("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
-     "Rear Admiral Grace Hopper; U.S. Navy, public domain (matplotlib)"),
+    (
+        "grace_hopper",
+        "matplotlib",
+        "mpl-data/sample_data/grace_hopper.jpg",
+        "Rear Admiral Grace Hopper; U.S. Navy, public domain (matplotlib)",
+    ),
 )
 
 
@@ -61,8 +84,10 @@ def default_photos() -> list[Photo]:
         if root is not None and (root / relative).is_file():
             found.append(Photo(name, root / relative, credit))
     if not found:
-        raise FiltvizError("no default photo is installed (scikit-image, scikit-learn or matplotlib); "
-                           "give a folder of photos with --photos DIR")
+        raise FiltvizError(
+            "no default photo is installed (scikit-image, scikit-learn or matplotlib); "
+            "give a folder of photos with --photos DIR"
+        )
     return found
 
 

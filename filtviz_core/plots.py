@@ -47,8 +47,13 @@ def plot_feature_maps(maps: Mapping[str, np.ndarray], channels: int = 8, cmap: s
     return fig
 
 
-def plot_filter_grid(images: np.ndarray, filters: Sequence[int], layer: str, losses: Sequence[float] | np.ndarray | None = None,
-                     columns: int = 8) -> Figure:
+def plot_filter_grid(
+    images: np.ndarray,
+    filters: Sequence[int],
+    layer: str,
+    losses: Sequence[float] | np.ndarray | None = None,
+    columns: int = 8,
+) -> Figure:
     """Filter pictures of one layer in a grid: ``images`` (F, H, W, 3) uint8, titles with final losses."""
     images = np.asarray(images)
     rows, cols = _grid(len(filters), columns)
@@ -68,9 +73,14 @@ def plot_filter_grid(images: np.ndarray, filters: Sequence[int], layer: str, los
     return fig
 
 
-def plot_iterations(snapshots: Mapping[int, np.ndarray], losses: np.ndarray, filters: Sequence[int],
-                    layer: str, max_filters: int = 8,
-                    display: Callable[[np.ndarray], np.ndarray] = deprocess) -> Figure:
+def plot_iterations(
+    snapshots: Mapping[int, np.ndarray],
+    losses: np.ndarray,
+    filters: Sequence[int],
+    layer: str,
+    max_filters: int = 8,
+    display: Callable[[np.ndarray], np.ndarray] = deprocess,
+) -> Figure:
     """The same filters at each snapshot step side by side, with their loss curves.
 
     ``snapshots``: step -> (F, H, W, 3) raw pixel images; ``losses``: (F, steps + 1); ``display``: raw

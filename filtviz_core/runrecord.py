@@ -17,13 +17,35 @@ import numpy as np
 from filtviz_core import atomic
 
 SCHEMA_VERSION = 1
-FIELDS = ("framework", "framework_version", "weights", "layer", "filters", "params", "losses", "dead",
-          "seconds", "device", "created")
+FIELDS = (
+    "framework",
+    "framework_version",
+    "weights",
+    "layer",
+    "filters",
+    "params",
+    "losses",
+    "dead",
+    "seconds",
+    "device",
+    "created",
+)
 
 
-def run_record(*, framework: str, framework_version: str, weights: dict[str, Any], layer: str,
-               filters: Sequence[int], params: dict[str, Any], losses: np.ndarray, dead: Sequence[bool] | np.ndarray,
-               seconds: float, device: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_record(
+    *,
+    framework: str,
+    framework_version: str,
+    weights: dict[str, Any],
+    layer: str,
+    filters: Sequence[int],
+    params: dict[str, Any],
+    losses: np.ndarray,
+    dead: Sequence[bool] | np.ndarray,
+    seconds: float,
+    device: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The run.json dictionary (losses: one list of steps + 1 floats per filter)."""
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,

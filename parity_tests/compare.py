@@ -53,11 +53,19 @@ from parity_tests.metrics import (
 from parity_tests.runners import inference_mode, keras_activations, to_nchw, to_nhwc, torch_activations
 
 
-def compare(keras_model: Any, torch_model: Any, layer_map: Mapping[str, str], inputs: np.ndarray, *,
-            keras_preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
-            torch_preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
-            rtol: float = ACTIVATION_RTOL, stat_rtol: float = STAT_RTOL, label: str = "",
-            group: str = "activations") -> Report:
+def compare(
+    keras_model: Any,
+    torch_model: Any,
+    layer_map: Mapping[str, str],
+    inputs: np.ndarray,
+    *,
+    keras_preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+    torch_preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+    rtol: float = ACTIVATION_RTOL,
+    stat_rtol: float = STAT_RTOL,
+    label: str = "",
+    group: str = "activations",
+) -> Report:
     """Run both models on the same NHWC ``inputs`` and check every mapped layer.
 
     ``layer_map``: Keras layer name -> torch submodule path whose output should equal it (e.g.
@@ -75,15 +83,40 @@ def compare(keras_model: Any, torch_model: Any, layer_map: Mapping[str, str], in
     report = Report()
     for k_name, t_path in layer_map.items():
         name = f"{label}/{k_name}" if label else k_name
-        report.extend(check_activations(name, k_acts[k_name], to_nhwc(t_acts[t_path]), rtol=rtol,
-                                        stat_rtol=stat_rtol, group=group))
+        report.extend(
+            check_activations(
+                name, k_acts[k_name], to_nhwc(t_acts[t_path]), rtol=rtol, stat_rtol=stat_rtol, group=group
+            )
+        )
     return report
 
 
 __all__ = [
-    "ACTIVATION_RTOL", "GRAD_MIN_COSINE", "STAT_RTOL", "Check", "CurveBounds", "FloorRule", "Report",
-    "channel_stat_diffs", "check_activations", "check_curves", "check_curves_against_floor", "check_equal",
-    "check_first_update", "check_gradients", "check_images", "compare", "cosine", "curve_divergence",
-    "curve_relative_diff", "inference_mode", "keras_activations", "pearson", "relative_max_diff",
-    "relative_scalar_diff", "to_nchw", "to_nhwc", "torch_activations",
+    "ACTIVATION_RTOL",
+    "GRAD_MIN_COSINE",
+    "STAT_RTOL",
+    "Check",
+    "CurveBounds",
+    "FloorRule",
+    "Report",
+    "channel_stat_diffs",
+    "check_activations",
+    "check_curves",
+    "check_curves_against_floor",
+    "check_equal",
+    "check_first_update",
+    "check_gradients",
+    "check_images",
+    "compare",
+    "cosine",
+    "curve_divergence",
+    "curve_relative_diff",
+    "inference_mode",
+    "keras_activations",
+    "pearson",
+    "relative_max_diff",
+    "relative_scalar_diff",
+    "to_nchw",
+    "to_nhwc",
+    "torch_activations",
 ]

@@ -11,8 +11,14 @@ from matplotlib.figure import Figure
 from parity_tests.metrics import curve_divergence, curve_relative_diff
 
 
-def plot_loss_curves(layer: str, filters: Sequence[int], ref: np.ndarray, other: np.ndarray,
-                     names: tuple[str, str] = ("tensorflow", "torch"), again: np.ndarray | None = None) -> Figure:
+def plot_loss_curves(
+    layer: str,
+    filters: Sequence[int],
+    ref: np.ndarray,
+    other: np.ndarray,
+    names: tuple[str, str] = ("tensorflow", "torch"),
+    again: np.ndarray | None = None,
+) -> Figure:
     """One panel per filter: both loss histories, and (right axis, log) how far apart they have been
     by each step (:func:`~parity_tests.metrics.curve_divergence`); with ``again`` (the reference
     rerun from a 1-ulp-perturbed start) the same for the noise floor, dashed red."""
@@ -31,8 +37,9 @@ def plot_loss_curves(layer: str, filters: Sequence[int], ref: np.ndarray, other:
         twin = ax.twinx()
         twin.semilogy(steps, np.maximum(curve_divergence(ref[i], other[i]), 1e-12), lw=0.8, color="tab:gray")
         if again is not None:
-            twin.semilogy(steps, np.maximum(curve_divergence(ref[i], again[i]), 1e-12), lw=0.8, ls="--",
-                          color="tab:red")
+            twin.semilogy(
+                steps, np.maximum(curve_divergence(ref[i], again[i]), 1e-12), lw=0.8, ls="--", color="tab:red"
+            )
         twin.set_ylim(1e-10, 1.0)
         twin.tick_params(labelsize=7, colors="tab:gray")
         title = f"#{filters[i]}  diff {curve_relative_diff(ref[i], other[i]):.1e}"
@@ -43,13 +50,20 @@ def plot_loss_curves(layer: str, filters: Sequence[int], ref: np.ndarray, other:
         ax.tick_params(labelsize=7)
         if i == 0:
             ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{layer}: loss histories (right, log: divergence so far, grey"
-                 + (", and the noise floor, red)" if again is not None else ")"))
+    fig.suptitle(
+        f"{layer}: loss histories (right, log: divergence so far, grey"
+        + (", and the noise floor, red)" if again is not None else ")")
+    )
     return fig
 
 
-def plot_image_pairs(layer: str, filters: Sequence[int], ref: np.ndarray, other: np.ndarray,
-                     names: tuple[str, str] = ("tensorflow", "torch")) -> Figure:
+def plot_image_pairs(
+    layer: str,
+    filters: Sequence[int],
+    ref: np.ndarray,
+    other: np.ndarray,
+    names: tuple[str, str] = ("tensorflow", "torch"),
+) -> Figure:
     """Rows = filters; columns = reference image, other image, |difference| in grey levels."""
     n = len(filters)
     fig = Figure(figsize=(7.5, 2.4 * n + 0.5), layout="constrained")
@@ -69,8 +83,9 @@ def plot_image_pairs(layer: str, filters: Sequence[int], ref: np.ndarray, other:
     return fig
 
 
-def plot_activation_stats(stats: Mapping[str, Mapping[str, float]], bound: float,
-                          title: str = "Activations on the sample photo, per layer") -> Figure:
+def plot_activation_stats(
+    stats: Mapping[str, Mapping[str, float]], bound: float, title: str = "Activations on the sample photo, per layer"
+) -> Figure:
     """Per layer: mean and max |activation| of both frameworks, and the relative max difference vs its bound.
 
     ``stats``: layer -> {"ref_mean", "other_mean", "ref_max", "other_max", "rel_max_diff"}.
@@ -79,8 +94,12 @@ def plot_activation_stats(stats: Mapping[str, Mapping[str, float]], bound: float
     x = np.arange(len(layers))
     fig = Figure(figsize=(max(6.0, 0.7 * len(layers) + 2), 6.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
-    for key, label, style in (("ref_mean", "mean |a| tf", "o-"), ("other_mean", "mean |a| torch", "x--"),
-                              ("ref_max", "max tf", "s-"), ("other_max", "max torch", "+--")):
+    for key, label, style in (
+        ("ref_mean", "mean |a| tf", "o-"),
+        ("other_mean", "mean |a| torch", "x--"),
+        ("ref_max", "max tf", "s-"),
+        ("other_max", "max torch", "+--"),
+    ):
         top.semilogy(x, [max(stats[n][key], 1e-12) for n in layers], style, label=label, ms=5)
     top.set_ylabel("activation")
     top.legend(fontsize=7, ncol=2)

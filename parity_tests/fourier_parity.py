@@ -95,8 +95,9 @@ def pictures(spectra: np.ndarray, height: int, width: int, options) -> dict[str,
     from torch_filtviz.parameterizations import FourierImage
 
     return {
-        "numpy": fourier.spectrum_to_image(spectra, height, width, decay=options.decay, divisor=options.divisor,
-                                           decorrelate=options.decorrelate),
+        "numpy": fourier.spectrum_to_image(
+            spectra, height, width, decay=options.decay, divisor=options.divisor, decorrelate=options.decorrelate
+        ),
         "tensorflow": tf_image(tf.constant(spectra), height, width, options).numpy(),
         "torch": FourierImage(height, width, options, torch.device("cpu"))(torch.from_numpy(spectra)).numpy(),
     }
@@ -110,8 +111,11 @@ def image_checks(spectra: np.ndarray, height: int, width: int, options, label: s
 
 def three_way_checks(family: str, name: str, out: dict[str, np.ndarray], rel, bound: float) -> list[Check]:
     """TF vs torch, and each against the numpy reference (``out``'s three entries), by ``rel``."""
-    pairs = (("tf_vs_torch", "tensorflow", "torch"), ("tf_vs_numpy", "numpy", "tensorflow"),
-             ("torch_vs_numpy", "numpy", "torch"))
+    pairs = (
+        ("tf_vs_torch", "tensorflow", "torch"),
+        ("tf_vs_numpy", "numpy", "tensorflow"),
+        ("torch_vs_numpy", "numpy", "torch"),
+    )
     return [Check(f"{family}/{name}/{label}", rel(out[a], out[b]), bound, "<=", family) for label, a, b in pairs]
 
 
@@ -131,8 +135,9 @@ def transformed(images: np.ndarray, matrices: np.ndarray, out_h: int, out_w: int
     }
 
 
-def transform_checks(images: np.ndarray, matrices: np.ndarray, out_h: int, out_w: int, fill: float,
-                     label: str = "") -> list[Check]:
+def transform_checks(
+    images: np.ndarray, matrices: np.ndarray, out_h: int, out_w: int, fill: float, label: str = ""
+) -> list[Check]:
     out = transformed(images, matrices, out_h, out_w, fill)
     span = float(images.max() - images.min()) or 1.0
     name = label or f"{out_h}x{out_w}"
@@ -143,8 +148,9 @@ def transform_checks(images: np.ndarray, matrices: np.ndarray, out_h: int, out_w
     return three_way_checks("transform", name, out, rel, TRANSFORM_RTOL)
 
 
-def spectrum_gradients(spectra: np.ndarray, matrices: np.ndarray, weights: np.ndarray, height: int, width: int,
-                       options) -> tuple[np.ndarray, np.ndarray]:
+def spectrum_gradients(
+    spectra: np.ndarray, matrices: np.ndarray, weights: np.ndarray, height: int, width: int, options
+) -> tuple[np.ndarray, np.ndarray]:
     """d/ds of sum(weights * T(P(s))) in TF and in torch: the adjoints of §15.2 and §15.4."""
     import tensorflow as tf
     import torch
@@ -158,13 +164,23 @@ def spectrum_gradients(spectra: np.ndarray, matrices: np.ndarray, weights: np.nd
     s_tf = tf.constant(spectra)
     with tf.GradientTape() as tape:
         tape.watch(s_tf)
-        seen = tf_fourier.resample(tf_fourier.spectrum_to_image(s_tf, height, width, options), tf.constant(matrices),
-                                   out_h, out_w, float(np.float32(options.pad_value)))
+        seen = tf_fourier.resample(
+            tf_fourier.spectrum_to_image(s_tf, height, width, options),
+            tf.constant(matrices),
+            out_h,
+            out_w,
+            float(np.float32(options.pad_value)),
+        )
         total = tf.reduce_sum(seen * weights)
     g_tf = tape.gradient(total, s_tf).numpy()
     s_t = torch.from_numpy(spectra.copy()).requires_grad_(True)
-    seen_t = resample(FourierImage(height, width, options, torch.device("cpu"))(s_t), torch.from_numpy(matrices),
-                      out_h, out_w, float(np.float32(options.pad_value)))
+    seen_t = resample(
+        FourierImage(height, width, options, torch.device("cpu"))(s_t),
+        torch.from_numpy(matrices),
+        out_h,
+        out_w,
+        float(np.float32(options.pad_value)),
+    )
     (g_t,) = torch.autograd.grad((seen_t * torch.from_numpy(weights)).sum(), s_t)
     return g_tf, g_t.numpy()
 
@@ -190,31 +206,86 @@ def snapshots_for(steps: int) -> tuple[int, ...]:
     return tuple(sorted({s for s in (0, GAIN_FROM, steps) if 0 <= s <= steps}))
 
 
-def run_keras(model, layer: str, filters: Sequence[int], *, steps: int, size: int, seed: int = 0,
-              compiled: bool = True, objective: str = "pre_relu", **options) -> FourierRun:
+def run_keras(
+    model,
+    layer: str,
+    filters: Sequence[int],
+    *,
+    steps: int,
+    size: int,
+    seed: int = 0,
+    compiled: bool = True,
+    objective: str = "pre_relu",
+    **options,
+) -> FourierRun:
     from tf_reference.ascent import visualize_filters
 
     start = time.perf_counter()
-    res = visualize_filters(model, layer, list(filters), method="fourier", steps=steps, size=size, seed=seed,
-                            snapshots=snapshots_for(steps), objective=objective, compiled=compiled,
-                            method_options=options or None)
-    return FourierRun("tensorflow", layer, list(filters), np.stack([r.losses for r in res]),
-                      np.stack([r.raw for r in res]),
-                      {k: np.stack([r.snapshots[k] for r in res]) for k in sorted(res[0].snapshots)},
-                      [bool(r.dead) for r in res], time.perf_counter() - start)
+    res = visualize_filters(
+        model,
+        layer,
+        list(filters),
+        method="fourier",
+        steps=steps,
+        size=size,
+        seed=seed,
+        snapshots=snapshots_for(steps),
+        objective=objective,
+        compiled=compiled,
+        method_options=options or None,
+    )
+    return FourierRun(
+        "tensorflow",
+        layer,
+        list(filters),
+        np.stack([r.losses for r in res]),
+        np.stack([r.raw for r in res]),
+        {k: np.stack([r.snapshots[k] for r in res]) for k in sorted(res[0].snapshots)},
+        [bool(r.dead) for r in res],
+        time.perf_counter() - start,
+    )
 
 
-def run_torch(model, layer: str, filters: Sequence[int], *, steps: int, size: int, seed: int = 0,
-              channels_last: bool | None = None, objective: str = "pre_relu", **options) -> FourierRun:
+def run_torch(
+    model,
+    layer: str,
+    filters: Sequence[int],
+    *,
+    steps: int,
+    size: int,
+    seed: int = 0,
+    channels_last: bool | None = None,
+    objective: str = "pre_relu",
+    **options,
+) -> FourierRun:
     from torch_filtviz.ascent import visualize_filters
 
     start = time.perf_counter()
-    res = visualize_filters(model, layer, list(filters), method="fourier", steps=steps, size=size, seed=seed,
-                            snapshots=snapshots_for(steps), objective=objective, device="cpu", progress=False,
-                            channels_last=channels_last, method_options=options or None)
-    return FourierRun("torch", layer, list(filters), np.asarray(res.losses, np.float64), np.asarray(res.raw),
-                      {int(k): np.asarray(v) for k, v in res.snapshots.items()}, [bool(d) for d in res.dead],
-                      time.perf_counter() - start)
+    res = visualize_filters(
+        model,
+        layer,
+        list(filters),
+        method="fourier",
+        steps=steps,
+        size=size,
+        seed=seed,
+        snapshots=snapshots_for(steps),
+        objective=objective,
+        device="cpu",
+        progress=False,
+        channels_last=channels_last,
+        method_options=options or None,
+    )
+    return FourierRun(
+        "torch",
+        layer,
+        list(filters),
+        np.asarray(res.losses, np.float64),
+        np.asarray(res.raw),
+        {int(k): np.asarray(v) for k, v in res.snapshots.items()},
+        [bool(d) for d in res.dead],
+        time.perf_counter() - start,
+    )
 
 
 def ascent_checks(ref: FourierRun, other: FourierRun, bounds: CurveBounds | None = None) -> list[Check]:
@@ -229,13 +300,27 @@ def ascent_checks(ref: FourierRun, other: FourierRun, bounds: CurveBounds | None
         checks += check_curves(f"fourier/{ref.layer}/{f}", ref.losses[i], other.losses[i], bounds, gain_steps=gain)
     if block_of(ref.layer) >= 4 and ref.losses.shape == other.losses.shape:
         finals = [relative_scalar_diff(r[-1], o[-1]) for r, o in zip(ref.losses, other.losses)]
-        checks.append(Check(f"losses/fourier/{ref.layer}/median_final_rel_diff", float(np.median(finals)),
-                            DEEP_MEDIAN["final_rel"], "<=", "losses"))
+        checks.append(
+            Check(
+                f"losses/fourier/{ref.layer}/median_final_rel_diff",
+                float(np.median(finals)),
+                DEEP_MEDIAN["final_rel"],
+                "<=",
+                "losses",
+            )
+        )
         if gain is not None:
             a, b = gain
             gains = [relative_scalar_diff(r[b] - r[a], o[b] - o[a]) for r, o in zip(ref.losses, other.losses)]
-            checks.append(Check(f"losses/fourier/{ref.layer}/median_gain_{a}_{b}_rel_diff", float(np.median(gains)),
-                                DEEP_MEDIAN["gain_rel"], "<=", "losses"))
+            checks.append(
+                Check(
+                    f"losses/fourier/{ref.layer}/median_gain_{a}_{b}_rel_diff",
+                    float(np.median(gains)),
+                    DEEP_MEDIAN["gain_rel"],
+                    "<=",
+                    "losses",
+                )
+            )
     checks += check_equal(f"fourier/{ref.layer}/dead", ref.dead, other.dead)
     checks += check_equal(f"fourier/{ref.layer}/snapshot_steps", sorted(ref.snapshots), sorted(other.snapshots))
     if 0 in ref.snapshots and 0 in other.snapshots:  # grey within a few levels: relative to the pixel scale
@@ -253,8 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     from filtviz_core.errors import FiltvizError
     from filtviz_core.vgg16 import CONV_NAMES, FILTER_COUNTS
 
-    p = argparse.ArgumentParser(prog="python -m parity_tests.fourier_parity",
-                                description="The round-off floor of the fourier method's loss histories.")
+    p = argparse.ArgumentParser(
+        prog="python -m parity_tests.fourier_parity",
+        description="The round-off floor of the fourier method's loss histories.",
+    )
     p.add_argument("--layer", default="block1_conv2", choices=CONV_NAMES, metavar="LAYER")
     p.add_argument("--filters", default="0-3")
     p.add_argument("--steps", type=int, default=100)
@@ -270,14 +357,18 @@ def main(argv: list[str] | None = None) -> int:
 
     keras_model, torch_model = keras_load(), torch_load()
     kw = dict(steps=args.steps, size=args.size)
-    runs = {"tf": run_keras(keras_model, args.layer, filters, **kw),
-            "tf_eager": run_keras(keras_model, args.layer, filters, compiled=False, **kw),
-            "torch": run_torch(torch_model, args.layer, filters, **kw),
-            "torch_nchw": run_torch(torch_model, args.layer, filters, channels_last=False, **kw)}
+    runs = {
+        "tf": run_keras(keras_model, args.layer, filters, **kw),
+        "tf_eager": run_keras(keras_model, args.layer, filters, compiled=False, **kw),
+        "torch": run_torch(torch_model, args.layer, filters, **kw),
+        "torch_nchw": run_torch(torch_model, args.layer, filters, channels_last=False, **kw),
+    }
     pairs = [("tf", "tf_eager"), ("torch", "torch_nchw"), ("tf", "torch")]
     gain = (GAIN_FROM, args.steps)
-    print(f"{args.layer}, {args.size} px, {args.steps} steps, fourier: per pair, max per-step relative loss "
-          f"difference / Pearson gap to 1 / final relative difference / gain {gain[0]}->{gain[1]} relative difference")
+    print(
+        f"{args.layer}, {args.size} px, {args.steps} steps, fourier: per pair, max per-step relative loss "
+        f"difference / Pearson gap to 1 / final relative difference / gain {gain[0]}->{gain[1]} relative difference"
+    )
     print("filter  " + "  ".join(f"{a} vs {b}".rjust(38) for a, b in pairs))
     for i, f in enumerate(filters):
         cells = []

@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| check (worst over all layers/filters) | n | worst measured | bound | margin | worst case |")
     print("|---|---:|---:|---:|---:|---|")
     for key, check, count in sorted(summarise(reports)):
-        print(f"| {key} | {count} | {fmt(check.value)} | {check.op} {fmt(check.bound)} | {fmt(check.margin)}x | "
-              f"{check.name} |")
+        print(
+            f"| {key} | {count} | {fmt(check.value)} | {check.op} {fmt(check.bound)} | {fmt(check.margin)}x | "
+            f"{check.name} |"
+        )
     return 0
 
 

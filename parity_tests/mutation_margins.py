@@ -38,6 +38,7 @@ def main() -> int:
     def worst(report: Report) -> str:
         def past(c):
             return c.value / c.bound if c.op == "<=" else (1 - c.value) / (1 - c.bound)
+
         c = max(report.failures() or report.checks, key=past)
         return f"{c.name} = {c.value:.3g} (bound {c.op} {c.bound:g}; {past(c):.3g}x past it)"
 

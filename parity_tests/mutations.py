@@ -188,22 +188,37 @@ def float16_weights(model: Any) -> None:
             p.copy_(p.half().float())
 
 
-MUTATIONS: dict[str, Mutation] = {m.name: m for m in (
-    Mutation("perturb_one_filter_1e-3", "block3_conv1 filter 7 scaled by 1 + 1e-3", perturb_one_filter),
-    Mutation("swap_rgb_bgr", "RGB fed where BGR is expected", swap_rgb_bgr),
-    Mutation("drop_mean_subtraction", "caffe means never subtracted", drop_mean),
-    Mutation("kernel_hwio_as_iohw", "block1_conv2 kernel read as IOHW (in/out swapped)", hwio_read_as_iohw),
-    Mutation("kernel_h_w_swapped", "block1_conv1 kernel rows and columns exchanged", hw_swapped),
-    Mutation("skip_relu", "block2_conv1's ReLU left out", skip_relu),
-    Mutation("border_crop_1", "objective drops 1 position at each edge instead of 2", border=1, tags=("objective",)),
-    Mutation("border_crop_3", "objective drops 3 positions at each edge instead of 2", border=3, tags=("objective",)),
-    Mutation("objective_after_relu", "objective taken after the ReLU (post_relu) instead of before",
-             objective="post_relu", tags=("objective",)),
-    Mutation("bias_dropped", "block3_conv2 without its bias", drop_bias, tags=("new",)),
-    Mutation("valid_padding", "block2_conv2 with 'valid' padding instead of 'same'", valid_padding, tags=("new",)),
-    Mutation("shifted_padding", "block2_conv2 'same' padding as 2 px bottom/right (1-px shift, same shape)",
-             shifted_padding, tags=("new",)),
-    Mutation("average_pooling", "block2_pool averages instead of taking the max", average_pooling, tags=("new",)),
-    Mutation("float16_weights", "all weights rounded through float16", float16_weights, tags=("new",)),
-    Mutation("lr_x1.01", "ascent learning rate 1.01 instead of 1", lr_scale=1.01, tags=("new", "ascent")),
-)}
+MUTATIONS: dict[str, Mutation] = {
+    m.name: m
+    for m in (
+        Mutation("perturb_one_filter_1e-3", "block3_conv1 filter 7 scaled by 1 + 1e-3", perturb_one_filter),
+        Mutation("swap_rgb_bgr", "RGB fed where BGR is expected", swap_rgb_bgr),
+        Mutation("drop_mean_subtraction", "caffe means never subtracted", drop_mean),
+        Mutation("kernel_hwio_as_iohw", "block1_conv2 kernel read as IOHW (in/out swapped)", hwio_read_as_iohw),
+        Mutation("kernel_h_w_swapped", "block1_conv1 kernel rows and columns exchanged", hw_swapped),
+        Mutation("skip_relu", "block2_conv1's ReLU left out", skip_relu),
+        Mutation(
+            "border_crop_1", "objective drops 1 position at each edge instead of 2", border=1, tags=("objective",)
+        ),
+        Mutation(
+            "border_crop_3", "objective drops 3 positions at each edge instead of 2", border=3, tags=("objective",)
+        ),
+        Mutation(
+            "objective_after_relu",
+            "objective taken after the ReLU (post_relu) instead of before",
+            objective="post_relu",
+            tags=("objective",),
+        ),
+        Mutation("bias_dropped", "block3_conv2 without its bias", drop_bias, tags=("new",)),
+        Mutation("valid_padding", "block2_conv2 with 'valid' padding instead of 'same'", valid_padding, tags=("new",)),
+        Mutation(
+            "shifted_padding",
+            "block2_conv2 'same' padding as 2 px bottom/right (1-px shift, same shape)",
+            shifted_padding,
+            tags=("new",),
+        ),
+        Mutation("average_pooling", "block2_pool averages instead of taking the max", average_pooling, tags=("new",)),
+        Mutation("float16_weights", "all weights rounded through float16", float16_weights, tags=("new",)),
+        Mutation("lr_x1.01", "ascent learning rate 1.01 instead of 1", lr_scale=1.01, tags=("new", "ascent")),
+    )
+}

@@ -55,15 +55,23 @@ def measure(keras_model, torch_model, config, log=print) -> dict[str, Any]:
     started = time.perf_counter()
     x0 = init_for(filters, size, seed)
     ref = run_keras(keras_model, layer, filters, x0, steps=steps).losses
-    reruns = [run_keras(keras_model, layer, filters, perturb_ulp(x0, s), steps=steps).losses
-              for s in range(1, RERUNS + 1)]
-    ports = {"channels_last": run_torch(torch_model, layer, filters, x0, steps=steps).losses,
-             "nchw": run_torch(torch_model, layer, filters, x0, steps=steps, channels_last=False).losses}
-    doc = {"layer": layer, "filters": list(filters), "steps": steps, "size": size, "seed": seed,
-           "floor_samples": [[curve_relative_diff(ref[i], r[i]) for r in reruns] for i in range(len(filters))],
-           "ports": {name: [curve_relative_diff(ref[i], p[i]) for i in range(len(filters))]
-                     for name, p in ports.items()},
-           "seconds": round(time.perf_counter() - started, 1)}
+    reruns = [
+        run_keras(keras_model, layer, filters, perturb_ulp(x0, s), steps=steps).losses for s in range(1, RERUNS + 1)
+    ]
+    ports = {
+        "channels_last": run_torch(torch_model, layer, filters, x0, steps=steps).losses,
+        "nchw": run_torch(torch_model, layer, filters, x0, steps=steps, channels_last=False).losses,
+    }
+    doc = {
+        "layer": layer,
+        "filters": list(filters),
+        "steps": steps,
+        "size": size,
+        "seed": seed,
+        "floor_samples": [[curve_relative_diff(ref[i], r[i]) for r in reruns] for i in range(len(filters))],
+        "ports": {name: [curve_relative_diff(ref[i], p[i]) for i in range(len(filters))] for name, p in ports.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     log(f"{layer} {list(filters)} {steps} steps {size} px seed {seed}: {doc['seconds']:.0f} s")
     return doc
 
@@ -82,8 +90,10 @@ def summarise(docs: list[dict[str, Any]]) -> str:
     from parity_tests.vgg_parity import FLOOR_RULE
 
     lo = FLOOR_RULE.min_floor
-    lines = ["| configuration | floor (as checked) | port channels_last | port NCHW | worst ratio port / floor |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| configuration | floor (as checked) | port channels_last | port NCHW | worst ratio port / floor |",
+        "|---|---:|---:|---:|---:|",
+    ]
     layer_ratios, filter_ratios, divergences = [], [], []
     for d in docs:
         floor = layer_floor(d)
@@ -97,23 +107,35 @@ def summarise(docs: list[dict[str, Any]]) -> str:
             for v in d["ports"].values():
                 if block_of(d["layer"]) > 1:
                     filter_ratios.append(v[i] / max(own, lo))
-        lines.append(f"| {d['layer']} {d['filters']} {d['steps']} steps {d['size']} px seed {d['seed']} | "
-                     f"{fmt(floor)} | {fmt(max(d['ports']['channels_last']))} | {fmt(max(d['ports']['nchw']))} | "
-                     f"{ratio:.2f} |")
+        lines.append(
+            f"| {d['layer']} {d['filters']} {d['steps']} steps {d['size']} px seed {d['seed']} | "
+            f"{fmt(floor)} | {fmt(max(d['ports']['channels_last']))} | {fmt(max(d['ports']['nchw']))} | "
+            f"{ratio:.2f} |"
+        )
     filter_ratios = np.asarray(filter_ratios)
     single = [max(s[0] for s in d["floor_samples"]) for d in docs]  # one rerun of every filter
     spread = [max(s) / max(min(s), lo) for d in docs for s in d["floor_samples"]]
-    lines += ["",
-              (f"- blocks 2-5, per configuration: worst port / floor = {max(layer_ratios):.2f} "
-              f"(median {np.median(layer_ratios):.2f}, {len(layer_ratios)} configurations)"),
-              (f"- blocks 2-5, each filter on its own (floor = worst of its {RERUNS} reruns), both ports: worst "
-              f"{filter_ratios.max():.2f}, 95th percentile {np.percentile(filter_ratios, 95):.2f}, "
-              f"{int(np.sum(filter_ratios > 1))} of {filter_ratios.size} above 1"),
-              (f"- the floor itself is noisy: largest / smallest of one filter's {RERUNS} reruns up to "
-              f"{max(spread):.0f}x (why the checks take the worst of >= 4 samples)"),
-              (f"- largest divergence of any correct run (port or rerun): {fmt(max(divergences))}; "
-              f"largest single-rerun floor: {fmt(max(single))}"),
-              f"- rule in force: bound = min({FLOOR_RULE.k:g} x max(floor, {fmt(lo)}), {FLOOR_RULE.cap:g})"]
+    lines += [
+        "",
+        (
+            f"- blocks 2-5, per configuration: worst port / floor = {max(layer_ratios):.2f} "
+            f"(median {np.median(layer_ratios):.2f}, {len(layer_ratios)} configurations)"
+        ),
+        (
+            f"- blocks 2-5, each filter on its own (floor = worst of its {RERUNS} reruns), both ports: worst "
+            f"{filter_ratios.max():.2f}, 95th percentile {np.percentile(filter_ratios, 95):.2f}, "
+            f"{int(np.sum(filter_ratios > 1))} of {filter_ratios.size} above 1"
+        ),
+        (
+            f"- the floor itself is noisy: largest / smallest of one filter's {RERUNS} reruns up to "
+            f"{max(spread):.0f}x (why the checks take the worst of >= 4 samples)"
+        ),
+        (
+            f"- largest divergence of any correct run (port or rerun): {fmt(max(divergences))}; "
+            f"largest single-rerun floor: {fmt(max(single))}"
+        ),
+        f"- rule in force: bound = min({FLOOR_RULE.k:g} x max(floor, {fmt(lo)}), {FLOOR_RULE.cap:g})",
+    ]
     return "\n".join(lines)
 
 
@@ -122,8 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity_tests.noise_floor", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=None, help="folder for noise_floor.md and noise_floor.json")
     parser.add_argument("--only", type=int, nargs="*", help="indices of calibration configurations (default: all)")
-    parser.add_argument("--from", dest="source", metavar="JSON",
-                        help="summarise the measurements of an earlier run's noise_floor.json instead of running")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="JSON",
+        help="summarise the measurements of an earlier run's noise_floor.json instead of running",
+    )
     args = parser.parse_args(argv)
     if args.source:
         import json

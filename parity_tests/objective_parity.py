@@ -114,8 +114,9 @@ def photo_pictures(height: int = SIZE, width: int = SIZE) -> np.ndarray:
 # --- values and input gradients -----------------------------------------------------------------------
 
 
-def keras_values(model, objective: Objective, x: np.ndarray, activation: str = "pre_relu"
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def keras_values(
+    model, objective: Objective, x: np.ndarray, activation: str = "pre_relu"
+) -> tuple[np.ndarray, np.ndarray]:
     """tf_reference's values (B,) and the gradient (B, H, W, 3) of their sum, from NHWC pixels."""
     import tensorflow as tf
 
@@ -129,8 +130,9 @@ def keras_values(model, objective: Objective, x: np.ndarray, activation: str = "
     return values.numpy(), tape.gradient(total, xt).numpy()
 
 
-def torch_values(model, objective: Objective, x: np.ndarray, activation: str = "pre_relu"
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def torch_values(
+    model, objective: Objective, x: np.ndarray, activation: str = "pre_relu"
+) -> tuple[np.ndarray, np.ndarray]:
     """torch_filtviz's values (B,) and the gradient of their sum, from the same pixels (given NCHW),
     returned NHWC. Runs in inference mode, as the ascent does."""
     import torch
@@ -236,15 +238,24 @@ def case_checks(case: ValueCase) -> list[Check]:
     largest = float(np.max(np.abs(case.keras[0])))
     note = FIXED_NOTE
     if case.scale > 1.01 * largest:
-        note += (f"; relative to the magnitude {fmt(case.scale)} of what the values add up (largest |value| "
-                 f"{fmt(largest)})")
+        note += (
+            f"; relative to the magnitude {fmt(case.scale)} of what the values add up (largest |value| {fmt(largest)})"
+        )
     checks = three_way_checks("values", case.name, out, lambda a, b: value_diff(a, b, case.scale), OBJECTIVE_RTOL)
     checks = [Check(c.name, c.value, c.bound, c.op, c.group, note) for c in checks]
     return checks + check_gradients(case.name, case.keras[1], case.torch[1])
 
 
-def value_checks(keras_model, torch_model, x: np.ndarray, cases: dict[str, Objective], *,
-                 activation: str = "pre_relu", label: str = "", bug: str | None = None) -> list[Check]:
+def value_checks(
+    keras_model,
+    torch_model,
+    x: np.ndarray,
+    cases: dict[str, Objective],
+    *,
+    activation: str = "pre_relu",
+    label: str = "",
+    bug: str | None = None,
+) -> list[Check]:
     """:func:`case_checks` of every objective of ``cases`` on the pictures ``x`` (B, H, W, 3); ``bug``:
     one of :data:`PLANTED`, planted while the torch side runs."""
     checks: list[Check] = []
@@ -258,8 +269,17 @@ def value_checks(keras_model, torch_model, x: np.ndarray, cases: dict[str, Objec
         with PLANTED[bug]() if bug is not None else contextlib.nullcontext():
             other = torch_values(torch_model, objective, x, activation)
         acts = captured[layers]
-        checks += case_checks(ValueCase(name, objective, activation, ref, other, numpy_values(objective, acts),
-                                        float(np.max(magnitudes(objective, acts)))))
+        checks += case_checks(
+            ValueCase(
+                name,
+                objective,
+                activation,
+                ref,
+                other,
+                numpy_values(objective, acts),
+                float(np.max(magnitudes(objective, acts))),
+            )
+        )
     return checks
 
 
@@ -284,45 +304,124 @@ def perturbed_starts(seed: int) -> Iterator[None]:
         Pixels.start = original
 
 
-def _ascent_run(framework: str, layer: str, keys: Sequence[int], losses, raw, images, snapshots, dead,
-                seconds: float, init: np.ndarray | None) -> AscentRun:
-    return AscentRun(framework, layer, list(keys), np.asarray(losses, np.float64), np.asarray(raw),
-                     np.asarray(images), {int(k): np.asarray(v) for k, v in snapshots.items()},
-                     [bool(d) for d in dead], seconds, None if init is None else np.asarray(init, np.float32))
+def _ascent_run(
+    framework: str,
+    layer: str,
+    keys: Sequence[int],
+    losses,
+    raw,
+    images,
+    snapshots,
+    dead,
+    seconds: float,
+    init: np.ndarray | None,
+) -> AscentRun:
+    return AscentRun(
+        framework,
+        layer,
+        list(keys),
+        np.asarray(losses, np.float64),
+        np.asarray(raw),
+        np.asarray(images),
+        {int(k): np.asarray(v) for k, v in snapshots.items()},
+        [bool(d) for d in dead],
+        seconds,
+        None if init is None else np.asarray(init, np.float32),
+    )
 
 
 def _from_keras_results(results, layer: str, keys: Sequence[int], seconds: float, init) -> AscentRun:
     keep = sorted(results[0].snapshots)
-    return _ascent_run("tensorflow", layer, keys, np.stack([r.losses for r in results]),
-                       np.stack([r.raw for r in results]), np.stack([r.image for r in results]),
-                       {k: np.stack([r.snapshots[k] for r in results]) for k in keep},
-                       [r.dead for r in results], seconds, init)
+    return _ascent_run(
+        "tensorflow",
+        layer,
+        keys,
+        np.stack([r.losses for r in results]),
+        np.stack([r.raw for r in results]),
+        np.stack([r.image for r in results]),
+        {k: np.stack([r.snapshots[k] for r in results]) for k in keep},
+        [r.dead for r in results],
+        seconds,
+        init,
+    )
 
 
-def keras_filters(model, layer: str, filters: Sequence[int], *, steps: int, init: np.ndarray | None = None,
-                  size: int = SIZE, unit: str = "neuron", diversity: int = 1) -> AscentRun:
+def keras_filters(
+    model,
+    layer: str,
+    filters: Sequence[int],
+    *,
+    steps: int,
+    init: np.ndarray | None = None,
+    size: int = SIZE,
+    unit: str = "neuron",
+    diversity: int = 1,
+) -> AscentRun:
     """tf_reference's ``visualize_filters(..., unit=unit, diversity=diversity)`` from ``init`` (F, H, W, 3)
     or, without it, from the seeded starts of the elements' keys (§16.5)."""
     from tf_reference.ascent import visualize_filters
 
     start = time.perf_counter()
-    res = visualize_filters(model, layer, list(filters), steps=steps, init=init, size=size,
-                            snapshots=snapshots_for(steps), unit=unit, diversity=diversity)
-    return _from_keras_results(res, layer, [r.filter_index for r in res], time.perf_counter() - start,
-                               start_of(filters, size, diversity) if init is None else init)
+    res = visualize_filters(
+        model,
+        layer,
+        list(filters),
+        steps=steps,
+        init=init,
+        size=size,
+        snapshots=snapshots_for(steps),
+        unit=unit,
+        diversity=diversity,
+    )
+    return _from_keras_results(
+        res,
+        layer,
+        [r.filter_index for r in res],
+        time.perf_counter() - start,
+        start_of(filters, size, diversity) if init is None else init,
+    )
 
 
-def torch_filters(model, layer: str, filters: Sequence[int], *, steps: int, init: np.ndarray | None = None,
-                  size: int = SIZE, unit: str = "neuron", diversity: int = 1) -> AscentRun:
+def torch_filters(
+    model,
+    layer: str,
+    filters: Sequence[int],
+    *,
+    steps: int,
+    init: np.ndarray | None = None,
+    size: int = SIZE,
+    unit: str = "neuron",
+    diversity: int = 1,
+) -> AscentRun:
     """torch_filtviz's ``visualize_filters`` with the same arguments (CPU, its default memory format)."""
     from torch_filtviz.ascent import visualize_filters
 
     start = time.perf_counter()
-    res = visualize_filters(model, layer, list(filters), steps=steps, init=init, size=size,
-                            snapshots=snapshots_for(steps), unit=unit, diversity=diversity, device="cpu",
-                            progress=False)
-    return _ascent_run("torch", layer, res.filters, res.losses, res.raw, res.images, res.snapshots, res.dead,
-                       time.perf_counter() - start, start_of(filters, size, diversity) if init is None else init)
+    res = visualize_filters(
+        model,
+        layer,
+        list(filters),
+        steps=steps,
+        init=init,
+        size=size,
+        snapshots=snapshots_for(steps),
+        unit=unit,
+        diversity=diversity,
+        device="cpu",
+        progress=False,
+    )
+    return _ascent_run(
+        "torch",
+        layer,
+        res.filters,
+        res.losses,
+        res.raw,
+        res.images,
+        res.snapshots,
+        res.dead,
+        time.perf_counter() - start,
+        start_of(filters, size, diversity) if init is None else init,
+    )
 
 
 def start_of(filters: Sequence[int], size: int, diversity: int = 1, seed: int = 0) -> np.ndarray:
@@ -335,8 +434,16 @@ def diversity_objective(layer: str, channel: int = CHANNEL, weight: float = DIVE
     return core.channel(layer, channel) - weight * core.diversity(layer)
 
 
-def keras_render(model, objective: Objective, *, steps: int, size: int, batch: int = BATCH, method: str = "pixel",
-                 ulp_seed: int | None = None) -> AscentRun | FourierRun:
+def keras_render(
+    model,
+    objective: Objective,
+    *,
+    steps: int,
+    size: int,
+    batch: int = BATCH,
+    method: str = "pixel",
+    ulp_seed: int | None = None,
+) -> AscentRun | FourierRun:
     """tf_reference's ``render``; ``ulp_seed``: from 1-ulp-perturbed starts (pixel, the noise floor)."""
     from tf_reference.ascent import render
 
@@ -347,29 +454,64 @@ def keras_render(model, objective: Objective, *, steps: int, size: int, batch: i
     seconds = time.perf_counter() - start
     layer, keys = objective.layers()[0], list(range(batch))
     if method != "pixel":
-        return FourierRun("tensorflow", layer, keys, np.stack([r.losses for r in res]), np.stack([r.raw for r in res]),
-                          {k: np.stack([r.snapshots[k] for r in res]) for k in sorted(res[0].snapshots)},
-                          [bool(r.dead) for r in res], seconds)
+        return FourierRun(
+            "tensorflow",
+            layer,
+            keys,
+            np.stack([r.losses for r in res]),
+            np.stack([r.raw for r in res]),
+            {k: np.stack([r.snapshots[k] for r in res]) for k in sorted(res[0].snapshots)},
+            [bool(r.dead) for r in res],
+            seconds,
+        )
     return _from_keras_results(res, layer, keys, seconds, algorithm.initial_images(keys, size, 0))
 
 
-def torch_render(model, objective: Objective, *, steps: int, size: int, batch: int = BATCH,
-                 method: str = "pixel") -> AscentRun | FourierRun:
+def torch_render(
+    model, objective: Objective, *, steps: int, size: int, batch: int = BATCH, method: str = "pixel"
+) -> AscentRun | FourierRun:
     """torch_filtviz's ``render`` of the same objective (CPU, its default memory format)."""
     from torch_filtviz.render import render
 
     keep = snapshots_for(steps) if method == "pixel" else fourier_parity.snapshots_for(steps)
     start = time.perf_counter()
-    res = render(model, objective, batch=batch, method=method, steps=steps, size=size, snapshots=keep,
-                 device="cpu", progress=False)
+    res = render(
+        model,
+        objective,
+        batch=batch,
+        method=method,
+        steps=steps,
+        size=size,
+        snapshots=keep,
+        device="cpu",
+        progress=False,
+    )
     seconds = time.perf_counter() - start
     layer, keys = objective.layers()[0], list(range(batch))
     snaps = {int(k): np.asarray(v) for k, v in res.snapshots.items()}
     if method != "pixel":
-        return FourierRun("torch", layer, keys, np.asarray(res.losses, np.float64), np.asarray(res.raw), snaps,
-                          [bool(d) for d in res.dead], seconds)
-    return _ascent_run("torch", layer, keys, res.losses, res.raw, res.images, snaps, res.dead, seconds,
-                       algorithm.initial_images(keys, size, 0))
+        return FourierRun(
+            "torch",
+            layer,
+            keys,
+            np.asarray(res.losses, np.float64),
+            np.asarray(res.raw),
+            snaps,
+            [bool(d) for d in res.dead],
+            seconds,
+        )
+    return _ascent_run(
+        "torch",
+        layer,
+        keys,
+        res.losses,
+        res.raw,
+        res.images,
+        snaps,
+        res.dead,
+        seconds,
+        algorithm.initial_images(keys, size, 0),
+    )
 
 
 @dataclass
@@ -387,8 +529,18 @@ class CurvePair:
         return ascent_checks(self.ref, self.other, self.again or None)
 
 
-def filters_pair(keras_model, torch_model, layer: str, filters: Sequence[int], *, steps: int, size: int = SIZE,
-                 unit: str = "neuron", diversity: int = 1, init: np.ndarray | None = None) -> CurvePair:
+def filters_pair(
+    keras_model,
+    torch_model,
+    layer: str,
+    filters: Sequence[int],
+    *,
+    steps: int,
+    size: int = SIZE,
+    unit: str = "neuron",
+    diversity: int = 1,
+    init: np.ndarray | None = None,
+) -> CurvePair:
     """``visualize_filters(unit=..., diversity=...)`` in both frameworks from the same starts: ``init``, or
     the spec's seeded starts (given to both as ``init`` when ``diversity`` is 1, so that the noise-floor
     reruns can start 1 ulp away from them)."""
@@ -400,14 +552,17 @@ def filters_pair(keras_model, torch_model, layer: str, filters: Sequence[int], *
     if block_of(layer) > 1:
         if init is None:
             raise ValueError(f"{layer}: loss histories beyond block 1 need the noise floor, from a given init")
-        again = [keras_filters(keras_model, layer, filters, init=perturb_ulp(init, s), **kw)
-                 for s in range(1, floor_reruns(len(ref.filters)) + 1)]
+        again = [
+            keras_filters(keras_model, layer, filters, init=perturb_ulp(init, s), **kw)
+            for s in range(1, floor_reruns(len(ref.filters)) + 1)
+        ]
     name = f"visualize_filters/{unit}" + (f"/diversity={diversity}" if diversity > 1 else "") + f"/{layer}"
     return CurvePair(name, ref, torch_filters(torch_model, layer, filters, init=init, **kw), again)
 
 
-def render_pair(keras_model, torch_model, objective: Objective, *, steps: int, size: int = SIZE,
-                method: str = "pixel") -> CurvePair:
+def render_pair(
+    keras_model, torch_model, objective: Objective, *, steps: int, size: int = SIZE, method: str = "pixel"
+) -> CurvePair:
     """``render(objective, batch=3)`` in both frameworks (each element from the seeded start of its key)."""
     layer = objective.layers()[0]
     kw = dict(steps=steps, size=size, method=method)
@@ -473,21 +628,28 @@ def summarize(report: Report, group: str) -> str:
     if worst is None:
         return f"{group}: no checks"
     bad = [c for c in report.failures() if c.group == group]
-    return (f"{group}: {sum(c.group == group for c in report.checks)} checks, {len(bad)} failed; closest to its "
-            f"bound: {worst.describe()}")
+    return (
+        f"{group}: {sum(c.group == group for c in report.checks)} checks, {len(bad)} failed; closest to its "
+        f"bound: {worst.describe()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    p = argparse.ArgumentParser(prog="python -m parity_tests.objective_parity",
-                                description="Objectives (SPEC.md §16) in tf_reference and torch_filtviz: values, "
-                                            "gradients, loss histories, and planted bugs.")
+    p = argparse.ArgumentParser(
+        prog="python -m parity_tests.objective_parity",
+        description="Objectives (SPEC.md §16) in tf_reference and torch_filtviz: values, "
+        "gradients, loss histories, and planted bugs.",
+    )
     p.add_argument("--size", type=int, default=SIZE, help="picture size of the value cases (px)")
     p.add_argument("--curve-size", type=int, default=CURVE_SIZE, help="picture size of the loss-history cases (px)")
     p.add_argument("--steps", type=int, default=STEPS, help="steps of the loss-history cases")
-    p.add_argument("--all-layers", action="store_true",
-                   help="values and gradients on all 13 conv layers, seeded, photo and 48x64, pre_relu and post_relu "
-                        "(as the suite's --parity-full); slow")
+    p.add_argument(
+        "--all-layers",
+        action="store_true",
+        help="values and gradients on all 13 conv layers, seeded, photo and 48x64, pre_relu and post_relu "
+        "(as the suite's --parity-full); slow",
+    )
     p.add_argument("--markdown", action="store_true", help="print every check as a Markdown table")
     args = p.parse_args(argv)
     from filtviz_core.weights import resolve_weights
@@ -499,8 +661,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     values = Report()
-    pictures = {"seeded": seeded_pictures(args.size), "photo": photo_pictures(args.size, args.size),
-                "48x64": photo_pictures(*WIDE)}
+    pictures = {
+        "seeded": seeded_pictures(args.size),
+        "photo": photo_pictures(args.size, args.size),
+        "48x64": photo_pictures(*WIDE),
+    }
     wide = pictures["48x64"]
     if args.all_layers:
         from filtviz_core.vgg16 import CONV_NAMES
@@ -508,34 +673,61 @@ def main(argv: list[str] | None = None) -> int:
         for layer in CONV_NAMES:
             for label, x in pictures.items():
                 for activation in ("pre_relu", "post_relu"):
-                    values.extend(value_checks(keras_model, torch_model, x, objective_cases(layer, *x.shape[1:3]),
-                                               activation=activation, label=label))
+                    values.extend(
+                        value_checks(
+                            keras_model,
+                            torch_model,
+                            x,
+                            objective_cases(layer, *x.shape[1:3]),
+                            activation=activation,
+                            label=label,
+                        )
+                    )
     else:
         for layer in LAYERS:
-            values.extend(value_checks(keras_model, torch_model, pictures["seeded"],
-                                       objective_cases(layer, args.size, args.size), label="seeded"))
+            values.extend(
+                value_checks(
+                    keras_model,
+                    torch_model,
+                    pictures["seeded"],
+                    objective_cases(layer, args.size, args.size),
+                    label="seeded",
+                )
+            )
         for label, activation in (("photo", "pre_relu"), ("photo", "post_relu"), ("48x64", "pre_relu")):
             x = pictures[label]
-            values.extend(value_checks(keras_model, torch_model, x, objective_cases("block3_conv3", *x.shape[1:3]),
-                                       activation=activation, label=label))
+            values.extend(
+                value_checks(
+                    keras_model,
+                    torch_model,
+                    x,
+                    objective_cases("block3_conv3", *x.shape[1:3]),
+                    activation=activation,
+                    label=label,
+                )
+            )
     print(f"## Values and input gradients ({time.perf_counter() - started:.0f} s)\n")
     print(summarize(values, "values"))
     print(summarize(values, "gradients"))
     tf_torch = [c for c in values.checks if c.name.endswith("/tf_vs_torch")]
-    print(f"TF vs torch, largest value difference: {fmt(max(c.value for c in tf_torch))} "
-          f"(bound {fmt(OBJECTIVE_RTOL)}); smallest gradient cosine: "
-          f"{fmt(min(c.value for c in values.checks if c.group == 'gradients'))}")
+    print(
+        f"TF vs torch, largest value difference: {fmt(max(c.value for c in tf_torch))} "
+        f"(bound {fmt(OBJECTIVE_RTOL)}); smallest gradient cosine: "
+        f"{fmt(min(c.value for c in values.checks if c.group == 'gradients'))}"
+    )
     if args.markdown:
         print("\n" + values.to_markdown())
 
     curves = Report()
     kw = dict(steps=args.steps, size=args.curve_size)
-    pairs = [filters_pair(keras_model, torch_model, "block1_conv2", [0, 5], **kw),
-             filters_pair(keras_model, torch_model, "block3_conv1", [0, 7], **kw),
-             filters_pair(keras_model, torch_model, "block1_conv2", [3], unit="channel", diversity=BATCH, **kw),
-             render_pair(keras_model, torch_model, diversity_objective("block1_conv2"), **kw),
-             render_pair(keras_model, torch_model, diversity_objective("block3_conv1"), **kw),
-             render_pair(keras_model, torch_model, diversity_objective("block1_conv2"), method="fourier", **kw)]
+    pairs = [
+        filters_pair(keras_model, torch_model, "block1_conv2", [0, 5], **kw),
+        filters_pair(keras_model, torch_model, "block3_conv1", [0, 7], **kw),
+        filters_pair(keras_model, torch_model, "block1_conv2", [3], unit="channel", diversity=BATCH, **kw),
+        render_pair(keras_model, torch_model, diversity_objective("block1_conv2"), **kw),
+        render_pair(keras_model, torch_model, diversity_objective("block3_conv1"), **kw),
+        render_pair(keras_model, torch_model, diversity_objective("block1_conv2"), method="fourier", **kw),
+    ]
     print(f"\n## Loss histories ({args.curve_size} px, {args.steps} steps)\n")
     for pair in pairs:
         report = Report(pair.checks())
@@ -549,12 +741,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\n## Planted bugs (torch side)\n")
     caught = True
     for bug, layer in (("neuron_rows_cols_swapped", "block3_conv3"), ("diversity_keeps_self", "block3_conv3")):
-        report = Report(value_checks(keras_model, torch_model, wide, objective_cases(layer, *WIDE),
-                                     label="48x64", bug=bug))
+        report = Report(
+            value_checks(keras_model, torch_model, wide, objective_cases(layer, *WIDE), label="48x64", bug=bug)
+        )
         failed = report.failures()
         caught &= bool(failed)
-        print(f"{bug}: {'caught' if failed else 'NOT CAUGHT'} by {len(failed)} checks, e.g. "
-              + ("; ".join(c.describe() for c in failed[:2]) if failed else "-"))
+        print(
+            f"{bug}: {'caught' if failed else 'NOT CAUGHT'} by {len(failed)} checks, e.g. "
+            + ("; ".join(c.describe() for c in failed[:2]) if failed else "-")
+        )
     passed = values.passed and curves.passed and caught
     print(f"\n{'all within bounds' if passed else 'FAILED'} ({time.perf_counter() - started:.0f} s)")
     return 0 if passed else 1

@@ -65,26 +65,50 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--keras", required=True, metavar="MODEL", help="the Keras model: a .keras or .h5 file")
-    p.add_argument("--torch", required=True, metavar="MODULE:BUILD",
-                   help="the port: package.module:build, a function (or class) called without arguments, "
-                        "or an nn.Module instance")
-    p.add_argument("--transfer-weights", action="store_true",
-                   help="carry the Keras weights into the torch module first (Conv2D, DepthwiseConv2D, Dense, "
-                        "BatchNormalization)")
-    p.add_argument("--map", default="auto", metavar="map.json|auto",
-                   help='layer map: a JSON object {"keras_layer": "torch.module.path"} or auto (layers with '
-                        "weights, in order; default)")
-    p.add_argument("--inputs", default="photos", metavar="photos|noise|FILE.npy",
-                   help="what both models see: photos (default), noise, or an .npy batch in the Keras layout")
-    p.add_argument("--gradients", action="store_true",
-                   help="also compare the input gradient of a channel objective at every mapped layer")
+    p.add_argument(
+        "--torch",
+        required=True,
+        metavar="MODULE:BUILD",
+        help="the port: package.module:build, a function (or class) called without arguments, or an nn.Module instance",
+    )
+    p.add_argument(
+        "--transfer-weights",
+        action="store_true",
+        help="carry the Keras weights into the torch module first (Conv2D, DepthwiseConv2D, Dense, BatchNormalization)",
+    )
+    p.add_argument(
+        "--map",
+        default="auto",
+        metavar="map.json|auto",
+        help='layer map: a JSON object {"keras_layer": "torch.module.path"} or auto (layers with '
+        "weights, in order; default)",
+    )
+    p.add_argument(
+        "--inputs",
+        default="photos",
+        metavar="photos|noise|FILE.npy",
+        help="what both models see: photos (default), noise, or an .npy batch in the Keras layout",
+    )
+    p.add_argument(
+        "--gradients",
+        action="store_true",
+        help="also compare the input gradient of a channel objective at every mapped layer",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE,
-                   help=f"image side in px when the Keras input size is open (default {DEFAULT_SIZE})")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=DEFAULT_SIZE,
+        help=f"image side in px when the Keras input size is open (default {DEFAULT_SIZE})",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise inputs (default 0)")
-    p.add_argument("--rtol", type=float, default=ACTIVATION_RTOL,
-                   help=f"activation bound: max abs diff / max abs activation (default {ACTIVATION_RTOL:g}); deeper "
-                        "networks and larger inputs accumulate more float32 round-off and may need more")
+    p.add_argument(
+        "--rtol",
+        type=float,
+        default=ACTIVATION_RTOL,
+        help=f"activation bound: max abs diff / max abs activation (default {ACTIVATION_RTOL:g}); deeper "
+        "networks and larger inputs accumulate more float32 round-off and may need more",
+    )
     return p
 
 
@@ -133,11 +157,13 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for unreadable files
         raise FiltvizError(f"--keras {path}: cannot load the model ({_first_line(exc)})") from None
     if not hasattr(model, "layers") or not getattr(model, "inputs", None):
-        raise FiltvizError(f"--keras {path}: not a model with a defined input (save a built Functional or "
-                           "Sequential model)")
+        raise FiltvizError(
+            f"--keras {path}: not a model with a defined input (save a built Functional or Sequential model)"
+        )
     if len(model.inputs) != 1:
-        raise FiltvizError(f"--keras {path}: the model has {len(model.inputs)} inputs; the port command compares "
-                           "single-input models")
+        raise FiltvizError(
+            f"--keras {path}: the model has {len(model.inputs)} inputs; the port command compares single-input models"
+        )
     return model
 
 
@@ -180,12 +206,16 @@ def photos(shape: tuple[int, ...]) -> np.ndarray:
     from filtviz_core.images import load_image
 
     if len(shape) != 3 or shape[2] not in (1, 3):
-        raise FiltvizError(f"--inputs photos needs an image model (H, W, 1 or 3 channels); this Keras model takes "
-                           f"{shape}: use --inputs noise or FILE.npy")
+        raise FiltvizError(
+            f"--inputs photos needs an image model (H, W, 1 or 3 channels); this Keras model takes "
+            f"{shape}: use --inputs noise or FILE.npy"
+        )
     height, width, channels = shape
     images = []
     for name in PHOTO_FILES:
-        img = load_image(cbook.get_sample_data(name, asfileobj=False), size=(height, width), fit="stretch").astype(np.float32)
+        img = load_image(cbook.get_sample_data(name, asfileobj=False), size=(height, width), fit="stretch").astype(
+            np.float32
+        )
         if channels == 1:
             img = img @ np.array([[0.299], [0.587], [0.114]], np.float32)
         images += [img, img[:, ::-1]]
@@ -237,8 +267,16 @@ def spread(count: int, n: int = GRADIENT_CHANNELS) -> list[int]:
     return sorted({round(i * (count - 1) / max(1, n - 1)) for i in range(min(n, count))})
 
 
-def compare_port(keras_model: Any, torch_model: Any, pairs: list[LayerPair], label: str, inputs: np.ndarray, *,
-                 gradients: bool = False, rtol: float = ACTIVATION_RTOL) -> PortComparison:
+def compare_port(
+    keras_model: Any,
+    torch_model: Any,
+    pairs: list[LayerPair],
+    label: str,
+    inputs: np.ndarray,
+    *,
+    gradients: bool = False,
+    rtol: float = ACTIVATION_RTOL,
+) -> PortComparison:
     """Activations (and with ``gradients`` the channel objectives' input gradients) of every pair;
     ``rtol`` bounds the activations' max difference and channel statistics."""
     from parity_tests.runners import (
@@ -258,10 +296,13 @@ def compare_port(keras_model: Any, torch_model: Any, pairs: list[LayerPair], lab
     for p in pairs:
         k, t = k_vals[p.keras], to_nhwc(t_vals[p.torch])
         by_layer[p.keras] = check_activations(f"{label}/{p.keras}", k, t, rtol=rtol, stat_rtol=max(rtol, STAT_RTOL))
-        stats[p.keras] = {"ref_mean": float(np.mean(np.abs(k))), "other_mean": float(np.mean(np.abs(t))),
-                          "ref_max": float(np.max(np.abs(k))) if k.size else 0.0,
-                          "other_max": float(np.max(np.abs(t))) if t.size else 0.0,
-                          "rel_max_diff": relative_max_diff(k, t)}
+        stats[p.keras] = {
+            "ref_mean": float(np.mean(np.abs(k))),
+            "other_mean": float(np.mean(np.abs(t))),
+            "ref_max": float(np.max(np.abs(k))) if k.size else 0.0,
+            "other_max": float(np.max(np.abs(t))) if t.size else 0.0,
+            "rel_max_diff": relative_max_diff(k, t),
+        }
     if gradients:
         for p in pairs:
             if by_layer[p.keras][0].value == float("inf"):
@@ -272,9 +313,16 @@ def compare_port(keras_model: Any, torch_model: Any, pairs: list[LayerPair], lab
             kv, kg = keras_channel_gradients(keras_model, p.keras, channels, images, bool(p.before_activation))
             tv, tg = torch_channel_gradients(torch_model, p.torch, channels, to_nchw(images))
             by_layer[p.keras] += check_gradients(p.keras, kg, to_nhwc(tg))
-            by_layer[p.keras].append(Check(f"objective/{p.keras}/rel_max_diff", relative_max_diff(kv, tv),
-                                           OBJECTIVE_RTOL, "<=", "objective",
-                                           f"{FIXED_NOTE}; channels {', '.join(map(str, channels))}"))
+            by_layer[p.keras].append(
+                Check(
+                    f"objective/{p.keras}/rel_max_diff",
+                    relative_max_diff(kv, tv),
+                    OBJECTIVE_RTOL,
+                    "<=",
+                    "objective",
+                    f"{FIXED_NOTE}; channels {', '.join(map(str, channels))}",
+                )
+            )
     report = Report([c for checks in by_layer.values() for c in checks])
     return PortComparison(report, by_layer, stats)
 
@@ -289,7 +337,8 @@ def write_report(out: Path, doc: dict[str, Any], comparison: PortComparison, pai
     figs = {}
     if comparison.stats:
         figs["activations.png"] = figures.plot_activation_stats(
-            comparison.stats, doc["config"]["rtol"], title=f"Activations per mapped layer ({doc['inputs']['label']})")
+            comparison.stats, doc["config"]["rtol"], title=f"Activations per mapped layer ({doc['inputs']['label']})"
+        )
     for name, fig in figs.items():
         atomic.save_figure(fig, out / name)
     doc = {**doc, "figures": sorted(figs)}
@@ -301,19 +350,35 @@ def write_report(out: Path, doc: dict[str, Any], comparison: PortComparison, pai
 def markdown(doc: dict[str, Any], comparison: PortComparison, pairs: list[LayerPair]) -> str:
     report = comparison.report
     first = doc["first_diverging_layer"]
-    verdict = "**PASS**: every check within its bound" if report.passed else (
-        f"**FAIL**: {len(report.failures())} of {len(report.checks)} checks out of bounds; first diverging layer: "
-        f"**{first}**")
-    lines = ["# Port parity report: Keras vs PyTorch", "", verdict, "",
-             f"Keras model `{doc['config']['keras']}`; torch `{doc['config']['torch']}`"
-             + ("; Keras weights transferred" if doc["config"]["transfer_weights"] else "")
-             + f"; inputs {doc['inputs']['label']} {tuple(doc['inputs']['shape'])}.",
-             ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + ".", "",
-             ("Keras is the reference: relative differences are measured against its values. A Keras layer with a "
-             "fused activation (e.g. `Conv2D(activation=\"relu\")`) is compared before that activation, with the "
-             "torch module's output, unless the torch module is itself the activation."), "",
-             f"## Layer map ({doc['map_source']})", "", "| keras | torch | kind | compared at | result |",
-             "|---|---|---|---|:---:|"]
+    verdict = (
+        "**PASS**: every check within its bound"
+        if report.passed
+        else (
+            f"**FAIL**: {len(report.failures())} of {len(report.checks)} checks out of bounds; first diverging layer: "
+            f"**{first}**"
+        )
+    )
+    lines = [
+        "# Port parity report: Keras vs PyTorch",
+        "",
+        verdict,
+        "",
+        f"Keras model `{doc['config']['keras']}`; torch `{doc['config']['torch']}`"
+        + ("; Keras weights transferred" if doc["config"]["transfer_weights"] else "")
+        + f"; inputs {doc['inputs']['label']} {tuple(doc['inputs']['shape'])}.",
+        ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + ".",
+        "",
+        (
+            "Keras is the reference: relative differences are measured against its values. A Keras layer with a "
+            'fused activation (e.g. `Conv2D(activation="relu")`) is compared before that activation, with the '
+            "torch module's output, unless the torch module is itself the activation."
+        ),
+        "",
+        f"## Layer map ({doc['map_source']})",
+        "",
+        "| keras | torch | kind | compared at | result |",
+        "|---|---|---|---|:---:|",
+    ]
     for p in pairs:
         ok = all(c.passed for c in comparison.by_layer.get(p.keras, []))
         lines.append(f"| {p.keras} | {p.torch} | {p.keras_kind} | {p.compared_at} | {'ok' if ok else '**NO**'} |")
@@ -353,8 +418,9 @@ def run(args: argparse.Namespace) -> int:
     if transferred:
         print("weights transferred (Keras -> torch):\n" + "\n".join(transferred))
     try:
-        comparison = compare_port(keras_model, torch_model, pairs, label, inputs, gradients=args.gradients,
-                                  rtol=args.rtol)
+        comparison = compare_port(
+            keras_model, torch_model, pairs, label, inputs, gradients=args.gradients, rtol=args.rtol
+        )
     except RuntimeError as exc:  # a port whose shapes do not fit its own layers
         print(f"FAIL: the torch model cannot run on the inputs ({_first_line(exc)})")
         return 1
@@ -365,14 +431,29 @@ def run(args: argparse.Namespace) -> int:
     report = comparison.report
     first = comparison.first_diverging()
     doc = {
-        "passed": report.passed, "first_diverging_layer": first,
-        "config": {"keras": str(args.keras), "torch": args.torch, "transfer_weights": bool(args.transfer_weights),
-                   "map": args.map, "inputs": args.inputs, "gradients": bool(args.gradients), "size": args.size,
-                   "seed": args.seed, "rtol": args.rtol},
-        "map_source": how, "map": [p.to_dict() for p in pairs], "transferred": transferred,
+        "passed": report.passed,
+        "first_diverging_layer": first,
+        "config": {
+            "keras": str(args.keras),
+            "torch": args.torch,
+            "transfer_weights": bool(args.transfer_weights),
+            "map": args.map,
+            "inputs": args.inputs,
+            "gradients": bool(args.gradients),
+            "size": args.size,
+            "seed": args.seed,
+            "rtol": args.rtol,
+        },
+        "map_source": how,
+        "map": [p.to_dict() for p in pairs],
+        "transferred": transferred,
         "inputs": {"label": label, "shape": list(inputs.shape)},
-        "versions": {"tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__,
-                     "torch": torch.__version__, "numpy": np.__version__},
+        "versions": {
+            "tensorflow": __import__("tensorflow").__version__,
+            "keras": keras.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
         "seconds": round(time.perf_counter() - started, 2),
         **report.to_dict(),
     }
@@ -382,9 +463,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     pair = next(p for p in pairs if p.keras == first)
     worst = next(c for c in comparison.by_layer[first] if not c.passed)  # activations come first
-    print(f"FAIL: first diverging layer: {first} (torch {pair.torch}, compared at {pair.compared_at}): "
-          f"{worst.name} = {fmt(worst.value)} (bound {worst.op} {fmt(worst.bound)}); "
-          f"{len(report.failures())} of {len(report.checks)} checks failed; report in {out}/")
+    print(
+        f"FAIL: first diverging layer: {first} (torch {pair.torch}, compared at {pair.compared_at}): "
+        f"{worst.name} = {fmt(worst.value)} (bound {worst.op} {fmt(worst.bound)}); "
+        f"{len(report.failures())} of {len(report.checks)} checks failed; report in {out}/"
+    )
     return 1
 
 

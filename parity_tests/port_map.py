@@ -27,8 +27,7 @@ import numpy as np
 
 from filtviz_core.errors import FiltvizError
 
-KERAS_KINDS = {"Conv2D": "conv2d", "DepthwiseConv2D": "depthwise", "Dense": "dense",
-               "BatchNormalization": "batchnorm"}
+KERAS_KINDS = {"Conv2D": "conv2d", "DepthwiseConv2D": "depthwise", "Dense": "dense", "BatchNormalization": "batchnorm"}
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,13 @@ class LayerPair:
         return f"before {self.before_activation}" if self.before_activation else "output"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"keras": self.keras, "torch": self.torch, "keras_kind": self.keras_kind,
-                "torch_kind": self.torch_kind, "compared_at": self.compared_at}
+        return {
+            "keras": self.keras,
+            "torch": self.torch,
+            "keras_kind": self.keras_kind,
+            "torch_kind": self.torch_kind,
+            "compared_at": self.compared_at,
+        }
 
 
 def keras_kind(layer: Any) -> str:
@@ -105,9 +109,11 @@ def torch_parameterised(model: Any, example: np.ndarray) -> list[str]:
     handles = []
     for path, module in model.named_modules():
         if path and any(True for _ in module.parameters(recurse=False)):
+
             def hook(_m, _i, _o, path=path):
                 if path not in order:
                     order.append(path)
+
             handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad(), inference_mode(model):
@@ -128,8 +134,10 @@ def pair(keras_model: Any, torch_model: Any, keras_name: str, torch_path: str) -
     try:
         module = torch_model.get_submodule(torch_path)
     except AttributeError:
-        raise FiltvizError(f"the torch model has no module {torch_path!r} (give module paths as in "
-                           "model.named_modules(), e.g. features.0)") from None
+        raise FiltvizError(
+            f"the torch model has no module {torch_path!r} (give module paths as in "
+            "model.named_modules(), e.g. features.0)"
+        ) from None
     fused = fused_activation(layer)
     before = fused if fused and not is_activation_module(module) else None
     return LayerPair(keras_name, torch_path, keras_kind(layer), torch_kind(module), before)
@@ -143,13 +151,16 @@ def auto_map(keras_model: Any, torch_model: Any, example_nchw: np.ndarray) -> li
         raise FiltvizError(
             f"--map auto: the Keras model has {len(k_layers)} layers with weights "
             f"({', '.join(layer.name for layer in k_layers) or 'none'}), the torch model {len(t_paths)} modules with "
-            f"parameters ({', '.join(t_paths) or 'none'}); give the map as JSON")
+            f"parameters ({', '.join(t_paths) or 'none'}); give the map as JSON"
+        )
     pairs = []
     for layer, path in zip(k_layers, t_paths):
         p = pair(keras_model, torch_model, layer.name, path)
         if p.keras_kind != p.torch_kind:
-            raise FiltvizError(f"--map auto: Keras {layer.name} ({p.keras_kind}) lines up with torch {path} "
-                               f"({p.torch_kind}); give the map as JSON")
+            raise FiltvizError(
+                f"--map auto: Keras {layer.name} ({p.keras_kind}) lines up with torch {path} "
+                f"({p.torch_kind}); give the map as JSON"
+            )
         pairs.append(p)
     return pairs
 
@@ -163,15 +174,21 @@ def read_map(path: str | Path) -> dict[str, str]:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise FiltvizError(f"--map {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not data or not all(isinstance(k, str) and isinstance(v, str)
-                                                         for k, v in data.items()):
-        raise FiltvizError(f"--map {path} must be a JSON object of Keras layer name -> torch module path, "
-                           'e.g. {"conv1": "features.0"}')
+    if (
+        not isinstance(data, dict)
+        or not data
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items())
+    ):
+        raise FiltvizError(
+            f"--map {path} must be a JSON object of Keras layer name -> torch module path, "
+            'e.g. {"conv1": "features.0"}'
+        )
     return data
 
 
-def build_map(keras_model: Any, torch_model: Any, spec: str | Mapping[str, str],
-              example_nchw: np.ndarray) -> list[LayerPair]:
+def build_map(
+    keras_model: Any, torch_model: Any, spec: str | Mapping[str, str], example_nchw: np.ndarray
+) -> list[LayerPair]:
     """``spec``: ``"auto"``, a JSON file path, or a dict already read."""
     if isinstance(spec, str) and spec == "auto":
         return auto_map(keras_model, torch_model, example_nchw)

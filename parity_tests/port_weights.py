@@ -72,8 +72,10 @@ def torch_tensors(layer: Any, module: Any, kind: str) -> dict[str, np.ndarray]:
         out["running_mean"] = weights["moving_mean"]
         out["running_var"] = weights["moving_variance"]
     else:
-        raise FiltvizError(f"--transfer-weights: Keras layer {layer.name!r} is a {type(layer).__name__}; "
-                           "supported: Conv2D, DepthwiseConv2D, Dense, BatchNormalization")
+        raise FiltvizError(
+            f"--transfer-weights: Keras layer {layer.name!r} is a {type(layer).__name__}; "
+            "supported: Conv2D, DepthwiseConv2D, Dense, BatchNormalization"
+        )
     if kind != "batchnorm" and "bias" in weights:
         out["bias"] = weights["bias"]
     return out
@@ -94,20 +96,26 @@ def transfer_weights(keras_model: Any, torch_model: Any, pairs: list[LayerPair])
         if not layer.weights:
             continue  # a pool or activation mapped for comparison: nothing to carry
         if p.keras_kind != p.torch_kind:
-            raise FiltvizError(f"--transfer-weights: Keras {p.keras} ({p.keras_kind}) is mapped to torch {p.torch} "
-                               f"({p.torch_kind})")
+            raise FiltvizError(
+                f"--transfer-weights: Keras {p.keras} ({p.keras_kind}) is mapped to torch {p.torch} ({p.torch_kind})"
+            )
         values = torch_tensors(layer, module, p.keras_kind)
         for name, value in values.items():
             target = getattr(module, name, None)
             if target is None:
-                raise FiltvizError(f"--transfer-weights: torch {p.torch} has no {name} for Keras {p.keras}'s "
-                                   f"{'bias' if name == 'bias' else name} (built with bias=False?)")
+                raise FiltvizError(
+                    f"--transfer-weights: torch {p.torch} has no {name} for Keras {p.keras}'s "
+                    f"{'bias' if name == 'bias' else name} (built with bias=False?)"
+                )
             if tuple(target.shape) != value.shape:
-                raise FiltvizError(f"--transfer-weights: Keras {p.keras} gives {name} {value.shape}, torch {p.torch}."
-                                   f"{name} is {tuple(target.shape)}")
+                raise FiltvizError(
+                    f"--transfer-weights: Keras {p.keras} gives {name} {value.shape}, torch {p.torch}."
+                    f"{name} is {tuple(target.shape)}"
+                )
         if p.keras_kind != "batchnorm" and "bias" not in values and getattr(module, "bias", None) is not None:
-            raise FiltvizError(f"--transfer-weights: Keras {p.keras} has no bias but torch {p.torch} does "
-                               "(build it with bias=False)")
+            raise FiltvizError(
+                f"--transfer-weights: Keras {p.keras} has no bias but torch {p.torch} does (build it with bias=False)"
+            )
         plan.append((module, values))
         note = ""
         if p.keras_kind == "batchnorm" and abs(float(layer.epsilon) - float(module.eps)) > 0:
@@ -119,6 +127,5 @@ def transfer_weights(keras_model: Any, torch_model: Any, pairs: list[LayerPair])
         for module, values in plan:
             for name, value in values.items():
                 target = getattr(module, name)
-                target.copy_(torch.from_numpy(np.ascontiguousarray(value, np.float32)).to(target.device,
-                                                                                           target.dtype))
+                target.copy_(torch.from_numpy(np.ascontiguousarray(value, np.float32)).to(target.device, target.dtype))
     return lines

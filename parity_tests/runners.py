@@ -73,6 +73,7 @@ def torch_activations(model: Any, module_paths: Sequence[str], inputs: np.ndarra
     captured: dict[str, np.ndarray] = {}
     handles = []
     for path in module_paths:
+
         def hook(_module, _inp, out, path=path):
             if path not in captured:  # a module called twice: keep its first call
                 captured[path] = out.detach().cpu().numpy().copy()
@@ -91,8 +92,9 @@ def torch_activations(model: Any, module_paths: Sequence[str], inputs: np.ndarra
     return captured
 
 
-def torch_filter_gradients(model: Any, layer: str, filters: Sequence[int], images_nhwc: np.ndarray,
-                           objective: str = "pre_relu") -> tuple[np.ndarray, np.ndarray]:
+def torch_filter_gradients(
+    model: Any, layer: str, filters: Sequence[int], images_nhwc: np.ndarray, objective: str = "pre_relu"
+) -> tuple[np.ndarray, np.ndarray]:
     """torch_filtviz's own objective (``torch_filtviz.objectives.filter_objective``: the product's
     hooks and border rule) and its input gradient, one image per filter.
 
@@ -143,8 +145,9 @@ def _keras_values(model: Any, names: Sequence[str], before_activation: Sequence[
     return values
 
 
-def keras_layer_values(model: Any, names: Sequence[str], inputs: np.ndarray,
-                       before_activation: Sequence[str] = ()) -> dict[str, np.ndarray]:
+def keras_layer_values(
+    model: Any, names: Sequence[str], inputs: np.ndarray, before_activation: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
     """Outputs of the named Keras layers on ``inputs`` (inference mode); for the names in
     ``before_activation``, the layer's value before its fused activation instead."""
     values = _keras_values(model, list(names), list(before_activation), np.asarray(inputs, np.float32))
@@ -167,8 +170,9 @@ def channel_objective_nhwc(act: Any, channels: Sequence[int]) -> Any:
     return tf.reduce_mean(chosen[:, rows, cols], axis=(1, 2))
 
 
-def keras_channel_gradients(model: Any, name: str, channels: Sequence[int], images: np.ndarray,
-                            before_activation: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def keras_channel_gradients(
+    model: Any, name: str, channels: Sequence[int], images: np.ndarray, before_activation: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Each channel's objective (:func:`channel_objective_nhwc`) of a Keras layer, one input image per
     channel, and its gradient w.r.t. the input: ((C,), images' shape)."""
     import tensorflow as tf
@@ -182,8 +186,9 @@ def keras_channel_gradients(model: Any, name: str, channels: Sequence[int], imag
     return values.numpy(), tape.gradient(total, x).numpy()
 
 
-def torch_channel_gradients(model: Any, path: str, channels: Sequence[int],
-                            images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def torch_channel_gradients(
+    model: Any, path: str, channels: Sequence[int], images: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The same objective on a torch module's output, through torch_filtviz's own hooks
     (``resolve_target``/``capture``, the pass stopped after the module) and its interior mean.
     ``images`` in the model's own layout (NCHW); returns ((C,), images' shape)."""

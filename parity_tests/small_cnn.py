@@ -21,7 +21,14 @@ LAYERS = (
     ("logits", "dense", 16, 10, None, None),
 )
 # Keras layer name -> torch submodule path with the same output.
-LAYER_MAP = {"conv1": "relu1", "pool1": "pool1", "conv2": "relu2", "conv3": "conv3", "gap": "flatten", "logits": "logits"}
+LAYER_MAP = {
+    "conv1": "relu1",
+    "pool1": "pool1",
+    "conv2": "relu2",
+    "conv3": "conv3",
+    "gap": "flatten",
+    "logits": "logits",
+}
 
 
 def neutral_weights(seed: int = 0) -> dict[str, np.ndarray]:
@@ -72,14 +79,21 @@ def torch_architecture():
     default init (no weights loaded)."""
     from torch import nn
 
-    return nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(3, 8, 3, padding=1)), ("relu1", nn.ReLU()),
-        ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(8, 16, 3, stride=2)), ("relu2", nn.ReLU()),
-        ("conv3", nn.Conv2d(16, 16, 3, padding=1)),
-        ("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
-        ("logits", nn.Linear(16, 10)),
-    ]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv1", nn.Conv2d(3, 8, 3, padding=1)),
+                ("relu1", nn.ReLU()),
+                ("pool1", nn.MaxPool2d(2)),
+                ("conv2", nn.Conv2d(8, 16, 3, stride=2)),
+                ("relu2", nn.ReLU()),
+                ("conv3", nn.Conv2d(16, 16, 3, padding=1)),
+                ("gap", nn.AdaptiveAvgPool2d(1)),
+                ("flatten", nn.Flatten()),
+                ("logits", nn.Linear(16, 10)),
+            ]
+        )
+    )
 
 
 def torch_model(weights: dict[str, np.ndarray]):

@@ -46,8 +46,7 @@ class Config:
     @property
     def name(self) -> str:
         f = self.filters
-        filters = f"{f[0]}-{f[-1]}" if len(f) > 2 and list(f) == list(range(f[0], f[-1] + 1)) else \
-            ",".join(map(str, f))
+        filters = f"{f[0]}-{f[-1]}" if len(f) > 2 and list(f) == list(range(f[0], f[-1] + 1)) else ",".join(map(str, f))
         return f"{self.layer} [{filters}] {self.steps} steps {self.size} px seed {self.seed}"
 
 
@@ -161,8 +160,15 @@ def _same_as_correct(keras_refs, layer_ref, side, correct_side) -> bool:
     return bool(np.array_equal(r_side.losses, r_ok.losses))
 
 
-def sweep(keras_model, torch_model, configs, mutation_names=None, log=print,
-          on_record=None, done: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def sweep(
+    keras_model,
+    torch_model,
+    configs,
+    mutation_names=None,
+    log=print,
+    on_record=None,
+    done: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Run the sweep; returns everything measured (the JSON document). The activation checks see the
     sample photo and seeded noise at the configuration's own image size. ``done``: records of an
     interrupted run (its ``sweep.partial.json``); their configurations are not run again."""
@@ -181,19 +187,30 @@ def sweep(keras_model, torch_model, configs, mutation_names=None, log=print,
         key = (config.seed, config.size)
         if key not in act_refs:
             act_refs[key] = vgg_parity.activation_reference(keras_model, config.seed, config.size)
-        layer_ref = vgg_parity.layer_reference(keras_model, config.layer, config.filters, steps=config.steps,
-                                               size=config.size, seed=config.seed)
+        layer_ref = vgg_parity.layer_reference(
+            keras_model, config.layer, config.filters, steps=config.steps, size=config.size, seed=config.seed
+        )
         correct = torch_side(torch_model)
         outcome, torch_runs = run_side(act_refs[key], layer_ref, correct, stop_early=False)
-        record: dict[str, Any] = {"config": {"layer": config.layer, "filters": list(config.filters),
-                                             "steps": config.steps, "size": config.size, "seed": config.seed},
-                                  "name": config.name, "correct": outcome.__dict__, "mutations": {}}
+        record: dict[str, Any] = {
+            "config": {
+                "layer": config.layer,
+                "filters": list(config.filters),
+                "steps": config.steps,
+                "size": config.size,
+                "seed": config.seed,
+            },
+            "name": config.name,
+            "correct": outcome.__dict__,
+            "mutations": {},
+        }
         if block_of(config.layer) > 1:
             from parity_tests.metrics import curve_relative_diff
 
             ref, port = layer_ref.run.losses, torch_runs["ascent"].losses
-            record["floor"] = [curve_relative_diff(r, a) for rerun in layer_ref.again
-                               for r, a in zip(ref, rerun.losses)]
+            record["floor"] = [
+                curve_relative_diff(r, a) for rerun in layer_ref.again for r, a in zip(ref, rerun.losses)
+            ]
             record["port_divergence"] = [curve_relative_diff(r, p) for r, p in zip(ref, port)]
         for name in names:
             side = MUTATIONS[name].apply(torch_model)
@@ -208,8 +225,10 @@ def sweep(keras_model, torch_model, configs, mutation_names=None, log=print,
         if on_record is not None:
             on_record(results)
         missed = [n for n, m in record["mutations"].items() if m["caught_by"] is None and m["effect"]]
-        log(f"{config.name}: correct port {'FALSE ALARM ' + str(outcome.failed[:3]) if outcome.caught_by else 'ok'}"
-            f"; missed {missed or 'none'} ({record['seconds']:.0f} s)")
+        log(
+            f"{config.name}: correct port {'FALSE ALARM ' + str(outcome.failed[:3]) if outcome.caught_by else 'ok'}"
+            f"; missed {missed or 'none'} ({record['seconds']:.0f} s)"
+        )
     return {"configs": results, "mutations": {n: MUTATIONS[n].description for n in names}}
 
 
@@ -220,10 +239,13 @@ def summarise(doc: dict[str, Any]) -> str:
     results = doc["configs"]
     n = len(results)
     alarms = [r for r in results if r["correct"]["caught_by"] is not None]
-    lines = [f"**Correct port: false alarms {len(alarms)} / {n} configurations**"
-             + (" (" + ", ".join(r["name"] for r in alarms) + ")" if alarms else ""), "",
-             "| planted bug | caught | of applicable | detection | caught first by | not applicable |",
-             "|---|---:|---:|---:|---|---:|"]
+    lines = [
+        f"**Correct port: false alarms {len(alarms)} / {n} configurations**"
+        + (" (" + ", ".join(r["name"] for r in alarms) + ")" if alarms else ""),
+        "",
+        "| planted bug | caught | of applicable | detection | caught first by | not applicable |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
     for name, description in doc["mutations"].items():
         outcomes = [r["mutations"][name] for r in results]
         applicable = [o for o in outcomes if o["caught_by"] is not None or o["effect"]]
@@ -235,13 +257,22 @@ def summarise(doc: dict[str, Any]) -> str:
         if by.get("ascent"):
             by["ascent"] = f"{by['ascent']} (loss curves alone: {curves})"
         frac = f"{len(caught) / len(applicable):.0%}" if applicable else "n/a"
-        lines.append(f"| {name}: {description} | {len(caught)} | {len(applicable)} | {frac} | "
-                     + ", ".join(f"{k} {v}" for k, v in by.items()) + f" | {len(outcomes) - len(applicable)} |")
-    lines += ["", ("Per configuration, the correct port: the check closest to its bound in each family "
-              "(value / bound), and for blocks 2-5 the noise floor and the port's loss-curve divergence "
-              "(worst filter)."), "",
-              "| configuration | activations | gradients | ascent | floor | divergence | divergence / floor | s |",
-              "|---|---|---|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {name}: {description} | {len(caught)} | {len(applicable)} | {frac} | "
+            + ", ".join(f"{k} {v}" for k, v in by.items())
+            + f" | {len(outcomes) - len(applicable)} |"
+        )
+    lines += [
+        "",
+        (
+            "Per configuration, the correct port: the check closest to its bound in each family "
+            "(value / bound), and for blocks 2-5 the noise floor and the port's loss-curve divergence "
+            "(worst filter)."
+        ),
+        "",
+        "| configuration | activations | gradients | ascent | floor | divergence | divergence / floor | s |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
     for r in results:
         w = r["correct"]["worst"]
         cells = []
@@ -264,8 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", choices=("all", "fast"), default="all")
     parser.add_argument("--only", type=int, nargs="*", help="indices of configurations to run (default: all)")
     parser.add_argument("--out", default=None, help="folder for sweep.md and sweep.json")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the configurations an interrupted run recorded in --out/sweep.partial.json")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the configurations an interrupted run recorded in --out/sweep.partial.json",
+    )
     args = parser.parse_args(argv)
     if args.resume and not args.out:
         parser.error("--resume needs --out (the folder holding sweep.partial.json)")
@@ -278,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         configs = tuple(configs[i] for i in args.only)
     started = time.perf_counter()
+
     def keep(results):  # the measurements so far, in case a long run is interrupted
         if args.out:
             atomic.write_json(Path(args.out) / "sweep.partial.json", {"configs": results})
@@ -289,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
         wanted = {c.name for c in configs}
         done = [r for r in json.loads(partial.read_text())["configs"] if r["name"] in wanted]
-    doc = sweep(keras_load(), torch_load(), configs, log=lambda s: print(s, flush=True), on_record=keep,
-                done=done)
+    doc = sweep(keras_load(), torch_load(), configs, log=lambda s: print(s, flush=True), on_record=keep, done=done)
     # a resumed run's total is the sum of its configurations' own times, not this process's
     doc["seconds"] = round(sum(r["seconds"] for r in doc["configs"]) if done else time.perf_counter() - started, 1)
     doc["command"] = "python -m parity_tests.sweep " + " ".join(sys.argv[1:] if argv is None else argv)

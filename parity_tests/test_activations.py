@@ -35,6 +35,12 @@ def test_pools_agree(keras_vgg, torch_vgg, photo):
 
 def test_torch_gets_raw_pixels_keras_gets_caffe_input(keras_vgg, torch_vgg, vgg_layer_map, photo):
     """The input convention matters: feeding torch's PixelModel caffe input (double preprocessing) fails."""
-    report = compare(keras_vgg, torch_vgg, {"block1_conv1": vgg_layer_map["block1_conv1"]}, photo,
-                     keras_preprocess=keras_input, torch_preprocess=keras_input)
+    report = compare(
+        keras_vgg,
+        torch_vgg,
+        {"block1_conv1": vgg_layer_map["block1_conv1"]},
+        photo,
+        keras_preprocess=keras_input,
+        torch_preprocess=keras_input,
+    )
     assert not report.passed

@@ -27,18 +27,30 @@ STEPS = 100
 SIZE = 64
 # One filter per block by default, fewer steps in the deep blocks (each also runs the reference
 # 4 more times for its noise floor; block 4/5 cost tens of seconds on a busy 2-core CPU).
-FAST = [("block1_conv2", [0], 100), ("block2_conv1", [1], 100), ("block3_conv1", [0], 50),
-        ("block4_conv1", [0], 30), ("block5_conv1", [0], 30)]
-FULL = [("block1_conv1", [0, 17, 42, 63], STEPS), ("block2_conv1", [0, 2, 3, 4], STEPS),
-        ("block2_conv2", [0, 1, 2, 3], STEPS), ("block3_conv1", [1, 2, 3, 4], STEPS),
-        ("block3_conv3", [0, 1, 2, 3], STEPS), ("block4_conv2", [0, 1, 2, 3], STEPS), ("block4_conv3", [0, 7], STEPS),
-        ("block5_conv3", [0, 1, 2, 3], STEPS)]
+FAST = [
+    ("block1_conv2", [0], 100),
+    ("block2_conv1", [1], 100),
+    ("block3_conv1", [0], 50),
+    ("block4_conv1", [0], 30),
+    ("block5_conv1", [0], 30),
+]
+FULL = [
+    ("block1_conv1", [0, 17, 42, 63], STEPS),
+    ("block2_conv1", [0, 2, 3, 4], STEPS),
+    ("block2_conv2", [0, 1, 2, 3], STEPS),
+    ("block3_conv1", [1, 2, 3, 4], STEPS),
+    ("block3_conv3", [0, 1, 2, 3], STEPS),
+    ("block4_conv2", [0, 1, 2, 3], STEPS),
+    ("block4_conv3", [0, 7], STEPS),
+    ("block5_conv3", [0, 1, 2, 3], STEPS),
+]
 
 
 def both(keras_vgg, torch_vgg, layer, filters, steps=STEPS, **kw):
     x0 = init_for(filters, SIZE, 0)
-    return run_keras(keras_vgg, layer, filters, x0, steps=steps, **kw), run_torch(torch_vgg, layer, filters, x0,
-                                                                                    steps=steps, **kw)
+    return run_keras(keras_vgg, layer, filters, x0, steps=steps, **kw), run_torch(
+        torch_vgg, layer, filters, x0, steps=steps, **kw
+    )
 
 
 def checked(keras_vgg, torch_vgg, layer, filters, steps):

@@ -33,7 +33,9 @@ def weights():
 
 @pytest.fixture(scope="module")
 def inputs():
-    return np.random.default_rng(7).uniform(-1, 1, (4, small_cnn.INPUT_SIZE, small_cnn.INPUT_SIZE, 3)).astype(np.float32)
+    return (
+        np.random.default_rng(7).uniform(-1, 1, (4, small_cnn.INPUT_SIZE, small_cnn.INPUT_SIZE, 3)).astype(np.float32)
+    )
 
 
 def test_small_cnn_port_agrees(weights, inputs):
@@ -52,7 +54,9 @@ def test_small_cnn_porting_bugs_are_caught(bug, weights, inputs):
         if bug == "dense_not_transposed":  # a (16, 10) kernel reshaped instead of transposed
             model.logits.weight.copy_(torch.from_numpy(weights["logits/kernel"].reshape(10, 16)))
         elif bug == "conv_kernel_hw_swapped":  # HWIO -> OIWH instead of OIHW
-            model.conv2.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights["conv2/kernel"].transpose(3, 2, 1, 0))))
+            model.conv2.weight.copy_(
+                torch.from_numpy(np.ascontiguousarray(weights["conv2/kernel"].transpose(3, 2, 1, 0)))
+            )
         else:
             model.conv3.bias.zero_()
     report = compare(small_cnn.keras_model(weights), model, small_cnn.LAYER_MAP, inputs)
@@ -66,15 +70,27 @@ def test_small_cnn_porting_bugs_are_caught(bug, weights, inputs):
 
 def test_preprocessing_callables_apply_per_side(weights, inputs):
     """Each side's preprocessing runs on its own copy: identical callables keep the models equal."""
+
     def scale(x):
         x *= 2.0  # in place on purpose: compare must hand each side a copy
         return x
 
-    report = compare(small_cnn.keras_model(weights), small_cnn.torch_model(weights), {"conv1": "relu1"}, inputs,
-                     keras_preprocess=scale, torch_preprocess=scale)
+    report = compare(
+        small_cnn.keras_model(weights),
+        small_cnn.torch_model(weights),
+        {"conv1": "relu1"},
+        inputs,
+        keras_preprocess=scale,
+        torch_preprocess=scale,
+    )
     assert report.passed, report.summary()
-    one_sided = compare(small_cnn.keras_model(weights), small_cnn.torch_model(weights), {"conv1": "relu1"}, inputs,
-                        keras_preprocess=scale)
+    one_sided = compare(
+        small_cnn.keras_model(weights),
+        small_cnn.torch_model(weights),
+        {"conv1": "relu1"},
+        inputs,
+        keras_preprocess=scale,
+    )
     assert not one_sided.passed
 
 
@@ -98,8 +114,11 @@ def test_curve_metric_is_robust_where_the_loss_crosses_zero():
     at_zero, at_peak = rising.copy(), rising.copy()
     at_zero[25] += 0.3  # rising[25] == 0
     at_peak[-1] += 0.3
-    assert curve_relative_diff(rising, at_zero) == pytest.approx(curve_relative_diff(rising, at_peak)) == \
-        pytest.approx(0.3 / 150.0)
+    assert (
+        curve_relative_diff(rising, at_zero)
+        == pytest.approx(curve_relative_diff(rising, at_peak))
+        == pytest.approx(0.3 / 150.0)
+    )
     # The running maximum: how far apart the curves have been by each step.
     div = curve_divergence(rising, at_zero)
     assert div[24] == 0 and div[25] == div[-1] == pytest.approx(0.002)
@@ -153,10 +172,19 @@ def test_checks_and_report():
     assert Check("c", 0.99999, 0.9999, ">=").passed and not Check("c", 0.999, 0.9999, ">=").passed
     assert Check("d", 0.0, 0.0, "==").passed and not Check("d", 1.0, 0.0, "==").passed
     assert not Report().passed, "an empty report proves nothing"
-    curves = check_curves("f", np.arange(101.0), np.arange(101.0) * 1.01,
-                          CurveBounds(max_rel=1e-3, min_pearson=0.999, final_rel=1e-3, gain_rel=1e-3), gain_steps=(10, 100))
+    curves = check_curves(
+        "f",
+        np.arange(101.0),
+        np.arange(101.0) * 1.01,
+        CurveBounds(max_rel=1e-3, min_pearson=0.999, final_rel=1e-3, gain_rel=1e-3),
+        gain_steps=(10, 100),
+    )
     report = Report(curves)
-    assert [c.name.rsplit("/", 1)[1] for c in report.failures()] == ["max_rel_diff", "final_rel_diff", "gain_10_100_rel_diff"]
+    assert [c.name.rsplit("/", 1)[1] for c in report.failures()] == [
+        "max_rel_diff",
+        "final_rel_diff",
+        "gain_10_100_rel_diff",
+    ]
     assert report["losses/f/pearson"].passed
 
 
@@ -169,8 +197,9 @@ def test_compare_runs_the_port_in_inference_mode_and_leaves_its_mode(weights, in
 
     rng = np.random.default_rng(3)
     k_in = keras.Input((8, 8, 3))
-    k_out = keras.layers.Dropout(0.5, name="drop")(keras.layers.BatchNormalization(name="bn")(
-        keras.layers.Conv2D(4, 3, padding="same", name="conv")(k_in)))
+    k_out = keras.layers.Dropout(0.5, name="drop")(
+        keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(4, 3, padding="same", name="conv")(k_in))
+    )
     k_model = keras.Model(k_in, k_out)
     kernel, bias = rng.standard_normal((3, 3, 3, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
     gamma, beta = rng.uniform(0.5, 2, 4).astype(np.float32), rng.standard_normal(4).astype(np.float32)

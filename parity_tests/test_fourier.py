@@ -24,8 +24,15 @@ from parity_tests.fourier_parity import (
 # Fast: one case per kind of bound (per step, blocks 1-3, blocks 4-5), small; --parity-full: 64 px, 100 steps.
 FAST = [("block1_conv1", [0, 63]), ("block1_conv2", [1]), ("block4_conv1", [0])]
 FAST_SIZE, FAST_STEPS = 48, 60
-FULL = [("block1_conv2", [0, 2, 3]), ("block2_conv1", [0, 1, 2, 3]), ("block3_conv1", [0, 1]),
-        ("block3_conv3", [0, 1]), ("block4_conv2", [0, 1]), ("block5_conv1", [0, 1]), ("block5_conv3", [0, 1, 2, 3])]
+FULL = [
+    ("block1_conv2", [0, 2, 3]),
+    ("block2_conv1", [0, 1, 2, 3]),
+    ("block3_conv1", [0, 1]),
+    ("block3_conv3", [0, 1]),
+    ("block4_conv2", [0, 1]),
+    ("block5_conv1", [0, 1]),
+    ("block5_conv3", [0, 1, 2, 3]),
+]
 SIZE, STEPS = 64, 100
 
 
@@ -34,12 +41,16 @@ def test_picture_from_a_given_spectrum_agrees(height, width):
     """Spectra far from the seeded start (whose picture is grey within a few levels, where float32's own
     resolution near 128 is already 1e-6 of the range), so that the pictures span most of 0-255."""
     rng = np.random.default_rng(7)
-    cases = [(FourierOptions(), 1.0), (FourierOptions(), 0.3),
-             (fourier_options({"decorrelate": False, "decay": 1.5, "divisor": 2.0}), 0.03)]
+    cases = [
+        (FourierOptions(), 1.0),
+        (FourierOptions(), 0.3),
+        (fourier_options({"decorrelate": False, "decay": 1.5, "divisor": 2.0}), 0.03),
+    ]
     for i, (options, std) in enumerate(cases):
         spectra = rng.normal(0, std, (3, *fourier.spectrum_shape(height, width))).astype(np.float32)
-        picture = fourier.spectrum_to_image(spectra, height, width, decay=options.decay, divisor=options.divisor,
-                                            decorrelate=options.decorrelate)
+        picture = fourier.spectrum_to_image(
+            spectra, height, width, decay=options.decay, divisor=options.divisor, decorrelate=options.decorrelate
+        )
         assert np.ptp(picture) > 120, "the case must span the pixel range to test anything"
         report = Report(image_checks(spectra, height, width, options, label=f"{height}x{width}/case{i}"))
         assert report.passed, report.summary()
@@ -75,8 +86,10 @@ def test_gradient_with_respect_to_the_spectrum_agrees():
 
 
 def _both(keras_vgg, torch_vgg, layer, filters, steps=STEPS, size=SIZE):
-    return (run_keras(keras_vgg, layer, filters, steps=steps, size=size),
-            run_torch(torch_vgg, layer, filters, steps=steps, size=size))
+    return (
+        run_keras(keras_vgg, layer, filters, steps=steps, size=size),
+        run_torch(torch_vgg, layer, filters, steps=steps, size=size),
+    )
 
 
 @pytest.mark.parametrize("layer,filters", FAST, ids=[layer for layer, _ in FAST])

@@ -102,8 +102,10 @@ def test_direction_of_a_one_hot_vector_is_the_channel(keras_vgg, torch_vgg, seed
 def test_values_and_gradients_agree_everywhere(layer, keras_vgg, torch_vgg, seeded):
     for label, x in (("seeded", seeded), ("photo", photo_pictures()), ("48x64", photo_pictures(*WIDE))):
         cases = objective_cases(layer, *x.shape[1:3])
-        report = Report(value_checks(keras_vgg, torch_vgg, x, cases, label=label)
-                        + value_checks(keras_vgg, torch_vgg, x, cases, activation="post_relu", label=label))
+        report = Report(
+            value_checks(keras_vgg, torch_vgg, x, cases, label=label)
+            + value_checks(keras_vgg, torch_vgg, x, cases, activation="post_relu", label=label)
+        )
         assert report.passed, report.summary()
 
 
@@ -122,8 +124,9 @@ def test_neuron_loss_histories_agree(layer, filters, keras_vgg, torch_vgg):
 
 def test_diversity_groups_of_visualize_filters_agree(keras_vgg, torch_vgg):
     """visualize_filters(diversity=3): one filter's three coupled pictures, from the keys (f, 2, k)."""
-    pair = filters_pair(keras_vgg, torch_vgg, "block1_conv2", [3], steps=STEPS, size=CURVE_SIZE, unit="channel",
-                        diversity=BATCH)
+    pair = filters_pair(
+        keras_vgg, torch_vgg, "block1_conv2", [3], steps=STEPS, size=CURVE_SIZE, unit="channel", diversity=BATCH
+    )
     assert pair.ref.filters == pair.other.filters == [3] * BATCH
     report = Report(pair.checks())
     assert report.passed, report.summary()
@@ -139,8 +142,9 @@ def test_render_loss_histories_agree(layer, keras_vgg, torch_vgg):
 
 
 def test_render_fourier_loss_histories_agree(keras_vgg, torch_vgg):
-    pair = render_pair(keras_vgg, torch_vgg, diversity_objective("block1_conv2"), steps=STEPS, size=CURVE_SIZE,
-                       method="fourier")
+    pair = render_pair(
+        keras_vgg, torch_vgg, diversity_objective("block1_conv2"), steps=STEPS, size=CURVE_SIZE, method="fourier"
+    )
     report = Report(pair.checks())
     assert report.passed, report.summary()
     assert any(c.name.startswith("losses/fourier/block1_conv2/") for c in report.checks)
@@ -149,9 +153,11 @@ def test_render_fourier_loss_histories_agree(keras_vgg, torch_vgg):
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", ["block2_conv1", "block4_conv1", "block5_conv1"])
 def test_loss_histories_agree_deeper(layer, keras_vgg, torch_vgg):
-    pairs = [filters_pair(keras_vgg, torch_vgg, layer, [0, 1], steps=50),
-             render_pair(keras_vgg, torch_vgg, diversity_objective(layer), steps=50),
-             render_pair(keras_vgg, torch_vgg, diversity_objective(layer), steps=60, size=48, method="fourier")]
+    pairs = [
+        filters_pair(keras_vgg, torch_vgg, layer, [0, 1], steps=50),
+        render_pair(keras_vgg, torch_vgg, diversity_objective(layer), steps=50),
+        render_pair(keras_vgg, torch_vgg, diversity_objective(layer), steps=60, size=48, method="fourier"),
+    ]
     for pair in pairs:
         report = Report(pair.checks())
         assert report.passed, f"{pair.name}: {report.summary()}"
@@ -178,8 +184,11 @@ def test_diversity_that_keeps_its_own_term_is_caught(keras_vgg, torch_vgg, wide)
     """sum over j of <G_i, G_j> including j == i adds 1/B to every element: the values catch it (the
     gradients cannot: the own term of unit-norm Grams is constant)."""
     layer = "block3_conv3"
-    cases = {k: v for k, v in objective_cases(layer, *WIDE).items()
-             if k in ("channel", "diversity", "channel_minus_diversity")}
+    cases = {
+        k: v
+        for k, v in objective_cases(layer, *WIDE).items()
+        if k in ("channel", "diversity", "channel_minus_diversity")
+    }
     report = Report(value_checks(keras_vgg, torch_vgg, wide, cases, label="48x64", bug="diversity_keeps_self"))
     failed = report.failures()
     assert {kind_of(c.name) for c in failed} == {"diversity", "channel_minus_diversity"}

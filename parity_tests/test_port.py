@@ -39,8 +39,9 @@ def run_port(capsys, *argv) -> tuple[int, str, str]:
 
 
 def test_small_cnn_port_agrees_with_gradients(small_keras, tmp_path, capsys):
-    code, out, _ = run_port(capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn", "--gradients",
-                            "--out", tmp_path)
+    code, out, _ = run_port(
+        capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn", "--gradients", "--out", tmp_path
+    )
     assert code == 0, out
     # The auto map is printed, with where each pair is compared (the fused ReLUs: before it).
     assert "layer map (auto, by order of parameterised layers)" in out
@@ -57,11 +58,23 @@ def test_small_cnn_port_agrees_with_gradients(small_keras, tmp_path, capsys):
 
 
 def test_transferred_weights_make_an_untrained_port_agree(small_keras, tmp_path, capsys):
-    code, out, _ = run_port(capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn_untrained",
-                            "--out", tmp_path / "without")
+    code, out, _ = run_port(
+        capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn_untrained", "--out", tmp_path / "without"
+    )
     assert code == 1 and "first diverging layer: conv1" in out
-    code, out, _ = run_port(capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn_untrained",
-                            "--transfer-weights", "--inputs", "noise", "--gradients", "--out", tmp_path / "with")
+    code, out, _ = run_port(
+        capsys,
+        "--keras",
+        small_keras,
+        "--torch",
+        f"{EXAMPLES}:small_cnn_untrained",
+        "--transfer-weights",
+        "--inputs",
+        "noise",
+        "--gradients",
+        "--out",
+        tmp_path / "with",
+    )
     assert code == 0, out
     assert "logits -> logits: bias, weight" in out
 
@@ -70,8 +83,9 @@ def test_transferred_weights_make_an_untrained_port_agree(small_keras, tmp_path,
 def test_broken_ports_exit_1_naming_the_first_diverging_layer(builder, layer, small_keras, tmp_path, capsys):
     """A transposed kernel shows at its own layer; a missing ReLU after conv2 shows at conv3, the first
     compared value it changes (conv2 itself is compared before its activation, where it still agrees)."""
-    code, out, _ = run_port(capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:{builder}", "--gradients",
-                            "--out", tmp_path)
+    code, out, _ = run_port(
+        capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:{builder}", "--gradients", "--out", tmp_path
+    )
     assert code == 1
     assert f"FAIL: first diverging layer: {layer} (torch {layer}" in out
     doc = json.loads((tmp_path / "report.json").read_text())
@@ -90,8 +104,19 @@ def test_h5_files_and_an_explicit_map_with_pools_and_activation_modules(tmp_path
     mapping.write_text(json.dumps({"conv1": "relu1", "pool1": "pool1", "conv2": "conv2", "gap": "flatten"}))
     batch = np.random.default_rng(5).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
     np.save(tmp_path / "batch.npy", batch)
-    code, out, _ = run_port(capsys, "--keras", h5, "--torch", f"{EXAMPLES}:small_cnn", "--map", mapping,
-                            "--inputs", tmp_path / "batch.npy", "--out", tmp_path / "r")
+    code, out, _ = run_port(
+        capsys,
+        "--keras",
+        h5,
+        "--torch",
+        f"{EXAMPLES}:small_cnn",
+        "--map",
+        mapping,
+        "--inputs",
+        tmp_path / "batch.npy",
+        "--out",
+        tmp_path / "r",
+    )
     assert code == 0, out
     assert "conv1 -> relu1  [conv2d; output]" in out and "conv2 -> conv2  [conv2d; before relu]" in out
     assert json.loads((tmp_path / "r" / "report.json").read_text())["inputs"]["label"] == "batch"
@@ -131,17 +156,33 @@ def mixed_torch(eps: float = 1e-5):
 
     torch.manual_seed(1)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
         nn.Conv2d(4, 8, 3, groups=4),
-        nn.BatchNorm2d(8, eps=eps), nn.ReLU(),
-        nn.Flatten(), nn.Linear(8 * 10 * 8, 6), nn.ReLU(), nn.Linear(6, 3),
+        nn.BatchNorm2d(8, eps=eps),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 10 * 8, 6),
+        nn.ReLU(),
+        nn.Linear(6, 3),
     )
 
 
 def test_transfer_converts_depthwise_batchnorm_and_dense_after_flatten(tmp_path, capsys):
     keras_file = _mixed_keras(tmp_path / "mixed.keras")
-    code, out, _ = run_port(capsys, "--keras", keras_file, "--torch", "parity_tests.test_port:mixed_torch",
-                            "--transfer-weights", "--inputs", "noise", "--gradients", "--out", tmp_path / "r")
+    code, out, _ = run_port(
+        capsys,
+        "--keras",
+        keras_file,
+        "--torch",
+        "parity_tests.test_port:mixed_torch",
+        "--transfer-weights",
+        "--inputs",
+        "noise",
+        "--gradients",
+        "--out",
+        tmp_path / "r",
+    )
     assert code == 0, out
     assert "depthwise -> 2  [depthwise; output]" in out and "bn        -> 3  [batchnorm; output]" in out
     assert "hidden    -> 6  [dense; before relu]" in out
@@ -155,10 +196,22 @@ def mixed_torch_default_eps():
 
 def test_a_batchnorm_epsilon_mismatch_is_reported_and_caught(tmp_path, capsys):
     keras_file = _mixed_keras(tmp_path / "mixed.keras", bn_epsilon=1e-3)
-    code, out, _ = run_port(capsys, "--keras", keras_file, "--torch", "parity_tests.test_port:mixed_torch_default_eps",
-                            "--transfer-weights", "--inputs", "noise", "--out", tmp_path / "r")
-    assert "bn -> 3: bias, running_mean, running_var, weight (epsilon differs: Keras 0.001, torch 1e-05; not carried)" \
+    code, out, _ = run_port(
+        capsys,
+        "--keras",
+        keras_file,
+        "--torch",
+        "parity_tests.test_port:mixed_torch_default_eps",
+        "--transfer-weights",
+        "--inputs",
+        "noise",
+        "--out",
+        tmp_path / "r",
+    )
+    assert (
+        "bn -> 3: bias, running_mean, running_var, weight (epsilon differs: Keras 0.001, torch 1e-05; not carried)"
         in out
+    )
     assert code == 1 and "first diverging layer: bn" in out
 
 
@@ -168,29 +221,54 @@ def test_dense_after_flatten_without_the_reordering_is_caught(tmp_path, capsys, 
 
     keras_file = _mixed_keras(tmp_path / "mixed.keras")
     monkeypatch.setattr(port_weights, "_flatten_source_shape", lambda layer: None)
-    code, out, _ = run_port(capsys, "--keras", keras_file, "--torch", "parity_tests.test_port:mixed_torch",
-                            "--transfer-weights", "--inputs", "noise", "--out", tmp_path / "r")
+    code, out, _ = run_port(
+        capsys,
+        "--keras",
+        keras_file,
+        "--torch",
+        "parity_tests.test_port:mixed_torch",
+        "--transfer-weights",
+        "--inputs",
+        "noise",
+        "--out",
+        tmp_path / "r",
+    )
     assert code == 1 and "first diverging layer: hidden" in out
 
 
 def sequential_torch():
     from torch import nn
 
-    return nn.Sequential(nn.Conv2d(1, 3, 5), nn.Tanh(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 6 * 6, 4),
-                         nn.Softmax(dim=1))
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 5), nn.Tanh(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 6 * 6, 4), nn.Softmax(dim=1)
+    )
 
 
 def test_a_sequential_model_with_other_fused_activations(tmp_path, capsys):
     """keras.Sequential, one input channel (photos turned grey), tanh and softmax fused into their layers."""
     import keras
 
-    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(3, 5, activation="tanh", name="c"),
-                              keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
-                              keras.layers.Dense(4, activation="softmax", name="d")])
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 1)),
+            keras.layers.Conv2D(3, 5, activation="tanh", name="c"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, activation="softmax", name="d"),
+        ]
+    )
     model.save(tmp_path / "seq.keras")
-    code, out, _ = run_port(capsys, "--keras", tmp_path / "seq.keras", "--torch",
-                            "parity_tests.test_port:sequential_torch", "--transfer-weights", "--gradients",
-                            "--out", tmp_path / "r")
+    code, out, _ = run_port(
+        capsys,
+        "--keras",
+        tmp_path / "seq.keras",
+        "--torch",
+        "parity_tests.test_port:sequential_torch",
+        "--transfer-weights",
+        "--gradients",
+        "--out",
+        tmp_path / "r",
+    )
     assert code == 0, out
     assert "c     -> 0  [conv2d; before tanh]" in out and "d     -> 4  [dense; before softmax]" in out
 
@@ -202,41 +280,59 @@ def test_vgg16_port_of_torch_filtviz_agrees(vgg_keras, tmp_path, capsys):
     code, out, _ = run_port(capsys, "--keras", vgg_keras, "--torch", f"{EXAMPLES}:vgg16", "--out", tmp_path)
     assert code == 0, out
     doc = json.loads((tmp_path / "report.json").read_text())
-    assert [m["keras"] for m in doc["map"]] == [f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
-                                                for c in range(1, n + 1)]
+    assert [m["keras"] for m in doc["map"]] == [
+        f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1)
+    ]
     assert {m["compared_at"] for m in doc["map"]} == {"before relu"}
     assert doc["map"][0]["torch"] == "0" and doc["map"][-1]["torch"] == "28"
 
 
 def test_vgg16_architecture_with_transferred_weights_agrees(vgg_keras, tmp_path, capsys):
-    code, out, _ = run_port(capsys, "--keras", vgg_keras, "--torch", f"{EXAMPLES}:vgg16_untrained",
-                            "--transfer-weights", "--size", "48", "--out", tmp_path)
+    code, out, _ = run_port(
+        capsys,
+        "--keras",
+        vgg_keras,
+        "--torch",
+        f"{EXAMPLES}:vgg16_untrained",
+        "--transfer-weights",
+        "--size",
+        "48",
+        "--out",
+        tmp_path,
+    )
     assert code == 0, out
     assert out.count(": bias, weight") == 13
 
 
 @pytest.mark.slow
 def test_vgg16_gradients_agree(vgg_keras, tmp_path, capsys):
-    code, out, _ = run_port(capsys, "--keras", vgg_keras, "--torch", f"{EXAMPLES}:vgg16", "--gradients",
-                            "--out", tmp_path)
+    code, out, _ = run_port(
+        capsys, "--keras", vgg_keras, "--torch", f"{EXAMPLES}:vgg16", "--gradients", "--out", tmp_path
+    )
     assert code == 0, out
 
 
 # --- bad input -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv,expected", [
-    (["--keras", "missing.keras", "--torch", "a.b:c"], "--keras missing.keras: no such file"),
-    (["--keras", "SMALL", "--torch", "nocolon"], "expected package.module:build"),
-    (["--keras", "SMALL", "--torch", "no_such_module_xyz:build"], "cannot import no_such_module_xyz"),
-    (["--keras", "SMALL", "--torch", "parity_tests.port_examples:nothing"], "has no attribute 'nothing'"),
-    (["--keras", "SMALL", "--torch", "parity_tests.port:PROG"], "gave a str, not a torch.nn.Module"),
-    (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--inputs", "pictures"], "valid: photos, noise"),
-    (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--map", "nope.json"], "--map nope.json: no such file"),
-    (["--keras", "SMALL", "--torch", f"{EXAMPLES}:vgg16_untrained"], "the Keras model has 4 layers with weights"),
-    (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--bogus"], "unrecognized arguments"),
-    (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--rtol", "nan"], "--rtol must be a number between"),
-])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--keras", "missing.keras", "--torch", "a.b:c"], "--keras missing.keras: no such file"),
+        (["--keras", "SMALL", "--torch", "nocolon"], "expected package.module:build"),
+        (["--keras", "SMALL", "--torch", "no_such_module_xyz:build"], "cannot import no_such_module_xyz"),
+        (["--keras", "SMALL", "--torch", "parity_tests.port_examples:nothing"], "has no attribute 'nothing'"),
+        (["--keras", "SMALL", "--torch", "parity_tests.port:PROG"], "gave a str, not a torch.nn.Module"),
+        (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--inputs", "pictures"], "valid: photos, noise"),
+        (
+            ["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--map", "nope.json"],
+            "--map nope.json: no such file",
+        ),
+        (["--keras", "SMALL", "--torch", f"{EXAMPLES}:vgg16_untrained"], "the Keras model has 4 layers with weights"),
+        (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--bogus"], "unrecognized arguments"),
+        (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--rtol", "nan"], "--rtol must be a number between"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(argv, expected, small_keras, tmp_path, capsys):
     argv = [str(small_keras) if a == "SMALL" else a for a in argv]
     code, out, err = run_port(capsys, *argv, "--out", tmp_path / "r")
@@ -249,27 +345,46 @@ def test_bad_input_is_one_line_exit_2(argv, expected, small_keras, tmp_path, cap
 def test_bad_map_and_input_files(small_keras, tmp_path, capsys):
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"conv1": 3}')
-    code, _, err = run_port(capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn", "--map", bad_json,
-                            "--out", tmp_path / "r")
+    code, _, err = run_port(
+        capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn", "--map", bad_json, "--out", tmp_path / "r"
+    )
     assert code == 2 and "must be a JSON object of Keras layer name -> torch module path" in err
     wrong = tmp_path / "wrong.json"
     wrong.write_text('{"conv1": "features.0"}')
-    code, _, err = run_port(capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn", "--map", wrong,
-                            "--out", tmp_path / "r")
+    code, _, err = run_port(
+        capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn", "--map", wrong, "--out", tmp_path / "r"
+    )
     assert code == 2 and "the torch model has no module 'features.0'" in err
     np.save(tmp_path / "small.npy", np.zeros((2, 16, 16, 3), np.float32))
-    code, _, err = run_port(capsys, "--keras", small_keras, "--torch", f"{EXAMPLES}:small_cnn", "--inputs",
-                            tmp_path / "small.npy", "--out", tmp_path / "r")
+    code, _, err = run_port(
+        capsys,
+        "--keras",
+        small_keras,
+        "--torch",
+        f"{EXAMPLES}:small_cnn",
+        "--inputs",
+        tmp_path / "small.npy",
+        "--out",
+        tmp_path / "r",
+    )
     assert code == 2 and "does not fit the Keras input (N, 32, 32, 3)" in err
     spare = tmp_path / "spare.json"
     spare.write_text('{"conv1": "spare"}')
-    code, _, err = run_port(capsys, "--keras", small_keras, "--torch", "parity_tests.test_port:with_spare_module",
-                            "--map", spare, "--out", tmp_path / "r")
+    code, _, err = run_port(
+        capsys,
+        "--keras",
+        small_keras,
+        "--torch",
+        "parity_tests.test_port:with_spare_module",
+        "--map",
+        spare,
+        "--out",
+        tmp_path / "r",
+    )
     assert code == 2 and "never ran in the forward pass: ['spare']" in err
     not_a_model = tmp_path / "junk.keras"
     not_a_model.write_bytes(b"not a zip")
-    code, _, err = run_port(capsys, "--keras", not_a_model, "--torch", f"{EXAMPLES}:small_cnn", "--out",
-                            tmp_path / "r")
+    code, _, err = run_port(capsys, "--keras", not_a_model, "--torch", f"{EXAMPLES}:small_cnn", "--out", tmp_path / "r")
     assert code == 2 and "cannot load the model" in err and len(err.strip().splitlines()) == 1
 
 
@@ -290,8 +405,22 @@ def with_spare_module():
 
 
 def test_the_module_runs_as_a_command(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "parity_tests.port", "--keras", str(tmp_path / "x.keras"),
-                           "--torch", "a:b", "--out", str(tmp_path / "r")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parity_tests.port",
+            "--keras",
+            str(tmp_path / "x.keras"),
+            "--torch",
+            "a:b",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"python -m parity_tests.port: error: --keras {tmp_path / 'x.keras'}: no such file"

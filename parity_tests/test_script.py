@@ -24,17 +24,21 @@ def script():
     return module
 
 
-@pytest.mark.parametrize("argv,expected", [
-    (["--layers", "block9_conv1"], "unknown layer 'block9_conv1'; valid: block1_conv1"),
-    (["--layers", "block1_conv1", "--filters", "70"], "filter 70 is out of range"),
-    (["--steps", "0"], "steps must be at least 1"),
-    (["--size", "8"], "too small"),
-    (["--perturb-torch", "nan"], "--perturb-torch must be a number >= 0"),
-    (["--bogus"], "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--layers", "block9_conv1"], "unknown layer 'block9_conv1'; valid: block1_conv1"),
+        (["--layers", "block1_conv1", "--filters", "70"], "filter 70 is out of range"),
+        (["--steps", "0"], "steps must be at least 1"),
+        (["--size", "8"], "too small"),
+        (["--perturb-torch", "nan"], "--perturb-torch must be a number >= 0"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(argv, expected, tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *argv, "--out", str(tmp_path / "r")], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *argv, "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "r").exists()
@@ -53,8 +57,20 @@ def test_agreeing_frameworks_exit_0_with_full_report(script, keras_vgg, torch_vg
 
 
 def test_perturbed_torch_weights_exit_1(script, keras_vgg, torch_vgg, tmp_path):
-    args = script.parse_args(["--layers", "block1_conv1", "--filters", "0", "--steps", "12", "--out", str(tmp_path),
-                              "--perturb-torch", "1e-3"])
+    args = script.parse_args(
+        [
+            "--layers",
+            "block1_conv1",
+            "--filters",
+            "0",
+            "--steps",
+            "12",
+            "--out",
+            str(tmp_path),
+            "--perturb-torch",
+            "1e-3",
+        ]
+    )
     assert script.run(args, models=(keras_vgg, copy.deepcopy(torch_vgg))) == 1
     doc = json.loads((tmp_path / "report.json").read_text())
     failed = {c["name"] for c in doc["checks"] if not c["passed"]}
@@ -69,8 +85,20 @@ def test_the_configuration_a_new_user_tried_passes_with_explained_bounds(script,
     noise floor measured in the same run, and the report says so for every curve."""
     from parity_tests.vgg_parity import FLOOR_RULE
 
-    args = script.parse_args(["--layers", "block1_conv2,block3_conv1", "--filters", "0-1", "--steps", "20",
-                              "--size", "64", "--out", str(tmp_path)])
+    args = script.parse_args(
+        [
+            "--layers",
+            "block1_conv2,block3_conv1",
+            "--filters",
+            "0-1",
+            "--steps",
+            "20",
+            "--size",
+            "64",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert script.run(args, models=(keras_vgg, torch_vgg)) == 0
     doc = json.loads((tmp_path / "report.json").read_text())
     curves = [c for c in doc["checks"] if c["name"].startswith("losses/block3_conv1/")]

@@ -49,8 +49,9 @@ from parity_tests.runners import keras_activations, to_nchw, to_nhwc, torch_acti
 
 # Block 1 loss histories stay within ~1e-7 of the curve's scale for almost every filter (a late
 # ReLU flip lifts the odd one to ~1e-5), so block 1 keeps fixed bounds (parity_tests/README.md).
-BLOCK1_BOUNDS = CurveBounds(max_rel=1e-4, min_pearson=0.999999, final_rel=1e-4, gain_rel=1e-4,
-                            note="fixed: block 1 barely amplifies round-off")
+BLOCK1_BOUNDS = CurveBounds(
+    max_rel=1e-4, min_pearson=0.999999, final_rel=1e-4, gain_rel=1e-4, note="fixed: block 1 barely amplifies round-off"
+)
 # From block 2 on the ascent amplifies float32 round-off: the bound is k times the noise floor
 # measured in the same run, never above the cap. k and the cap come from the measured spread of
 # (port divergence / floor): worst 2.7 in the calibration (python -m parity_tests.noise_floor),
@@ -108,52 +109,111 @@ def perturb_ulp(x: np.ndarray, seed: int = 1) -> np.ndarray:
     return np.where(up, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))).astype(np.float32)
 
 
-def run_keras(model, layer: str, filters: Sequence[int], init: np.ndarray, *, steps: int,
-              snapshots: Sequence[int] | None = None, objective: str = "pre_relu") -> AscentRun:
+def run_keras(
+    model,
+    layer: str,
+    filters: Sequence[int],
+    init: np.ndarray,
+    *,
+    steps: int,
+    snapshots: Sequence[int] | None = None,
+    objective: str = "pre_relu",
+) -> AscentRun:
     """tf_reference's ascent (one filter at a time) from ``init`` (F, H, W, 3)."""
     from tf_reference.ascent import visualize_filters
 
     snapshots = snapshots_for(steps) if snapshots is None else snapshots
     start = time.perf_counter()
-    results = visualize_filters(model, layer, list(filters), steps=steps, init=init, snapshots=snapshots,
-                                objective=objective)
+    results = visualize_filters(
+        model, layer, list(filters), steps=steps, init=init, snapshots=snapshots, objective=objective
+    )
     seconds = time.perf_counter() - start
     keep = sorted(results[0].snapshots)
-    return AscentRun("tensorflow", layer, list(filters), np.stack([r.losses for r in results]),
-                     np.stack([r.raw for r in results]), np.stack([r.image for r in results]),
-                     {k: np.stack([r.snapshots[k] for r in results]) for k in keep},
-                     [bool(r.dead) for r in results], seconds, np.asarray(init, np.float32))
+    return AscentRun(
+        "tensorflow",
+        layer,
+        list(filters),
+        np.stack([r.losses for r in results]),
+        np.stack([r.raw for r in results]),
+        np.stack([r.image for r in results]),
+        {k: np.stack([r.snapshots[k] for r in results]) for k in keep},
+        [bool(r.dead) for r in results],
+        seconds,
+        np.asarray(init, np.float32),
+    )
 
 
-def run_torch(model, layer: str, filters: Sequence[int], init: np.ndarray, *, steps: int,
-              snapshots: Sequence[int] | None = None, objective: str = "pre_relu", lr: float = 1.0,
-              **kwargs) -> AscentRun:
+def run_torch(
+    model,
+    layer: str,
+    filters: Sequence[int],
+    init: np.ndarray,
+    *,
+    steps: int,
+    snapshots: Sequence[int] | None = None,
+    objective: str = "pre_relu",
+    lr: float = 1.0,
+    **kwargs,
+) -> AscentRun:
     """torch_filtviz's batched ascent from the same ``init`` (CPU, its default memory format)."""
     from torch_filtviz.ascent import visualize_filters
 
     snapshots = snapshots_for(steps) if snapshots is None else snapshots
     start = time.perf_counter()
-    res = visualize_filters(model, layer, list(filters), steps=steps, init=init, snapshots=snapshots,
-                            objective=objective, lr=lr, progress=False, device="cpu", **kwargs)
+    res = visualize_filters(
+        model,
+        layer,
+        list(filters),
+        steps=steps,
+        init=init,
+        snapshots=snapshots,
+        objective=objective,
+        lr=lr,
+        progress=False,
+        device="cpu",
+        **kwargs,
+    )
     seconds = time.perf_counter() - start
-    return AscentRun("torch", layer, list(filters), np.asarray(res.losses, np.float64), np.asarray(res.raw),
-                     np.asarray(res.images), {int(k): np.asarray(v) for k, v in res.snapshots.items()},
-                     [bool(d) for d in np.asarray(res.dead)], seconds, np.asarray(init, np.float32))
+    return AscentRun(
+        "torch",
+        layer,
+        list(filters),
+        np.asarray(res.losses, np.float64),
+        np.asarray(res.raw),
+        np.asarray(res.images),
+        {int(k): np.asarray(v) for k, v in res.snapshots.items()},
+        [bool(d) for d in np.asarray(res.dead)],
+        seconds,
+        np.asarray(init, np.float32),
+    )
 
 
-def run_side(side: TorchSide, layer: str, filters: Sequence[int], init: np.ndarray, *, steps: int,
-             objective: str = "pre_relu") -> AscentRun:
+def run_side(
+    side: TorchSide, layer: str, filters: Sequence[int], init: np.ndarray, *, steps: int, objective: str = "pre_relu"
+) -> AscentRun:
     """:func:`run_torch` for a :class:`~parity_tests.mutations.TorchSide` (its bug planted)."""
     with side.planted():
-        return run_torch(side.model, layer, filters, init, steps=steps, objective=side.objective_for(objective),
-                         lr=algorithm.DEFAULT_LR * side.lr_scale)
+        return run_torch(
+            side.model,
+            layer,
+            filters,
+            init,
+            steps=steps,
+            objective=side.objective_for(objective),
+            lr=algorithm.DEFAULT_LR * side.lr_scale,
+        )
 
 
 # --- checks of paired results -------------------------------------------------------------------------
 
 
-def ascent_checks(ref: AscentRun, other: AscentRun, again: Sequence[AscentRun] | AscentRun | None = None, *,
-                  rule: FloorRule = FLOOR_RULE) -> list[Check]:
+def ascent_checks(
+    ref: AscentRun,
+    other: AscentRun,
+    again: Sequence[AscentRun] | AscentRun | None = None,
+    *,
+    rule: FloorRule = FLOOR_RULE,
+) -> list[Check]:
     """Checks of two ascents from the same start.
 
     All blocks: the first update (when both kept step 1 and know their start), dead flags and
@@ -174,24 +234,43 @@ def ascent_checks(ref: AscentRun, other: AscentRun, again: Sequence[AscentRun] |
         if again is None:
             raise ValueError(f"{layer}: loss histories beyond block 1 need the reference's rerun (the noise floor)")
         reruns = [again] if isinstance(again, AscentRun) else list(again)
-        checks += check_curves_against_floor(layer, ref.filters, ref.losses, other.losses,
-                                             [r.losses for r in reruns], rule,
-                                             floor_label="tensorflow again from 1-ulp-perturbed starts")
+        checks += check_curves_against_floor(
+            layer,
+            ref.filters,
+            ref.losses,
+            other.losses,
+            [r.losses for r in reruns],
+            rule,
+            floor_label="tensorflow again from 1-ulp-perturbed starts",
+        )
     checks += check_equal(f"{layer}/dead", ref.dead, other.dead)
     checks += check_equal(f"{layer}/snapshot_steps", sorted(ref.snapshots), sorted(other.snapshots))
     if block_of(layer) == 1:
         for i, f in enumerate(ref.filters):
-            checks += check_images(f"{layer}/{f}", ref.images[i], other.images[i], max_levels=IMAGE_MAX_LEVELS,
-                                   min_fraction=IMAGE_MIN_FRACTION)
+            checks += check_images(
+                f"{layer}/{f}",
+                ref.images[i],
+                other.images[i],
+                max_levels=IMAGE_MAX_LEVELS,
+                min_fraction=IMAGE_MIN_FRACTION,
+            )
     return checks
 
 
-def objective_checks(layer: str, ref: tuple[np.ndarray, np.ndarray],
-                     other: tuple[np.ndarray, np.ndarray]) -> list[Check]:
+def objective_checks(
+    layer: str, ref: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray]
+) -> list[Check]:
     """(values, gradients) of both sides: cosine per filter >= 0.99999, values within 1e-5."""
     return check_gradients(layer, ref[1], other[1]) + [
-        Check(f"objective/{layer}/rel_max_diff", relative_max_diff(ref[0], other[0]), OBJECTIVE_RTOL, "<=",
-              "objective", FIXED_NOTE)]
+        Check(
+            f"objective/{layer}/rel_max_diff",
+            relative_max_diff(ref[0], other[0]),
+            OBJECTIVE_RTOL,
+            "<=",
+            "objective",
+            FIXED_NOTE,
+        )
+    ]
 
 
 def keras_gradients(keras_model, layer: str, filters: Sequence[int], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,8 +278,9 @@ def keras_gradients(keras_model, layer: str, filters: Sequence[int], x: np.ndarr
     return spec.keras_objective_grad(keras_model, layer, filters, x)
 
 
-def torch_gradients(side: TorchSide, layer: str, filters: Sequence[int], x: np.ndarray,
-                    objective: str = "pre_relu") -> tuple[np.ndarray, np.ndarray]:
+def torch_gradients(
+    side: TorchSide, layer: str, filters: Sequence[int], x: np.ndarray, objective: str = "pre_relu"
+) -> tuple[np.ndarray, np.ndarray]:
     """The same through torch_filtviz's own objective and hooks, with the side's bug planted."""
     with side.planted():
         return torch_filter_gradients(side.model, layer, filters, x, side.objective_for(objective))
@@ -211,12 +291,14 @@ def gradient_checks(keras_model, torch_model, layer: str, filters: Sequence[int]
     Keras' independent implementation vs torch_filtviz's ``filter_objective``. ``torch_model``
     may be a model or a :class:`~parity_tests.mutations.TorchSide`."""
     side = torch_model if isinstance(torch_model, TorchSide) else torch_side(torch_model)
-    return objective_checks(layer, keras_gradients(keras_model, layer, filters, x),
-                            torch_gradients(side, layer, filters, x))
+    return objective_checks(
+        layer, keras_gradients(keras_model, layer, filters, x), torch_gradients(side, layer, filters, x)
+    )
 
 
-def feature_map_checks(keras_model, torch_model, images: np.ndarray, layers: Sequence[str] = CONV_NAMES,
-                       label: str = "photo") -> list[Check]:
+def feature_map_checks(
+    keras_model, torch_model, images: np.ndarray, layers: Sequence[str] = CONV_NAMES, label: str = "photo"
+) -> list[Check]:
     """tf_reference.feature_maps vs torch_filtviz.feature_maps (both from RGB pixel images)."""
     from tf_reference.model import feature_maps as keras_maps
     from torch_filtviz.maps import feature_maps as torch_maps
@@ -226,8 +308,14 @@ def feature_map_checks(keras_model, torch_model, images: np.ndarray, layers: Seq
     checks: list[Check] = []
     for name in layers:
         t_map = t[name].detach().cpu().numpy() if hasattr(t[name], "detach") else np.asarray(t[name])
-        checks += check_activations(f"{label}/{name}", np.asarray(k[name]), to_nhwc(t_map),
-                                    rtol=FEATURE_MAP_RTOL, stat_rtol=FEATURE_MAP_RTOL, group="feature_maps")
+        checks += check_activations(
+            f"{label}/{name}",
+            np.asarray(k[name]),
+            to_nhwc(t_map),
+            rtol=FEATURE_MAP_RTOL,
+            stat_rtol=FEATURE_MAP_RTOL,
+            group="feature_maps",
+        )
     return checks
 
 
@@ -285,8 +373,9 @@ class LayerReference:
     seconds: float
 
 
-def layer_reference(keras_model, layer: str, filters: Sequence[int], *, steps: int, size: int,
-                    seed: int) -> LayerReference:
+def layer_reference(
+    keras_model, layer: str, filters: Sequence[int], *, steps: int, size: int, seed: int
+) -> LayerReference:
     start = time.perf_counter()
     filters = list(filters)
     init = init_for(filters, size, seed)

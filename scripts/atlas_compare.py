@@ -44,10 +44,23 @@ def pixels(path: Path) -> np.ndarray:
 def compare(a: Path, b: Path) -> dict:
     ea, eb = entries(a), entries(b)
     shared = sorted(set(ea) & set(eb))
-    report = {"a": str(a), "b": str(b), "only_a": len(set(ea) - set(eb)), "only_b": len(set(eb) - set(ea)),
-              "shared": len(shared), "pictures": 0, "losses_equal": 0, "pictures_equal": 0, "files_equal": 0,
-              "examples": 0, "examples_equal": 0, "max_loss_diff": 0.0, "max_grey_levels": 0, "settings_differ": 0,
-              "differ": []}
+    report = {
+        "a": str(a),
+        "b": str(b),
+        "only_a": len(set(ea) - set(eb)),
+        "only_b": len(set(eb) - set(ea)),
+        "shared": len(shared),
+        "pictures": 0,
+        "losses_equal": 0,
+        "pictures_equal": 0,
+        "files_equal": 0,
+        "examples": 0,
+        "examples_equal": 0,
+        "max_loss_diff": 0.0,
+        "max_grey_levels": 0,
+        "settings_differ": 0,
+        "differ": [],
+    }
     for key in shared:
         x, y = ea[key], eb[key]
         if key[2] == "examples":
@@ -85,15 +98,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
     report = compare(args.a, args.b)
-    print(f"{report['shared']} shared entries ({report['pictures']} pictures, {report['examples']} example sets); "
-          f"only in A: {report['only_a']}, only in B: {report['only_b']}")
-    print(f"losses bitwise equal: {report['losses_equal']}/{report['pictures']} (max abs diff "
-          f"{report['max_loss_diff']:.3g}); pictures equal: {report['pictures_equal']}/{report['pictures']} (max "
-          f"{report['max_grey_levels']} grey levels); files byte-equal: {report['files_equal']}/{report['pictures']}; "
-          f"examples equal: {report['examples_equal']}/{report['examples']}"
-          + (f"; rendered with other settings: {report['settings_differ']}" if report["settings_differ"] else ""))
-    print("bitwise: yes" if report["bitwise"] else f"bitwise: NO ({len(report['differ'])} differ, e.g. "
-          f"{report['differ'][:3]})")
+    print(
+        f"{report['shared']} shared entries ({report['pictures']} pictures, {report['examples']} example sets); "
+        f"only in A: {report['only_a']}, only in B: {report['only_b']}"
+    )
+    print(
+        f"losses bitwise equal: {report['losses_equal']}/{report['pictures']} (max abs diff "
+        f"{report['max_loss_diff']:.3g}); pictures equal: {report['pictures_equal']}/{report['pictures']} (max "
+        f"{report['max_grey_levels']} grey levels); files byte-equal: {report['files_equal']}/{report['pictures']}; "
+        f"examples equal: {report['examples_equal']}/{report['examples']}"
+        + (f"; rendered with other settings: {report['settings_differ']}" if report["settings_differ"] else "")
+    )
+    print(
+        "bitwise: yes"
+        if report["bitwise"]
+        else f"bitwise: NO ({len(report['differ'])} differ, e.g. {report['differ'][:3]})"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -44,9 +44,14 @@ def compare(got: dict[int, tuple], want: dict[int, tuple]) -> dict:
         pixels.append(float(np.max(np.abs(raw - ref_raw))))
         grey.append(int(np.max(np.abs(alg.deprocess(raw).astype(int) - alg.deprocess(ref_raw).astype(int)))))
         loss.append(float(np.max(np.abs(losses - ref_losses)) / max(np.max(np.abs(ref_losses)), 1e-30)))
-    return {"filters": sorted(got), "bitwise": max(pixels) == 0.0 and max(loss) == 0.0,
-            "max_pixel_units": max(pixels), "max_grey_levels": max(grey), "max_loss_rel": max(loss),
-            "median_loss_rel": float(np.median(loss))}
+    return {
+        "filters": sorted(got),
+        "bitwise": max(pixels) == 0.0 and max(loss) == 0.0,
+        "max_pixel_units": max(pixels),
+        "max_grey_levels": max(grey),
+        "max_loss_rel": max(loss),
+        "median_loss_rel": float(np.median(loss)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,16 +91,28 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
     rows["halves"] = render(filters, half)
     rows["one at a time"] = render(filters, 1)
-    report = {"layer": args.layer, "size": args.size, "steps": args.steps, "batch": n, "weights": args.weights,
-              "torch": torch.__version__, "threads": threads, "machine": platform.processor() or platform.machine(),
-              "seconds": round(time.perf_counter() - started, 1),
-              "rows": {name: compare(got, ref) for name, got in rows.items()}}
-    print(f"{args.layer}, {args.size} px, {args.steps} steps, {args.weights} weights, reference: one batch of {n} "
-          f"({threads} threads), torch {torch.__version__}")
+    report = {
+        "layer": args.layer,
+        "size": args.size,
+        "steps": args.steps,
+        "batch": n,
+        "weights": args.weights,
+        "torch": torch.__version__,
+        "threads": threads,
+        "machine": platform.processor() or platform.machine(),
+        "seconds": round(time.perf_counter() - started, 1),
+        "rows": {name: compare(got, ref) for name, got in rows.items()},
+    }
+    print(
+        f"{args.layer}, {args.size} px, {args.steps} steps, {args.weights} weights, reference: one batch of {n} "
+        f"({threads} threads), torch {torch.__version__}"
+    )
     print(f"{'':<14} {'bitwise':>8} {'pixels (0-255)':>15} {'grey levels':>12} {'loss (rel.)':>12}")
     for name, row in report["rows"].items():
-        print(f"{name:<14} {'yes' if row['bitwise'] else 'no':>8} {row['max_pixel_units']:>15.3g} "
-              f"{row['max_grey_levels']:>12d} {row['max_loss_rel']:>12.2g}")
+        print(
+            f"{name:<14} {'yes' if row['bitwise'] else 'no':>8} {row['max_pixel_units']:>15.3g} "
+            f"{row['max_grey_levels']:>12d} {row['max_loss_rel']:>12.2g}"
+        )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -13,8 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 try:
     from filtviz_bench.speed import cli
 except ImportError as exc:
-    print(f"benchmark.py: error: {exc}; run `make install` first (it installs what "
-          "the benchmarks need)", file=sys.stderr)
+    print(
+        f"benchmark.py: error: {exc}; run `make install` first (it installs what the benchmarks need)", file=sys.stderr
+    )
     sys.exit(1)
 
 if __name__ == "__main__":

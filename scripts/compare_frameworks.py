@@ -44,16 +44,22 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="compare_frameworks.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--layers", default="block1_conv2,block3_conv1,block5_conv3",
-                   help="comma-separated Keras conv layer names")
+    p.add_argument(
+        "--layers", default="block1_conv2,block3_conv1,block5_conv3", help="comma-separated Keras conv layer names"
+    )
     p.add_argument("--filters", default="0-3", help="filter indices for every layer, e.g. 0-3 or 0,5,9")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--size", type=int, default=DEFAULT_SIZE, help="image side in px (default 64)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--weights", default="keras", help="keras (the verified file) or a weights file path")
     p.add_argument("--out", default="report", help="report folder (created)")
-    p.add_argument("--perturb-torch", type=float, default=0.0, metavar="EPS",
-                   help="perturb the torch conv kernels by EPS relative (a planted bug: expect exit 1)")
+    p.add_argument(
+        "--perturb-torch",
+        type=float,
+        default=0.0,
+        metavar="EPS",
+        help="perturb the torch conv kernels by EPS relative (a planted bug: expect exit 1)",
+    )
     return p
 
 
@@ -128,9 +134,13 @@ def run(args: argparse.Namespace, models: tuple | None = None) -> int:
     act_stats = {}
     for name in CONV_NAMES:
         k, t = act_ref.acts["photo"][name], to_nhwc(t_acts[paths[name]])
-        act_stats[name] = {"ref_mean": float(np.abs(k).mean()), "other_mean": float(np.abs(t).mean()),
-                           "ref_max": float(np.abs(k).max()), "other_max": float(np.abs(t).max()),
-                           "rel_max_diff": report[f"activations/photo/{name}/rel_max_diff"].value}
+        act_stats[name] = {
+            "ref_mean": float(np.abs(k).mean()),
+            "other_mean": float(np.abs(t).mean()),
+            "ref_max": float(np.abs(k).max()),
+            "other_max": float(np.abs(t).max()),
+            "rel_max_diff": report[f"activations/photo/{name}/rel_max_diff"].value,
+        }
     report.extend(vgg_parity.feature_map_checks(keras_model, torch_model, photo[0].astype(np.uint8), CONV_NAMES))
     timings["activations"] = time.perf_counter() - t0
 
@@ -138,8 +148,9 @@ def run(args: argparse.Namespace, models: tuple | None = None) -> int:
     runs = {}
     for layer in args.layers:
         t0 = time.perf_counter()
-        ref = vgg_parity.layer_reference(keras_model, layer, args.filter_lists[layer], steps=args.steps,
-                                         size=args.size, seed=args.seed)
+        ref = vgg_parity.layer_reference(
+            keras_model, layer, args.filter_lists[layer], steps=args.steps, size=args.size, seed=args.seed
+        )
         timings[f"reference/{layer}/tensorflow"] = ref.seconds
         t0 = time.perf_counter()
         report.extend(vgg_parity.layer_checks(ref, side, "gradients")[0])
@@ -151,25 +162,52 @@ def run(args: argparse.Namespace, models: tuple | None = None) -> int:
     # Figures, then the report files (written last: their presence means the run finished).
     figs = {"activations.png": figures.plot_activation_stats(act_stats, vgg_parity.FEATURE_MAP_RTOL)}
     for layer, (k_run, t_run, again) in runs.items():
-        figs[f"losses_{layer}.png"] = figures.plot_loss_curves(layer, k_run.filters, k_run.losses, t_run.losses,
-                                                               again=again[0].losses if again else None)
+        figs[f"losses_{layer}.png"] = figures.plot_loss_curves(
+            layer, k_run.filters, k_run.losses, t_run.losses, again=again[0].losses if again else None
+        )
         figs[f"images_{layer}.png"] = figures.plot_image_pairs(layer, k_run.filters, k_run.images, t_run.images)
     for name, fig in figs.items():
         atomic.save_figure(fig, out / name)
     timings["total"] = time.perf_counter() - started
 
-    config = {"layers": args.layers, "filters": args.filter_lists, "steps": args.steps, "size": args.size,
-              "seed": args.seed, "lr": 1.0, "objective": "pre_relu", "perturb_torch": args.perturb_torch,
-              "weights": weights.describe(),
-              "floor_rule": {"k": vgg_parity.FLOOR_RULE.k, "cap": vgg_parity.FLOOR_RULE.cap,
-                             "min_floor": vgg_parity.FLOOR_RULE.min_floor}}
-    versions = {"tensorflow": __import__("tensorflow").__version__, "keras": __import__("keras").__version__,
-                "torch": torch.__version__, "numpy": np.__version__}
-    doc = {"config": config, "versions": versions, "seconds": timings, **report.to_dict(),
-           "losses": {layer: {"filters": k.filters, "tensorflow": k.losses.tolist(), "torch": t.losses.tolist(),
-                              "tensorflow_reruns_1ulp": [r.losses.tolist() for r in a]}
-                      for layer, (k, t, a) in runs.items()},
-           "figures": sorted(figs)}
+    config = {
+        "layers": args.layers,
+        "filters": args.filter_lists,
+        "steps": args.steps,
+        "size": args.size,
+        "seed": args.seed,
+        "lr": 1.0,
+        "objective": "pre_relu",
+        "perturb_torch": args.perturb_torch,
+        "weights": weights.describe(),
+        "floor_rule": {
+            "k": vgg_parity.FLOOR_RULE.k,
+            "cap": vgg_parity.FLOOR_RULE.cap,
+            "min_floor": vgg_parity.FLOOR_RULE.min_floor,
+        },
+    }
+    versions = {
+        "tensorflow": __import__("tensorflow").__version__,
+        "keras": __import__("keras").__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    doc = {
+        "config": config,
+        "versions": versions,
+        "seconds": timings,
+        **report.to_dict(),
+        "losses": {
+            layer: {
+                "filters": k.filters,
+                "tensorflow": k.losses.tolist(),
+                "torch": t.losses.tolist(),
+                "tensorflow_reruns_1ulp": [r.losses.tolist() for r in a],
+            }
+            for layer, (k, t, a) in runs.items()
+        },
+        "figures": sorted(figs),
+    }
     atomic.write_json(out / "report.json", doc)
     atomic.write_bytes(out / "report.md", markdown(report, config, versions, timings, sorted(figs)).encode())
     print(f"{'PASS' if report.passed else 'FAIL'}: {report.summary()} ({timings['total']:.0f} s); report in {out}/")
@@ -177,23 +215,34 @@ def run(args: argparse.Namespace, models: tuple | None = None) -> int:
 
 
 def markdown(report, config: dict, versions: dict, timings: dict, figs: list[str]) -> str:
-    verdict = "**PASS**: every check within its bound" if report.passed else \
-        f"**FAIL**: {len(report.failures())} of {len(report.checks)} checks out of bounds"
+    verdict = (
+        "**PASS**: every check within its bound"
+        if report.passed
+        else f"**FAIL**: {len(report.failures())} of {len(report.checks)} checks out of bounds"
+    )
     lines = [
-        "# Framework parity report: tf_reference (TensorFlow/Keras) vs torch_filtviz (PyTorch)", "",
-        verdict, "",
+        "# Framework parity report: tf_reference (TensorFlow/Keras) vs torch_filtviz (PyTorch)",
+        "",
+        verdict,
+        "",
         f"Layers {', '.join(config['layers'])}; filters {config['filters']}; {config['steps']} steps; "
         f"{config['size']} px; seed {config['seed']}; lr 1.0; objective pre_relu"
-        + (f"; **torch weights perturbed by {config['perturb_torch']:g}**" if config["perturb_torch"] else "") + ".",
+        + (f"; **torch weights perturbed by {config['perturb_torch']:g}**" if config["perturb_torch"] else "")
+        + ".",
         f"Weights: {config['weights']['source']} (sha256 {str(config['weights']['sha256'])[:16]}...). "
-        + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
-        ("Keras is the reference: relative differences are measured against its values. Loss curves: "
-        "max over steps of |a-b| / max |a| (the curve's own scale, so a curve crossing zero is not inflated "
-        "there). Activations, gradients and the first ascent step are deterministic: fixed bounds. From "
-        "block 2 on, gradient ascent amplifies float32 round-off, so the loss curves are held to "
-        f"{config['floor_rule']['k']:g} x the noise floor measured in this run (TensorFlow run again from "
-        "a start moved by 1 ulp per pixel), never above "
-        f"{config['floor_rule']['cap']:g}; each check's note spells out its arithmetic."), "",
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + ".",
+        "",
+        (
+            "Keras is the reference: relative differences are measured against its values. Loss curves: "
+            "max over steps of |a-b| / max |a| (the curve's own scale, so a curve crossing zero is not inflated "
+            "there). Activations, gradients and the first ascent step are deterministic: fixed bounds. From "
+            "block 2 on, gradient ascent amplifies float32 round-off, so the loss curves are held to "
+            f"{config['floor_rule']['k']:g} x the noise floor measured in this run (TensorFlow run again from "
+            "a start moved by 1 ulp per pixel), never above "
+            f"{config['floor_rule']['cap']:g}; each check's note spells out its arithmetic."
+        ),
+        "",
     ]
     if report.failures():
         lines += ["## Failed checks", "", _table(report.failures()), ""]

@@ -33,9 +33,13 @@ def row_numbers(model, layer: str, filt: int, res) -> dict:
     grey = res.images.astype(np.float64).mean(axis=3).reshape(len(x), -1)
     c = np.corrcoef(grey)
     k = len(x)
-    return {"objective": res.params["objective"], "gram_similarity": float(gram.sum()),  # Lucid's value: the sum
-            "pixel_correlation": float((c.sum() - k) / (k * (k - 1))), "activation": act.tolist(),
-            "seconds": res.seconds}
+    return {
+        "objective": res.params["objective"],
+        "gram_similarity": float(gram.sum()),  # Lucid's value: the sum
+        "pixel_correlation": float((c.sum() - k) / (k * (k - 1))),
+        "activation": act.tolist(),
+        "seconds": res.seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     goal = obj.channel(args.layer, args.filter)
     weights = [float(w) for w in args.weights.split(",")]
     rows = [goal] + [goal - w * obj.diversity(args.layer) for w in weights]
-    results = [fv.render(model, g, batch=args.batch, method="fourier", steps=args.steps, size=args.size,
-                         progress=False) for g in rows]
+    results = [
+        fv.render(model, g, batch=args.batch, method="fourier", steps=args.steps, size=args.size, progress=False)
+        for g in rows
+    ]
     numbers = [row_numbers(model, args.layer, args.filter, r) for r in results]
     fig, axes = plt.subplots(len(rows), args.batch, figsize=(2.2 * args.batch, 2.5 * len(rows)), squeeze=False)
     for r, (res, nums) in enumerate(zip(results, numbers)):
@@ -75,15 +81,23 @@ def main(argv: list[str] | None = None) -> int:
             ax.imshow(res.images[i])
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[r, 0].set_ylabel(f"{'no penalty' if r == 0 else f'w = {weights[r - 1]:g}'}\nGram sim. "
-                              f"{nums['gram_similarity'] / args.batch:.2f}", fontsize=8)
+        axes[r, 0].set_ylabel(
+            f"{'no penalty' if r == 0 else f'w = {weights[r - 1]:g}'}\nGram sim. "
+            f"{nums['gram_similarity'] / args.batch:.2f}",
+            fontsize=8,
+        )
         axes[r, 0].set_title(nums["objective"], fontsize=7, loc="left")
     fig.tight_layout()
     out = Path(args.out)
     atomic.save_figure(fig, out)
-    atomic.write_json(out.with_suffix(".json"), {
-        "command": "python scripts/diversity_figure.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "settings": vars(args), "rows": numbers})
+    atomic.write_json(
+        out.with_suffix(".json"),
+        {
+            "command": "python scripts/diversity_figure.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "settings": vars(args),
+            "rows": numbers,
+        },
+    )
     print(json.dumps(numbers, indent=1))
     return 0
 

@@ -117,8 +117,12 @@ def robust_scores(model, layer: str, filters: list[int], pictures: np.ndarray, n
         warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         moved.append(objective_values(model, layer, filters, warped.permute(0, 2, 3, 1).numpy()))
     robust = np.mean(moved, axis=0)
-    base = np.stack([objective_values(model, layer, filters, np.repeat(noise[j:j + 1], len(filters), 0))
-                     for j in range(len(noise))])  # (N_NOISE, F)
+    base = np.stack(
+        [
+            objective_values(model, layer, filters, np.repeat(noise[j : j + 1], len(filters), 0))
+            for j in range(len(noise))
+        ]
+    )  # (N_NOISE, F)
     z = (robust - base.mean(0)) / np.maximum(base.std(0), 1e-12)
     kept = robust / np.where(np.abs(plain) > 1e-12, plain, np.nan)
     return {"plain": plain.tolist(), "robust": robust.tolist(), "kept": kept.tolist(), "z": z.tolist()}
@@ -180,31 +184,60 @@ def main(argv: list[str] | None = None) -> int:
         filters = parse_filters(args.filters, FILTER_COUNTS[layer], layer)
         for name, kwargs in runs:
             start = time.perf_counter()
-            res = fv.visualize_filters(model, layer, filters, size=args.size, seed=args.seed, device="cpu",
-                                       progress=False, **kwargs)
+            res = fv.visualize_filters(
+                model, layer, filters, size=args.size, seed=args.seed, device="cpu", progress=False, **kwargs
+            )
             seconds = time.perf_counter() - start
             scores = robust_scores(model, layer, filters, res.images, noise)
             spectra = [spectrum_stats(img) for img in res.images]
             steps = res.params["steps"]
-            rows.append({
-                "layer": layer, "method": name, "filters": filters, "steps": steps, "seconds": seconds,
-                "image_steps_per_s": len(filters) * steps / seconds, "seen_size": res.params.get("seen_size"),
-                **scores, "alpha": [a for a, _ in spectra], "hf": [h for _, h in spectra],
-                "final_loss": res.losses[:, -1].tolist(),
-            })
+            rows.append(
+                {
+                    "layer": layer,
+                    "method": name,
+                    "filters": filters,
+                    "steps": steps,
+                    "seconds": seconds,
+                    "image_steps_per_s": len(filters) * steps / seconds,
+                    "seen_size": res.params.get("seen_size"),
+                    **scores,
+                    "alpha": [a for a, _ in spectra],
+                    "hf": [h for _, h in spectra],
+                    "final_loss": res.losses[:, -1].tolist(),
+                }
+            )
             r = rows[-1]
-            print(f"{layer:13} {name:40} z {statistics.median(r['z']):8.1f}  kept {np.nanmedian(r['kept']):5.2f}  "
-                  f"alpha {statistics.median(r['alpha']):5.2f}  hf {statistics.median(r['hf']):5.2f}  "
-                  f"{r['image_steps_per_s']:6.2f} img-steps/s  {seconds:6.1f} s", flush=True)
+            print(
+                f"{layer:13} {name:40} z {statistics.median(r['z']):8.1f}  kept {np.nanmedian(r['kept']):5.2f}  "
+                f"alpha {statistics.median(r['alpha']):5.2f}  hf {statistics.median(r['hf']):5.2f}  "
+                f"{r['image_steps_per_s']:6.2f} img-steps/s  {seconds:6.1f} s",
+                flush=True,
+            )
     out = Path(args.out)
-    atomic.write_json(out / "check.json", {"size": args.size, "seed": args.seed, "k_transforms": K_TRANSFORMS,
-                                           "n_noise": N_NOISE, "torch": torch.__version__, "rows": rows})
-    lines = [("| layer | method | steps | robust z (median) | kept (median) | alpha (median) | hf (median) | "
-             "image-steps/s |"), "|---|---|---|---|---|---|---|---|"]
+    atomic.write_json(
+        out / "check.json",
+        {
+            "size": args.size,
+            "seed": args.seed,
+            "k_transforms": K_TRANSFORMS,
+            "n_noise": N_NOISE,
+            "torch": torch.__version__,
+            "rows": rows,
+        },
+    )
+    lines = [
+        (
+            "| layer | method | steps | robust z (median) | kept (median) | alpha (median) | hf (median) | "
+            "image-steps/s |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['layer']} | {r['method']} | {r['steps']} | {statistics.median(r['z']):.1f} | "
-                     f"{np.nanmedian(r['kept']):.2f} | {statistics.median(r['alpha']):.2f} | "
-                     f"{statistics.median(r['hf']):.2f} | {r['image_steps_per_s']:.2f} |")
+        lines.append(
+            f"| {r['layer']} | {r['method']} | {r['steps']} | {statistics.median(r['z']):.1f} | "
+            f"{np.nanmedian(r['kept']):.2f} | {statistics.median(r['alpha']):.2f} | "
+            f"{statistics.median(r['hf']):.2f} | {r['image_steps_per_s']:.2f} |"
+        )
     atomic.write_bytes(out / "check.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
@@ -215,27 +248,58 @@ def speed(model, args) -> int:
 
     layer = args.layers.split(",")[0]
     filters = parse_filters(args.filters, FILTER_COUNTS[layer], layer)
-    runs = {"pixel": {"method": "pixel"}, "fourier": {"method": "fourier"},
-            "fourier pad=6": {"method": "fourier", "method_options": {"pad": 6}}}
+    runs = {
+        "pixel": {"method": "pixel"},
+        "fourier": {"method": "fourier"},
+        "fourier pad=6": {"method": "fourier", "method_options": {"pad": 6}},
+    }
     times: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(args.repeats + 1):  # the first round warms up and is not kept
         for name, kwargs in runs.items():
             start = time.perf_counter()
-            fv.visualize_filters(model, layer, filters, steps=args.speed_steps, size=args.size, device="cpu",
-                                 progress=False, snapshots=[], **kwargs)
+            fv.visualize_filters(
+                model,
+                layer,
+                filters,
+                steps=args.speed_steps,
+                size=args.size,
+                device="cpu",
+                progress=False,
+                snapshots=[],
+                **kwargs,
+            )
             if repeat:
                 times[name].append(time.perf_counter() - start)
     work = len(filters) * args.speed_steps
     med = {name: statistics.median(t) for name, t in times.items()}
-    rows = {name: {"seconds": t, "median": med[name], "image_steps_per_s": work / med[name],
-                   "vs_pixel": med["pixel"] / med[name]} for name, t in times.items()}
+    rows = {
+        name: {
+            "seconds": t,
+            "median": med[name],
+            "image_steps_per_s": work / med[name],
+            "vs_pixel": med["pixel"] / med[name],
+        }
+        for name, t in times.items()
+    }
     for name, r in rows.items():
         t = r["seconds"]
-        print(f"{name:14} {r['median']:7.2f} s [{min(t):.2f}-{max(t):.2f}]  {r['image_steps_per_s']:6.2f} img-steps/s  "
-              f"x pixel {r['vs_pixel']:.2f}")
-    atomic.write_json(Path(args.out) / "speed.json", {
-        "layer": layer, "filters": filters, "size": args.size, "steps": args.speed_steps, "repeats": args.repeats,
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows})
+        print(
+            f"{name:14} {r['median']:7.2f} s [{min(t):.2f}-{max(t):.2f}]  {r['image_steps_per_s']:6.2f} img-steps/s  "
+            f"x pixel {r['vs_pixel']:.2f}"
+        )
+    atomic.write_json(
+        Path(args.out) / "speed.json",
+        {
+            "layer": layer,
+            "filters": filters,
+            "size": args.size,
+            "steps": args.speed_steps,
+            "repeats": args.repeats,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "rows": rows,
+        },
+    )
     return 0
 
 

@@ -13,8 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 try:
     from filtviz_bench.quality import cli
 except ImportError as exc:
-    print(f"quality.py: error: {exc}; run `make install` first (it installs what "
-          "the benchmarks need)", file=sys.stderr)
+    print(f"quality.py: error: {exc}; run `make install` first (it installs what the benchmarks need)", file=sys.stderr)
     sys.exit(1)
 
 if __name__ == "__main__":

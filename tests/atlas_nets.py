@@ -17,10 +17,18 @@ from torch import nn
 
 def small() -> nn.Module:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-                        nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU())
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+    )
     pace = float(os.environ.get("FILTVIZ_TEST_PACE_RANK_1", "0") or 0)
     if pace > 0 and os.environ.get("RANK") == "1":
+
         def slow(module, args):
             if args and getattr(args[0], "requires_grad", False):
                 time.sleep(pace)
@@ -33,8 +41,9 @@ class FailsOnRank(nn.Module):
     def __init__(self, rank: int) -> None:
         super().__init__()
         self.rank = rank
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad and os.environ.get("RANK") == str(self.rank):

@@ -38,14 +38,42 @@ def site(tmp_path_factory, weights_file):
     """The CLI's atlas, plus block2_conv1's filters 0-1 by a second method ("twin": the pixel method
     under another name), as a later method would add them."""
     out = tmp_path_factory.mktemp("atlas") / "site"
-    code = main(["atlas", "--html", str(out), "--layers", ",".join(LAYERS), "--per-layer", "4", "--size", "32",
-                 "--steps", "12", "--chunk-size", "2", "--examples", "3", "--photo-size", "96", "--no-progress"])
+    code = main(
+        [
+            "atlas",
+            "--html",
+            str(out),
+            "--layers",
+            ",".join(LAYERS),
+            "--per-layer",
+            "4",
+            "--size",
+            "32",
+            "--steps",
+            "12",
+            "--chunk-size",
+            "2",
+            "--examples",
+            "3",
+            "--photo-size",
+            "96",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(METHODS, "twin", Method("twin", PIXEL.settings_keys, PIXEL.render))
         patch.setitem(core_methods.REGISTRY, "twin", core_methods.REGISTRY["pixel"])  # its display rule
-        build_atlas(load_vgg16(), out, layers=["block2_conv1"], per_layer=2, method="twin", examples=0,
-                    params=dict(steps=12, size=32, seed=1, progress=False), progress=False)
+        build_atlas(
+            load_vgg16(),
+            out,
+            layers=["block2_conv1"],
+            per_layer=2,
+            method="twin",
+            examples=0,
+            params=dict(steps=12, size=32, seed=1, progress=False),
+            progress=False,
+        )
     return out
 
 
@@ -233,7 +261,9 @@ def test_a_missing_picture_is_caught(broken, chromium, manifest):
 
 def test_a_script_error_is_caught(broken, chromium):
     script = broken / "assets" / "atlas.js"
-    script.write_text(script.read_text().replace("buildGrid();\n  $(\"search\")", "buildGrid(undefined.x);\n  $(\"search\")"))
+    script.write_text(
+        script.read_text().replace('buildGrid();\n  $("search")', 'buildGrid(undefined.x);\n  $("search")')
+    )
     problems = B.check_page(chromium, url(broken, "block2_conv1.html"))
     assert any(p.startswith("script error") for p in problems), problems
 

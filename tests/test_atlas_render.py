@@ -17,8 +17,15 @@ from torch_filtviz.atlas.render import Worker, write_pictures
 def rendered(method: str, raw: np.ndarray, steps: int = 4) -> SimpleNamespace:
     """What a method's render returns for one filter, with one snapshot before the last step."""
     final = methods.display(method)(raw)
-    return SimpleNamespace(images=final, losses=np.zeros((len(raw), steps + 1)), snapshots={2: raw, steps: raw},
-                           dead=np.zeros(len(raw), bool), seconds=1.0, device="cpu", params={"steps": steps})
+    return SimpleNamespace(
+        images=final,
+        losses=np.zeros((len(raw), steps + 1)),
+        snapshots={2: raw, steps: raw},
+        dead=np.zeros(len(raw), bool),
+        seconds=1.0,
+        device="cpu",
+        params={"steps": steps},
+    )
 
 
 @pytest.mark.parametrize("method", ["pixel", "fourier"])

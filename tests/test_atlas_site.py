@@ -30,8 +30,9 @@ def random_vgg():
 def cli(monkeypatch, random_vgg, capsys):
     """``filtviz`` in-process, with the random VGG16 loaded once."""
     real = models.load_vgg16
-    monkeypatch.setattr(models, "load_vgg16",
-                        lambda weights="keras", **kw: random_vgg if weights == "random" else real(weights, **kw))
+    monkeypatch.setattr(
+        models, "load_vgg16", lambda weights="keras", **kw: random_vgg if weights == "random" else real(weights, **kw)
+    )
 
     def run(*argv):
         code = main([str(a) for a in argv])
@@ -43,14 +44,19 @@ def cli(monkeypatch, random_vgg, capsys):
 
 def snapshot_of(folder):
     """Modification times of every picture, crop and manifest part."""
-    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns for top in ("pictures", "examples", "parts")
-            for p in (folder / top).rglob("*") if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
+        for top in ("pictures", "examples", "parts")
+        for p in (folder / top).rglob("*")
+        if p.is_file()
+    }
 
 
 def test_site_files_and_manifest(cli, tmp_path):
     out = tmp_path / "site"
-    code, stdout, err = cli("atlas", "--html", out, "--layers", LAYERS, "--per-layer", "3", "--weights", "random",
-                            "--examples", "2", *TINY)
+    code, stdout, err = cli(
+        "atlas", "--html", out, "--layers", LAYERS, "--per-layer", "3", "--weights", "random", "--examples", "2", *TINY
+    )
     assert code == 0, err
     assert "atlas: 6 filters rendered, 0 already done" in stdout
     doc = json.loads((out / "atlas.json").read_text())
@@ -66,7 +72,7 @@ def test_site_files_and_manifest(cli, tmp_path):
         assert layer["rendered"] == {"pixel": 3} and [u["filter"] for u in layer["units"]] == [0, 1, 2]
         assert (out / f"{name}.html").is_file() and (out / "data" / f"{name}.js").is_file()
         data = (out / "data" / f"{name}.js").read_text()
-        page = json.loads(data[data.index("{"):data.rindex("}") + 1])
+        page = json.loads(data[data.index("{") : data.rindex("}") + 1])
         assert page["units"] == layer["units"]  # the page reads exactly the manifest's slice
         for unit in layer["units"]:
             entry = unit["methods"]["pixel"]
@@ -87,8 +93,20 @@ def test_site_files_and_manifest(cli, tmp_path):
 
 def test_rerun_skips_everything_and_force_redoes(cli, tmp_path):
     out = tmp_path / "site"
-    argv = ["atlas", "--html", out, "--layers", LAYERS, "--per-layer", "2", "--weights", "random",
-            "--examples", "1", *TINY]
+    argv = [
+        "atlas",
+        "--html",
+        out,
+        "--layers",
+        LAYERS,
+        "--per-layer",
+        "2",
+        "--weights",
+        "random",
+        "--examples",
+        "1",
+        *TINY,
+    ]
     assert cli(*argv)[0] == 0
     before = snapshot_of(out)
     assert any(k.endswith(".png") for k in before)
@@ -111,8 +129,20 @@ def test_rerun_skips_everything_and_force_redoes(cli, tmp_path):
 
 def test_other_settings_are_not_done(cli, tmp_path):
     out = tmp_path / "site"
-    base = ["atlas", "--html", out, "--layers", "block1_conv1", "--per-layer", "2", "--weights", "random",
-            "--examples", "0", "--no-progress"]
+    base = [
+        "atlas",
+        "--html",
+        out,
+        "--layers",
+        "block1_conv1",
+        "--per-layer",
+        "2",
+        "--weights",
+        "random",
+        "--examples",
+        "0",
+        "--no-progress",
+    ]
     assert cli(*base, "--size", "32", "--steps", "2")[0] == 0
     _code, stdout, _ = cli(*base, "--size", "32", "--steps", "3")
     assert "atlas: 2 filters rendered, 0 already done" in stdout
@@ -156,8 +186,20 @@ def test_interrupted_run_keeps_finished_chunks_and_resumes(cli, tmp_path, monkey
         return real.render(model, layer, filters, params)
 
     monkeypatch.setitem(METHODS, "pixel", Method("pixel", real.settings_keys, stop_on_second_chunk))
-    argv = ["atlas", "--html", out, "--layers", "block1_conv1", "--per-layer", "6", "--weights", "random",
-            "--examples", "1", *TINY]
+    argv = [
+        "atlas",
+        "--html",
+        out,
+        "--layers",
+        "block1_conv1",
+        "--per-layer",
+        "6",
+        "--weights",
+        "random",
+        "--examples",
+        "1",
+        *TINY,
+    ]
     code, _, err = cli(*argv)
     assert code == 130 and "interrupted" in err
     doc = json.loads((out / "atlas.json").read_text())
@@ -185,8 +227,12 @@ def test_per_layer_and_output_options(cli, tmp_path):
 def test_plan_chunks_are_aligned_blocks_of_missing_filters():
     done = {("a", 0), ("a", 1), ("a", 5)}
     chunks = plan_chunks([("a", range(8)), ("b", [9, 3])], "pixel", 4, lambda layer, f: (layer, f) in done)
-    assert chunks == [Chunk("a", "pixel", (2, 3)), Chunk("a", "pixel", (4, 6, 7)), Chunk("b", "pixel", (3,)),
-                      Chunk("b", "pixel", (9,))]
+    assert chunks == [
+        Chunk("a", "pixel", (2, 3)),
+        Chunk("a", "pixel", (4, 6, 7)),
+        Chunk("b", "pixel", (3,)),
+        Chunk("b", "pixel", (9,)),
+    ]
     assert chunks[1].key == "a/pixel/0004-0007"
     with pytest.raises(FiltvizError):
         plan_chunks([("a", [0])], "pixel", 0)
@@ -194,10 +240,20 @@ def test_plan_chunks_are_aligned_blocks_of_missing_filters():
 
 def test_merge_keeps_the_newest_part_of_each_filter():
     run = {"id": "r", "started": "t", "model": {"name": "m", "layers": [{"name": "a", "filters": 4}]}}
-    old = {"key": "a/pixel/0000-0001", "layer": "a", "kind": "pixel", "written": 1.0,
-           "entries": {"0": {"final_loss": 1.0}, "1": {"final_loss": 1.0, "dead": True}}}
-    new = {"key": "a/pixel/0001-0001", "layer": "a", "kind": "pixel", "written": 2.0,
-           "entries": {"1": {"final_loss": 2.0}}}
+    old = {
+        "key": "a/pixel/0000-0001",
+        "layer": "a",
+        "kind": "pixel",
+        "written": 1.0,
+        "entries": {"0": {"final_loss": 1.0}, "1": {"final_loss": 1.0, "dead": True}},
+    }
+    new = {
+        "key": "a/pixel/0001-0001",
+        "layer": "a",
+        "kind": "pixel",
+        "written": 2.0,
+        "entries": {"1": {"final_loss": 2.0}},
+    }
     doc = merge_manifest([run], [new, old])
     units = doc["layers"][0]["units"]
     assert [u["methods"]["pixel"]["final_loss"] for u in units] == [1.0, 2.0]
@@ -214,10 +270,18 @@ def test_atlas_folder_refuses_foreign_folders(tmp_path):
     assert AtlasFolder.open(new, {"name": "m", "weights": {"source": "s"}}).out == new  # ...still an atlas
 
 
-VGG_RECEPTIVE_FIELDS = {"block1_conv1": (1, 3), "block1_conv2": (1, 5), "block2_conv1": (2, 10),
-                        "block2_conv2": (2, 14), "block3_conv1": (4, 24), "block3_conv3": (4, 40),
-                        "block4_conv1": (8, 60), "block4_conv3": (8, 92), "block5_conv1": (16, 132),
-                        "block5_conv3": (16, 196)}
+VGG_RECEPTIVE_FIELDS = {
+    "block1_conv1": (1, 3),
+    "block1_conv2": (1, 5),
+    "block2_conv1": (2, 10),
+    "block2_conv2": (2, 14),
+    "block3_conv1": (4, 24),
+    "block3_conv3": (4, 40),
+    "block4_conv1": (8, 60),
+    "block4_conv3": (8, 92),
+    "block5_conv1": (16, 132),
+    "block5_conv3": (16, 196),
+}
 
 
 def test_receptive_fields_of_vgg16(random_vgg):
@@ -281,14 +345,40 @@ def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
     out = tmp_path / "site"
     # 32 chunks of 2 filters: seconds of work after the first chunk, so the signal always lands mid-run
     # (12 filters at 32 px could all finish between the first part and the signal on a quiet machine)
-    argv = [sys.executable, "-m", "torch_filtviz", "atlas", "--html", str(out), "--layers", "block1_conv1",
-            "--per-layer", "64", "--chunk-size", "2", "--size", "64", "--steps", "100", "--weights", "random",
-            "--examples", "0", "--no-progress"]
+    argv = [
+        sys.executable,
+        "-m",
+        "torch_filtviz",
+        "atlas",
+        "--html",
+        str(out),
+        "--layers",
+        "block1_conv1",
+        "--per-layer",
+        "64",
+        "--chunk-size",
+        "2",
+        "--size",
+        "64",
+        "--steps",
+        "100",
+        "--weights",
+        "random",
+        "--examples",
+        "0",
+        "--no-progress",
+    ]
     root = Path(__file__).resolve().parents[1]
     # A job started in the background (`make test &`, nohup) inherits SIGINT ignored, and Python then keeps
     # ignoring it; the command must see Ctrl-C as a terminal delivers it, so the child gets the default back.
-    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        argv,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     parts = out / "parts" / "block1_conv1" / "pixel"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and not (parts.is_dir() and any(parts.iterdir())):
@@ -310,8 +400,24 @@ def test_fourier_method_beside_pixel_in_one_site(cli, tmp_path):
     """--method fourier renders with the fourier method (its own 128-step default recorded, not None),
     next to the pixel pictures of the same filters; a rerun of either method skips its own filters only."""
     out = tmp_path / "site"
-    base = ["atlas", "--html", out, "--layers", "block2_conv1", "--per-layer", "2", "--weights", "random",
-            "--examples", "0", "--size", "32", "--no-progress", "--chunk-size", "2"]
+    base = [
+        "atlas",
+        "--html",
+        out,
+        "--layers",
+        "block2_conv1",
+        "--per-layer",
+        "2",
+        "--weights",
+        "random",
+        "--examples",
+        "0",
+        "--size",
+        "32",
+        "--no-progress",
+        "--chunk-size",
+        "2",
+    ]
     code, stdout, err = cli(*base, "--method", "fourier", "--steps", "4")
     assert code == 0, err
     assert "atlas: 2 filters rendered, 0 already done" in stdout

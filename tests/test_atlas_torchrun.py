@@ -24,12 +24,49 @@ from torch_filtviz.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 # VGG16 (random weights), three layers, six filters each: small enough for 2 cores.
-SITE = ["atlas", "--layers", "block1_conv1,block2_conv1,block3_conv1", "--per-layer", "6", "--chunk-size", "2",
-        "--size", "32", "--steps", "12", "--weights", "random", "--examples", "1", "--photo-size", "48",
-        "--no-progress", "--dist-timeout", "60"]
+SITE = [
+    "atlas",
+    "--layers",
+    "block1_conv1,block2_conv1,block3_conv1",
+    "--per-layer",
+    "6",
+    "--chunk-size",
+    "2",
+    "--size",
+    "32",
+    "--steps",
+    "12",
+    "--weights",
+    "random",
+    "--examples",
+    "1",
+    "--photo-size",
+    "48",
+    "--no-progress",
+    "--dist-timeout",
+    "60",
+]
 # A small net (tests/atlas_nets.py) that starts fast, with 12 chunks that take long enough to kill a rank mid-run.
-SMALL = ["atlas", "--model", "tests.atlas_nets:small", "--per-layer", "8", "--chunk-size", "2", "--size", "64",
-         "--steps", "30", "--examples", "1", "--photo-size", "48", "--no-progress", "--dist-timeout", "60"]
+SMALL = [
+    "atlas",
+    "--model",
+    "tests.atlas_nets:small",
+    "--per-layer",
+    "8",
+    "--chunk-size",
+    "2",
+    "--size",
+    "64",
+    "--steps",
+    "30",
+    "--examples",
+    "1",
+    "--photo-size",
+    "48",
+    "--no-progress",
+    "--dist-timeout",
+    "60",
+]
 TOTAL = 18
 PER_RUN = {"seconds", "rank", "host", "run", "device", "chunk"}  # may differ between two runs of the same filter
 TORCHRUN_NOISE = ("*****", "Setting OMP_NUM_THREADS")
@@ -43,15 +80,29 @@ def free_port() -> int:
 
 def env(**extra: str) -> dict[str, str]:
     """The test's environment without any torchrun variables of its own, one thread per process."""
-    found = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                               "MASTER_PORT")}
+    found = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     found.update(OMP_NUM_THREADS="1", FILTVIZ_OFFLINE="1", **extra)
     return found
 
 
 def torchrun(*argv: str, nproc: int = 2) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master-addr", "127.0.0.1",
-            "--master-port", str(free_port()), "-m", "torch_filtviz", *argv]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "torch_filtviz",
+        *argv,
+    ]
 
 
 def run(cmd: list[str], timeout: float = 240, **extra: str) -> subprocess.CompletedProcess:
@@ -75,8 +126,12 @@ def units(folder: Path) -> dict[tuple, dict]:
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for top in ("pictures", "examples")
-            for p in (folder / top).rglob("*") if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for top in ("pictures", "examples")
+        for p in (folder / top).rglob("*")
+        if p.is_file()
+    }
 
 
 def assert_same_site(got: Path, want: Path, filters: int) -> None:
@@ -84,8 +139,9 @@ def assert_same_site(got: Path, want: Path, filters: int) -> None:
     a, b = units(got), units(want)
     assert sorted(a) == sorted(b) and len(b) == 2 * filters  # pictures and examples
     for key in b:
-        assert {k: v for k, v in a[key].items() if k not in PER_RUN} == \
-               {k: v for k, v in b[key].items() if k not in PER_RUN}, key
+        assert {k: v for k, v in a[key].items() if k not in PER_RUN} == {
+            k: v for k, v in b[key].items() if k not in PER_RUN
+        }, key
     fa, fb = files(got), files(want)
     assert sorted(fa) == sorted(fb) and len(fb) == 4 * filters  # picture, thumbnail, snapshot, one crop each
     assert [name for name in fb if fa[name] != fb[name]] == []
@@ -120,8 +176,9 @@ def test_two_ranks_make_the_one_process_site_bitwise(tmp_path, random_vgg, monke
     assert_same_site(out, one_process(SITE, tmp_path / "one"), TOTAL)
     entries = [e for key, e in units(out).items() if key[2] == "pixel"]
     assert {e["rank"] for e in entries} == {0, 1}  # both ranks rendered a share
-    assert all(e["host"] == socket.gethostname() and e["seconds"] > 0 and e["params"]["batch_size"] == 2
-               for e in entries)
+    assert all(
+        e["host"] == socket.gethostname() and e["seconds"] > 0 and e["params"]["batch_size"] == 2 for e in entries
+    )
     run_record = json.loads((out / "atlas.json").read_text())["runs"][-1]
     assert run_record["status"] == "done" and run_record["world_size"] == 2
     assert run_record["command"].startswith("torchrun --nproc_per_node=2 -m torch_filtviz atlas --html ")
@@ -157,8 +214,14 @@ def parts_by_rank(out: Path) -> dict[str, int]:
 def test_a_killed_rank_loses_only_its_chunk_in_flight_and_the_rerun_renders_the_rest(tmp_path):
     out, total = tmp_path / "site", 3 * 8
     cmd = torchrun(*SMALL[:1], "--html", str(out), *SMALL[1:])
-    launcher = subprocess.Popen(cmd, cwd=ROOT, env=env(FILTVIZ_TEST_PACE_RANK_1="0.02"), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)  # rank 1: >= 0.6 s per chunk, never done too soon
+    launcher = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env(FILTVIZ_TEST_PACE_RANK_1="0.02"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # rank 1: >= 0.6 s per chunk, never done too soon
     deadline = time.monotonic() + 180
     while launcher.poll() is None and 1 not in parts_by_rank(out).values() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -184,8 +247,22 @@ def test_a_killed_rank_loses_only_its_chunk_in_flight_and_the_rerun_renders_the_
     assert_same_site(out, one_process(SMALL, tmp_path / "one"), total)
 
 
-TINY = ["atlas", "--model", "tests.atlas_nets:fails_on_rank_1", "--chunk-size", "2", "--size", "32",
-        "--steps", "3", "--examples", "0", "--no-progress", "--dist-timeout", "30"]
+TINY = [
+    "atlas",
+    "--model",
+    "tests.atlas_nets:fails_on_rank_1",
+    "--chunk-size",
+    "2",
+    "--size",
+    "32",
+    "--steps",
+    "3",
+    "--examples",
+    "0",
+    "--no-progress",
+    "--dist-timeout",
+    "30",
+]
 
 
 @pytest.fixture(scope="module")
@@ -199,14 +276,22 @@ def bad_setups(tmp_path_factory) -> dict[str, tuple]:
     jobs = {
         "failing rank": (torchrun(*TINY, "--html", str(root / "failing"), "--per-layer", "4"), {}),
         "more ranks": (torchrun(*TINY, "--html", str(root / "more"), "--layers", "features.0", "--per-layer", "1"), {}),
-        "no rank 0": ([*direct, "--html", str(root / "rank1")],
-                      dict(rendezvous, RANK="1", MASTER_PORT=str(free_port()))),
-        "no rank 1": ([*direct, "--html", str(root / "rank0")],
-                      dict(rendezvous, RANK="0", MASTER_PORT=str(free_port()))),
+        "no rank 0": (
+            [*direct, "--html", str(root / "rank1")],
+            dict(rendezvous, RANK="1", MASTER_PORT=str(free_port())),
+        ),
+        "no rank 1": (
+            [*direct, "--html", str(root / "rank0")],
+            dict(rendezvous, RANK="0", MASTER_PORT=str(free_port())),
+        ),
     }
     started = time.monotonic()
-    procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True) for name, (cmd, extra) in jobs.items()}
+    procs = {
+        name: subprocess.Popen(
+            cmd, cwd=ROOT, env=env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, (cmd, extra) in jobs.items()
+    }
     found = {name: (proc.returncode, *proc.communicate(timeout=180)) for name, proc in procs.items()}
     found = {name: (procs[name].returncode, out, err) for name, (_, out, err) in found.items()}
     found["seconds"] = time.monotonic() - started
@@ -219,8 +304,9 @@ def test_a_failing_rank_ends_the_job_with_one_line_naming_it(bad_setups):
     assert code != 0
     lines = error_lines(err)
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"filtviz: error: rank 1 on {socket.gethostname()} failed: RuntimeError: injected "
-                               "failure on rank 1")
+    assert lines[0].startswith(
+        f"filtviz: error: rank 1 on {socket.gethostname()} failed: RuntimeError: injected failure on rank 1"
+    )
     run_record = json.loads((bad_setups["root"] / "failing" / "atlas.json").read_text())["runs"][-1]
     assert run_record["status"] == "failed"
 
@@ -228,9 +314,13 @@ def test_a_failing_rank_ends_the_job_with_one_line_naming_it(bad_setups):
 def test_more_ranks_than_filters_is_refused_before_any_work(bad_setups):
     code, _, err = bad_setups["more ranks"]
     assert code != 0
-    assert error_lines(err) == [("filtviz: error: 2 ranks for 1 filter: start at most 1 process "
-                                "(torchrun --nproc_per_node, --nnodes), or ask for more filters "
-                                "(--per-layer, --layers)")]
+    assert error_lines(err) == [
+        (
+            "filtviz: error: 2 ranks for 1 filter: start at most 1 process "
+            "(torchrun --nproc_per_node, --nnodes), or ask for more filters "
+            "(--per-layer, --layers)"
+        )
+    ]
     assert not (bad_setups["root"] / "more").exists()
 
 
@@ -240,8 +330,10 @@ def test_an_unreachable_rendezvous_ends_with_one_line_after_the_timeout(bad_setu
         code, _, err = bad_setups[name]
         assert code == 1
         assert err.strip().count("\n") == 0, err  # one line, none of c10d's C++ retry logs
-        assert err.startswith(f"filtviz: error: {'rank 1: ' if rank else ''}torch.distributed did not start (gloo, "
-                              f"rank {rank} of 2, rendezvous 127.0.0.1:")
+        assert err.startswith(
+            f"filtviz: error: {'rank 1: ' if rank else ''}torch.distributed did not start (gloo, "
+            f"rank {rank} of 2, rendezvous 127.0.0.1:"
+        )
         assert not (bad_setups["root"] / f"rank{rank}").exists()
     assert "1/2 clients joined" in bad_setups["no rank 1"][2]
 
@@ -308,8 +400,13 @@ def test_a_chunk_of_one_filter_and_a_resumed_filter_match_the_full_chunk_bitwise
     from torch_filtviz.atlas import build_atlas
 
     model = random_vgg
-    kw = dict(layers=["block1_conv2"], chunk_size=4, examples=0, progress=False,
-              params=dict(steps=3, size=32, progress=False, device="cpu"))
+    kw = dict(
+        layers=["block1_conv2"],
+        chunk_size=4,
+        examples=0,
+        progress=False,
+        params=dict(steps=3, size=32, progress=False, device="cpu"),
+    )
     alone = build_atlas(model, tmp_path / "alone", per_layer=1, **kw)
     full = build_atlas(model, tmp_path / "full", per_layer=4, **kw)
     assert (alone.rendered, full.rendered) == (1, 4)
@@ -317,8 +414,10 @@ def test_a_chunk_of_one_filter_and_a_resumed_filter_match_the_full_chunk_bitwise
     assert a[("block1_conv2", 0, "pixel")]["losses"] == b[("block1_conv2", 0, "pixel")]["losses"]
     assert a[("block1_conv2", 0, "pixel")]["params"]["batch_size"] == 4
     picture = "pictures/block1_conv2/pixel/0002.png"
-    assert files(tmp_path / "alone")["pictures/block1_conv2/pixel/0000.png"] == \
-           files(tmp_path / "full")["pictures/block1_conv2/pixel/0000.png"]
+    assert (
+        files(tmp_path / "alone")["pictures/block1_conv2/pixel/0000.png"]
+        == files(tmp_path / "full")["pictures/block1_conv2/pixel/0000.png"]
+    )
     before, losses = (tmp_path / "full" / picture).read_bytes(), b[("block1_conv2", 2, "pixel")]["losses"]
     (tmp_path / "full" / picture).unlink()
     again = build_atlas(model, tmp_path / "full", per_layer=4, **kw)
@@ -342,8 +441,10 @@ def test_writer_threads_make_the_same_site_and_record_every_rendered_chunk(tmp_p
     build.build_atlas(model, tmp_path / "threads", **kw)
     a, b = units(tmp_path / "threads"), units(tmp_path / "inline")
     assert sorted(a) == sorted(b) and len(b) == 2 * 18
-    assert all({k: v for k, v in a[key].items() if k not in PER_RUN} ==
-               {k: v for k, v in b[key].items() if k not in PER_RUN} for key in b)
+    assert all(
+        {k: v for k, v in a[key].items() if k not in PER_RUN} == {k: v for k, v in b[key].items() if k not in PER_RUN}
+        for key in b
+    )
     assert files(tmp_path / "threads") == files(tmp_path / "inline")
 
     real, calls = METHODS["pixel"], []
@@ -393,8 +494,10 @@ def test_rank_0_names_a_silent_or_failed_rank_and_counts_finished_ones(case, mon
     try:
         store.set(team.key("finished/1"), json.dumps({"rendered": 4}))
         if case == "error":
-            store.set(team.key("error/2"), json.dumps({"host": "node2", "message": "CUDA error: an illegal memory "
-                                                                                   "access", "usage": False}))
+            store.set(
+                team.key("error/2"),
+                json.dumps({"host": "node2", "message": "CUDA error: an illegal memory access", "usage": False}),
+            )
         elif case == "finished":
             store.set(team.key("finished/2"), json.dumps({"rendered": 5}))
         deadline = time.monotonic() + 10
@@ -407,8 +510,11 @@ def test_rank_0_names_a_silent_or_failed_rank_and_counts_finished_ones(case, mon
             return
         with pytest.raises(FiltvizRuntimeError) as found:
             team.wait_for_others()
-        expected = ("rank 2 on node2 failed: no heartbeat for 0.6 s (--dist-timeout)" if case == "silent" else
-                    "rank 2 on node2 failed: CUDA error: an illegal memory access")
+        expected = (
+            "rank 2 on node2 failed: no heartbeat for 0.6 s (--dist-timeout)"
+            if case == "silent"
+            else "rank 2 on node2 failed: CUDA error: an illegal memory access"
+        )
         assert str(found.value).startswith(expected)
         assert team.finished == {1: {"rendered": 4}}
     finally:

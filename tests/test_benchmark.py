@@ -26,15 +26,49 @@ def tiny(tmp_path_factory):
     pytest.importorskip("tensorflow")
     out = tmp_path_factory.mktemp("bench")
     methods = "tf_eager,tf_compiled,torch_one,torch_fp32,torch_fp32_nchw,torch_fp32_cl,torch_bf16,lucent"
-    bench = speed.main(["--layer", "block1_conv2", "--filters", "3", "--size", "32", "--steps", "4",
-                            "--repeats", "2", "--baseline-filters", "2", "--methods", methods, "--out", str(out)])
+    bench = speed.main(
+        [
+            "--layer",
+            "block1_conv2",
+            "--filters",
+            "3",
+            "--size",
+            "32",
+            "--steps",
+            "4",
+            "--repeats",
+            "2",
+            "--baseline-filters",
+            "2",
+            "--methods",
+            methods,
+            "--out",
+            str(out),
+        ]
+    )
     return bench, json.loads((out / "bench.json").read_text())
 
 
 def test_bench_json_schema(tiny):
     bench, on_disk = tiny
-    for key in ("schema", "created", "command", "job", "device", "versions", "threads", "env", "load_average", "repeats",
-                "baseline_filters", "flops_per_job", "methods", "ratios", "skipped", "targets"):
+    for key in (
+        "schema",
+        "created",
+        "command",
+        "job",
+        "device",
+        "versions",
+        "threads",
+        "env",
+        "load_average",
+        "repeats",
+        "baseline_filters",
+        "flops_per_job",
+        "methods",
+        "ratios",
+        "skipped",
+        "targets",
+    ):
         assert key in on_disk, key
     assert on_disk["job"]["n_filters"] == 3 and on_disk["job"]["image_steps"] == 12
     assert on_disk["job"]["filters"] == {"block1_conv2": "0-2"}
@@ -74,16 +108,20 @@ def test_figures_are_consistent(tiny):
         assert m["scaled_to_job"] == m["one_at_a_time"]
     r = bench["ratios"]
     assert r["torch_fp32"]["tf_compiled"] == pytest.approx(
-        bench["methods"]["tf_compiled"]["seconds"]["median"] / bench["methods"]["torch_fp32"]["seconds"]["median"])
+        bench["methods"]["tf_compiled"]["seconds"]["median"] / bench["methods"]["torch_fp32"]["seconds"]["median"]
+    )
     assert r["torch_fp32"]["tf_compiled"] * r["tf_compiled"]["torch_fp32"] == pytest.approx(1.0)
     targets = {(t["method"], t["baseline"]): t for t in bench["targets"]}
     t = targets[("torch_fp32", "tf_eager")]
     assert t["ratio"] == pytest.approx(r["torch_fp32"]["tf_eager"])
     # the range rule: the slowest fp32 repeat against the fastest eager repeat, both for the whole job
-    worst = min(bench["methods"]["tf_eager"]["seconds_timed"]) * 1.5 / max(bench["methods"]["torch_fp32"]["seconds_timed"])
+    worst = (
+        min(bench["methods"]["tf_eager"]["seconds_timed"]) * 1.5 / max(bench["methods"]["torch_fp32"]["seconds_timed"])
+    )
     assert t["ratio_range"][0] == pytest.approx(worst) and t["met"] == (worst >= 2.5)
-    assert t["verdict"] == ("met" if worst >= 2.5 else "not met (ranges overlap)" if t["ratio_range"][1] >= 2.5
-                            else "not met")
+    assert t["verdict"] == (
+        "met" if worst >= 2.5 else "not met (ranges overlap)" if t["ratio_range"][1] >= 2.5 else "not met"
+    )
     table = speed.markdown(bench)
     assert table.count("\n| ") == len(bench["methods"]) + 1 and "x tf_compiled" in table
 
@@ -134,8 +172,9 @@ def test_ascent_loop_never_syncs_with_the_host_per_step(monkeypatch):
 
     def reads(steps):
         counts["n"] = 0
-        ascent.visualize_filters(model, "block1_conv1", [0, 1], steps=steps, size=32, snapshots=[steps],
-                                 progress=False, device="cpu")
+        ascent.visualize_filters(
+            model, "block1_conv1", [0, 1], steps=steps, size=32, snapshots=[steps], progress=False, device="cpu"
+        )
         return counts["n"]
 
     assert 0 < reads(2) == reads(9)  # counted at all (the end of the chunk reads back), and not per step
@@ -160,7 +199,7 @@ def _docs_target_lines() -> list[str]:
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
     text = hooks.expand((ROOT / "docs" / "benchmarks.md").read_text())
-    section = text[text.index("## The CPU run"):text.index("## GPU")]
+    section = text[text.index("## The CPU run") : text.index("## GPU")]
     return [line for line in section.splitlines() if line.startswith("- target ")]
 
 
@@ -178,9 +217,10 @@ def test_committed_cpu_bench_verdicts(capsys):
 def test_entry_points(tmp_path):
     """python -m filtviz_bench speed|quality and the scripts/ wrapper; bad input is one line and exit 2."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # what an installed package gives the wrapper
+
     def run(*a):
-        return subprocess.run([sys.executable, *a], cwd=ROOT, capture_output=True, text=True, env=env,
-                                        timeout=120)
+        return subprocess.run([sys.executable, *a], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+
     got = run("scripts/benchmark.py", "--report", "benchmarks/cpu/bench.json")
     assert got.returncode == 0, got.stderr
     assert [line for line in got.stdout.splitlines() if line.startswith("- target ")] == _docs_target_lines()

@@ -71,8 +71,9 @@ def test_probe_counts_units_and_measures_the_map(convnext):
 
 
 def test_atlas_plans_every_unit(convnext, tmp_path):
-    job = prepare(convnext, tmp_path / "site", layers=[LAYER], per_layer=None, params={"steps": 1, "size": 64},
-                  examples=0)
+    job = prepare(
+        convnext, tmp_path / "site", layers=[LAYER], per_layer=None, params={"steps": 1, "size": 64}, examples=0
+    )
     assert job.wanted == [(LAYER, list(range(UNITS)))]
     entry = next(e for e in job.run["model"]["layers"] if e["name"] == LAYER)
     assert entry["filters"] == UNITS and entry["geometry"]["stride"] == [4, 4]

@@ -51,8 +51,13 @@ def fast_load(monkeypatch):
 def test_filters_end_to_end(capsys, tmp_path, weights_file):
     code, out, err = run(capsys, "filters", "block1_conv2", "--filters", "0-1", *TINY, "--out", tmp_path)
     assert code == 0, err
-    assert files_under(tmp_path) == ["block1_conv2_grid.png", "block1_conv2_iterations.png",
-                                     "filters/filter_0000.png", "filters/filter_0001.png", "run.json"]
+    assert files_under(tmp_path) == [
+        "block1_conv2_grid.png",
+        "block1_conv2_iterations.png",
+        "filters/filter_0000.png",
+        "filters/filter_0001.png",
+        "run.json",
+    ]
     record = json.loads((tmp_path / "run.json").read_text())
     assert set(FIELDS) <= set(record)
     assert record["framework"] == "torch" and record["layer"] == "block1_conv2" and record["filters"] == [0, 1]
@@ -67,8 +72,20 @@ def test_filters_end_to_end(capsys, tmp_path, weights_file):
 
 
 def test_maps_summary_layers_weights(capsys, tmp_path, weights_file, fast_load):
-    code, out, err = run(capsys, "maps", "--layers", "block1_conv2,block3_conv1", "--size", "64",
-                         "--channels", "3", "--weights", "random", "--out", tmp_path)
+    code, out, err = run(
+        capsys,
+        "maps",
+        "--layers",
+        "block1_conv2,block3_conv1",
+        "--size",
+        "64",
+        "--channels",
+        "3",
+        "--weights",
+        "random",
+        "--out",
+        tmp_path,
+    )
     assert code == 0, err
     assert files_under(tmp_path) == ["feature_maps.png"]
     assert "(1, 64, 64, 64)" in out and "(1, 256, 16, 16)" in out
@@ -85,8 +102,19 @@ def test_maps_summary_layers_weights(capsys, tmp_path, weights_file, fast_load):
 
 
 def test_atlas_end_to_end(capsys, tmp_path, fast_load):
-    code, _out, err = run(capsys, "atlas", "--layers", "block1_conv1,block2_conv1", "--per-layer", "2",
-                         "--weights", "random", *TINY, "--out", tmp_path)
+    code, _out, err = run(
+        capsys,
+        "atlas",
+        "--layers",
+        "block1_conv1,block2_conv1",
+        "--per-layer",
+        "2",
+        "--weights",
+        "random",
+        *TINY,
+        "--out",
+        tmp_path,
+    )
     assert code == 0, err
     files = files_under(tmp_path)
     for layer in ("block1_conv1", "block2_conv1"):
@@ -134,7 +162,9 @@ def test_bad_input_is_one_line_and_exit_2(case, capsys, tmp_path, not_an_image, 
     if argv[0] in ("filters", "maps", "atlas") and "--weights" not in argv:
         argv += ["--weights", "random"]
     if argv[0] in ("filters", "maps", "atlas"):
-        argv += ["--out", str(tmp_path / "out"), "--no-progress"] if argv[0] != "maps" else ["--out", str(tmp_path / "out")]
+        argv += (
+            ["--out", str(tmp_path / "out"), "--no-progress"] if argv[0] != "maps" else ["--out", str(tmp_path / "out")]
+        )
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("filtviz: error: ") and message in err, err
@@ -181,8 +211,9 @@ def test_interrupted_write_leaves_no_partial_file(where, capsys, tmp_path, monke
         monkeypatch.setattr(Image.Image, "save", interrupt_on_call(2, Image.Image.save))
     else:
         monkeypatch.setattr(Figure, "savefig", interrupt_on_call(1, Figure.savefig))
-    code, _, err = run(capsys, "filters", "block1_conv1", "--filters", "0-2", "--weights", "random", *TINY,
-                       "--out", tmp_path)
+    code, _, err = run(
+        capsys, "filters", "block1_conv1", "--filters", "0-2", "--weights", "random", *TINY, "--out", tmp_path
+    )
     assert code == 130 and err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
     files = files_under(tmp_path)
     assert not [f for f in files if f.endswith(".tmp") or "/." in f or f.startswith(".")], files
@@ -198,7 +229,11 @@ def test_interrupted_write_leaves_no_partial_file(where, capsys, tmp_path, monke
 def test_console_script_entry(tmp_path):
     """The installed `filtviz` command (a real process): bad input gives exit 2 and one line, no traceback."""
     script = Path(sys.executable).with_name("filtviz")
-    result = subprocess.run([str(script), "filters", "nope", "--weights", "random", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(script), "filters", "nope", "--weights", "random", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("filtviz: error: unknown layer 'nope'") and result.stderr.count("\n") == 1

@@ -128,8 +128,14 @@ def test_chunks_follow_free_memory(monkeypatch):
     np.testing.assert_allclose(res.losses, whole.losses, rtol=1e-5)
 
 
-@pytest.mark.parametrize("message", ["cuDNN error: CUDNN_STATUS_ALLOC_FAILED", "MPS backend out of memory (x)",
-                                     "CUDA out of memory. Tried to allocate 2.00 GiB"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+        "MPS backend out of memory (x)",
+        "CUDA out of memory. Tried to allocate 2.00 GiB",
+    ],
+)
 def test_allocation_failures_halve_the_chunk(monkeypatch, message):
     real = jobs.run_chunk
     sizes = []
@@ -192,7 +198,9 @@ def test_too_small_only_when_the_size_is_the_cause():
     import torchvision
 
     net = fv.wrap_model(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False))
-    with pytest.raises(FiltvizError, match=r"size 8 px is too small for inception5b.branch1.conv: it needs at least (\d+) px") as err:
+    with pytest.raises(
+        FiltvizError, match=r"size 8 px is too small for inception5b.branch1.conv: it needs at least (\d+) px"
+    ) as err:
         fv.visualize_filters(net, "inception5b.branch1.conv", 0, steps=0, size=8, progress=False)
     needed = int(err.value.args[0].rsplit(" ", 2)[-2])
     fv.visualize_filters(net, "inception5b.branch1.conv", 0, steps=0, size=needed, progress=False)  # works
@@ -243,12 +251,15 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("setup", [
-    "",  # defaults
-    "torch.backends.cudnn.allow_tf32 = False",  # the legacy API
-    "torch.backends.cudnn.conv.fp32_precision = 'ieee'",  # the new API: reading allow_tf32 now raises
-    "torch.backends.fp32_precision = 'tf32'",  # the new API, generic level
-])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "",  # defaults
+        "torch.backends.cudnn.allow_tf32 = False",  # the legacy API
+        "torch.backends.cudnn.conv.fp32_precision = 'ieee'",  # the new API: reading allow_tf32 now raises
+        "torch.backends.fp32_precision = 'tf32'",  # the new API, generic level
+    ],
+)
 def test_precision_through_whichever_api_is_in_use(setup):
     import json
 

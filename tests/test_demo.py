@@ -26,5 +26,10 @@ def test_demo_quick_writes_every_promised_file(tmp_path, capsys, weights_file):
 
 def test_demo_plan_is_the_notebooks():
     assert [layer for layer, _ in demo.FILTER_PLAN] == [
-        "block1_conv2", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+        "block1_conv2",
+        "block2_conv1",
+        "block3_conv1",
+        "block4_conv1",
+        "block5_conv1",
+    ]
     assert demo.STEPS == 100 and demo.SNAPSHOTS == (10, 100)

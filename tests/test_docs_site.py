@@ -29,14 +29,22 @@ REASON = B.unavailable()
 needs_browser = pytest.mark.skipif(REASON is not None, reason=f"no headless browser: {REASON}")
 
 pytest.importorskip("mkdocs", reason="mkdocs is installed by `make test` (the docs extra)")
-pytest.importorskip("mkdocstrings_handlers.python", reason="mkdocstrings-python is installed by `make test` (docs extra)")
+pytest.importorskip(
+    "mkdocstrings_handlers.python", reason="mkdocstrings-python is installed by `make test` (docs extra)"
+)
 import yaml  # noqa: E402  (PyYAML comes with mkdocs)
 
 
 def build(site: Path, config: Path = ROOT / "mkdocs.yml") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config),
-                           "--site-dir", str(site)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +123,9 @@ def check_site(browser, site: Path, only: list[Path] | None = None) -> tuple[lis
                 if target.resolve() not in ids:
                     page2 = browser.new_page()
                     page2.goto(target.as_uri(), wait_until="load")
-                    ids[target.resolve()] = set(page2.evaluate("() => Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
+                    ids[target.resolve()] = set(
+                        page2.evaluate("() => Array.from(document.querySelectorAll('[id]')).map(e => e.id)")
+                    )
                     page2.close()
                 if unquote(url.fragment) not in ids[target.resolve()]:
                     problems.append(f"{name}: link to a missing anchor: {href}")
@@ -131,9 +141,20 @@ def chromium():
 
 def test_build_is_strict_and_fast(site):
     names = {p.relative_to(site).as_posix() for p in pages(site)}
-    assert {"index.html", "getting-started.html", "methods.html", "objectives.html", "networks.html", "atlas.html",
-            "distributed.html", "parity.html", "benchmarks.html", "spec.html", "api.html"} <= names
-    assert 'use_directory_urls: false' in (ROOT / "mkdocs.yml").read_text()  # pages work from file://
+    assert {
+        "index.html",
+        "getting-started.html",
+        "methods.html",
+        "objectives.html",
+        "networks.html",
+        "atlas.html",
+        "distributed.html",
+        "parity.html",
+        "benchmarks.html",
+        "spec.html",
+        "api.html",
+    } <= names
+    assert "use_directory_urls: false" in (ROOT / "mkdocs.yml").read_text()  # pages work from file://
 
 
 def test_spec_page_is_the_spec(site):
@@ -174,9 +195,15 @@ def test_every_page_in_chromium(site, chromium):
     assert len(seen) >= 13
     assert seen["index.html"]["images"] >= 1 and seen["atlas.html"]["images"] >= 2
     api = set(seen["api.html"]["ids"])
-    for name in ("torch_filtviz.visualize_filters", "torch_filtviz.render", "torch_filtviz.load_model",
-                 "torch_filtviz.feature_maps", "tf_reference.visualize_filters", "tf_reference.render",
-                 "tf_reference.load_vgg16"):
+    for name in (
+        "torch_filtviz.visualize_filters",
+        "torch_filtviz.render",
+        "torch_filtviz.load_model",
+        "torch_filtviz.feature_maps",
+        "tf_reference.visualize_filters",
+        "tf_reference.render",
+        "tf_reference.load_vgg16",
+    ):
         assert name in api, name
 
 
@@ -201,8 +228,13 @@ def test_planted_broken_markdown_link_fails_the_strict_build(tmp_path):
 @needs_browser
 def test_planted_html_link_and_image_are_caught_in_the_browser(tmp_path, chromium):
     """Raw HTML passes MkDocs' own checks; the browser check is what catches it."""
-    config = planted_config(tmp_path, {"getting-started.md": '<a href="gone.html">gone</a> <img src="gone.jpg" alt="">',
-                                       "index.md": "[Methods](methods.md#no-such-section)"})
+    config = planted_config(
+        tmp_path,
+        {
+            "getting-started.md": '<a href="gone.html">gone</a> <img src="gone.jpg" alt="">',
+            "index.md": "[Methods](methods.md#no-such-section)",
+        },
+    )
     got = build(tmp_path / "site", config)
     assert got.returncode != 0 and "no-such-section" in got.stderr  # a broken anchor fails the build too
     config.write_text(config.read_text().replace("anchors: warn", "anchors: info"))

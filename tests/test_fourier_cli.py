@@ -22,8 +22,12 @@ def cached_vgg(monkeypatch, weights_file):
     real = models.load_vgg16
 
     def load(weights="keras", **kwargs):
-        if (weights != "keras" or kwargs.get("device") not in (None, "auto") or kwargs.get("seed", 0) != 0
-                or not kwargs.get("verify", True)):
+        if (
+            weights != "keras"
+            or kwargs.get("device") not in (None, "auto")
+            or kwargs.get("seed", 0) != 0
+            or not kwargs.get("verify", True)
+        ):
             return real(weights, **kwargs)
         if "vgg" not in _MODELS:
             _MODELS["vgg"] = real(weights_file.path)
@@ -33,8 +37,9 @@ def cached_vgg(monkeypatch, weights_file):
 
 
 def test_filtviz_filters_fourier(capsys, tmp_path, cached_vgg):
-    code = torch_main(["filters", "block1_conv2", "--filters", "0-1", "--method", "fourier", *TINY,
-                       "--out", str(tmp_path)])
+    code = torch_main(
+        ["filters", "block1_conv2", "--filters", "0-1", "--method", "fourier", *TINY, "--out", str(tmp_path)]
+    )
     assert code == 0, capsys.readouterr().err
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["method"] == "fourier" and record["params"]["method"] == "fourier"
@@ -44,8 +49,9 @@ def test_filtviz_filters_fourier(capsys, tmp_path, cached_vgg):
 
 
 def test_filtviz_atlas_fourier(capsys, tmp_path, cached_vgg):
-    code = torch_main(["atlas", "--layers", "block1_conv1", "--per-layer", "2", "--method", "fourier", *TINY,
-                       "--out", str(tmp_path)])
+    code = torch_main(
+        ["atlas", "--layers", "block1_conv1", "--per-layer", "2", "--method", "fourier", *TINY, "--out", str(tmp_path)]
+    )
     assert code == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "block1_conv1" / "run.json").read_text())["method"] == "fourier"
     assert "fourier method, 3 steps" in (tmp_path / "index.md").read_text()
@@ -54,24 +60,44 @@ def test_filtviz_atlas_fourier(capsys, tmp_path, cached_vgg):
 def test_tf_reference_filters_fourier(capsys, tmp_path, weights_file):
     from tf_reference.cli import main as tf_main
 
-    code = tf_main(["filters", "block1_conv2", "--filters", "0", "--method", "fourier", "--steps", "2", "--size",
-                    "32", "--snapshots", "0,2", "--out", str(tmp_path)])
+    code = tf_main(
+        [
+            "filters",
+            "block1_conv2",
+            "--filters",
+            "0",
+            "--method",
+            "fourier",
+            "--steps",
+            "2",
+            "--size",
+            "32",
+            "--snapshots",
+            "0,2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["framework"] == "tensorflow" and record["method"] == "fourier"
     params = record["params"]
     assert params["method"] == "fourier" and params["steps"] == 2 and params["seen_size"] == [44, 44]
     assert {k: params[k] for k in methods.OPTION_NAMES if k != "scale"} == {
-        k: v for k, v in methods.FourierOptions().as_params().items() if k != "scale"}
+        k: v for k, v in methods.FourierOptions().as_params().items() if k != "scale"
+    }
     assert "fourier method, 2 steps" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("framework", ["torch", "tensorflow"])
-@pytest.mark.parametrize("args, message", [
-    (["--method", "lucid"], "invalid choice: 'lucid'"),
-    (["--method", "fourier", "--clip"], "clip applies to the pixel method"),
-    (["--method", "fourier", "--lr", "0"], "lr must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "lucid"], "invalid choice: 'lucid'"),
+        (["--method", "fourier", "--clip"], "clip applies to the pixel method"),
+        (["--method", "fourier", "--lr", "0"], "lr must be a positive number"),
+    ],
+)
 def test_bad_method_input_is_one_line_exit_2(framework, args, message, capsys, tmp_path):
     from tf_reference.cli import main as tf_main
 
@@ -91,6 +117,10 @@ def test_both_command_lines_default_steps_and_lr_by_method():
     for parser in (torch_parser(), tf_parser()):
         sub = parser._subparsers._group_actions[0].choices["filters"]
         actions = {opt: a for a in sub._actions for opt in a.option_strings}
-        assert actions["--method"].default == "pixel" and tuple(actions["--method"].choices) == ("pixel", "fourier", "maco")
+        assert actions["--method"].default == "pixel" and tuple(actions["--method"].choices) == (
+            "pixel",
+            "fourier",
+            "maco",
+        )
         assert actions["--steps"].default is None and actions["--lr"].default is None
         assert f"{methods.FOURIER_STEPS} (fourier)" in actions["--steps"].help

@@ -18,7 +18,7 @@ def test_frequency_scale_is_one_over_f_with_the_constant_term_floored():
     assert scale[0, 4] == pytest.approx(2.0)  # Nyquist column: f = 1/2
     assert scale[4, 4] == pytest.approx(1 / np.sqrt(0.5))  # f = sqrt(2)/2
     assert scale[7, 0] == pytest.approx(8.0)  # fftfreq wraps: row 7 is f = -1/8
-    np.testing.assert_allclose(fourier.frequency_scale(8, 8, decay=2.0), scale ** 2)
+    np.testing.assert_allclose(fourier.frequency_scale(8, 8, decay=2.0), scale**2)
     np.testing.assert_array_equal(fourier.frequency_scale(8, 8, decay=0.0), 1.0)
     wide = fourier.frequency_scale(6, 10)  # non-square: floor 1 / max(H, W), rfft columns
     assert wide.shape == (6, 6) and wide[0, 0] == 10.0 and wide[0, 1] == pytest.approx(10.0)
@@ -98,8 +98,9 @@ def test_draws_do_not_repeat_the_initial_spectrums_stream():
     np.testing.assert_array_equal(first, same_as_init)  # the trap exists ...
     rng = np.random.default_rng((0, 3, transforms.TRANSFORM_STREAM, 0))
     assert transforms.draw(0, 3, 0, o).crop1 == tuple(int(c) for c in rng.integers(0, o.jitter + 1, size=2))
-    assert np.random.default_rng((0, 3, transforms.TRANSFORM_STREAM, 0)).random() != np.random.default_rng(
-        (0, 3)).random()  # ... and the draws avoid it
+    assert (
+        np.random.default_rng((0, 3, transforms.TRANSFORM_STREAM, 0)).random() != np.random.default_rng((0, 3)).random()
+    )  # ... and the draws avoid it
 
 
 def test_affine_composes_pad_crops_zoom_and_rotation():
@@ -115,12 +116,14 @@ def test_affine_composes_pad_crops_zoom_and_rotation():
     centre_out = ctr - 2  # the output pixel over the middle canvas' centre ...
     np.testing.assert_allclose(m[:, :2] @ [centre_out, centre_out] + m[:, 2], [ctr + 4 - 12] * 2, atol=1e-9)
     np.testing.assert_allclose(m[:, :2], [[0, 0.5], [-0.5, 0]], atol=1e-12)  # ... zoom 2 (half steps), turned 90
-    np.testing.assert_array_equal(transforms.affine(turned, 8, 8, fourier_options({"transforms": False})),
-                                  [[1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(
+        transforms.affine(turned, 8, 8, fourier_options({"transforms": False})), [[1, 0, 0], [0, 1, 0]]
+    )
     stack = transforms.affines(0, [3, 1], [0, 5], 32, 32, o)
     assert stack.shape == (2, 2, 2, 3) and stack.dtype == np.float32
-    np.testing.assert_array_equal(stack[1, 0], transforms.affine(transforms.draw(0, 3, 5, o), 32, 32, o).astype(
-        np.float32))
+    np.testing.assert_array_equal(
+        stack[1, 0], transforms.affine(transforms.draw(0, 3, 5, o), 32, 32, o).astype(np.float32)
+    )
 
 
 def test_resample_reference_is_bilinear_with_a_grey_border():
@@ -140,20 +143,23 @@ def test_methods_resolve_defaults_and_refuse_bad_options():
     assert methods.resolve("pixel", None, None) == (100, 1.0, None)
     steps, lr, o = methods.resolve("fourier", None, None)
     assert (steps, lr) == (methods.FOURIER_STEPS, methods.FOURIER_LR) and o == FourierOptions()
-    assert methods.resolve("fourier", 7, 0.2, {"pad": 4, "scale": [1, 1.2]})[2] == FourierOptions(pad=4,
-                                                                                                   scale=(1.0, 1.2))
+    assert methods.resolve("fourier", 7, 0.2, {"pad": 4, "scale": [1, 1.2]})[2] == FourierOptions(
+        pad=4, scale=(1.0, 1.2)
+    )
     assert methods.run_params("pixel", None) == {}
     assert methods.run_params("fourier", o)["method"] == "fourier" and methods.run_params("fourier", o)["pad"] == 12
-    bad = [("cubist", None, "unknown method 'cubist'; valid: pixel, fourier"),
-           ("fourier", {"padding": 3}, "unknown fourier option 'padding'"),
-           ("fourier", {"scale": (1.2, 1.0)}, "0 < low <= high"),
-           ("fourier", {"scale": 2}, "a (low, high) pair"),
-           ("fourier", {"jitter": 2.5}, "whole number of pixels"),
-           ("fourier", {"beta2": 1.0}, "lie in [0, 1)"),
-           ("fourier", {"init_std": 0}, "> 0"),
-           ("fourier", {"transforms": "yes"}, "True or False"),
-           ("pixel", {"pad": 3}, "the pixel method takes no method options"),
-           ("pixel", FourierOptions(pad=3), "the pixel method takes no method options")]
+    bad = [
+        ("cubist", None, "unknown method 'cubist'; valid: pixel, fourier"),
+        ("fourier", {"padding": 3}, "unknown fourier option 'padding'"),
+        ("fourier", {"scale": (1.2, 1.0)}, "0 < low <= high"),
+        ("fourier", {"scale": 2}, "a (low, high) pair"),
+        ("fourier", {"jitter": 2.5}, "whole number of pixels"),
+        ("fourier", {"beta2": 1.0}, "lie in [0, 1)"),
+        ("fourier", {"init_std": 0}, "> 0"),
+        ("fourier", {"transforms": "yes"}, "True or False"),
+        ("pixel", {"pad": 3}, "the pixel method takes no method options"),
+        ("pixel", FourierOptions(pad=3), "the pixel method takes no method options"),
+    ]
     for method, options, message in bad:
         with pytest.raises(FiltvizError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
             methods.resolve(method, None, None, options)

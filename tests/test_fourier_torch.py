@@ -29,8 +29,9 @@ def test_picture_matches_the_numpy_reference():
     for options in (FourierOptions(), fourier_options({"decorrelate": False, "decay": 0.5, "divisor": 3.0})):
         got = FourierImage(30, 21, options, torch.device("cpu"))(torch.from_numpy(spectra))
         assert got.shape == (2, 30, 21, 3) and got.is_contiguous()
-        ref = fourier.spectrum_to_image(spectra, 30, 21, decay=options.decay, divisor=options.divisor,
-                                        decorrelate=options.decorrelate)
+        ref = fourier.spectrum_to_image(
+            spectra, 30, 21, decay=options.decay, divisor=options.divisor, decorrelate=options.decorrelate
+        )
         assert np.abs(got.numpy() - ref).max() <= 1e-6 * np.ptp(ref) + 2e-5  # + float32 resolution near 255
 
 
@@ -117,8 +118,9 @@ def test_a_filters_result_does_not_depend_on_its_batch(vgg):
 
 
 def test_transforms_can_be_switched_off(vgg):
-    res = fv.visualize_filters(vgg, "block1_conv2", [1], method="fourier", steps=3,
-                               method_options={"transforms": False}, **FAST)
+    res = fv.visualize_filters(
+        vgg, "block1_conv2", [1], method="fourier", steps=3, method_options={"transforms": False}, **FAST
+    )
     assert res.params["seen_size"] == [32, 32] and res.params["transforms"] is False
     from torch_filtviz.objectives import filter_objective
 
@@ -145,8 +147,15 @@ def test_fourier_refuses_pixel_options_and_bad_sizes(vgg):
     with pytest.raises(FiltvizError, match="unknown method"):
         fv.visualize_filters(vgg, "block1_conv1", 0, method="lucid", **FAST)
     with pytest.raises(FiltvizError, match=r"size 16 px shows the network 12 px .* too small for block5_conv1"):
-        fv.visualize_filters(vgg, "block5_conv1", 0, method="fourier", size=16,
-                             method_options={"pad": 0, "jitter": 2, "jitter2": 2}, progress=False)
+        fv.visualize_filters(
+            vgg,
+            "block5_conv1",
+            0,
+            method="fourier",
+            size=16,
+            method_options={"pad": 0, "jitter": 2, "jitter2": 2},
+            progress=False,
+        )
 
 
 def _random(name: str) -> fv.PixelModel:
@@ -170,6 +179,12 @@ def test_other_networks(name, layer):
     pixel = fv.visualize_filters(model, layer, [0, 1], steps=0, size=48, progress=False, device="cpu")
     assert res.target == pixel.target and res.model == pixel.model
     assert res.raw.shape == (2, 48, 48, 3) and not res.dead.any() and np.all(np.isfinite(res.losses))
-    bare = fv.visualize_filters(model, layer, [0, 1], method_options={"transforms": False},
-                                **{k: v for k, v in kw.items() if k != "method"}, method="fourier")
+    bare = fv.visualize_filters(
+        model,
+        layer,
+        [0, 1],
+        method_options={"transforms": False},
+        **{k: v for k, v in kw.items() if k != "method"},
+        method="fourier",
+    )
     assert np.all(bare.losses[:, -1] > bare.losses[:, 0])

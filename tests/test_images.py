@@ -72,7 +72,9 @@ def png_claiming(width, height):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb_is_refused_with_one_line(tmp_path, capsys):
@@ -103,7 +105,9 @@ def test_fixed_size_keeps_the_aspect_ratio(tmp_path):
     padded = load_image(path, size=50, fit="pad", background=(0, 255, 0))  # long side to 50 (50x25), padded
     assert padded.shape == (50, 50, 3)
     assert padded[:12].reshape(-1, 3).tolist() == [[0, 255, 0]] * (12 * 50)  # the pad above
-    assert padded[25, 2].tolist() == pytest.approx(list(RED), abs=2) and padded[25, -3].tolist() == pytest.approx(list(BLUE), abs=2)
+    assert padded[25, 2].tolist() == pytest.approx(list(RED), abs=2) and padded[25, -3].tolist() == pytest.approx(
+        list(BLUE), abs=2
+    )
     stretched = load_image(path, size=50, fit="stretch")
     assert stretched[25, 2].tolist() == pytest.approx(list(RED), abs=2)  # the old squash, still available
     with pytest.raises(FiltvizError, match="unknown fit"):

@@ -22,34 +22,43 @@ def run_without(blocked: set[str], code: str) -> subprocess.CompletedProcess:
 
 
 def test_torch_filtviz_imports_and_loads_without_tensorflow(weights_file):
-    result = run_without({"tensorflow", "keras"}, """
+    result = run_without(
+        {"tensorflow", "keras"},
+        """
         import torch_filtviz as f
         m = f.load_vgg16()
         print(len(f.layer_names(m)), sum(p.numel() for p in m.parameters()))
         assert sys.modules['tensorflow'] is None and sys.modules['keras'] is None
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["18", "14714688"]
 
 
 def test_tf_reference_imports_and_loads_without_torch(weights_file):
-    result = run_without({"torch", "torchvision"}, """
+    result = run_without(
+        {"torch", "torchvision"},
+        """
         import tf_reference as r
         m = r.load_vgg16()
         print(m.count_params())
         assert sys.modules['torch'] is None
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "14714688"
 
 
 def test_weights_file_needs_neither_framework(tmp_path):
-    result = run_without({"torch", "torchvision", "tensorflow", "keras"}, f"""
+    result = run_without(
+        {"torch", "torchvision", "tensorflow", "keras"},
+        f"""
         import os
         os.environ['FILTVIZ_HOME'] = {str(tmp_path)!r}
         from filtviz_core.weights import resolve_weights
         print(resolve_weights('auto').sha256)
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     from filtviz_core.weights import CANONICAL_SHA256
 
@@ -63,8 +72,13 @@ def framework_imports(root, frameworks: tuple[str, ...]) -> list[str]:
     found = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             if any(name.split(".")[0] in frameworks for name in names):
                 found.append(path.relative_to(root).as_posix())
                 break
@@ -132,7 +146,7 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(here[:len(here) - node.level + 1] + ([node.module] if node.module else []))
+                    base = ".".join(here[: len(here) - node.level + 1] + ([node.module] if node.module else []))
                 subs = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in files]
                 names = subs if len(subs) == len(node.names) else [base, *subs]
             else:
@@ -152,7 +166,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:

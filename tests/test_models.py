@@ -28,7 +28,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-FACTORY = '''
+FACTORY = """
 import torch
 from torch import nn
 
@@ -39,7 +39,7 @@ def build():
 
 def not_a_module():
     return 42
-'''
+"""
 
 
 @pytest.fixture
@@ -61,8 +61,13 @@ def test_wrap_model_records_its_preprocessing():
     model = fv.wrap_model(net, "imagenet", name="tiny")
     assert isinstance(model.preprocess, TorchvisionPreprocess) and model.features is net
     x = torch.full((1, 3, 8, 8), 255.0)
-    torch.testing.assert_close(model(x), net((x / 255 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-                                             / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)))
+    torch.testing.assert_close(
+        model(x),
+        net(
+            (x / 255 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        ),
+    )
     res = fv.visualize_filters(model, "0", [0, 1], steps=1, size=8, progress=False)
     record = res.run_record()
     assert record["model"] == {"name": "tiny", "class": "Sequential", "preprocess": "imagenet"}
@@ -95,12 +100,15 @@ def test_state_dict_files_are_checked(tmp_path):
     from filtviz_core.safetensors_io import encode
 
     st = tmp_path / "resnet18.safetensors"
-    st.write_bytes(encode({k: v.numpy() for k, v in source.features.state_dict().items()
-                           if v.dtype == torch.float32}, {}))
+    st.write_bytes(
+        encode({k: v.numpy() for k, v in source.features.state_dict().items() if v.dtype == torch.float32}, {})
+    )
     with pytest.raises(WeightsError, match="missing"):  # BN counters (int64) left out on purpose
         fv.load_model("resnet18", st)
 
-    with pytest.raises(WeightsError, match=r"do not fit resnet34 from .*: \d+ missing \(first: layer1.2.conv1.weight\)"):
+    with pytest.raises(
+        WeightsError, match=r"do not fit resnet34 from .*: \d+ missing \(first: layer1.2.conv1.weight\)"
+    ):
         fv.load_model("resnet34", good)
     bad = dict(source.features.state_dict().items())
     bad["fc.weight"] = torch.zeros(10, 512)
@@ -131,21 +139,41 @@ def test_factory_model(factory_project):
 
 def test_factory_from_the_command_line(capsys, factory_project):
     out = factory_project / "out"
-    code, _printed, err = run(capsys, "filters", "0", "--model", "mypkg.nets:build", "--filters", "0-3", *TINY,
-                             "--out", out)
+    code, _printed, err = run(
+        capsys, "filters", "0", "--model", "mypkg.nets:build", "--filters", "0-3", *TINY, "--out", out
+    )
     assert code == 0, err
     record = json.loads((out / "run.json").read_text())
     assert record["model"]["name"] == "mypkg.nets:build" and record["target"]["module"] == "1"
     assert len(list((out / "filters").glob("filter_*.png"))) == 4
 
 
-@pytest.mark.parametrize("model, layer, module, tensor", [
-    ("resnet18", "layer4.1.conv2", "layer4.1.relu", "input"),
-    ("googlenet", "inception4c.branch2.1.conv", "inception4c.branch2.1.bn", "output"),
-])
+@pytest.mark.parametrize(
+    "model, layer, module, tensor",
+    [
+        ("resnet18", "layer4.1.conv2", "layer4.1.relu", "input"),
+        ("googlenet", "inception4c.branch2.1.conv", "inception4c.branch2.1.bn", "output"),
+    ],
+)
 def test_done_when_commands(capsys, tmp_path, model, layer, module, tensor):
-    code, _printed, err = run(capsys, "filters", layer, "--model", model, "--weights", "random", "--filters", "0-3",
-                             "--steps", "5", "--size", "64", "--no-progress", "--out", tmp_path)
+    code, _printed, err = run(
+        capsys,
+        "filters",
+        layer,
+        "--model",
+        model,
+        "--weights",
+        "random",
+        "--filters",
+        "0-3",
+        "--steps",
+        "5",
+        "--size",
+        "64",
+        "--no-progress",
+        "--out",
+        tmp_path,
+    )
     assert code == 0, err
     record = json.loads((tmp_path / "run.json").read_text())
     assert (record["target"]["module"], record["target"]["tensor"]) == (module, tensor)
@@ -161,19 +189,21 @@ def test_bad_models_and_weights_exit_codes(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "unknown model 'resnet99'; valid: vgg16" in err
     source = fv.load_model("resnet18", "random")
     torch.save(source.features.state_dict(), tmp_path / "r18.pth")
-    code, _, err = run(capsys, "filters", "conv1", "--model", "resnet34", "--weights", tmp_path / "r18.pth",
-                       "--out", tmp_path / "o")
+    code, _, err = run(
+        capsys, "filters", "conv1", "--model", "resnet34", "--weights", tmp_path / "r18.pth", "--out", tmp_path / "o"
+    )
     assert code == 2 and err.count("\n") == 1 and "do not fit resnet34" in err
-    code, _, err = run(capsys, "filters", "conv1", "--model", "resnet18", "--weights", tmp_path / "nope.pth",
-                       "--out", tmp_path / "o")
+    code, _, err = run(
+        capsys, "filters", "conv1", "--model", "resnet18", "--weights", tmp_path / "nope.pth", "--out", tmp_path / "o"
+    )
     assert code == 1 and err.count("\n") == 1 and "weights file not found" in err  # a runtime failure
-    code, _, err = run(capsys, "filters", "block1_conv1", "--weights", tmp_path / "nope.safetensors",
-                       "--out", tmp_path / "o")
+    code, _, err = run(
+        capsys, "filters", "block1_conv1", "--weights", tmp_path / "nope.safetensors", "--out", tmp_path / "o"
+    )
     assert code == 1 and "weights file not found" in err
     code, _, err = run(capsys, "filters", "conv1", "--model", "resnet18", "--out", tmp_path / "o")
     assert code == 1 and err.count("\n") == 1 and "weights" in err and "not" in err  # offline: cannot download
-    code, _, err = run(capsys, "filters", "nope", "--model", "resnet18", "--weights", "random",
-                       "--out", tmp_path / "o")
+    code, _, err = run(capsys, "filters", "nope", "--model", "resnet18", "--weights", "random", "--out", tmp_path / "o")
     assert code == 2 and "unknown layer 'nope'" in err
     assert not (tmp_path / "o").exists()  # nothing created for any of these
 
@@ -219,8 +249,20 @@ def test_both_command_lines_spell_the_same_things_alike():
         assert flag in torch_maps and flag in tf_maps, flag
     assert torch_maps["--size"].default == tf_maps["--size"].default == 224
     torch_f, tf_f = options(build_parser(), "filters"), options(tf_parser(), "filters")
-    for flag in ("--filters", "--steps", "--size", "--lr", "--seed", "--snapshots", "--objective", "--clip",
-                 "--progress", "--no-progress", "--out", "--weights"):
+    for flag in (
+        "--filters",
+        "--steps",
+        "--size",
+        "--lr",
+        "--seed",
+        "--snapshots",
+        "--objective",
+        "--clip",
+        "--progress",
+        "--no-progress",
+        "--out",
+        "--weights",
+    ):
         assert flag in torch_f and flag in tf_f, flag
         if flag not in ("--out", "--weights", "--progress", "--no-progress"):
             assert torch_f[flag].default == tf_f[flag].default, flag
@@ -245,12 +287,14 @@ def test_runtime_failure_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
         raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore detail")
 
     monkeypatch.setattr(jobs, "run_chunk", boom)
-    code, _out, err = run(capsys, "filters", "conv1", "--model", "resnet18", "--weights", "random", *TINY,
-                         "--out", tmp_path)
+    code, _out, err = run(
+        capsys, "filters", "conv1", "--model", "resnet18", "--weights", "random", *TINY, "--out", tmp_path
+    )
     assert code == 1 and err.count("\n") == 1 and "illegal memory access" in err and "Traceback" not in err
 
 
 def test_console_entry_version():
-    result = subprocess.run([sys.executable, "-m", "torch_filtviz", "--version"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch_filtviz", "--version"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert result.returncode == 0 and result.stdout.startswith("filtviz ")

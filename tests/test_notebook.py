@@ -28,8 +28,9 @@ def test_committed_notebook_has_no_outputs():
 
 def test_notebook_runs_and_shows_its_figures(weights_file):
     nb = runner.execute(NOTEBOOK)
-    errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
-              if out.output_type == "error"]
+    errors = [
+        out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs if out.output_type == "error"
+    ]
     assert not errors
     assert runner.image_outputs(nb) >= FIGURES
     text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)

@@ -135,8 +135,7 @@ def test_render_starts_from_the_seeded_draws_and_records_its_objective(net, meth
         np.testing.assert_array_equal(res.snapshots[0], alg.initial_images([0, 1, 2], 12, 7))
     start = torch.from_numpy(res.snapshots[0]).permute(0, 3, 1, 2).contiguous()
     if method == "pixel":  # the fourier method's losses are measured under its random views
-        np.testing.assert_allclose(res.losses[:, 0], obj.objective_values(net, goal, start).detach().numpy(),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(res.losses[:, 0], obj.objective_values(net, goal, start).detach().numpy(), rtol=1e-5)
         assert (res.losses[:, -1] > res.losses[:, 0]).all()
     record = res.run_record()
     assert record["objective"]["text"] == "channel(c2, 1) + 0.5 * neuron(c2, 3, batch=0)"
@@ -166,8 +165,9 @@ def test_neuron_unit_maximizes_the_centre(vgg):
     res = fv.visualize_filters(vgg, "block2_conv1", [3, 30], unit="neuron", steps=6, size=40, **FAST)
     assert res.params["unit"] == "neuron"
     x = torch.from_numpy(res.raw).permute(0, 3, 1, 2).contiguous()
-    centre = torch.stack([obj.objective_values(vgg, obj.neuron("block2_conv1", f), x[i:i + 1])[0]
-                          for i, f in enumerate([3, 30])])
+    centre = torch.stack(
+        [obj.objective_values(vgg, obj.neuron("block2_conv1", f), x[i : i + 1])[0] for i, f in enumerate([3, 30])]
+    )
     np.testing.assert_allclose(res.losses[:, -1], centre.detach().numpy(), rtol=1e-4)
     channel = fv.visualize_filters(vgg, "block2_conv1", [3, 30], steps=6, size=40, **FAST)
     assert not np.allclose(res.raw, channel.raw)
@@ -183,8 +183,7 @@ def test_diversity_layout_seeds_and_groups(vgg):
     np.testing.assert_array_equal(start.raw, alg.initial_images(alg.element_keys([5, 9], 3), 40, 0))
     assert not np.array_equal(start.raw[0], start.raw[1]) and not np.array_equal(start.raw[0], plain.raw[0])
     # chunks hold whole groups: a batch size of 4 runs groups of 3 one at a time, with the same numbers
-    chunked = fv.visualize_filters(vgg, "block3_conv1", [5, 9], diversity=3, steps=4, size=40, batch_size=4,
-                                   **FAST)
+    chunked = fv.visualize_filters(vgg, "block3_conv1", [5, 9], diversity=3, steps=4, size=40, batch_size=4, **FAST)
     assert chunked.params["batch_size"] == 3
     np.testing.assert_allclose(chunked.losses, res.losses, rtol=1e-4)
     with pytest.raises(FiltvizError, match="diversity must be a whole number >= 1"):

@@ -28,8 +28,10 @@ def _check(framework, results):
 
 def _needs(framework):
     if not record.folder(framework).is_dir():
-        pytest.skip(f"no pinned {framework} runs for this machine ({record.folder(framework).name}); "
-                    "record them with python tests/pinned/record.py from a commit known to be right")
+        pytest.skip(
+            f"no pinned {framework} runs for this machine ({record.folder(framework).name}); "
+            "record them with python tests/pinned/record.py from a commit known to be right"
+        )
 
 
 def test_torch_runs_bitwise(weights_file):

@@ -29,8 +29,7 @@ def test_quick_run_writes_its_report(quick):
     on_disk = json.loads((out / "quality.json").read_text())
     assert on_disk["config"]["layers"] == ["block1_conv2", "block2_conv1"] and on_disk["config"]["size"] == 32
     assert on_disk["command"].startswith("python -m filtviz_bench quality --quick")
-    expected = ({"pixel"} | ({"lucent", "lucent_best", "lucent_224"} if HAVE_LUCENT else set())
-                | {"fourier", "maco"})
+    expected = {"pixel"} | ({"lucent", "lucent_best", "lucent_224"} if HAVE_LUCENT else set()) | {"fourier", "maco"}
     # --quick caps the default runs to the equal-passes steps: they fold into the equal-passes runs
     assert set(on_disk["runs"]) == expected
     assert set(on_disk["skipped"]) == set(quality.DEFAULT_RUNS) - expected - {f"{n}_default" for n in expected}
@@ -82,17 +81,30 @@ def test_quick_speed_job(quick):
 
 
 def _run(method, zs, alphas=None, flat=None, dead=None):
-    scores = [{"layer": "L", "filter": i, "z": z, "kept": 0.5, "alpha": (alphas or [2.0] * len(zs))[i],
-               "high_share": 0.1, "contrast": 40.0, "flat": bool((flat or [0] * len(zs))[i]),
-               "dead": bool((dead or [0] * len(zs))[i])} for i, z in enumerate(zs)]
+    scores = [
+        {
+            "layer": "L",
+            "filter": i,
+            "z": z,
+            "kept": 0.5,
+            "alpha": (alphas or [2.0] * len(zs))[i],
+            "high_share": 0.1,
+            "contrast": 40.0,
+            "flat": bool((flat or [0] * len(zs))[i]),
+            "dead": bool((dead or [0] * len(zs))[i]),
+        }
+        for i, z in enumerate(zs)
+    ]
     return {"method": method, "scores": scores, "summary": quality_report.summarize(scores)}
 
 
 def test_targets_count_filters_and_medians():
-    runs = {"fourier": _run("fourier", [10, 20, 30, 40]),
-            "lucent": _run("lucent", [11, 1, 1, 1]),  # fourier above on 3 of 4 = 75%: met (>= 75%)
-            "pixel": _run("pixel", [5, 5, 5, 50]),  # 3 of 4 = 75% < 90%: not met
-            "lucent_best": _run("lucent_best", [9, 21, 31, 39])}  # medians 25 vs 26 -> not met; 2 of 4 above
+    runs = {
+        "fourier": _run("fourier", [10, 20, 30, 40]),
+        "lucent": _run("lucent", [11, 1, 1, 1]),  # fourier above on 3 of 4 = 75%: met (>= 75%)
+        "pixel": _run("pixel", [5, 5, 5, 50]),  # 3 of 4 = 75% < 90%: not met
+        "lucent_best": _run("lucent_best", [9, 21, 31, 39]),
+    }  # medians 25 vs 26 -> not met; 2 of 4 above
     t = {x["target"]: x for x in quality_report.quality_targets(runs, None)}
     assert t["fourier robust z above Lucent's (defaults)"]["verdict"] == "met"
     assert t["fourier robust z above Lucent's (defaults)"]["detail"] == "3 of 4 filters"
@@ -125,8 +137,19 @@ def test_speed_target_uses_the_range_rule():
 
 
 def test_plan_folds_default_runs_into_equal_ones(monkeypatch):
-    args = quality.parse_args(["--runs", "pixel,pixel_default,lucent_default,fourier", "--steps", "100",
-                               "--layers", "block1_conv1", "--filters", "1"], "q")
+    args = quality.parse_args(
+        [
+            "--runs",
+            "pixel,pixel_default,lucent_default,fourier",
+            "--steps",
+            "100",
+            "--layers",
+            "block1_conv1",
+            "--filters",
+            "1",
+        ],
+        "q",
+    )
     cfg = quality.config_from(args)
     monkeypatch.setattr(renderers, "unavailable", lambda m: "not here" if m == "fourier" else None)
     specs, skipped = quality.plan(cfg)
@@ -163,16 +186,24 @@ def test_truncated_lucent_model_draws_the_same_pictures(weights_file):
 
 
 def test_command_line_errors_are_one_line(capsys):
-    for args, needle in ((["--runs", "pixel,nope"], "unknown run 'nope'"),
-                         (["--layers", "block9_conv1"], "unknown conv layer"),
-                         (["--steps", "0"], "--steps must be >= 1"),
-                         (["--fourier-option", "rotate"], "NAME=VALUE")):
+    for args, needle in (
+        (["--runs", "pixel,nope"], "unknown run 'nope'"),
+        (["--layers", "block9_conv1"], "unknown conv layer"),
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--fourier-option", "rotate"], "NAME=VALUE"),
+    ):
         assert quality.cli(args, prog="quality.py") == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("quality.py: error: ") and needle in err, err
     # the scripts/ entry point, as an installed package runs it
-    got = subprocess.run([sys.executable, "scripts/quality.py", "--size", "8", "--layers", "block5_conv3"], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    got = subprocess.run(
+        [sys.executable, "scripts/quality.py", "--size", "8", "--layers", "block5_conv3"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert got.returncode == 2 and got.stderr.count("\n") == 1 and "too small" in got.stderr, got.stderr
 
 
@@ -180,7 +211,9 @@ def test_sweep_variants_parse():
     from filtviz_bench.sweep import parse_variant
 
     assert parse_variant("wide:steps=128,scale=[0.8,1.2],rotate=20,method=fourier") == (
-        "wide", {"steps": 128, "scale": [0.8, 1.2], "rotate": 20, "method": "fourier"})
+        "wide",
+        {"steps": 128, "scale": [0.8, 1.2], "rotate": 20, "method": "fourier"},
+    )
     assert parse_variant("plain:") == ("plain", {})
     with pytest.raises(ValueError, match="NAME:key=value"):
         parse_variant("no-colon")

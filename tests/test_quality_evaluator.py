@@ -10,8 +10,7 @@ from filtviz_bench import spectrum
 
 @pytest.mark.parametrize("beta", [1.0, 2.0, 3.0])
 def test_alpha_of_power_law_noise_recovers_its_exponent(beta):
-    alphas = [spectrum.spectral_slope(spectrum.power_law_noise(128, beta, np.random.default_rng(i)))
-              for i in range(4)]
+    alphas = [spectrum.spectral_slope(spectrum.power_law_noise(128, beta, np.random.default_rng(i))) for i in range(4)]
     assert abs(np.mean(alphas) - beta) < 0.15, alphas
     # the exported uint8 picture of the same noise gives the same slope
     pics = spectrum.noise_pictures(2, 128, seed=5, beta=beta)
@@ -35,8 +34,11 @@ def test_high_frequency_share():
 
 def test_flat_pictures_are_flagged():
     grey = np.full((64, 64, 3), 127, np.uint8)
-    assert spectrum.is_flat(grey) and np.isnan(spectrum.spectral_slope(grey)) and np.isnan(
-        spectrum.high_frequency_share(grey))
+    assert (
+        spectrum.is_flat(grey)
+        and np.isnan(spectrum.spectral_slope(grey))
+        and np.isnan(spectrum.high_frequency_share(grey))
+    )
     barely = grey + np.random.default_rng(0).integers(0, 2, grey.shape).astype(np.uint8)  # +-1 grey level
     assert spectrum.is_flat(barely)
     assert not spectrum.is_flat(spectrum.noise_pictures(1, 64, seed=0)[0])
@@ -71,8 +73,9 @@ def test_transform_rotation_and_zoom():
     rr, cc = src(r), src(c)
     r0, c0 = int(np.floor(rr)), int(np.floor(cc))
     fr, fc = rr - r0, cc - c0
-    want = ((1 - fr) * ((1 - fc) * x[0, :, r0, c0] + fc * x[0, :, r0, c0 + 1])
-            + fr * ((1 - fc) * x[0, :, r0 + 1, c0] + fc * x[0, :, r0 + 1, c0 + 1]))
+    want = (1 - fr) * ((1 - fc) * x[0, :, r0, c0] + fc * x[0, :, r0, c0 + 1]) + fr * (
+        (1 - fc) * x[0, :, r0 + 1, c0] + fc * x[0, :, r0 + 1, c0 + 1]
+    )
     assert torch.allclose(big[0, :, r, c], want, atol=1e-3)
 
 

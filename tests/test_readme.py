@@ -20,8 +20,11 @@ def python_blocks(path: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
-BLOCKS = [(path.relative_to(ROOT).as_posix(), i, code)
-          for path in [README, *DOCS] for i, code in enumerate(python_blocks(path))]
+BLOCKS = [
+    (path.relative_to(ROOT).as_posix(), i, code)
+    for path in [README, *DOCS]
+    for i, code in enumerate(python_blocks(path))
+]
 
 
 def shrink(code: str) -> str:

@@ -40,8 +40,20 @@ def test_both_command_lines_check_an_explicit_list(capsys, tmp_path):
     from torch_filtviz.cli import main as torch_main
 
     for main in (torch_main, tf_main):
-        code = main(["filters", "block1_conv2", "--filters", "0", "--steps", "50", "--snapshots", "10,100",
-                     "--out", str(tmp_path / "out")])
+        code = main(
+            [
+                "filters",
+                "block1_conv2",
+                "--filters",
+                "0",
+                "--steps",
+                "50",
+                "--snapshots",
+                "10,100",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2 and "lie outside 0..50" in err and err.count("\n") == 1, err
         assert not (tmp_path / "out").exists()

@@ -11,12 +11,15 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module, name", [
-    ("torch_filtviz.placement", "device_error"),
-    ("torch_filtviz.atlas.render", "render_pictures"),
-    ("torch_filtviz.hooks", "_StopForward"),
-    ("filtviz_bench.speed", "ONE_AT_A_TIME"),
-])
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("torch_filtviz.placement", "device_error"),
+        ("torch_filtviz.atlas.render", "render_pictures"),
+        ("torch_filtviz.hooks", "_StopForward"),
+        ("filtviz_bench.speed", "ONE_AT_A_TIME"),
+    ],
+)
 def test_unused_leftovers_are_gone(module, name):
     assert not hasattr(importlib.import_module(module), name)
 
@@ -47,7 +50,8 @@ SPEED_FIGURES = re.compile(
     r"|\b(?:speed-?up|faster|slower)\s+(?:of\s+|by\s+)?~?\d"  # "a speedup of 3", "faster by 2"
     r"|\d+(?:\.\d+)?\s?(?:s|ms|seconds)\s+per\s+(?:filter|step|image|layer|chunk)\b"  # "5.6 s per filter"
     r"|\bmeasured\s+~?\d",  # "measured 80-92 s"
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 SCANNED = ("torch_filtviz", "tf_reference", "filtviz_core")
 
 
@@ -67,15 +71,33 @@ def speed_figures(path: pathlib.Path) -> list[str]:
 
 
 def test_speed_figure_pattern():
-    for text in ("ran 1.24x as fast", "channels_last 1.14x", "bf16 3.2x", "3x faster", "batching 1.24 x",
-                 "a speedup of 3", "2 times as fast", "1.5× faster", "took 5.6 s per filter", "measured 80-92 s"):
+    for text in (
+        "ran 1.24x as fast",
+        "channels_last 1.14x",
+        "bf16 3.2x",
+        "3x faster",
+        "batching 1.24 x",
+        "a speedup of 3",
+        "2 times as fast",
+        "1.5× faster",
+        "took 5.6 s per filter",
+        "measured 80-92 s",
+    ):
         assert SPEED_FIGURES.search(text), text
-    for text in ("a 3x3 kernel", "64x64 maps", "7.9 times the FLOPs", "measured in the README's Performance section",
-                 "x 2", "version 1.14"):
+    for text in (
+        "a 3x3 kernel",
+        "64x64 maps",
+        "7.9 times the FLOPs",
+        "measured in the README's Performance section",
+        "x 2",
+        "version 1.14",
+    ):
         assert not SPEED_FIGURES.search(text), text
 
 
 def test_no_measured_speed_figures_in_the_code():
     """Numbers measured on one machine go stale and disagree with the README; the code points there instead."""
-    hits = [hit for package in SCANNED for path in sorted((ROOT / package).rglob("*.py")) for hit in speed_figures(path)]
+    hits = [
+        hit for package in SCANNED for path in sorted((ROOT / package).rglob("*.py")) for hit in speed_figures(path)
+    ]
     assert not hits, "measured figures (keep them in benchmarks/ or the README):\n" + "\n".join(hits)

@@ -75,7 +75,9 @@ def test_pre_relu_loss_is_the_linear_conv_output(model):
     kernel, bias = model.get_layer("block1_conv1").get_weights()
     m = x0.astype(np.float64)[..., ::-1] - np.array([103.939, 116.779, 123.68])
     padded = np.pad(m, ((1, 1), (1, 1), (0, 0)))
-    conv = sum(padded[i:i + 32, j:j + 32] @ kernel[i, j].astype(np.float64) for i in range(3) for j in range(3)) + bias
+    conv = (
+        sum(padded[i : i + 32, j : j + 32] @ kernel[i, j].astype(np.float64) for i in range(3) for j in range(3)) + bias
+    )
     expected = conv[2:30, 2:30].mean(axis=(0, 1))
     negative = int(np.argmin(expected))
     assert expected[negative] < 0

@@ -32,8 +32,9 @@ def test_fourier_result(model):
 
 
 def test_fourier_options_and_refusals(model):
-    r = visualize_filters(model, "block1_conv1", "0-1", method="fourier", steps=2, size=32,
-                          method_options={"transforms": False})
+    r = visualize_filters(
+        model, "block1_conv1", "0-1", method="fourier", steps=2, size=32, method_options={"transforms": False}
+    )
     assert [x.params["seen_size"] for x in r] == [[32, 32], [32, 32]]
     with pytest.raises(FiltvizError, match="init applies to the pixel method"):
         visualize_filter(model, "block1_conv1", 0, method="fourier", init=np.zeros((32, 32, 3), np.float32))
@@ -42,5 +43,6 @@ def test_fourier_options_and_refusals(model):
     with pytest.raises(FiltvizError, match="unknown fourier option 'blur'"):
         visualize_filters(model, "block1_conv1", "0", method="fourier", method_options={"blur": 1})
     with pytest.raises(FiltvizError, match="shows the network 12 px"):
-        visualize_filters(model, "block5_conv1", "0", method="fourier", size=16,
-                          method_options={"pad": 0, "jitter": 2, "jitter2": 2})
+        visualize_filters(
+            model, "block5_conv1", "0", method="fourier", size=16, method_options={"pad": 0, "jitter": 2, "jitter2": 2}
+        )

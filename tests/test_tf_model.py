@@ -76,7 +76,7 @@ def _numpy_block1_conv1(model, image_rgb: np.ndarray) -> np.ndarray:
     x = image_rgb.astype(np.float64)[..., ::-1] - np.array([103.939, 116.779, 123.68])
     padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
     h, w = x.shape[:2]
-    patches = np.stack([padded[i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=2)  # (h, w, 9, 3)
+    patches = np.stack([padded[i : i + h, j : j + w] for i in range(3) for j in range(3)], axis=2)  # (h, w, 9, 3)
     out = np.einsum("hwkc,kcf->hwf", patches, kernel.reshape(9, 3, -1).astype(np.float64)) + bias
     return np.maximum(out, 0.0)
 

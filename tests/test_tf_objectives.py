@@ -55,11 +55,11 @@ def test_same_constructors_as_filtviz_core():
 def test_channel_term():
     np.testing.assert_allclose(_values(obj.channel("a", 2), {"a": MAPS}), _interior_mean(MAPS, 2), rtol=1e-5)
     per = core.per_filter("a", [1, 4, 0, 4])  # one channel per element
-    np.testing.assert_allclose(_values(per, {"a": MAPS}),
-                               [_interior_mean(MAPS, c)[i] for i, c in enumerate([1, 4, 0, 4])], rtol=1e-5)
+    np.testing.assert_allclose(
+        _values(per, {"a": MAPS}), [_interior_mean(MAPS, c)[i] for i, c in enumerate([1, 4, 0, 4])], rtol=1e-5
+    )
     small = MAPS[:, :4, :4]  # a 4x4 map has no border to drop (§5)
-    np.testing.assert_allclose(_values(obj.channel("a", 3), {"a": small}), small[..., 3].mean(axis=(1, 2)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(_values(obj.channel("a", 3), {"a": small}), small[..., 3].mean(axis=(1, 2)), rtol=1e-5)
     np.testing.assert_array_equal(_values(obj.channel("u", 3), {"u": UNITS}), UNITS[:, 3])
 
 
@@ -76,11 +76,13 @@ def test_direction_term():
     unit = v / np.linalg.norm(v)
     expected = (MAPS[:, 2:-2, 2:-2, :].astype(np.float64) @ unit).mean(axis=(1, 2))
     np.testing.assert_allclose(_values(obj.direction("a", v), {"a": MAPS}), expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(_values(obj.direction("a", 3 * np.eye(6)[2]), {"a": MAPS}), _interior_mean(MAPS, 2),
-                               rtol=1e-5)  # a one-hot direction is the channel
+    np.testing.assert_allclose(
+        _values(obj.direction("a", 3 * np.eye(6)[2]), {"a": MAPS}), _interior_mean(MAPS, 2), rtol=1e-5
+    )  # a one-hot direction is the channel
     w = RNG.normal(size=5)
-    np.testing.assert_allclose(_values(obj.direction("u", w), {"u": UNITS}), UNITS @ (w / np.linalg.norm(w)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        _values(obj.direction("u", w), {"u": UNITS}), UNITS @ (w / np.linalg.norm(w)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_diversity_term_is_lucids_gram_cosine():
@@ -88,15 +90,17 @@ def test_diversity_term_is_lucids_gram_cosine():
     np.testing.assert_allclose(_values(obj.diversity("a"), {"a": MAPS}), gram_similarity(flat), rtol=1e-5)
     grouped = Objective(((1.0, Term("diversity", "a", group=2)),))
     np.testing.assert_allclose(_values(grouped, {"a": MAPS}), gram_similarity(flat, group=2), rtol=1e-5)
-    np.testing.assert_allclose(_values(obj.diversity("u"), {"u": UNITS}), gram_similarity(UNITS[:, None, :]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(_values(obj.diversity("u"), {"u": UNITS}), gram_similarity(UNITS[:, None, :]), rtol=1e-5)
     same = np.repeat(MAPS[:1], 4, axis=0)  # four equal elements: each has (B - 1) / B
     np.testing.assert_allclose(_values(obj.diversity("a"), {"a": same}), [0.75] * 4, rtol=1e-5)
     # per_filter's diversity group: channel minus w times the penalty within groups of K
     per = core.per_filter("a", [3, 3, 5, 5], diversity_group=2, diversity_weight=10.0)
-    np.testing.assert_allclose(_values(per, {"a": MAPS}),
-                               [_interior_mean(MAPS, c)[i] for i, c in enumerate([3, 3, 5, 5])]
-                               - 10.0 * gram_similarity(flat, group=2), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        _values(per, {"a": MAPS}),
+        [_interior_mean(MAPS, c)[i] for i, c in enumerate([3, 3, 5, 5])] - 10.0 * gram_similarity(flat, group=2),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_batch_restriction_weights_and_sums():
@@ -104,9 +108,12 @@ def test_batch_restriction_weights_and_sums():
     np.testing.assert_allclose(_values(only, {"a": MAPS}), [0, _interior_mean(MAPS, 2)[1], 0, 0], rtol=1e-5)
     v = np.array([1.0, -2.0, 0.5])
     total = 2 * obj.channel("a", 0) - obj.neuron("b", 1, batch=3) / 4 + sum([obj.direction("b", v), obj.diversity("a")])
-    expected = (2 * _interior_mean(MAPS, 0) - 0.25 * np.where(np.arange(4) == 3, OTHER[:, 2, 2, 1], 0)
-                + OTHER[:, 2, 2].astype(np.float64) @ (v / np.linalg.norm(v))  # 5x5: the interior is (2, 2)
-                + gram_similarity(MAPS.reshape(4, -1, 6)))
+    expected = (
+        2 * _interior_mean(MAPS, 0)
+        - 0.25 * np.where(np.arange(4) == 3, OTHER[:, 2, 2, 1], 0)
+        + OTHER[:, 2, 2].astype(np.float64) @ (v / np.linalg.norm(v))  # 5x5: the interior is (2, 2)
+        + gram_similarity(MAPS.reshape(4, -1, 6))
+    )
     np.testing.assert_allclose(_values(total, {"a": MAPS, "b": OTHER}), expected, rtol=1e-5, atol=1e-5)
     assert total.layers() == ["a", "b"]
 
@@ -121,16 +128,19 @@ def test_algebra_and_words():
     assert record["text"] == str(o) and [t["weight"] for t in record["terms"]] == [1.0, -100.0]
 
 
-@pytest.mark.parametrize("objective, acts, message", [
-    (obj.channel("a", 6), {"a": MAPS}, "channel 6 is out of range: a has 6 channels"),
-    (obj.neuron("a", 0, x=11), {"a": MAPS}, "x=11 lies outside the map's 11 columns"),
-    (obj.neuron("a", 0, y=9), {"a": MAPS}, "y=9 lies outside the map's 9 rows"),
-    (obj.direction("a", [1.0, 2.0]), {"a": MAPS}, "the vector has 2 entries; a has 6 channels"),
-    (obj.channel("a", 0, batch=4), {"a": MAPS}, "batch=4 is outside the batch of 4"),
-    (Objective(((1.0, Term("diversity", "a", group=3)),)), {"a": MAPS}, "is not made of groups of 3"),
-    (obj.channel("b", 0), {"a": MAPS}, "reads b, which was not captured"),
-    (obj.channel("a", 0) + obj.channel("b", 0), {"a": MAPS, "b": OTHER[:2]}, "different batch sizes"),
-])
+@pytest.mark.parametrize(
+    "objective, acts, message",
+    [
+        (obj.channel("a", 6), {"a": MAPS}, "channel 6 is out of range: a has 6 channels"),
+        (obj.neuron("a", 0, x=11), {"a": MAPS}, "x=11 lies outside the map's 11 columns"),
+        (obj.neuron("a", 0, y=9), {"a": MAPS}, "y=9 lies outside the map's 9 rows"),
+        (obj.direction("a", [1.0, 2.0]), {"a": MAPS}, "the vector has 2 entries; a has 6 channels"),
+        (obj.channel("a", 0, batch=4), {"a": MAPS}, "batch=4 is outside the batch of 4"),
+        (Objective(((1.0, Term("diversity", "a", group=3)),)), {"a": MAPS}, "is not made of groups of 3"),
+        (obj.channel("b", 0), {"a": MAPS}, "reads b, which was not captured"),
+        (obj.channel("a", 0) + obj.channel("b", 0), {"a": MAPS, "b": OTHER[:2]}, "different batch sizes"),
+    ],
+)
 def test_errors_are_one_line(objective, acts, message):
     with pytest.raises(FiltvizError, match=message) as err:
         obj.evaluate(objective, acts)
@@ -143,8 +153,9 @@ def test_objective_values_capture_several_layers_in_one_pass(model):
     two = obj.objective_values(model, obj.channel("block2_conv1", 7), images)
     both = obj.objective_values(model, obj.channel("block1_conv1", 3) + obj.channel("block2_conv1", 7), images)
     np.testing.assert_allclose(both, np.asarray(one) + np.asarray(two), rtol=1e-6)
-    post = obj.objective_values(model, obj.neuron("block2_conv1", 7) + obj.channel("block1_pool", 2), images,
-                                activation="post_relu")
+    post = obj.objective_values(
+        model, obj.neuron("block2_conv1", 7) + obj.channel("block1_pool", 2), images, activation="post_relu"
+    )
     maps = feature_maps(model, images, ["block2_conv1", "block1_pool"])
     expected = maps["block2_conv1"][:, 8, 8, 7] + maps["block1_pool"][:, 2:-2, 2:-2, 2].mean(axis=(1, 2))
     np.testing.assert_allclose(post, expected, rtol=1e-5)
@@ -172,8 +183,9 @@ def test_render_first_losses_are_the_objective_at_the_seeded_start(model):
 
 
 def test_render_fourier_starts_from_the_spectra_of_keys_0_to_n(model):
-    results = render(model, obj.channel("block1_conv2", 1), batch=2, method="fourier", steps=2, size=32,
-                     snapshots=[0, 2])
+    results = render(
+        model, obj.channel("block1_conv2", 1), batch=2, method="fourier", steps=2, size=32, snapshots=[0, 2]
+    )
     start = core_fourier.spectrum_to_image(core_fourier.initial_spectra(range(2), 32, 32), 32, 32)
     for i, r in enumerate(results):
         assert np.abs(r.snapshots[0] - start[i]).max() < 1e-3
@@ -185,8 +197,13 @@ def test_render_fourier_starts_from_the_spectra_of_keys_0_to_n(model):
 def test_diversity_makes_the_pictures_differ(model):
     """Mean pairwise pixel correlation of 4 pictures of one channel: without the penalty vs with it."""
     plain = render(model, obj.channel("block1_conv2", 5), batch=4, steps=20, size=32)
-    diverse = render(model, obj.channel("block1_conv2", 5) - DIVERSITY_WEIGHT * obj.diversity("block1_conv2"),
-                     batch=4, steps=20, size=32)
+    diverse = render(
+        model,
+        obj.channel("block1_conv2", 5) - DIVERSITY_WEIGHT * obj.diversity("block1_conv2"),
+        batch=4,
+        steps=20,
+        size=32,
+    )
     assert _corr(diverse) < _corr(plain) - 0.1, (_corr(diverse), _corr(plain))
 
 
@@ -209,16 +226,19 @@ def test_render_on_a_small_keras_model_with_units():
         render(tiny, obj.channel("dense", 2), steps=1, size=16)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(objective=obj.channel("block1_conv2", 64)), "channel 64 is out of range: block1_conv2 has 64"),
-    (dict(objective=obj.channel("block9_conv1", 0)), "unknown layer 'block9_conv1'"),
-    (dict(objective=obj.channel("block1_pool", 0)), "activation='pre_relu' needs conv layers and block1_pool"),
-    (dict(objective=obj.channel("block1_conv2", 0), batch=0), "batch must be a whole number >= 1"),
-    (dict(objective=obj.channel("block1_conv2", 0, batch=2), batch=2), "batch=2 is outside the batch of 2"),
-    (dict(objective=obj.channel("block1_conv2", 0), activation="relu"), "unknown activation 'relu'"),
-    (dict(objective="channel"), "objective must be built from filtviz objectives"),
-    (dict(objective=obj.channel("block5_conv1", 0), size=8), "too small for block5_conv1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(objective=obj.channel("block1_conv2", 64)), "channel 64 is out of range: block1_conv2 has 64"),
+        (dict(objective=obj.channel("block9_conv1", 0)), "unknown layer 'block9_conv1'"),
+        (dict(objective=obj.channel("block1_pool", 0)), "activation='pre_relu' needs conv layers and block1_pool"),
+        (dict(objective=obj.channel("block1_conv2", 0), batch=0), "batch must be a whole number >= 1"),
+        (dict(objective=obj.channel("block1_conv2", 0, batch=2), batch=2), "batch=2 is outside the batch of 2"),
+        (dict(objective=obj.channel("block1_conv2", 0), activation="relu"), "unknown activation 'relu'"),
+        (dict(objective="channel"), "objective must be built from filtviz objectives"),
+        (dict(objective=obj.channel("block5_conv1", 0), size=8), "too small for block5_conv1"),
+    ],
+)
 def test_render_refuses_bad_input_in_one_line(model, kwargs, message):
     with pytest.raises(FiltvizError, match=message) as err:
         render(model, steps=1, size=kwargs.pop("size", 32), **kwargs)
@@ -239,8 +259,9 @@ def test_neuron_unit_is_the_centre_neuron(model):
 
 
 def test_diversity_groups_are_stacked_filter_by_filter_and_seeded_by_f_2_k(model):
-    results = visualize_filters(model, "block1_conv2", "4,9", steps=2, size=32, diversity=3, objective="post_relu",
-                                snapshots=[0, 2])
+    results = visualize_filters(
+        model, "block1_conv2", "4,9", steps=2, size=32, diversity=3, objective="post_relu", snapshots=[0, 2]
+    )
     assert [(r.filter_index, r.copy) for r in results] == [(4, 0), (4, 1), (4, 2), (9, 0), (9, 1), (9, 2)]
     starts = algorithm.initial_images(algorithm.element_keys([4, 9], 3), 32, 0)
     for r, start in zip(results, starts):
@@ -249,14 +270,16 @@ def test_diversity_groups_are_stacked_filter_by_filter_and_seeded_by_f_2_k(model
     # the first losses: each filter's channel minus w times the penalty within its own group of 3
     fmap = feature_maps(model, starts, ["block1_conv2"])["block1_conv2"]
     channels = [4, 4, 4, 9, 9, 9]
-    expected = ([_interior_mean(fmap, c)[i] for i, c in enumerate(channels)]
-                - DIVERSITY_WEIGHT * gram_similarity(fmap.reshape(6, -1, 64), group=3))
+    expected = [_interior_mean(fmap, c)[i] for i, c in enumerate(channels)] - DIVERSITY_WEIGHT * gram_similarity(
+        fmap.reshape(6, -1, 64), group=3
+    )
     np.testing.assert_allclose([r.losses[0] for r in results], expected, rtol=1e-4, atol=1e-3)
     record = run_record(model, results)
     assert record["filters"] == [4, 4, 4, 9, 9, 9] and record["copies"] == [0, 1, 2, 0, 1, 2]
     # a group is one unit of work: filter 9's group does not depend on filter 4's
-    alone = visualize_filters(model, "block1_conv2", [9], steps=2, size=32, diversity=3, objective="post_relu",
-                              snapshots=[0, 2])
+    alone = visualize_filters(
+        model, "block1_conv2", [9], steps=2, size=32, diversity=3, objective="post_relu", snapshots=[0, 2]
+    )
     for a, b in zip(alone, results[3:]):
         np.testing.assert_array_equal(a.raw, b.raw)
 
@@ -266,10 +289,11 @@ def test_diversity_weight_given_and_refusals(model):
     assert r[0].params["diversity_weight"] == 0.0 and len(r) == 2
     one = visualize_filters(model, "block1_conv2", [0], steps=1, size=32, diversity_weight=5.0)  # no group: no penalty
     assert len(one) == 1 and "diversity" not in one[0].params and "diversity_weight" not in one[0].params
-    for kwargs, message in [(dict(diversity=0), "diversity must be a whole number >= 1"),
-                            (dict(diversity=2, diversity_weight=-1.0), "diversity_weight must be a finite number"),
-                            (dict(unit="pixel"), "unknown unit 'pixel'; valid: channel, neuron"),
-                            (dict(diversity=2, init=np.zeros((1, 32, 32, 3), np.float32)),
-                             "init gives one start per filter")]:
+    for kwargs, message in [
+        (dict(diversity=0), "diversity must be a whole number >= 1"),
+        (dict(diversity=2, diversity_weight=-1.0), "diversity_weight must be a finite number"),
+        (dict(unit="pixel"), "unknown unit 'pixel'; valid: channel, neuron"),
+        (dict(diversity=2, init=np.zeros((1, 32, 32, 3), np.float32)), "init gives one start per filter"),
+    ]:
         with pytest.raises(FiltvizError, match=message):
             visualize_filters(model, "block1_conv2", [0], steps=1, size=32, **kwargs)

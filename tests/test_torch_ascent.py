@@ -54,9 +54,19 @@ def test_shapes_and_params(batched):
     assert r.dead.tolist() == [False] * 4
     np.testing.assert_array_equal(r.snapshots[100], r.raw)
     np.testing.assert_array_equal(r.images, alg.deprocess(r.raw))
-    assert r.params == {"steps": 100, "size": 32, "lr": 1.0, "seed": 0, "snapshots": [10, 100],
-                        "objective": "pre_relu", "init": "seeded", "clip": False, "precision": "fp32",
-                        "channels_last": True, "batch_size": 4}
+    assert r.params == {
+        "steps": 100,
+        "size": 32,
+        "lr": 1.0,
+        "seed": 0,
+        "snapshots": [10, 100],
+        "objective": "pre_relu",
+        "init": "seeded",
+        "clip": False,
+        "precision": "fp32",
+        "channels_last": True,
+        "batch_size": 4,
+    }
     assert r.device == "cpu" and r.seconds > 0
 
 
@@ -91,8 +101,7 @@ def test_init_is_honoured(vgg):
     rng = np.random.default_rng(7)
     init = rng.uniform(60, 200, size=(2, 40, 36, 3)).astype(np.float32)
     init_copy = init.copy()
-    r = visualize_filters(vgg, "block1_conv2", [1, 2], steps=3, init=init, snapshots=(0, 3), seed=99,
-                          progress=False)
+    r = visualize_filters(vgg, "block1_conv2", [1, 2], steps=3, init=init, snapshots=(0, 3), seed=99, progress=False)
     np.testing.assert_array_equal(r.snapshots[0], init)
     np.testing.assert_array_equal(init, init_copy)  # the caller's array is never updated in place
     assert r.raw.shape == (2, 40, 36, 3) and r.params["init"] == "given" and r.params["size"] == [40, 36]
@@ -139,8 +148,9 @@ def test_dead_filters_flagged():
     zero = visualize_filters(model, "relu", [0, 1], steps=0, init=x0, objective="post_relu", progress=False)
     assert zero.dead.tolist() == [False, True]  # decided at x0 whatever the number of steps
     wild = x0 + np.array([0, 300], np.float32)[:, None, None, None]  # filter 1 starts beyond 255
-    clipped = visualize_filters(model, "relu", [0, 1], steps=2, init=wild, objective="post_relu", clip=True,
-                                progress=False)
+    clipped = visualize_filters(
+        model, "relu", [0, 1], steps=2, init=wild, objective="post_relu", clip=True, progress=False
+    )
     np.testing.assert_array_equal(clipped.raw[1], wild[1])  # frozen (SPEC §9), not clipped
     assert clipped.raw[0].max() <= 255
     pre = visualize_filters(model, "relu", [0, 1], steps=3, init=x0, progress=False)
@@ -215,27 +225,30 @@ def test_run_record(batched, vgg):
     assert batched.run_record()["weights"] == rec["weights"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(layer="block9_conv1"), "unknown layer 'block9_conv1'; valid: block1_conv1"),
-    (dict(filters=64), "filter 64 is out of range: block1_conv2 has 64 filters"),
-    (dict(filters="0-70"), "has 64 filters"),
-    (dict(filters="a-b"), "bad filter list"),
-    (dict(objective="relu"), "unknown objective"),
-    (dict(steps=-1), "steps must be"),
-    (dict(lr=0.0), "lr must be"),
-    (dict(seed=-1), "seed must be"),
-    (dict(lr=float("nan")), "lr must be"),
-    (dict(precision="fp16"), "unknown precision"),
-    (dict(batch_size=0), "batch size"),
-    (dict(size=0), "size must be"),
-    (dict(layer="block5_conv1", size=8), "size 8 px is too small for block5_conv1"),
-    (dict(layer="features.28", size=8), "size 8 px is too small for features.28"),
-    (dict(init=np.zeros((2, 32, 32, 3), np.float32)), "init holds 2 images for 1 filters"),
-    (dict(init=np.zeros((1, 32, 32), np.float32)), "init must be"),
-    (dict(init=np.zeros((32, 32, 3), np.float32), filters=[0, 1]), "init holds 1 images for 2 filters"),
-    (dict(init=np.full((1, 32, 32, 3), np.nan, np.float32)), "NaN"),
-    (dict(device="tpu"), "unknown device"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(layer="block9_conv1"), "unknown layer 'block9_conv1'; valid: block1_conv1"),
+        (dict(filters=64), "filter 64 is out of range: block1_conv2 has 64 filters"),
+        (dict(filters="0-70"), "has 64 filters"),
+        (dict(filters="a-b"), "bad filter list"),
+        (dict(objective="relu"), "unknown objective"),
+        (dict(steps=-1), "steps must be"),
+        (dict(lr=0.0), "lr must be"),
+        (dict(seed=-1), "seed must be"),
+        (dict(lr=float("nan")), "lr must be"),
+        (dict(precision="fp16"), "unknown precision"),
+        (dict(batch_size=0), "batch size"),
+        (dict(size=0), "size must be"),
+        (dict(layer="block5_conv1", size=8), "size 8 px is too small for block5_conv1"),
+        (dict(layer="features.28", size=8), "size 8 px is too small for features.28"),
+        (dict(init=np.zeros((2, 32, 32, 3), np.float32)), "init holds 2 images for 1 filters"),
+        (dict(init=np.zeros((1, 32, 32), np.float32)), "init must be"),
+        (dict(init=np.zeros((32, 32, 3), np.float32), filters=[0, 1]), "init holds 1 images for 2 filters"),
+        (dict(init=np.full((1, 32, 32, 3), np.nan, np.float32)), "NaN"),
+        (dict(device="tpu"), "unknown device"),
+    ],
+)
 def test_bad_input(vgg, kwargs, message):
     args = dict(layer="block1_conv2", filters=0, steps=2, size=32, progress=False)
     args.update(kwargs)

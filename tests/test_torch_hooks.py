@@ -79,9 +79,13 @@ def test_values_are_the_layer_tensors(net, x):
         conv1 = net.conv1(x)
         conv2 = net.block[0](torch.relu(conv1))
     assert (conv1 < 0).any()  # else the in-place checks below prove nothing
-    names = [resolve_target(net, "conv1", "pre_relu"), resolve_target(net, "conv1", "post_relu"),
-             resolve_target(net, "act1", "pre_relu"), resolve_target(net, "block.1", "pre_relu"),
-             resolve_target(net, "pool")]
+    names = [
+        resolve_target(net, "conv1", "pre_relu"),
+        resolve_target(net, "conv1", "post_relu"),
+        resolve_target(net, "act1", "pre_relu"),
+        resolve_target(net, "block.1", "pre_relu"),
+        resolve_target(net, "pool"),
+    ]
     targets = [Target(f"t{i}", t.path, t.module, t.where, t.relu) for i, t in enumerate(names)]
     for stop in (True, False):
         with torch.no_grad(), capture(net, targets, stop=stop) as cap:

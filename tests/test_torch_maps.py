@@ -65,14 +65,17 @@ def test_forward_stops_after_deepest_layer(vgg, photo):
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in vgg.modules())
 
 
-@pytest.mark.parametrize("images, layers, message", [
-    (np.zeros((8, 8, 3), np.uint8), "block5_conv1", "too small"),
-    (np.zeros((64, 64), np.uint8), "block1_conv1", "images must be"),
-    (np.zeros((64, 64, 3), np.uint8), "block6_conv1", "unknown layer"),
-    (np.zeros((64, 64, 3), np.uint8), [], "no layer"),
-    (torch.zeros(1, 1, 64, 64), "block1_conv1", "must be"),
-    (torch.zeros(1, 3, 8, 8), "block5_conv1", "too small"),
-])
+@pytest.mark.parametrize(
+    "images, layers, message",
+    [
+        (np.zeros((8, 8, 3), np.uint8), "block5_conv1", "too small"),
+        (np.zeros((64, 64), np.uint8), "block1_conv1", "images must be"),
+        (np.zeros((64, 64, 3), np.uint8), "block6_conv1", "unknown layer"),
+        (np.zeros((64, 64, 3), np.uint8), [], "no layer"),
+        (torch.zeros(1, 1, 64, 64), "block1_conv1", "must be"),
+        (torch.zeros(1, 3, 8, 8), "block5_conv1", "too small"),
+    ],
+)
 def test_bad_input(vgg, images, layers, message):
     with pytest.raises(FiltvizError, match=message):
         feature_maps(vgg, images, layers)

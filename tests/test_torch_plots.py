@@ -34,8 +34,7 @@ def results(vgg):
 
 
 def test_feature_maps_from_nchw_tensors_are_drawn_transposed_correctly():
-    maps = {"a": torch.arange(2 * 5 * 6 * 7, dtype=torch.float32).reshape(2, 5, 6, 7),
-            "b": torch.rand(1, 3, 4, 4)}
+    maps = {"a": torch.arange(2 * 5 * 6 * 7, dtype=torch.float32).reshape(2, 5, 6, 7), "b": torch.rand(1, 3, 4, 4)}
     figures_before = plt.get_fignums()
     fig = plot_feature_maps(maps, channels=4)
     assert isinstance(fig, Figure) and plt.get_fignums() == figures_before  # not registered with pyplot

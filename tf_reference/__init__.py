@@ -37,7 +37,32 @@ _EXPORTS = {
 }
 
 # _EXPORTS' names and the framework-free ones above, written out so that linters and type checkers can read it
-__all__ = ["METHODS", "FilterResult", "FiltvizError", "FourierOptions", "WeightsError", "caffe_preprocess", "conv_layer_names", "deprocess", "feature_maps", "get_layer", "load_vgg16", "make_loss_fn", "make_objective", "make_step_fn", "objectives", "plot_feature_maps", "plot_filter_grid", "plot_iterations", "render", "run_record", "submodel", "summary", "visualize_filter", "visualize_filters"]
+__all__ = [
+    "METHODS",
+    "FilterResult",
+    "FiltvizError",
+    "FourierOptions",
+    "WeightsError",
+    "caffe_preprocess",
+    "conv_layer_names",
+    "deprocess",
+    "feature_maps",
+    "get_layer",
+    "load_vgg16",
+    "make_loss_fn",
+    "make_objective",
+    "make_step_fn",
+    "objectives",
+    "plot_feature_maps",
+    "plot_filter_grid",
+    "plot_iterations",
+    "render",
+    "run_record",
+    "submodel",
+    "summary",
+    "visualize_filter",
+    "visualize_filters",
+]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
     from tf_reference import objectives

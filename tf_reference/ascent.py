@@ -87,8 +87,14 @@ def make_objective(model: keras.Model, layer_name: str, objective: str = DEFAULT
     return objective_fn
 
 
-def make_step_fn(model: keras.Model, layer_name: str, objective: str = DEFAULT_OBJECTIVE, *,
-                 compiled: bool = True, clip: bool = False) -> StepFn:
+def make_step_fn(
+    model: keras.Model,
+    layer_name: str,
+    objective: str = DEFAULT_OBJECTIVE,
+    *,
+    compiled: bool = True,
+    clip: bool = False,
+) -> StepFn:
     """One ascent step (§6 Step): ``step(x, filter_index, lr) -> (loss(x), x_next, all(g == 0))``.
 
     The pixel method's step of the one loop (§16) for a batch of one. ``compiled=False`` runs eagerly;
@@ -96,8 +102,16 @@ def make_step_fn(model: keras.Model, layer_name: str, objective: str = DEFAULT_O
     ``filter_index`` and ``lr`` are tensors so they never retrace).
     """
     parts = assemble("pixel", 0, 0, DEFAULT_LR, clip=clip)
-    fns = _build(model, parts, [layer_name], objective, core.per_filter(layer_name, [0]), 1, compiled,
-                 capture=_one_filter_capture(model, layer_name, objective))
+    fns = _build(
+        model,
+        parts,
+        [layer_name],
+        objective,
+        core.per_filter(layer_name, [0]),
+        1,
+        compiled,
+        capture=_one_filter_capture(model, layer_name, objective),
+    )
     unused = tf.zeros([1, 2, 3])
 
     def step(x: tf.Tensor, filter_index: tf.Tensor, lr: tf.Tensor):
@@ -108,8 +122,9 @@ def make_step_fn(model: keras.Model, layer_name: str, objective: str = DEFAULT_O
     return step
 
 
-def make_loss_fn(model: keras.Model, layer_name: str, objective: str = DEFAULT_OBJECTIVE, *,
-                 compiled: bool = True) -> ObjectiveFn:
+def make_loss_fn(
+    model: keras.Model, layer_name: str, objective: str = DEFAULT_OBJECTIVE, *, compiled: bool = True
+) -> ObjectiveFn:
     """The objective alone (forward only), for the loss after the last step (§7 Loss history)."""
     objective_fn = make_objective(model, layer_name, objective)
     return tf.function(objective_fn) if compiled else objective_fn
@@ -128,28 +143,69 @@ def _cached(model: keras.Model, key: tuple, build: Callable[[], Any]) -> Any:
     return per_model[key]
 
 
-def _build(model: keras.Model, parts: Parts, layers: Sequence[str], activation: str, objective: Objective,
-           batch: int, compiled: bool, capture=None) -> loop.Fns:
+def _build(
+    model: keras.Model,
+    parts: Parts,
+    layers: Sequence[str],
+    activation: str,
+    objective: Objective,
+    batch: int,
+    compiled: bool,
+    capture=None,
+) -> loop.Fns:
     capture = capture_fn(model, layers, activation) if capture is None else capture
-    return loop.build(parts.parameterization, parts.transform, capture, compile_objective(objective, batch),
-                      parts.optimizer, compiled=compiled)
+    return loop.build(
+        parts.parameterization,
+        parts.transform,
+        capture,
+        compile_objective(objective, batch),
+        parts.optimizer,
+        compiled=compiled,
+    )
 
 
-def _fns(model: keras.Model, parts: Parts, layers: Sequence[str], activation: str, objective: Objective, batch: int,
-         compiled: bool) -> loop.Fns:
+def _fns(
+    model: keras.Model,
+    parts: Parts,
+    layers: Sequence[str],
+    activation: str,
+    objective: Objective,
+    batch: int,
+    compiled: bool,
+) -> loop.Fns:
     """The step and loss functions of (method parts, layers, objective's structure, batch size), built once."""
     p = parts.parameterization
-    key = ("loop", parts.method, p.height, p.width, getattr(p, "options", None), getattr(parts.optimizer, "clip", None),
-           tuple(layers), activation, structure(objective), int(batch), bool(compiled))
+    key = (
+        "loop",
+        parts.method,
+        p.height,
+        p.width,
+        getattr(p, "options", None),
+        getattr(parts.optimizer, "clip", None),
+        tuple(layers),
+        activation,
+        structure(objective),
+        int(batch),
+        bool(compiled),
+    )
     return _cached(model, key, lambda: _build(model, parts, layers, activation, structure(objective), batch, compiled))
 
 
 # --- checks ------------------------------------------------------------------------------------------
 
 
-def _check_common(model: keras.Model, layer_name: str, method: str, steps: int | None, lr: float | None, seed: int,
-                  objective: str, method_options: Mapping[str, Any] | methods.MethodOptions | None,
-                  init: np.ndarray | None, clip: bool) -> tuple[int, int, float, methods.MethodOptions | None]:
+def _check_common(
+    model: keras.Model,
+    layer_name: str,
+    method: str,
+    steps: int | None,
+    lr: float | None,
+    seed: int,
+    objective: str,
+    method_options: Mapping[str, Any] | methods.MethodOptions | None,
+    init: np.ndarray | None,
+    clip: bool,
+) -> tuple[int, int, float, methods.MethodOptions | None]:
     """Validate everything but the image and filters: (filter count, steps, lr, fourier options or None)."""
     algorithm.check_objective(objective)
     steps, lr, options = methods.resolve(method, steps, lr, method_options)
@@ -173,13 +229,24 @@ def _check_whole_size(size: Any) -> int:
 # --- visualize_filter(s) -------------------------------------------------------------------------------
 
 
-def visualize_filter(model: keras.Model, layer_name: str, filter_index: int, *, method: str = methods.DEFAULT_METHOD,
-                     steps: int | None = None, size: int = DEFAULT_SIZE, lr: float | None = None,
-                     seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
-                     snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS, objective: str = DEFAULT_OBJECTIVE,
-                     clip: bool = False, compiled: bool = True,
-                     method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
-                     unit: str = DEFAULT_UNIT) -> FilterResult:
+def visualize_filter(
+    model: keras.Model,
+    layer_name: str,
+    filter_index: int,
+    *,
+    method: str = methods.DEFAULT_METHOD,
+    steps: int | None = None,
+    size: int = DEFAULT_SIZE,
+    lr: float | None = None,
+    seed: int = DEFAULT_SEED,
+    init: np.ndarray | None = None,
+    snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS,
+    objective: str = DEFAULT_OBJECTIVE,
+    clip: bool = False,
+    compiled: bool = True,
+    method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
+    unit: str = DEFAULT_UNIT,
+) -> FilterResult:
     """The image that maximizes one filter's mean response (SPEC.md), with its loss history.
 
     ``method``: ``"pixel"`` (§1-§14; 100 steps, lr 1.0 by default) or ``"fourier"`` (§15; 128 steps,
@@ -191,19 +258,46 @@ def visualize_filter(model: keras.Model, layer_name: str, filter_index: int, *, 
     """
     _check_common(model, layer_name, method, steps, lr, seed, objective, method_options, init, clip)
     given = None if init is None else algorithm.check_init(init)[None]
-    return visualize_filters(model, layer_name, [filter_index], method=method, steps=steps, size=size, lr=lr,
-                             seed=seed, init=given, snapshots=snapshots, objective=objective, clip=clip,
-                             compiled=compiled, method_options=method_options, unit=unit)[0]
+    return visualize_filters(
+        model,
+        layer_name,
+        [filter_index],
+        method=method,
+        steps=steps,
+        size=size,
+        lr=lr,
+        seed=seed,
+        init=given,
+        snapshots=snapshots,
+        objective=objective,
+        clip=clip,
+        compiled=compiled,
+        method_options=method_options,
+        unit=unit,
+    )[0]
 
 
-def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | Iterable[int], *,
-                      method: str = methods.DEFAULT_METHOD, steps: int | None = None, size: int = DEFAULT_SIZE,
-                      lr: float | None = None, seed: int = DEFAULT_SEED, init: np.ndarray | None = None,
-                      snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS, objective: str = DEFAULT_OBJECTIVE,
-                      clip: bool = False, compiled: bool = True, progress: bool = False,
-                      method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
-                      unit: str = DEFAULT_UNIT, diversity: int = 1, diversity_weight: float | None = None
-                      ) -> list[FilterResult]:
+def visualize_filters(
+    model: keras.Model,
+    layer_name: str,
+    filters: str | int | Iterable[int],
+    *,
+    method: str = methods.DEFAULT_METHOD,
+    steps: int | None = None,
+    size: int = DEFAULT_SIZE,
+    lr: float | None = None,
+    seed: int = DEFAULT_SEED,
+    init: np.ndarray | None = None,
+    snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS,
+    objective: str = DEFAULT_OBJECTIVE,
+    clip: bool = False,
+    compiled: bool = True,
+    progress: bool = False,
+    method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
+    unit: str = DEFAULT_UNIT,
+    diversity: int = 1,
+    diversity_weight: float | None = None,
+) -> list[FilterResult]:
     """Several filters of one layer, one at a time as the notebook did (§2: filters are independent).
 
     ``filters``: ``"0-15"``, an index or a list; ``init``: (F, H, W, 3), one start per filter (pixel
@@ -214,15 +308,18 @@ def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | 
     stacked filter by filter (filter f's k-th picture at ``position(f) * K + k``, ``copy=k``).
     Everything is validated before the first step, so bad input fails fast.
     """
-    count, steps, lr, options = _check_common(model, layer_name, method, steps, lr, seed, objective, method_options,
-                                              init, clip)
+    count, steps, lr, options = _check_common(
+        model, layer_name, method, steps, lr, seed, objective, method_options, init, clip
+    )
     check_unit(unit)
     copies, weight = check_diversity(diversity, diversity_weight)
     indices = algorithm.parse_filters(filters, count, layer_name)
     inits = None if init is None else algorithm.check_init(init, len(indices))
     if inits is not None and copies > 1:
-        raise FiltvizError(f"init gives one start per filter; diversity={copies} starts each of a filter's "
-                           f"{copies} pictures from its own seeded draw")
+        raise FiltvizError(
+            f"init gives one start per filter; diversity={copies} starts each of a filter's "
+            f"{copies} pictures from its own seeded draw"
+        )
     if options is not None:
         size = _check_whole_size(size)
     if isinstance(options, methods.MacoOptions):
@@ -240,25 +337,64 @@ def visualize_filters(model: keras.Model, layer_name: str, filters: str | int | 
         iterator = tqdm(iterator, desc=layer_name, unit="filter")
     results: list[FilterResult] = []
     for i in iterator:
-        results += _run_filter(model, layer_name, indices[i], method=method, steps=int(steps), height=height,
-                               width=width, lr=float(lr), seed=int(seed), options=options,
-                               init=None if inits is None else inits[i:i + 1], keep=keep, objective=objective,
-                               clip=bool(clip), compiled=bool(compiled), unit=unit, copies=copies, weight=weight)
+        results += _run_filter(
+            model,
+            layer_name,
+            indices[i],
+            method=method,
+            steps=int(steps),
+            height=height,
+            width=width,
+            lr=float(lr),
+            seed=int(seed),
+            options=options,
+            init=None if inits is None else inits[i : i + 1],
+            keep=keep,
+            objective=objective,
+            clip=bool(clip),
+            compiled=bool(compiled),
+            unit=unit,
+            copies=copies,
+            weight=weight,
+        )
     return results
 
 
-def _run_filter(model: keras.Model, layer_name: str, f: int, *, method: str, steps: int, height: int, width: int,
-                lr: float, seed: int, options: methods.MethodOptions | None, init: np.ndarray | None,
-                keep: Sequence[int], objective: str, clip: bool, compiled: bool, unit: str, copies: int,
-                weight: float) -> list[FilterResult]:
+def _run_filter(
+    model: keras.Model,
+    layer_name: str,
+    f: int,
+    *,
+    method: str,
+    steps: int,
+    height: int,
+    width: int,
+    lr: float,
+    seed: int,
+    options: methods.MethodOptions | None,
+    init: np.ndarray | None,
+    keep: Sequence[int],
+    objective: str,
+    clip: bool,
+    compiled: bool,
+    unit: str,
+    copies: int,
+    weight: float,
+) -> list[FilterResult]:
     """One filter through the loop: a batch of one (§3-§9, §15), or one diversity group of ``copies``."""
     target = core.per_filter(layer_name, [f] * copies, unit, diversity_group=copies, diversity_weight=weight)
     keys = algorithm.element_keys([f], copies)  # f itself, or (f, 2, k): §16.5
     parts = assemble(method, height, width, lr, options, clip=clip, init=init)
     fns = _fns(model, parts, [layer_name], objective, target, copies, compiled)
-    out = loop.run(fns, parts.optimizer, parts.parameterization.start(keys, seed),
-                   parts.transform.matrices(keys, steps, seed), channel_arguments(target, copies), steps=steps,
-                   keep=keep)
+    out = loop.run(
+        fns,
+        parts.optimizer,
+        parts.parameterization.start(keys, seed),
+        parts.transform.matrices(keys, steps, seed),
+        channel_arguments(target, copies),
+        steps=steps,
+        keep=keep,
+    )
     if options is None:
         params = {
             "steps": steps,
@@ -272,31 +408,63 @@ def _run_filter(model: keras.Model, layer_name: str, f: int, *, method: str, ste
             "compiled": compiled,
         }
     else:
-        params = {"method": method, "steps": steps, "size": height, "lr": lr, "seed": seed,
-                  "snapshots": sorted(keep), "objective": objective, "init": "seeded",
-                  "seen_size": list(parts.seen_size), "compiled": compiled, **options.as_params()}
+        params = {
+            "method": method,
+            "steps": steps,
+            "size": height,
+            "lr": lr,
+            "seed": seed,
+            "snapshots": sorted(keep),
+            "objective": objective,
+            "init": "seeded",
+            "seen_size": list(parts.seen_size),
+            "compiled": compiled,
+            **options.as_params(),
+        }
     if unit != DEFAULT_UNIT:
         params["unit"] = unit
     if copies != 1:
         params["diversity"] = copies
         params["diversity_weight"] = weight
     show = methods.display(method)
-    return [FilterResult(layer=layer_name, filter_index=int(f), raw=out.raw[k], image=show(out.raw[k]),
-                         losses=out.losses[k], snapshots={s: out.snapshots[s][k] for s in out.snapshots},
-                         dead=bool(out.dead[k]), params=dict(params), seconds=out.seconds / copies, method=method,
-                         copy=k, alpha=None if out.alpha is None else out.alpha[k])
-            for k in range(copies)]
+    return [
+        FilterResult(
+            layer=layer_name,
+            filter_index=int(f),
+            raw=out.raw[k],
+            image=show(out.raw[k]),
+            losses=out.losses[k],
+            snapshots={s: out.snapshots[s][k] for s in out.snapshots},
+            dead=bool(out.dead[k]),
+            params=dict(params),
+            seconds=out.seconds / copies,
+            method=method,
+            copy=k,
+            alpha=None if out.alpha is None else out.alpha[k],
+        )
+        for k in range(copies)
+    ]
 
 
 # --- render ------------------------------------------------------------------------------------------
 
 
-def render(model: keras.Model, objective: Objective, *, batch: int = 1, method: str = methods.DEFAULT_METHOD,
-           steps: int | None = None, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED, progress: bool = False,
-           lr: float | None = None, snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS,
-           activation: str = DEFAULT_OBJECTIVE,
-           method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
-           compiled: bool = True) -> list[FilterResult]:
+def render(
+    model: keras.Model,
+    objective: Objective,
+    *,
+    batch: int = 1,
+    method: str = methods.DEFAULT_METHOD,
+    steps: int | None = None,
+    size: int = DEFAULT_SIZE,
+    seed: int = DEFAULT_SEED,
+    progress: bool = False,
+    lr: float | None = None,
+    snapshots: Iterable[int] | None = DEFAULT_SNAPSHOTS,
+    activation: str = DEFAULT_OBJECTIVE,
+    method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
+    compiled: bool = True,
+) -> list[FilterResult]:
     """Pictures of any objective (``tf_reference.objectives``): a batch of ``batch`` pictures optimized in
     ONE batch (a diversity term couples them), SPEC.md §16.3.
 
@@ -331,27 +499,64 @@ def render(model: keras.Model, objective: Objective, *, batch: int = 1, method: 
 
         bar = tqdm(total=max(int(steps), 1), desc=str(objective)[:40], unit="step")
     try:
-        out = loop.run(fns, parts.optimizer, parts.parameterization.start(keys, int(seed)),
-                       parts.transform.matrices(keys, int(steps), int(seed)), channel_arguments(objective, batch),
-                       steps=int(steps), keep=keep, progress=None if bar is None else (lambda: bar.update(1)))
+        out = loop.run(
+            fns,
+            parts.optimizer,
+            parts.parameterization.start(keys, int(seed)),
+            parts.transform.matrices(keys, int(steps), int(seed)),
+            channel_arguments(objective, batch),
+            steps=int(steps),
+            keep=keep,
+            progress=None if bar is None else (lambda: bar.update(1)),
+        )
     finally:
         if bar is not None:
             bar.close()
-    params: dict[str, Any] = {"method": method, "steps": int(steps), "size": size, "lr": float(lr), "seed": int(seed),
-                              "snapshots": sorted(keep), "objective": str(objective), "activation": activation,
-                              "init": "seeded", "batch": batch, "compiled": bool(compiled)}
+    params: dict[str, Any] = {
+        "method": method,
+        "steps": int(steps),
+        "size": size,
+        "lr": float(lr),
+        "seed": int(seed),
+        "snapshots": sorted(keep),
+        "objective": str(objective),
+        "activation": activation,
+        "init": "seeded",
+        "batch": batch,
+        "compiled": bool(compiled),
+    }
     if options is not None:
         params.update(seen_size=list(parts.seen_size), **options.as_params())
     show = methods.display(method)
-    return [FilterResult(layer=layers[0], filter_index=i, raw=out.raw[i], image=show(out.raw[i]),
-                         losses=out.losses[i], snapshots={s: out.snapshots[s][i] for s in out.snapshots},
-                         dead=bool(out.dead[i]), params=dict(params), seconds=out.seconds / batch, method=method,
-                         objective=objective, alpha=None if out.alpha is None else out.alpha[i])
-            for i in range(batch)]
+    return [
+        FilterResult(
+            layer=layers[0],
+            filter_index=i,
+            raw=out.raw[i],
+            image=show(out.raw[i]),
+            losses=out.losses[i],
+            snapshots={s: out.snapshots[s][i] for s in out.snapshots},
+            dead=bool(out.dead[i]),
+            params=dict(params),
+            seconds=out.seconds / batch,
+            method=method,
+            objective=objective,
+            alpha=None if out.alpha is None else out.alpha[i],
+        )
+        for i in range(batch)
+    ]
 
 
-def _check_render_shapes(model: keras.Model, objective: Objective, layers: Sequence[str], activation: str,
-                         parts: Parts, size: int, options: methods.MethodOptions | None, batch: int) -> None:
+def _check_render_shapes(
+    model: keras.Model,
+    objective: Objective,
+    layers: Sequence[str],
+    activation: str,
+    parts: Parts,
+    size: int,
+    options: methods.MethodOptions | None,
+    batch: int,
+) -> None:
     """Every term against its layer's captured shape at the size the network sees, and the batch."""
     seen_h, seen_w = parts.seen_size
     for layer in layers:
@@ -381,8 +586,9 @@ def device_name() -> str:
     return f"gpu:{gpus[0].name}" if gpus else "cpu"
 
 
-def run_record(model: keras.Model, results: Sequence[FilterResult], *, extra: dict[str, Any] | None = None
-               ) -> dict[str, Any]:
+def run_record(
+    model: keras.Model, results: Sequence[FilterResult], *, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The run.json dictionary of a ``visualize_filters`` or ``render`` run (schema ``filtviz_core.runrecord``;
     a render adds ``objective``, the objective's terms and words)."""
     if not results:

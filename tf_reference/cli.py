@@ -35,53 +35,85 @@ from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_uni
 
 PROG = "python -m tf_reference"
 DEFAULT_OUT = Path("outputs") / "tf_reference"
-LAYER_NAMES = tuple(name for block in range(1, 6) for name in
-                    [n for n in CONV_NAMES if n.startswith(f"block{block}_")] + [f"block{block}_pool"])
+LAYER_NAMES = tuple(
+    name
+    for block in range(1, 6)
+    for name in [n for n in CONV_NAMES if n.startswith(f"block{block}_")] + [f"block{block}_pool"]
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                           description="Keras/TensorFlow reference: VGG16 summary, feature maps, filter visualization.",
-                           epilog=examples(f"{PROG} filters block1_conv2 --filters 0-7 --steps 100",
-                                           f"{PROG} maps --layers block1_conv2,block3_conv3 --out outputs/tf_maps",
-                                           "exit status: 0 done, 2 bad input, 1 failure while running, "
-                                           "130 interrupted"))
+    parser = OneLineParser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Keras/TensorFlow reference: VGG16 summary, feature maps, filter visualization.",
+        epilog=examples(
+            f"{PROG} filters block1_conv2 --filters 0-7 --steps 100",
+            f"{PROG} maps --layers block1_conv2,block3_conv3 --out outputs/tf_maps",
+            "exit status: 0 done, 2 bad input, 1 failure while running, 130 interrupted",
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="COMMAND")
 
     def add(name: str, help_text: str, *lines: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text, epilog=examples(*lines),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=examples(*lines),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     def add_weights(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--weights", default="keras",
-                       help="keras (verified file, offline; default), imagenet (Keras download), random, or a path")
+        p.add_argument(
+            "--weights",
+            default="keras",
+            help="keras (verified file, offline; default), imagenet (Keras download), random, or a path",
+        )
 
     p = add("summary", "print Keras' model.summary() of VGG16 (include_top=False)", f"{PROG} summary")
     add_weights(p)
 
-    p = add("maps", "feature maps of an image at some layers", f"{PROG} maps",
-            f"{PROG} maps photo.jpg --layers block1_conv1,block3_pool --size 128 --channels 16")
+    p = add(
+        "maps",
+        "feature maps of an image at some layers",
+        f"{PROG} maps",
+        f"{PROG} maps photo.jpg --layers block1_conv1,block3_pool --size 128 --channels 16",
+    )
     add_map_options(p)
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder; default: {DEFAULT_OUT}")
     add_weights(p)
 
-    p = add("filters", "gradient-ascent pictures of filters of one conv layer (SPEC.md)",
-            f"{PROG} filters block1_conv2 --filters 0-7 --steps 100 --snapshots 10,100",
-            f"{PROG} filters block5_conv3 --filters 0-3 --size 96 --objective post_relu",
-            f"{PROG} filters block5_conv3 --filters 0-3 --method fourier",
-            f"{PROG} filters block4_conv3 --filters 12 --method fourier --diversity 4",
-            f"{PROG} filters block3_conv1 --filters 0-7 --unit neuron")
+    p = add(
+        "filters",
+        "gradient-ascent pictures of filters of one conv layer (SPEC.md)",
+        f"{PROG} filters block1_conv2 --filters 0-7 --steps 100 --snapshots 10,100",
+        f"{PROG} filters block5_conv3 --filters 0-3 --size 96 --objective post_relu",
+        f"{PROG} filters block5_conv3 --filters 0-3 --method fourier",
+        f"{PROG} filters block4_conv3 --filters 12 --method fourier --diversity 4",
+        f"{PROG} filters block3_conv1 --filters 0-7 --unit neuron",
+    )
     p.add_argument("layer", help="conv layer, e.g. block1_conv2")
     p.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,20; default: 0-15")
     add_method_options(p)
     p.add_argument("--snapshots", default=None, help=SNAPSHOTS_HELP)
-    p.add_argument("--size", type=int, default=algorithm.DEFAULT_SIZE, help="image side in pixels; default: %(default)s")
-    p.add_argument("--seed", type=int, default=algorithm.DEFAULT_SEED,
-                   help="seed of the starting noise (and of --weights random); default: %(default)s")
-    p.add_argument("--objective", default=algorithm.DEFAULT_OBJECTIVE, choices=algorithm.OBJECTIVES,
-                   help="pre_relu (conv output before the ReLU, no dead filters) or post_relu (the Keras layer "
-                        "output, as the original notebook); default: %(default)s")
+    p.add_argument(
+        "--size", type=int, default=algorithm.DEFAULT_SIZE, help="image side in pixels; default: %(default)s"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=algorithm.DEFAULT_SEED,
+        help="seed of the starting noise (and of --weights random); default: %(default)s",
+    )
+    p.add_argument(
+        "--objective",
+        default=algorithm.DEFAULT_OBJECTIVE,
+        choices=algorithm.OBJECTIVES,
+        help="pre_relu (conv output before the ReLU, no dead filters) or post_relu (the Keras layer "
+        "output, as the original notebook); default: %(default)s",
+    )
     add_unit_options(p.add_argument_group("what each picture maximizes"))
     p.add_argument("--clip", action="store_true", help="clip the images to 0-255 after every step")
     p.add_argument("--eager", action="store_true", help="run the step eagerly instead of in tf.function")
@@ -157,21 +189,42 @@ def cmd_filters(args: argparse.Namespace) -> None:
 
     model = _load_model(args.weights)
     start = time.perf_counter()
-    results = visualize_filters(model, args.layer, filters, method=args.method, steps=steps, size=args.size, lr=lr,
-                                seed=args.seed, snapshots=snapshots, objective=args.objective, clip=args.clip,
-                                compiled=not args.eager, progress=progress_wanted(args.progress), **units)
+    results = visualize_filters(
+        model,
+        args.layer,
+        filters,
+        method=args.method,
+        steps=steps,
+        size=args.size,
+        lr=lr,
+        seed=args.seed,
+        snapshots=snapshots,
+        objective=args.objective,
+        clip=args.clip,
+        compiled=not args.eager,
+        progress=progress_wanted(args.progress),
+        **units,
+    )
     record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})
     written = outputs.write_filter_outputs(
-        out, layer=args.layer, filters=[r.filter_index for r in results], images=np.stack([r.image for r in results]),
+        out,
+        layer=args.layer,
+        filters=[r.filter_index for r in results],
+        images=np.stack([r.image for r in results]),
         losses=np.stack([r.losses for r in results]),
         snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
-        record=record, per_filter_png=not args.no_filter_pngs, method=args.method,
-        alpha=None if results[0].alpha is None else np.stack([r.alpha for r in results]))
+        record=record,
+        per_filter_png=not args.no_filter_pngs,
+        method=args.method,
+        alpha=None if results[0].alpha is None else np.stack([r.alpha for r in results]),
+    )
     dead = [r.filter_index for r in results if r.dead]
     count = f"{len(filters)} filters x {copies} pictures" if copies > 1 else f"{len(results)} filters"
-    print(f"{args.layer}: {count}, {args.method} method, {steps} steps, final loss "
-          f"min {min(r.losses[-1] for r in results):.4g} max {max(r.losses[-1] for r in results):.4g}"
-          + (f", dead: {dead}" if dead else ""))
+    print(
+        f"{args.layer}: {count}, {args.method} method, {steps} steps, final loss "
+        f"min {min(r.losses[-1] for r in results):.4g} max {max(r.losses[-1] for r in results):.4g}"
+        + (f", dead: {dead}" if dead else "")
+    )
     for path in written.values():
         print(f"wrote {path}")
 

@@ -27,8 +27,12 @@ def check_diversity(diversity: int, diversity_weight: float | None) -> tuple[int
     if isinstance(diversity, bool) or not isinstance(diversity, numbers.Integral) or diversity < 1:
         raise FiltvizError(f"diversity must be a whole number >= 1 (pictures per filter), got {diversity!r}")
     if diversity_weight is not None:
-        ok = (not isinstance(diversity_weight, bool) and isinstance(diversity_weight, numbers.Real)
-              and math.isfinite(float(diversity_weight)) and diversity_weight >= 0)
+        ok = (
+            not isinstance(diversity_weight, bool)
+            and isinstance(diversity_weight, numbers.Real)
+            and math.isfinite(float(diversity_weight))
+            and diversity_weight >= 0
+        )
         if not ok:
             raise FiltvizError(f"diversity_weight must be a finite number >= 0, got {diversity_weight!r}")
     if diversity == 1:

@@ -63,4 +63,4 @@ def resample(images: tf.Tensor, matrices: tf.Tensor, out_height: int, out_width:
 
 def adam_constants(options: FourierOptions, lr: float, t: int) -> dict[str, float]:
     """The float32 constants of Adam's step ``t`` (1, 2, ...), §15.6."""
-    return {"lr": f32(lr), "c1": f32(1.0 - options.beta1 ** t), "c2": f32(1.0 - options.beta2 ** t)}
+    return {"lr": f32(lr), "c1": f32(1.0 - options.beta1**t), "c2": f32(1.0 - options.beta2**t)}

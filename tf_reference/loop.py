@@ -71,8 +71,9 @@ class Optimizer(Protocol):
     def constants(self, k: int) -> tuple[tf.Tensor, ...]:
         """The float32 constants of step k (the lr; Adam's bias corrections)."""
 
-    def update(self, params: tf.Tensor, g: tf.Tensor, state: tuple[tf.Tensor, ...], consts: tuple[tf.Tensor, ...]
-               ) -> tuple[tf.Tensor, tuple[tf.Tensor, ...]]:
+    def update(
+        self, params: tf.Tensor, g: tf.Tensor, state: tuple[tf.Tensor, ...], consts: tuple[tf.Tensor, ...]
+    ) -> tuple[tf.Tensor, tuple[tf.Tensor, ...]]:
         """(parameters after the step, the new state)."""
 
 
@@ -87,8 +88,15 @@ class Fns:
     picture: Callable  # params -> picture
 
 
-def build(parameterization: Parameterization, transform: Transform, capture: Capture, objective: Compiled,
-          optimizer: Optimizer, *, compiled: bool = True) -> Fns:
+def build(
+    parameterization: Parameterization,
+    transform: Transform,
+    capture: Capture,
+    objective: Compiled,
+    optimizer: Optimizer,
+    *,
+    compiled: bool = True,
+) -> Fns:
     """The step (§6 / §15.5-§15.6) and the loss alone (§7 / §15.7), eager or in ``tf.function``.
 
     Order inside the tape: picture = parameterization(params); seen = transform(picture, matrix);
@@ -106,8 +114,9 @@ def build(parameterization: Parameterization, transform: Transform, capture: Cap
         if views == 1:
             return objective(acts, channels), picture
         n = int(picture.shape[0])
-        per_view = [objective({name: a[v * n:(v + 1) * n] for name, a in acts.items()}, channels)
-                    for v in range(views)]
+        per_view = [
+            objective({name: a[v * n : (v + 1) * n] for name, a in acts.items()}, channels) for v in range(views)
+        ]
         return tf.reduce_mean(tf.stack(per_view), axis=0), picture  # each element: the mean over its views
 
     def step(params, state, matrix, channels, consts):
@@ -146,8 +155,17 @@ class Outcome:
     alpha: np.ndarray | None = None  # (B, H, W) float32 transparency in [0, 1] (maco, §17.5), else None
 
 
-def run(fns: Fns, optimizer: Optimizer, params0: np.ndarray, matrices: np.ndarray, channels: tuple[tf.Tensor, ...],
-        *, steps: int, keep: Iterable[int], progress: Any = None) -> Outcome:
+def run(
+    fns: Fns,
+    optimizer: Optimizer,
+    params0: np.ndarray,
+    matrices: np.ndarray,
+    channels: tuple[tf.Tensor, ...],
+    *,
+    steps: int,
+    keep: Iterable[int],
+    progress: Any = None,
+) -> Outcome:
     """The loop of §6-§9 / §15.5-§15.8 for a batch of B elements.
 
     ``losses[k]`` comes from the forward pass of step k (under draw k), ``losses[steps]`` from one extra
@@ -167,7 +185,8 @@ def run(fns: Fns, optimizer: Optimizer, params0: np.ndarray, matrices: np.ndarra
     transparency: np.ndarray | None = None
     for k in range(max(steps, 1)):
         values, params_next, state_next, zero, picture, g_picture = fns.step(
-            params, state, tf.nest.map_structure(tf.constant, matrices[k]), channels, optimizer.constants(k))
+            params, state, tf.nest.map_structure(tf.constant, matrices[k]), channels, optimizer.constants(k)
+        )
         if g_picture is not None:
             size = np.abs(g_picture.numpy()).astype(np.float64)
             transparency = np.zeros_like(size) if transparency is None else transparency
@@ -195,8 +214,9 @@ def run(fns: Fns, optimizer: Optimizer, params0: np.ndarray, matrices: np.ndarra
         if steps:
             if steps in keep:
                 kept[steps] = raw
-            losses.append(fns.loss(params, tf.nest.map_structure(tf.constant, matrices[steps]),
-                                   channels).numpy())  # §7: after the last update
+            losses.append(
+                fns.loss(params, tf.nest.map_structure(tf.constant, matrices[steps]), channels).numpy()
+            )  # §7: after the last update
         history = np.asarray(losses, np.float64)
         if dead.any():
             history[:, dead] = history[:1, dead]
@@ -209,5 +229,11 @@ def run(fns: Fns, optimizer: Optimizer, params0: np.ndarray, matrices: np.ndarra
 
         transparency[dead] = 0.0
         alpha = normalised(transparency)
-    return Outcome(raw=raw, losses=history.T.copy(), snapshots=dict(sorted(kept.items())), dead=dead,
-                   seconds=time.perf_counter() - start, alpha=alpha)
+    return Outcome(
+        raw=raw,
+        losses=history.T.copy(),
+        snapshots=dict(sorted(kept.items())),
+        dead=dead,
+        seconds=time.perf_counter() - start,
+        alpha=alpha,
+    )

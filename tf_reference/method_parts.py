@@ -119,8 +119,9 @@ class Affine:
 class _StepViews:
     """Step k's crops and noise of every element (``filtviz_core.maco.step_views``), drawn when asked."""
 
-    def __init__(self, keys: Sequence[Key], steps: int, seed: int, height: int, width: int,
-                 options: MacoOptions) -> None:
+    def __init__(
+        self, keys: Sequence[Key], steps: int, seed: int, height: int, width: int, options: MacoOptions
+    ) -> None:
         self.keys, self.steps, self.seed = list(keys), int(steps), int(seed)
         self.height, self.width, self.options = height, width, options
 
@@ -244,37 +245,81 @@ class Parts:
     seen_size: tuple[int, int]  # what the network sees: (Ho, Wo)
 
 
-def pixel_parts(height: int, width: int, lr: float, options: FourierOptions | None = None, *, clip: bool = False,
-                init: np.ndarray | None = None) -> Parts:
+def pixel_parts(
+    height: int,
+    width: int,
+    lr: float,
+    options: FourierOptions | None = None,
+    *,
+    clip: bool = False,
+    init: np.ndarray | None = None,
+) -> Parts:
     if options is not None:
         raise FiltvizError("the pixel method takes no method options")
-    return Parts("pixel", Pixels(int(height), int(width), init), Identity(), RmsStep(float(lr), bool(clip)),
-                 (int(height), int(width)))
+    return Parts(
+        "pixel",
+        Pixels(int(height), int(width), init),
+        Identity(),
+        RmsStep(float(lr), bool(clip)),
+        (int(height), int(width)),
+    )
 
 
-def fourier_parts(height: int, width: int, lr: float, options: FourierOptions | None = None, *, clip: bool = False,
-                  init: np.ndarray | None = None) -> Parts:
+def fourier_parts(
+    height: int,
+    width: int,
+    lr: float,
+    options: FourierOptions | None = None,
+    *,
+    clip: bool = False,
+    init: np.ndarray | None = None,
+) -> Parts:
     options = methods.fourier_options(options)
     methods.check_pixel_only(options, init_given=init is not None, clip=clip)
     transform: Transform = Affine(int(height), int(width), options) if options.transforms else Identity()
-    return Parts("fourier", Spectrum(int(height), int(width), options), transform, Adam(float(lr), options),
-                 draws.output_size(int(height), int(width), options))
+    return Parts(
+        "fourier",
+        Spectrum(int(height), int(width), options),
+        transform,
+        Adam(float(lr), options),
+        draws.output_size(int(height), int(width), options),
+    )
 
 
-def maco_parts(height: int, width: int, lr: float, options: MacoOptions | None = None, *, clip: bool = False,
-               init: np.ndarray | None = None) -> Parts:
+def maco_parts(
+    height: int,
+    width: int,
+    lr: float,
+    options: MacoOptions | None = None,
+    *,
+    clip: bool = False,
+    init: np.ndarray | None = None,
+) -> Parts:
     options = methods.maco_options(options)
     methods.check_pixel_only(options, init_given=init is not None, clip=clip)
     mag = core_maco.magnitude(int(height), int(width), options.magnitude)
-    return Parts("maco", Phase(int(height), int(width), options, mag), Crops(int(height), int(width), options),
-                 NAdam(float(lr), options), (int(height), int(width)))
+    return Parts(
+        "maco",
+        Phase(int(height), int(width), options, mag),
+        Crops(int(height), int(width), options),
+        NAdam(float(lr), options),
+        (int(height), int(width)),
+    )
 
 
 PARTS: dict[str, Callable[..., Parts]] = {"pixel": pixel_parts, "fourier": fourier_parts, "maco": maco_parts}
 assert set(PARTS) == set(methods.REGISTRY), "every registered method needs its parts here"
 
 
-def assemble(method: str, height: int, width: int, lr: float, options: FourierOptions | MacoOptions | None = None, *,
-             clip: bool = False, init: np.ndarray | None = None) -> Parts:
+def assemble(
+    method: str,
+    height: int,
+    width: int,
+    lr: float,
+    options: FourierOptions | MacoOptions | None = None,
+    *,
+    clip: bool = False,
+    init: np.ndarray | None = None,
+) -> Parts:
     """The parts of ``method`` (a name of ``filtviz_core.methods.REGISTRY``) for ``height x width`` pictures."""
     return PARTS[methods.check_method(method)](height, width, lr, options, clip=clip, init=init)

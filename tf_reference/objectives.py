@@ -44,9 +44,23 @@ from filtviz_core.objectives import (  # the constructors users write
 )
 from tf_reference.model import caffe_preprocess, conv_layer_names, get_layer, submodel
 
-__all__ = ["DIVERSITY_WEIGHT", "Objective", "capture_fn", "channel", "channel_arguments", "compile_objective",
-           "direction", "diversity", "evaluate", "neuron", "objective_values", "per_filter", "shapes_of",
-           "structure", "sum"]
+__all__ = [
+    "DIVERSITY_WEIGHT",
+    "Objective",
+    "capture_fn",
+    "channel",
+    "channel_arguments",
+    "compile_objective",
+    "direction",
+    "diversity",
+    "evaluate",
+    "neuron",
+    "objective_values",
+    "per_filter",
+    "shapes_of",
+    "structure",
+    "sum",
+]
 
 # {layer: captured tensor} -> (B,) values; ``channels`` holds one (B,) int32 tensor per channel/neuron term.
 Compiled = Callable[[Mapping[str, tf.Tensor], Sequence[tf.Tensor]], tf.Tensor]
@@ -72,8 +86,10 @@ def capture_fn(model: keras.Model, layers: Sequence[str], activation: str = algo
         for name in layers:
             if name not in convs:
                 get_layer(model, name)  # an unknown name: the list of every layer
-                raise FiltvizError(f"activation='pre_relu' needs conv layers and {name} is not one (use "
-                                   f"activation='post_relu', or a conv layer: {', '.join(convs)})")
+                raise FiltvizError(
+                    f"activation='pre_relu' needs conv layers and {name} is not one (use "
+                    f"activation='post_relu', or a conv layer: {', '.join(convs)})"
+                )
         conv = [model.get_layer(name) for name in layers]
         needed = [c for c in conv if c.input is not model.input]
         if len(needed) == 1:
@@ -127,15 +143,22 @@ def shapes_of(acts: Mapping[str, tf.Tensor | np.ndarray]) -> dict[str, tuple[int
 
 def structure(objective: Objective) -> Objective:
     """The objective without its channel indices: what a compiled function depends on (its cache key)."""
-    return Objective(tuple((w, dataclasses.replace(t, channel=None) if t.kind in ("channel", "neuron") else t)
-                           for w, t in objective.terms))
+    return Objective(
+        tuple(
+            (w, dataclasses.replace(t, channel=None) if t.kind in ("channel", "neuron") else t)
+            for w, t in objective.terms
+        )
+    )
 
 
 def channel_arguments(objective: Objective, batch_size: int) -> tuple[tf.Tensor, ...]:
     """The ``channels`` argument of a compiled objective: per channel/neuron term, the (B,) int32
     channel each element maximizes."""
-    return tuple(tf.constant(np.asarray(t.channel_for(batch_size), np.int32)) for _, t in objective.terms
-                 if t.kind in ("channel", "neuron"))
+    return tuple(
+        tf.constant(np.asarray(t.channel_for(batch_size), np.int32))
+        for _, t in objective.terms
+        if t.kind in ("channel", "neuron")
+    )
 
 
 def _per_element(a: tf.Tensor, batch_size: int, pick: Callable[[tf.Tensor, int], tf.Tensor]) -> tf.Tensor:
@@ -255,8 +278,12 @@ def evaluate(objective: Objective, acts: Mapping[str, tf.Tensor | np.ndarray]) -
     return compile_objective(objective, batch_size)(tensors, channel_arguments(objective, batch_size))
 
 
-def objective_values(model: keras.Model, objective: Objective, images: tf.Tensor | np.ndarray,
-                     activation: str = algorithm.DEFAULT_OBJECTIVE) -> tf.Tensor:
+def objective_values(
+    model: keras.Model,
+    objective: Objective,
+    images: tf.Tensor | np.ndarray,
+    activation: str = algorithm.DEFAULT_OBJECTIVE,
+) -> tf.Tensor:
     """``objective`` for RGB pixel pictures ``images`` (B, H, W, 3): (B,) float32, one forward pass
     (caffe preprocessing, §4, then :func:`capture_fn`)."""
     core.check_objective(objective)

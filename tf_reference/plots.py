@@ -33,8 +33,9 @@ def plot_filter_grid(results: Sequence[FilterResult], columns: int = 8) -> Figur
     """The pictures of many filters of one layer (as their method shows them), titled with their final losses."""
     layer = _one_layer(results)
     images = np.stack([r.image for r in results])
-    return core_plots.plot_filter_grid(images, [r.filter_index for r in results], layer,
-                                       losses=[float(r.losses[-1]) for r in results], columns=columns)
+    return core_plots.plot_filter_grid(
+        images, [r.filter_index for r in results], layer, losses=[float(r.losses[-1]) for r in results], columns=columns
+    )
 
 
 def plot_iterations(results: Sequence[FilterResult], max_filters: int = 8) -> Figure:
@@ -47,5 +48,11 @@ def plot_iterations(results: Sequence[FilterResult], max_filters: int = 8) -> Fi
     losses = np.stack([r.losses for r in results])
     from filtviz_core.methods import display
 
-    return core_plots.plot_iterations(snapshots, losses, [r.filter_index for r in results], layer,
-                                      max_filters=max_filters, display=display(results[0].method))
+    return core_plots.plot_iterations(
+        snapshots,
+        losses,
+        [r.filter_index for r in results],
+        layer,
+        max_filters=max_filters,
+        display=display(results[0].method),
+    )

@@ -66,8 +66,13 @@ class FilterResults:
         """The run.json dictionary (same schema as tf_reference's); ``weights`` defaults to the model's."""
         import torchvision
 
-        extra: dict[str, Any] = {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                                 "model": self.model, "target": self.target, "method": self.method}
+        extra: dict[str, Any] = {
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "model": self.model,
+            "target": self.target,
+            "method": self.method,
+        }
         if self.objective:
             extra["objective"] = self.objective
         if self.diversity > 1:  # SPEC §16.7: each picture's copy k of its filter
@@ -78,8 +83,14 @@ class FilterResults:
             framework="torch",
             framework_version=f"torch {torch.__version__}; torchvision {torchvision.__version__}",
             weights=self.weights if weights is None else weights,
-            layer=self.layer, filters=self.filters, params=self.params, losses=self.losses,
-            dead=self.dead, seconds=self.seconds, device=self.device, extra=extra,
+            layer=self.layer,
+            filters=self.filters,
+            params=self.params,
+            losses=self.losses,
+            dead=self.dead,
+            seconds=self.seconds,
+            device=self.device,
+            extra=extra,
         )
 
 
@@ -144,9 +155,18 @@ def visualize_filters(
     (4, 32, 32, 3)
     """
     started = time.perf_counter()
-    steps, lr, options = jobs.check_call(method=method, steps=steps, lr=lr, seed=seed, activation=objective,
-                                         method_options=method_options, init_given=init is not None, clip=clip,
-                                         precision=precision, batch_size=batch_size)
+    steps, lr, options = jobs.check_call(
+        method=method,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        activation=objective,
+        method_options=method_options,
+        init_given=init is not None,
+        clip=clip,
+        precision=precision,
+        batch_size=batch_size,
+    )
     if unit not in core_objectives.UNITS:
         raise FiltvizError(f"unknown unit {unit!r}; valid: {', '.join(core_objectives.UNITS)}")
     group, weight = _diversity(diversity, diversity_weight, init is not None)
@@ -173,8 +193,18 @@ def visualize_filters(
         assert layers is not None
         keys = alg.element_keys(chosen, group)
         per_element = [f for f in chosen for _ in range(group)]
-        setting = Setting(seed=int(seed), steps=steps, lr=lr, height=height, width=width, options=options, device=dev,
-                          channels_last=bool(channels_last), clip=bool(clip), init=x0)
+        setting = Setting(
+            seed=int(seed),
+            steps=steps,
+            lr=lr,
+            height=height,
+            width=width,
+            options=options,
+            device=dev,
+            channels_last=bool(channels_last),
+            clip=bool(clip),
+            init=x0,
+        )
         job = jobs.Job(model, method, layers, setting, snaps, precision, model_dtype)
 
         def objective_for(rows: slice):
@@ -182,35 +212,64 @@ def visualize_filters(
 
         pbar = jobs.progress_bar(progress, steps * len(keys), f"{layer}")
         try:
-            raw, losses, snap, dead, used, alpha = jobs.run_elements(job, keys, objective_for, unit=group,
-                                                              batch_size=batch_size, pbar=pbar)
+            raw, losses, snap, dead, used, alpha = jobs.run_elements(
+                job, keys, objective_for, unit=group, batch_size=batch_size, pbar=pbar
+            )
         finally:
             if pbar is not None:
                 pbar.close()
 
     if options is None:  # the pixel method's params, exactly as before methods existed
         params = {
-            "steps": steps, "size": height if height == width else [height, width], "lr": float(lr),
-            "seed": int(seed), "snapshots": list(snaps), "objective": objective,
-            "init": "given" if init is not None else "seeded", "clip": bool(clip), "precision": precision,
-            "channels_last": bool(channels_last), "batch_size": used,
+            "steps": steps,
+            "size": height if height == width else [height, width],
+            "lr": float(lr),
+            "seed": int(seed),
+            "snapshots": list(snaps),
+            "objective": objective,
+            "init": "given" if init is not None else "seeded",
+            "clip": bool(clip),
+            "precision": precision,
+            "channels_last": bool(channels_last),
+            "batch_size": used,
         }
     else:
         params = {
-            "method": method, "steps": steps, "size": height if height == width else [height, width],
-            "lr": float(lr), "seed": int(seed), "snapshots": list(snaps), "objective": objective, "init": "seeded",
-            "seen_size": [seen_h, seen_w], "precision": precision, "channels_last": bool(channels_last),
-            "batch_size": used, **options.as_params(),
+            "method": method,
+            "steps": steps,
+            "size": height if height == width else [height, width],
+            "lr": float(lr),
+            "seed": int(seed),
+            "snapshots": list(snaps),
+            "objective": objective,
+            "init": "seeded",
+            "seen_size": [seen_h, seen_w],
+            "precision": precision,
+            "channels_last": bool(channels_last),
+            "batch_size": used,
+            **options.as_params(),
         }
     if unit != "channel":
         params["unit"] = unit
     if group > 1:
         params.update(diversity=group, diversity_weight=weight)
     return FilterResults(
-        filters=list(per_element), layer=layer, raw=raw, images=methods.display(method)(raw), losses=losses,
-        snapshots=snap, dead=dead, params=params, seconds=time.perf_counter() - started, device=str(dev),
-        weights=dict(getattr(model, "weights_info", {}) or {}), model=jobs.model_description(model),
-        target=layers.targets[layer].describe(model), method=method, diversity=group, alpha=alpha,
+        filters=list(per_element),
+        layer=layer,
+        raw=raw,
+        images=methods.display(method)(raw),
+        losses=losses,
+        snapshots=snap,
+        dead=dead,
+        params=params,
+        seconds=time.perf_counter() - started,
+        device=str(dev),
+        weights=dict(getattr(model, "weights_info", {}) or {}),
+        model=jobs.model_description(model),
+        target=layers.targets[layer].describe(model),
+        method=method,
+        diversity=group,
+        alpha=alpha,
     )
 
 
@@ -232,6 +291,8 @@ def _diversity(diversity: int, weight: float | None, init_given: bool) -> tuple[
     if not np.isfinite(weight) or weight < 0:
         raise FiltvizError(f"diversity weight must be a finite number >= 0, got {weight!r}")
     if diversity > 1 and init_given:
-        raise FiltvizError("init gives one start per filter; diversity=K draws K seeded starts per filter, "
-                           "so the two do not go together")
+        raise FiltvizError(
+            "init gives one start per filter; diversity=K draws K seeded starts per filter, "
+            "so the two do not go together"
+        )
     return int(diversity), float(weight)

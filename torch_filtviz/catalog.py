@@ -50,8 +50,11 @@ def layer_rows(model: nn.Module, kind: str = "all") -> list[LayerRow]:
         filters = None
         if found is not None and found.shape and len(found.shape) >= 2:
             filters = channel_count(found.shape, value_channel_dim(trace, found.output, found.shape))
-        rows.append(LayerRow(display_path(model, path), type(modules[path]).__name__, filters, sizes.get(path),
-                             calls.get(path, 0)))
+        rows.append(
+            LayerRow(
+                display_path(model, path), type(modules[path]).__name__, filters, sizes.get(path), calls.get(path, 0)
+            )
+        )
     return rows
 
 
@@ -60,11 +63,16 @@ def print_layers(model: nn.Module, kind: str = "all", print_fn: Callable[[str], 
     width = max([len(r.path) for r in rows] + [6]) + 2
     print_fn(f"{'module':<{width}}{'kind':<24}{'filters':>8}  {'min size':>8}  note")
     for r in rows:
-        note = f"called {r.calls}x per pass: name the layer before it" if r.calls > 1 else (
-            "not reached" if r.calls == 0 else "")
+        note = (
+            f"called {r.calls}x per pass: name the layer before it"
+            if r.calls > 1
+            else ("not reached" if r.calls == 0 else "")
+        )
         size = f"{r.min_size:>5} px" if r.min_size else "    -   "
         filters = r.filters if r.filters is not None else "-"
         print_fn(f"{r.path:<{width}}{r.kind:<24}{filters:>8}  {size:>8}  {note}".rstrip())
     convs = [r for r in rows if r.kind == "Conv2d"]
-    print_fn(f"{len(rows)} modules, {len(convs)} Conv2d layers with {sum(r.filters or 0 for r in convs):,} filters. "
-             "pre_relu takes the input of the activation after a layer (see docs/networks.md).")
+    print_fn(
+        f"{len(rows)} modules, {len(convs)} Conv2d layers with {sum(r.filters or 0 for r in convs):,} filters. "
+        "pre_relu takes the input of the activation after a layer (see docs/networks.md)."
+    )

@@ -33,8 +33,10 @@ def torchvision_weights(name: str, weights_name: str) -> dict[str, torch.Tensor]
     enum = getattr(torchvision.models.get_model_weights(name), weights_name)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
     if not cached.is_file() and os.environ.get("FILTVIZ_OFFLINE"):
-        raise WeightsUnavailable(f"torchvision's {name} weights ({enum}) are not in torch's cache ({cached}) and "
-                                 "FILTVIZ_OFFLINE is set; use --weights random or a weights file")
+        raise WeightsUnavailable(
+            f"torchvision's {name} weights ({enum}) are not in torch's cache ({cached}) and "
+            "FILTVIZ_OFFLINE is set; use --weights random or a weights file"
+        )
     chatter = io.StringIO()  # torch.hub announces the download on stdout: keep failures to one line
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
@@ -43,8 +45,10 @@ def torchvision_weights(name: str, weights_name: str) -> dict[str, torch.Tensor]
             print(f"downloaded torchvision's {name} weights ({enum}) to {cached}", file=sys.stderr)
         return state
     except Exception as exc:  # noqa: BLE001 - network, proxy or hash failures all mean "not available"
-        raise WeightsUnavailable(f"torchvision's {name} weights are not available here ({type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else ''}); use --weights random or a file") from None
+        raise WeightsUnavailable(
+            f"torchvision's {name} weights are not available here ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); use --weights random or a file"
+        ) from None
 
 
 def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict]:
@@ -69,15 +73,16 @@ def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         try:
             state = torch.load(file, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - pickle, zip and unsafe-global errors alike
-            raise WeightsError(f"{file} is not a state dict torch can load safely (weights_only=True): "
-                               f"{type(exc).__name__}") from None
+            raise WeightsError(
+                f"{file} is not a state dict torch can load safely (weights_only=True): {type(exc).__name__}"
+            ) from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
             state = state[key]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{file} does not hold a state dict (a mapping of names to tensors)")
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return dict(state), {"source": f"file:{file}", "sha256": sha256_of(file)}
 
 
@@ -87,13 +92,15 @@ def apply_state(network: nn.Module, state: Mapping[str, torch.Tensor], what: str
     state = {k: v for k, v in state.items() if not (k.startswith(DROPPED_PREFIXES) and k not in own)}
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
-    shapes = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
-              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    shapes = [
+        (k, tuple(state[k].shape), tuple(v.shape))
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if shapes:
         k, got, want = shapes[0]
         more = f" ({len(shapes) - 1} more)" if len(shapes) > 1 else ""
-        raise WeightsError(f"the weights do not fit {what}: {k} has shape {got} in the file, {want} in the "
-                           f"model{more}")
+        raise WeightsError(f"the weights do not fit {what}: {k} has shape {got} in the file, {want} in the model{more}")
     if missing or extra:
         parts = []
         if missing:

@@ -21,15 +21,26 @@ from filtviz_core.cli_common import add_progress, progress_wanted, run_guarded
 
 MAP_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 # (layer, number of filters from 0): the notebook's layers, fewer filters where a step costs more.
-FILTER_PLAN = (("block1_conv2", 16), ("block2_conv1", 16), ("block3_conv1", 12), ("block4_conv1", 8),
-               ("block5_conv1", 8))
+FILTER_PLAN = (
+    ("block1_conv2", 16),
+    ("block2_conv1", 16),
+    ("block3_conv1", 12),
+    ("block4_conv1", 8),
+    ("block5_conv1", 8),
+)
 SIZE, STEPS = 64, 100
 SNAPSHOTS = DEFAULT_SNAPSHOTS  # (10, 100): this very object means the default rule, fitted to --quick's 3 steps
 QUICK = dict(size=32, steps=3, filters=2)  # --quick: a smoke test of the whole pipeline in seconds
 
 
-def run(out: str | Path = "outputs", *, weights: str = "keras", device: str = "auto", quick: bool = False,
-        progress: bool = True) -> dict[str, Path]:
+def run(
+    out: str | Path = "outputs",
+    *,
+    weights: str = "keras",
+    device: str = "auto",
+    quick: bool = False,
+    progress: bool = True,
+) -> dict[str, Path]:
     """Write the demo's files under ``out``; returns name -> path of everything written."""
     from filtviz_core import atomic, images
     from filtviz_core.outputs import check_writable
@@ -58,13 +69,23 @@ def run(out: str | Path = "outputs", *, weights: str = "keras", device: str = "a
 
     size, steps = (QUICK["size"], QUICK["steps"]) if quick else (SIZE, STEPS)
     for layer, count in FILTER_PLAN:
-        results = visualize_filters(model, layer, list(range(QUICK["filters"] if quick else count)), steps=steps,
-                                    size=size, snapshots=SNAPSHOTS, device=device, progress=progress)
+        results = visualize_filters(
+            model,
+            layer,
+            list(range(QUICK["filters"] if quick else count)),
+            steps=steps,
+            size=size,
+            snapshots=SNAPSHOTS,
+            device=device,
+            progress=progress,
+        )
         files = write_results(results, out / "filters" / layer)
         for key, path in files.items():
             written[f"{layer}_{key}"] = path
-        print(f"{layer}: {len(results.filters)} filters x {steps} steps at {size} px in {results.seconds:.1f} s",
-              flush=True)
+        print(
+            f"{layer}: {len(results.filters)} filters x {steps} steps at {size} px in {results.seconds:.1f} s",
+            flush=True,
+        )
 
     written["index"] = out / "index.md"
     atomic.write_bytes(written["index"], _index(written, out, weights, size, steps).encode())
@@ -82,16 +103,38 @@ def _index(written: dict[str, Path], out: Path, weights: str, size: int, steps: 
     def rel(key: str) -> str:
         return written[key].relative_to(out).as_posix()
 
-    lines = ["# torch_filtviz demo", "",
-             (f"VGG16 ({weights} weights). Filter pictures: {steps} gradient-ascent steps at {size} px, "
-             "objective = mean pre-ReLU activation of the filter."), "",
-             f"- [Model summary]({rel('summary')})", "", "## First-layer kernels", "", f"![kernels]({rel('kernels')})",
-             "", "## Feature maps of the sample photo", "", f"![feature maps]({rel('feature_maps')})", "",
-             "## What the filters respond to", ""]
+    lines = [
+        "# torch_filtviz demo",
+        "",
+        (
+            f"VGG16 ({weights} weights). Filter pictures: {steps} gradient-ascent steps at {size} px, "
+            "objective = mean pre-ReLU activation of the filter."
+        ),
+        "",
+        f"- [Model summary]({rel('summary')})",
+        "",
+        "## First-layer kernels",
+        "",
+        f"![kernels]({rel('kernels')})",
+        "",
+        "## Feature maps of the sample photo",
+        "",
+        f"![feature maps]({rel('feature_maps')})",
+        "",
+        "## What the filters respond to",
+        "",
+    ]
     for layer, _ in FILTER_PLAN:
-        lines += [f"### {layer}", "", f"![{layer}]({rel(f'{layer}_grid')})", "",
-                  f"![{layer} iterations]({rel(f'{layer}_iterations')})", "",
-                  f"[run.json]({rel(f'{layer}_run')})", ""]
+        lines += [
+            f"### {layer}",
+            "",
+            f"![{layer}]({rel(f'{layer}_grid')})",
+            "",
+            f"![{layer} iterations]({rel(f'{layer}_iterations')})",
+            "",
+            f"[run.json]({rel(f'{layer}_run')})",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -105,8 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def job() -> None:
-        run(args.out, weights=args.weights, device=args.device, quick=args.quick,
-            progress=progress_wanted(args.progress))
+        run(
+            args.out,
+            weights=args.weights,
+            device=args.device,
+            quick=args.quick,
+            progress=progress_wanted(args.progress),
+        )
 
     return run_guarded("demo", job)
 

@@ -73,7 +73,9 @@ class Capture:
         self.stop = stop
         self.values: dict[str, torch.Tensor] = {}
         self.calls: dict[tuple[str, int], int] = {}  # (hook kind, id(module)) -> calls seen in this pass
-        self.functional: dict[int, list[Target]] = {t.function_call: [] for t in self.targets if t.function_call is not None}
+        self.functional: dict[int, list[Target]] = {
+            t.function_call: [] for t in self.targets if t.function_call is not None
+        }
         for t in self.targets:
             if t.function_call is not None:
                 self.functional[t.function_call].append(t)
@@ -139,6 +141,7 @@ def capture(model: nn.Module, targets: Target | Sequence[Target], stop: bool = T
                 by_module.setdefault((id(target.module), target.where), (target.module, []))[1].append(target)
         for (_, where), (module, wanted) in by_module.items():
             if where == "input":
+
                 def pre_hook(mod, args, _wanted=wanted):
                     k = cap._counted(("in", mod))
                     for t in _wanted:
@@ -147,6 +150,7 @@ def capture(model: nn.Module, targets: Target | Sequence[Target], stop: bool = T
 
                 handles.append(module.register_forward_pre_hook(pre_hook))
             else:
+
                 def hook(mod, args, output, _wanted=wanted):
                     k = cap._counted(("out", mod))
                     for t in _wanted:

@@ -34,9 +34,19 @@ from torch_filtviz.targets import Resolver, model_trace, module_path, unknown_la
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
-def check_call(*, method: str, steps: int | None, lr: float | None, seed: int, activation: str,
-               method_options: Any, init_given: bool, clip: bool, precision: str, batch_size: int | None
-               ) -> tuple[int, float, methods.MethodOptions | None]:
+def check_call(
+    *,
+    method: str,
+    steps: int | None,
+    lr: float | None,
+    seed: int,
+    activation: str,
+    method_options: Any,
+    init_given: bool,
+    clip: bool,
+    precision: str,
+    batch_size: int | None,
+) -> tuple[int, float, methods.MethodOptions | None]:
     """Everything checked before the model is touched: (steps, lr, method options) with defaults filled in."""
     alg.check_objective(activation)
     steps, lr, options = methods.resolve(method, steps, lr, method_options)
@@ -69,8 +79,13 @@ def session(model: nn.Module, device: torch.device, precision: str) -> Iterator[
     """The model on ``device`` in eval mode with frozen weights and gradients on, the call's conv math;
     all restored afterwards, whatever the caller's ``no_grad``/``inference_mode``."""
     with ExitStack() as stack:
-        for ctx in (placement.grad_enabled(), placement.placed(model, device), placement.eval_mode(model),
-                    placement.frozen(model), conv_math(precision)):
+        for ctx in (
+            placement.grad_enabled(),
+            placement.placed(model, device),
+            placement.eval_mode(model),
+            placement.frozen(model),
+            conv_math(precision),
+        ):
             stack.enter_context(ctx)
         yield
 
@@ -96,8 +111,9 @@ def check_paths(model: nn.Module, layers: Sequence[str]) -> dict[str, str]:
     return paths
 
 
-def resolve_layers(model: nn.Module, paths: Mapping[str, str], activation: str, height: int, width: int,
-                   seen_h: int, seen_w: int) -> Layers:
+def resolve_layers(
+    model: nn.Module, paths: Mapping[str, str], activation: str, height: int, width: int, seen_h: int, seen_w: int
+) -> Layers:
     """Trace the model at the size the network sees and resolve every layer (SPEC §5's tensor)."""
     trace = model_trace(model, (seen_h, seen_w))
     targets, shapes, tensor_shapes = {}, {}, {}
@@ -131,8 +147,10 @@ def target_shape(trace, target: Target, layer: str, height: int, width: int) -> 
     if shape is None:
         raise FiltvizError(f"layer {layer!r} was not reached by the forward pass of the model")
     if len(shape) not in (2, 4):
-        raise FiltvizError(f"layer {layer!r} gives a {tuple(shape)} tensor; filter visualization needs "
-                           "(N, C, H, W) feature maps or (N, C) units")
+        raise FiltvizError(
+            f"layer {layer!r} gives a {tuple(shape)} tensor; filter visualization needs "
+            "(N, C, H, W) feature maps or (N, C) units"
+        )
     if len(shape) == 4 and min(unit_shape(target, tuple(shape))[1] or (1,)) < 1:
         raise FiltvizError(f"size {size_text(height, width)} is too small for {layer}: its map is empty")
     return tuple(shape)
@@ -166,20 +184,36 @@ class Job:
     model_dtype: torch.dtype
 
 
-def run_chunk(job: Job, cap: Capture, keys: Sequence[Key], rows: slice, objective: Objective, pbar: Any
-              ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, np.ndarray | None]:
+def run_chunk(
+    job: Job, cap: Capture, keys: Sequence[Key], rows: slice, objective: Objective, pbar: Any
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, np.ndarray | None]:
     """One chunk: the method's parts for these elements, the compiled objective, the loop."""
     s = job.setting
     param, view, optimizer = method_parts.build(job.method, keys, rows, s)
     values = compile_objective(objective, job.layers.targets, len(keys), s.device)
-    return optimize(cap, param, view, values, optimizer, steps=s.steps, snaps=job.snaps,
-                    autocast=precision_mode.autocast(s.device, job.precision), model_dtype=job.model_dtype,
-                    pbar=pbar)
+    return optimize(
+        cap,
+        param,
+        view,
+        values,
+        optimizer,
+        steps=s.steps,
+        snaps=job.snaps,
+        autocast=precision_mode.autocast(s.device, job.precision),
+        model_dtype=job.model_dtype,
+        pbar=pbar,
+    )
 
 
-def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice], Objective], *, unit: int = 1,
-                 batch_size: int | None = None, pbar: Any = None
-                 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, int, np.ndarray | None]:
+def run_elements(
+    job: Job,
+    keys: Sequence[Key],
+    objective_for: Callable[[slice], Objective],
+    *,
+    unit: int = 1,
+    batch_size: int | None = None,
+    pbar: Any = None,
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, int, np.ndarray | None]:
     """Every element, in chunks of whole ``unit`` s (a diversity group is never split): (pictures,
     losses, snapshots, dead, the chunk size used, the transparency ``(n, H, W)`` in [0, 1] or None).
     ``objective_for(rows)`` is the objective of the elements ``keys[rows]``. A chunk that runs out of
@@ -226,8 +260,14 @@ def run_elements(job: Job, keys: Sequence[Key], objective_for: Callable[[slice],
         from filtviz_core.maco import alpha as normalised
 
         alpha = normalised(np.concatenate(present))
-    return (np.concatenate(raws), np.concatenate(losses).astype(np.float64),
-            {s: np.concatenate(p) for s, p in snap_parts.items()}, np.concatenate(dead).astype(bool), used, alpha)
+    return (
+        np.concatenate(raws),
+        np.concatenate(losses).astype(np.float64),
+        {s: np.concatenate(p) for s, p in snap_parts.items()},
+        np.concatenate(dead).astype(bool),
+        used,
+        alpha,
+    )
 
 
 def progress_bar(wanted: bool, total: int, desc: str) -> Any:
@@ -240,5 +280,8 @@ def progress_bar(wanted: bool, total: int, desc: str) -> Any:
 
 def model_description(model: nn.Module) -> dict[str, Any]:
     describe = getattr(model, "describe", None)
-    return describe() if callable(describe) else {"name": type(model).__name__, "class": type(model).__name__,
-                                                  "preprocess": "none"}
+    return (
+        describe()
+        if callable(describe)
+        else {"name": type(model).__name__, "class": type(model).__name__, "preprocess": "none"}
+    )

@@ -46,11 +46,19 @@ Transform = Callable[[torch.Tensor, int], torch.Tensor]
 ObjectiveFn = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
 
 
-def optimize(forward: Callable[[torch.Tensor], Mapping[str, torch.Tensor]], param: Parameterization,
-             transform: Transform, objective: ObjectiveFn, optimizer: Optimizer, *, steps: int,
-             snaps: tuple[int, ...], autocast: AbstractContextManager, model_dtype: torch.dtype = torch.float32,
-             pbar: Any = None
-             ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, np.ndarray | None]:
+def optimize(
+    forward: Callable[[torch.Tensor], Mapping[str, torch.Tensor]],
+    param: Parameterization,
+    transform: Transform,
+    objective: ObjectiveFn,
+    optimizer: Optimizer,
+    *,
+    steps: int,
+    snaps: tuple[int, ...],
+    autocast: AbstractContextManager,
+    model_dtype: torch.dtype = torch.float32,
+    pbar: Any = None,
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, np.ndarray | None]:
     """Run ``steps`` steps; returns (pictures NHWC float32, losses (n, steps + 1) float64,
     snapshots {k: NHWC pictures after k steps}, dead (n,) bool, transparency) as numpy; transparency
     is the ``(n, H, W, 3)`` sum of ``|d values / d picture|`` over the steps (zero for dead elements), or
@@ -75,7 +83,7 @@ def optimize(forward: Callable[[torch.Tensor], Mapping[str, torch.Tensor]], para
             acts = forward(seen.to(model_dtype) if cast else seen)
         if views == 1:
             return objective(acts)
-        per_view = [objective({name: a[v * n:(v + 1) * n] for name, a in acts.items()}) for v in range(views)]
+        per_view = [objective({name: a[v * n : (v + 1) * n] for name, a in acts.items()}) for v in range(views)]
         return torch.stack(per_view).mean(dim=0)  # each element: the mean over its views
 
     frozen = torch.zeros((n,) + (1,) * (theta.ndim - 1), dtype=torch.bool, device=theta.device)
@@ -114,5 +122,10 @@ def optimize(forward: Callable[[torch.Tensor], Mapping[str, torch.Tensor]], para
     if wants_alpha:
         transparency = nhwc(alpha) if alpha is not None else np.zeros(nhwc(picture).shape, np.float32)
         transparency[dead.cpu().numpy()] = 0.0
-    return (nhwc(picture), placement.to_host(losses.t()), {s: nhwc(t) for s, t in kept.items()},
-            dead.cpu().numpy(), transparency)
+    return (
+        nhwc(picture),
+        placement.to_host(losses.t()),
+        {s: nhwc(t) for s, t in kept.items()},
+        dead.cpu().numpy(),
+        transparency,
+    )

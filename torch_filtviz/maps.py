@@ -21,8 +21,9 @@ from torch_filtviz.placement import eval_mode, is_out_of_memory, model_device_dt
 from torch_filtviz.probe import classify_failure
 
 
-def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
-                 layers: str | Sequence[str]) -> dict[str, torch.Tensor]:
+def feature_maps(
+    model: nn.Module, images: np.ndarray | torch.Tensor, layers: str | Sequence[str]
+) -> dict[str, torch.Tensor]:
     """``{layer: (N, C, h, w) float32 tensor on the CPU}`` for each requested layer, in the order given
     (channels-last maps, such as an ``nn.Linear`` on NHWC, are put channels first).
 
@@ -42,8 +43,9 @@ def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
         x = x.to(device=device, dtype=torch.float32).contiguous()
         minimum = min_input_size(model, names)
         if min(x.shape[2:]) < minimum:
-            raise FiltvizError(f"image of {x.shape[2]}x{x.shape[3]} px is too small for {names}: "
-                               f"it needs at least {minimum} px")
+            raise FiltvizError(
+                f"image of {x.shape[2]}x{x.shape[3]} px is too small for {names}: it needs at least {minimum} px"
+            )
     else:
         batch = as_image_batch(images, minimum=min_input_size(model, names))
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).permute(0, 3, 1, 2).contiguous()
@@ -54,6 +56,7 @@ def feature_maps(model: nn.Module, images: np.ndarray | torch.Tensor,
     except (RuntimeError, ValueError, IndexError) as exc:
         if is_out_of_memory(exc):
             raise
-        raise classify_failure(model, exc, targets[-1].path, ", ".join(names), int(x.shape[2]),
-                               int(x.shape[3])) from None
+        raise classify_failure(
+            model, exc, targets[-1].path, ", ".join(names), int(x.shape[2]), int(x.shape[3])
+        ) from None
     return {t.name: channels_first(t, values[t.name]).detach().float().cpu().contiguous() for t in targets}

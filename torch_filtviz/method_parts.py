@@ -51,8 +51,11 @@ def fourier(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
     o = s.options
     assert isinstance(o, FourierOptions)
     param = FourierParam(keys, s.seed, s.height, s.width, o, s.device)
-    view = (AffineViews(keys, s.seed, s.steps, s.height, s.width, o, s.device, s.channels_last) if o.transforms
-            else Identity(s.channels_last))
+    view = (
+        AffineViews(keys, s.seed, s.steps, s.height, s.width, o, s.device, s.channels_last)
+        if o.transforms
+        else Identity(s.channels_last)
+    )
     return param, view, Adam(param.theta, s.lr, o.beta1, o.beta2, o.eps)
 
 
@@ -65,8 +68,11 @@ def maco_method(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
     return param, view, NAdam(param.theta, s.lr, o.beta1, o.beta2, o.eps)
 
 
-BUILDERS: dict[str, Callable[[Sequence[Key], slice, Setting], Parts]] = {"pixel": pixel, "fourier": fourier,
-                                                                         "maco": maco_method}
+BUILDERS: dict[str, Callable[[Sequence[Key], slice, Setting], Parts]] = {
+    "pixel": pixel,
+    "fourier": fourier,
+    "maco": maco_method,
+}
 
 
 def build(method: str, keys: Sequence[Key], rows: slice, setting: Setting) -> Parts:

@@ -44,9 +44,15 @@ class PixelModel(nn.Module):
     (``features.28``) are torchvision's ``vgg16()`` paths already.
     """
 
-    def __init__(self, preprocess: nn.Module, features: nn.Module, name: str,
-                 aliases: dict[str, str] | None = None, weights_info: dict | None = None,
-                 network_prefix: str = "") -> None:
+    def __init__(
+        self,
+        preprocess: nn.Module,
+        features: nn.Module,
+        name: str,
+        aliases: dict[str, str] | None = None,
+        weights_info: dict | None = None,
+        network_prefix: str = "",
+    ) -> None:
         super().__init__()
         self.preprocess = preprocess
         self.features = features
@@ -60,13 +66,21 @@ class PixelModel(nn.Module):
 
     def describe(self) -> dict:
         """run.json's ``model`` entry: what network, behind which preprocessing."""
-        return {"name": self.name, "class": type(self.features).__name__,
-                "preprocess": preprocess_name(self.preprocess)}
+        return {
+            "name": self.name,
+            "class": type(self.features).__name__,
+            "preprocess": preprocess_name(self.preprocess),
+        }
 
 
-def wrap_model(network: nn.Module, preprocess: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] = "imagenet",
-               *, name: str | None = None, weights_info: dict | None = None,
-               aliases: dict[str, str] | None = None) -> PixelModel:
+def wrap_model(
+    network: nn.Module,
+    preprocess: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] = "imagenet",
+    *,
+    name: str | None = None,
+    weights_info: dict | None = None,
+    aliases: dict[str, str] | None = None,
+) -> PixelModel:
     """Your ``nn.Module`` behind its preprocessing, taking RGB pixels (0-255, NCHW) like every model here.
 
     ``preprocess``: ``"imagenet"`` (torchvision's weights: /255, ImageNet mean/std; the default),
@@ -81,7 +95,9 @@ def wrap_model(network: nn.Module, preprocess: str | nn.Module | Callable[[torch
         raise FiltvizError(f"expected an nn.Module to wrap, got {type(network).__name__}")
     module, _ = make_preprocess(preprocess)
     info = dict(weights_info or {"source": "as built", "sha256": None})
-    return PixelModel(module, network, name or type(network).__name__.lower(), aliases, info, network_prefix="features.")
+    return PixelModel(
+        module, network, name or type(network).__name__.lower(), aliases, info, network_prefix="features."
+    )
 
 
 def vgg16_aliases() -> dict[str, str]:
@@ -111,8 +127,13 @@ def keras_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch.device | None = None,
-               seed: int = 0, verify: bool = True) -> PixelModel:
+def load_vgg16(
+    weights: str | os.PathLike[str] = "keras",
+    *,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    verify: bool = True,
+) -> PixelModel:
     """VGG16's conv base (Keras ``include_top=False``), ``eval()``, parameters frozen.
 
     ``weights``: ``"keras"`` (Keras ImageNet weights, caffe preprocessing; offline via the
@@ -126,12 +147,12 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, device: str | torch
     features = _vgg16_features()
     if str(weights) == "torchvision":
         source = torchvision_weights("vgg16", "IMAGENET1K_V1")
-        features.load_state_dict({k[len("features."):]: v for k, v in source.items() if k.startswith("features.")})
+        features.load_state_dict({k[len("features.") :]: v for k, v in source.items() if k.startswith("features.")})
         preprocess: nn.Module = TorchvisionPreprocess()
         info = {"source": "torchvision:IMAGENET1K_V1", "sha256": None}
     elif str(weights).lower().endswith((".pth", ".pt")):
         state, info = load_state_file(weights)
-        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
         apply_state(features, state, f"vgg16 (torchvision layout, features.*) from {weights}")
         preprocess = TorchvisionPreprocess()
     else:
@@ -169,9 +190,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except RuntimeError:
         raise FiltvizError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N, mps") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise FiltvizRuntimeError("device 'cuda' asked for, but no CUDA GPU is available here; "
-                                          "use --device cpu")
-    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
-                                       and torch.backends.mps.is_available()):
+        raise FiltvizRuntimeError("device 'cuda' asked for, but no CUDA GPU is available here; use --device cpu")
+    if resolved.type == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
         raise FiltvizRuntimeError("device 'mps' asked for, but MPS is not available here; use --device cpu")
     return resolved

@@ -25,8 +25,18 @@ from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective, channel, direction, diversity, neuron, sum  # noqa: A004
 from torch_filtviz.targets import Target, channel_axis, channel_count, channels_first
 
-__all__ = ["Objective", "channel", "compile_objective", "direction", "diversity", "filter_objective",
-           "interior_mean", "neuron", "objective_values", "sum"]
+__all__ = [
+    "Objective",
+    "channel",
+    "compile_objective",
+    "direction",
+    "diversity",
+    "filter_objective",
+    "interior_mean",
+    "neuron",
+    "objective_values",
+    "sum",
+]
 
 
 def interior_mean(act: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
@@ -42,8 +52,13 @@ def interior_mean(act: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, ch
     return own[:, hs, ws].float().mean(dim=(1, 2))
 
 
-def filter_objective(model: nn.Module, layer: str, filters: int | str | Iterable[int], images: torch.Tensor,
-                     objective: str = alg.DEFAULT_OBJECTIVE) -> torch.Tensor:
+def filter_objective(
+    model: nn.Module,
+    layer: str,
+    filters: int | str | Iterable[int],
+    images: torch.Tensor,
+    objective: str = alg.DEFAULT_OBJECTIVE,
+) -> torch.Tensor:
     """The objective of each filter for its own image: ``(F,)`` fp32, differentiable w.r.t. ``images``.
 
     ``images``: (F, 3, H, W) RGB pixels (0-255), one per filter, on the model's device;
@@ -123,8 +138,9 @@ def _term_fn(term: core.Term, target: Target, batch_size: int, device: torch.dev
     raise FiltvizError(f"unknown objective kind {term.kind!r}; valid: {', '.join(core.KINDS)}")
 
 
-def compile_objective(objective: core.Objective, targets: Mapping[str, Target], batch_size: int,
-                      device: torch.device) -> Compiled:
+def compile_objective(
+    objective: core.Objective, targets: Mapping[str, Target], batch_size: int, device: torch.device
+) -> Compiled:
     """``objective`` as a function ``{layer: captured tensor} -> (B,)`` fp32 values, one per element.
 
     A lone term of weight 1 is returned as it is, so SPEC.md's per-filter objective keeps its exact
@@ -157,8 +173,9 @@ def _restricted(fn: TermFn, mask: torch.Tensor) -> TermFn:
     return lambda act: torch.where(mask, fn(act), torch.zeros((), device=mask.device))
 
 
-def objective_values(model: nn.Module, objective: core.Objective, images: torch.Tensor,
-                     activation: str = alg.DEFAULT_OBJECTIVE) -> torch.Tensor:
+def objective_values(
+    model: nn.Module, objective: core.Objective, images: torch.Tensor, activation: str = alg.DEFAULT_OBJECTIVE
+) -> torch.Tensor:
     """``objective`` for a batch of pixel ``images`` (B, C, H, W): ``(B,)`` fp32, differentiable with
     respect to the images; for values and input gradients without running an optimization (parity)."""
     from torch_filtviz.hooks import capture, resolve_target

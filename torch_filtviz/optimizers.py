@@ -29,8 +29,9 @@ def f32(x: float) -> float:
 class Adam:
     """Adam state for one parameter tensor; :meth:`ascend` applies one step in place."""
 
-    def __init__(self, param: torch.Tensor, lr: float, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self, param: torch.Tensor, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
         self.m = torch.zeros_like(param)
         self.v = torch.zeros_like(param)
         self.t = 0
@@ -40,7 +41,7 @@ class Adam:
     def ascend(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         self.t += 1
         b1, b2 = f32(self.beta1), f32(self.beta2)
-        c1, c2 = f32(1.0 - self.beta1 ** self.t), f32(1.0 - self.beta2 ** self.t)
+        c1, c2 = f32(1.0 - self.beta1**self.t), f32(1.0 - self.beta2**self.t)
         self.m = b1 * self.m + f32(1.0 - self.beta1) * grad
         self.v = b2 * self.v + f32(1.0 - self.beta2) * (grad * grad)
         param.add_(f32(self.lr) * (self.m / c1) / (torch.sqrt(self.v / c2) + f32(self.eps)))
@@ -56,8 +57,9 @@ class NAdam:
     ``p += (m_hat lr) / (sqrt(v_hat) + eps)`` with ``filtviz_core.maco.nadam_constants`` (Keras' momentum
     schedule ``u_t = b1 (1 - 0.5 * 0.96^t)``), every constant rounded once to float32. Elementwise."""
 
-    def __init__(self, param: torch.Tensor, lr: float, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-7) -> None:
+    def __init__(
+        self, param: torch.Tensor, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7
+    ) -> None:
         self.m = torch.zeros_like(param)
         self.v = torch.zeros_like(param)
         self.t = 0

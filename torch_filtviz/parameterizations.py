@@ -67,8 +67,9 @@ class FourierParam:
     """One seeded spectrum per element (``filtviz_core.fourier.initial_spectra`` of the elements' keys);
     the picture is :class:`FourierImage`'s NHWC result viewed as NCHW (no copy: channels_last layout)."""
 
-    def __init__(self, keys: Sequence[Key], seed: int, height: int, width: int, options: FourierOptions,
-                 device: torch.device) -> None:
+    def __init__(
+        self, keys: Sequence[Key], seed: int, height: int, width: int, options: FourierOptions, device: torch.device
+    ) -> None:
         spectra = fourier.initial_spectra(list(keys), height, width, seed, options.init_std)
         self.theta = torch.from_numpy(spectra).to(device)
         self.theta.requires_grad_(True)
@@ -90,8 +91,9 @@ class MacoImage:
 
     def __call__(self, phase: torch.Tensor) -> torch.Tensor:
         dims = (1, 2, 3)
-        p = (phase - phase.mean(dim=dims, keepdim=True)) / (phase.std(dim=dims, keepdim=True, correction=0)
-                                                            + maco.STD_EPS)
+        p = (phase - phase.mean(dim=dims, keepdim=True)) / (
+            phase.std(dim=dims, keepdim=True, correction=0) + maco.STD_EPS
+        )
         spectrum = torch.complex(torch.cos(p) * self.magnitude, torch.sin(p) * self.magnitude)
         t = torch.fft.irfftn(spectrum, s=(self.height, self.width), dim=(-2, -1))  # (n, 3, H, W), 1/(HW)
         t = (t - t.mean(dim=dims, keepdim=True)) / (t.std(dim=dims, keepdim=True, correction=0) + maco.STD_EPS)
@@ -105,8 +107,9 @@ class MacoParam:
 
     transparency = True  # the loop accumulates |d objective / d picture| (SPEC §17.5)
 
-    def __init__(self, keys: Sequence[Key], seed: int, height: int, width: int, options: MacoOptions,
-                 device: torch.device) -> None:
+    def __init__(
+        self, keys: Sequence[Key], seed: int, height: int, width: int, options: MacoOptions, device: torch.device
+    ) -> None:
         self.theta = torch.from_numpy(maco.initial_phases(list(keys), height, width, seed)).to(device)
         self.theta.requires_grad_(True)
         self.image = MacoImage(maco.magnitude(height, width, options.magnitude), height, width, device)

@@ -69,8 +69,10 @@ def placed(model: nn.Module, device: torch.device) -> Iterator[None]:
     devices = model_devices(model)
     home = next(iter(devices)) if len(devices) == 1 else None
     if len(devices) > 1 and any(d != device for d in devices):
-        raise FiltvizError(f"the model is spread over {', '.join(sorted(map(str, devices)))}; "
-                           f"move it to one device (or pass device= the one it is on)")
+        raise FiltvizError(
+            f"the model is spread over {', '.join(sorted(map(str, devices)))}; "
+            f"move it to one device (or pass device= the one it is on)"
+        )
     moved = home is not None and home != device
     if moved:
         model.to(device)
@@ -138,15 +140,25 @@ def chunk_size(device: torch.device, n_filters: int, bytes_per_image: int | None
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """An allocation failure of the device: torch's OutOfMemoryError, or a cuDNN/cuBLAS/MPS allocation error."""
-    oom_types = tuple(t for t in {getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)}
-                      if t is not None)
+    oom_types = tuple(
+        t
+        for t in {getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)}
+        if t is not None
+    )
     if oom_types and isinstance(exc, oom_types):
         return True
     if not isinstance(exc, RuntimeError):
         return False
     text = str(exc)
-    return any(s in text for s in ("CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED",
-                                   "out of memory", "MPS backend out of memory"))
+    return any(
+        s in text
+        for s in (
+            "CUDNN_STATUS_ALLOC_FAILED",
+            "CUBLAS_STATUS_ALLOC_FAILED",
+            "out of memory",
+            "MPS backend out of memory",
+        )
+    )
 
 
 def release_cache(device: torch.device) -> None:
@@ -157,12 +169,16 @@ def release_cache(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
-def ascent_records(n: int, steps: int, device: torch.device
-                   ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+def ascent_records(
+    n: int, steps: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
     """An ascent's records, kept on the device until its chunk ends: losses (steps + 1, n) float32,
     dead flags (n,), and snapshots by step (filled as the loop reaches them)."""
-    return (torch.empty(steps + 1, n, device=device, dtype=torch.float32),
-            torch.zeros(n, dtype=torch.bool, device=device), {})
+    return (
+        torch.empty(steps + 1, n, device=device, dtype=torch.float32),
+        torch.zeros(n, dtype=torch.bool, device=device),
+        {},
+    )
 
 
 def to_host(t: torch.Tensor):

@@ -44,8 +44,9 @@ def plot_feature_maps(maps: Mapping[str, torch.Tensor | np.ndarray], channels: i
 
 def plot_filter_grid(results: FilterResults, columns: int = 8) -> Figure:
     """The filter pictures of one run in a grid, titled with each filter's final loss."""
-    return core.plot_filter_grid(results.images, results.filters, results.layer,
-                                 losses=np.asarray(results.losses)[:, -1], columns=columns)
+    return core.plot_filter_grid(
+        results.images, results.filters, results.layer, losses=np.asarray(results.losses)[:, -1], columns=columns
+    )
 
 
 def plot_iterations(results: FilterResults, max_filters: int = 8) -> Figure:
@@ -54,8 +55,14 @@ def plot_iterations(results: FilterResults, max_filters: int = 8) -> Figure:
         raise FiltvizError("these results hold no snapshots; run visualize_filters with snapshots=(10, 100)")
     from filtviz_core.methods import display
 
-    return core.plot_iterations(results.snapshots, results.losses, results.filters, results.layer,
-                                max_filters=max_filters, display=display(getattr(results, "method", "pixel")))
+    return core.plot_iterations(
+        results.snapshots,
+        results.losses,
+        results.filters,
+        results.layer,
+        max_filters=max_filters,
+        display=display(getattr(results, "method", "pixel")),
+    )
 
 
 def first_conv(model: nn.Module, layer: str = "block1_conv1") -> nn.Conv2d:

@@ -18,12 +18,24 @@ from typing import Any
 import torch
 
 #: The new API's (backend, op) settings that decide conv/matmul math during a call.
-NEW_API_KEYS = (("cuda", "conv"), ("cuda", "rnn"), ("cuda", "matmul"), ("mkldnn", "conv"), ("mkldnn", "rnn"),
-                ("mkldnn", "matmul"))
-PARENTS = {("cuda", "conv"): ("cuda", "all"), ("cuda", "rnn"): ("cuda", "all"), ("cuda", "matmul"): ("cuda", "all"),
-           ("mkldnn", "conv"): ("mkldnn", "all"), ("mkldnn", "rnn"): ("mkldnn", "all"),
-           ("mkldnn", "matmul"): ("mkldnn", "all"), ("cuda", "all"): ("generic", "all"),
-           ("mkldnn", "all"): ("generic", "all")}
+NEW_API_KEYS = (
+    ("cuda", "conv"),
+    ("cuda", "rnn"),
+    ("cuda", "matmul"),
+    ("mkldnn", "conv"),
+    ("mkldnn", "rnn"),
+    ("mkldnn", "matmul"),
+)
+PARENTS = {
+    ("cuda", "conv"): ("cuda", "all"),
+    ("cuda", "rnn"): ("cuda", "all"),
+    ("cuda", "matmul"): ("cuda", "all"),
+    ("mkldnn", "conv"): ("mkldnn", "all"),
+    ("mkldnn", "rnn"): ("mkldnn", "all"),
+    ("mkldnn", "matmul"): ("mkldnn", "all"),
+    ("cuda", "all"): ("generic", "all"),
+    ("mkldnn", "all"): ("generic", "all"),
+}
 
 
 def has_new_api() -> bool:

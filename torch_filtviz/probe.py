@@ -48,10 +48,12 @@ def _reached_on(model: nn.Module, device, dtype, size: int, paths: set[str], str
     handles = []
     for path, module in model.named_modules():
         if path in paths:
+
             def hook(m, a, out, _p=path):
                 t = out[0] if isinstance(out, (tuple, list)) else out
                 if isinstance(t, torch.Tensor) and t.numel() > 0:
                     seen.add(_p)
+
             handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad(), torch.inference_mode(False):
@@ -72,8 +74,19 @@ def _reached_on(model: nn.Module, device, dtype, size: int, paths: set[str], str
 def size_like(exc: BaseException) -> bool:
     """Errors meta kernels raise for inputs that are too small (everything else: try the real model)."""
     text = str(exc).lower()
-    return any(s in text for s in ("too small", "can't be greater", "output size", "input size", "kernel size",
-                                   "non-empty", "empty", "expected input"))
+    return any(
+        s in text
+        for s in (
+            "too small",
+            "can't be greater",
+            "output size",
+            "input size",
+            "kernel size",
+            "non-empty",
+            "empty",
+            "expected input",
+        )
+    )
 
 
 def smallest_sizes(model: nn.Module, paths: Iterable[str], largest: int = LARGE_SIZES[-1]) -> dict[str, int | None]:
@@ -105,8 +118,7 @@ def smallest_sizes(model: nn.Module, paths: Iterable[str], largest: int = LARGE_
     return result
 
 
-def classify_failure(model: nn.Module, exc: BaseException, path: str, layer: str, height: int,
-                     width: int) -> Exception:
+def classify_failure(model: nn.Module, exc: BaseException, path: str, layer: str, height: int, width: int) -> Exception:
     """The exception to raise for a forward pass at ``height`` x ``width`` that failed with ``exc``."""
     needed = None
     if min(height, width) < LARGE_SIZES[-1]:

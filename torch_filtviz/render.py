@@ -69,9 +69,18 @@ def render(
     if isinstance(batch, bool) or int(batch) != batch or batch < 1:
         raise FiltvizError(f"batch must be a whole number >= 1, got {batch!r}")
     batch = int(batch)
-    steps, lr, options = jobs.check_call(method=method, steps=steps, lr=lr, seed=seed, activation=activation,
-                                         method_options=method_options, init_given=False, clip=False,
-                                         precision=precision, batch_size=None)
+    steps, lr, options = jobs.check_call(
+        method=method,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        activation=activation,
+        method_options=method_options,
+        init_given=False,
+        clip=False,
+        precision=precision,
+        batch_size=None,
+    )
     dev = resolve_device(device)
     if channels_last is None:
         channels_last = dev.type == "cpu"
@@ -80,36 +89,67 @@ def render(
     _, height, width = jobs.picture_size(None, size)
     seen_h, seen_w = methods.seen_size(height, width, options)
     _check_maco_channels(model, options)
-    methods.check_seen_size(height, min(seen_h, seen_w), min_input_size(model, layer_list), ", ".join(layer_list),
-                            options)
+    methods.check_seen_size(
+        height, min(seen_h, seen_w), min_input_size(model, layer_list), ", ".join(layer_list), options
+    )
     snaps = alg.snapshot_steps(snapshots, steps)
 
     with jobs.session(model, dev, precision):
         layers = jobs.resolve_layers(model, paths, activation, height, width, seen_h, seen_w)
         objective.check(layers.shapes, batch)
-        setting = Setting(seed=int(seed), steps=steps, lr=lr, height=height, width=width, options=options,
-                          device=dev, channels_last=bool(channels_last))
+        setting = Setting(
+            seed=int(seed),
+            steps=steps,
+            lr=lr,
+            height=height,
+            width=width,
+            options=options,
+            device=dev,
+            channels_last=bool(channels_last),
+        )
         job = jobs.Job(model, method, layers, setting, snaps, precision, model_device_dtype(model)[1])
         keys = list(range(batch))
         pbar = jobs.progress_bar(progress, steps * batch, str(objective)[:40])
         try:
-            raw, losses, snap, dead, _, alpha = jobs.run_elements(job, keys, lambda rows: objective, unit=batch,
-                                                           batch_size=batch, pbar=pbar)
+            raw, losses, snap, dead, _, alpha = jobs.run_elements(
+                job, keys, lambda rows: objective, unit=batch, batch_size=batch, pbar=pbar
+            )
         finally:
             if pbar is not None:
                 pbar.close()
 
     params: dict[str, Any] = {
-        "method": method, "steps": steps, "size": height, "lr": float(lr), "seed": int(seed),
-        "snapshots": list(snaps), "objective": str(objective), "activation": activation, "init": "seeded",
-        "batch": batch, "precision": precision, "channels_last": bool(channels_last),
+        "method": method,
+        "steps": steps,
+        "size": height,
+        "lr": float(lr),
+        "seed": int(seed),
+        "snapshots": list(snaps),
+        "objective": str(objective),
+        "activation": activation,
+        "init": "seeded",
+        "batch": batch,
+        "precision": precision,
+        "channels_last": bool(channels_last),
     }
     if options is not None:
         params.update(seen_size=[seen_h, seen_w], **options.as_params())
     first = layer_list[0]
     return FilterResults(
-        filters=keys, layer=first, raw=raw, images=methods.display(method)(raw), losses=losses, snapshots=snap,
-        dead=np.asarray(dead, bool), params=params, seconds=time.perf_counter() - started, device=str(dev),
-        weights=dict(getattr(model, "weights_info", {}) or {}), model=jobs.model_description(model),
-        target=layers.targets[first].describe(model), method=method, objective=objective.as_record(), alpha=alpha,
+        filters=keys,
+        layer=first,
+        raw=raw,
+        images=methods.display(method)(raw),
+        losses=losses,
+        snapshots=snap,
+        dead=np.asarray(dead, bool),
+        params=params,
+        seconds=time.perf_counter() - started,
+        device=str(dev),
+        weights=dict(getattr(model, "weights_info", {}) or {}),
+        model=jobs.model_description(model),
+        target=layers.targets[first].describe(model),
+        method=method,
+        objective=objective.as_record(),
+        alpha=alpha,
     )

@@ -33,8 +33,12 @@ class Row:
     params: int
 
 
-def summary(model: nn.Module, input_size: Sequence[int] = (3, 224, 224),
-            print_fn: Callable[[str], object] | None = print, shape_style: str = "keras") -> str:
+def summary(
+    model: nn.Module,
+    input_size: Sequence[int] = (3, 224, 224),
+    print_fn: Callable[[str], object] | None = print,
+    shape_style: str = "keras",
+) -> str:
     """The Keras-like table of ``model`` for one input of ``input_size`` (C, H, W), as text.
 
     Printed through ``print_fn`` (``None``: only returned). Totals are torchinfo's; trainable means
@@ -43,8 +47,14 @@ def summary(model: nn.Module, input_size: Sequence[int] = (3, 224, 224),
     if shape_style not in SHAPE_STYLES:
         raise ValueError(f"unknown shape_style {shape_style!r}; valid: {', '.join(SHAPE_STYLES)}")
     stats, rows = _rows(model, tuple(int(s) for s in input_size))
-    text = _render(_model_name(model), rows, int(stats.total_params), int(stats.trainable_params),
-                   tuple(int(s) for s in input_size), shape_style)
+    text = _render(
+        _model_name(model),
+        rows,
+        int(stats.total_params),
+        int(stats.trainable_params),
+        tuple(int(s) for s in input_size),
+        shape_style,
+    )
     if print_fn is not None:
         print_fn(text)
     return text
@@ -64,13 +74,19 @@ def _rows(model: nn.Module, input_size: tuple[int, ...]):
     except StopIteration:
         device = torch.device("cpu")
     # mode="eval": no dropout/batch-norm updates; torchinfo restores the model's own mode afterwards.
-    stats = torchinfo.summary(model, input_size=(1, *input_size), depth=1_000, device=device, mode="eval",
-                              verbose=0, col_names=("output_size", "num_params"))
+    stats = torchinfo.summary(
+        model,
+        input_size=(1, *input_size),
+        depth=1_000,
+        device=device,
+        mode="eval",
+        verbose=0,
+        col_names=("output_size", "num_params"),
+    )
     from torch_filtviz.targets import display_path
 
     paths = {id(module): display_path(model, path) for path, module in model.named_modules()}
-    leaves = [(paths.get(info.layer_id, info.var_name), info) for info in stats.summary_list
-              if info.is_leaf_layer]
+    leaves = [(paths.get(info.layer_id, info.var_name), info) for info in stats.summary_list if info.is_leaf_layer]
     aliases: dict[str, str] = dict(getattr(model, "aliases", {}) or {})
     by_path = {path: alias for alias, path in aliases.items()}
     rows = [Row("input_layer", "Input", (-1, *input_size), 0)]
@@ -111,20 +127,25 @@ def _format_shape(shape: tuple[int, ...], style: str) -> str:
     return "(" + ", ".join([head, *map(str, dims)]) + ")"
 
 
-def _render(name: str, rows: list[Row], total: int, trainable: int, input_size: tuple[int, ...],
-            style: str) -> str:
+def _render(name: str, rows: list[Row], total: int, trainable: int, input_size: tuple[int, ...], style: str) -> str:
     w_name, w_shape, w_params = WIDTHS
     width = w_name + w_shape + w_params
-    line = [f'Model: "{name}"', "_" * width,
-            f"{'Layer (type)':<{w_name}}{'Output Shape':<{w_shape}}{'Param #':>{w_params}}", "=" * width]
+    line = [
+        f'Model: "{name}"',
+        "_" * width,
+        f"{'Layer (type)':<{w_name}}{'Output Shape':<{w_shape}}{'Param #':>{w_params}}",
+        "=" * width,
+    ]
     for row in rows:
         label = f"{row.name} ({row.kind})"
         line.append(f"{label:<{w_name - 1}} {_format_shape(row.shape, style):<{w_shape}}{row.params:>{w_params},}")
-    line += ["=" * width,
-             f"Total params: {total:,}",
-             f"Trainable params: {trainable:,}",
-             f"Non-trainable params: {total - trainable:,}",
-             "_" * width]
+    line += [
+        "=" * width,
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {total - trainable:,}",
+        "_" * width,
+    ]
     if style == "keras":
         line.append(f"Input (C, H, W) = {input_size}; shapes printed as Keras does, (batch, H, W, C).")
     return "\n".join(line)

@@ -48,9 +48,23 @@ from torch_filtviz.trace import (
 )
 
 OBJECTIVE_KINDS = ("pre_relu", "post_relu", None)
-POOLING = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-                     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-                     "lp_pool2d", "max_pool2d_with_indices", "adaptive_max_pool2d_with_indices"})
+POOLING = frozenset(
+    {
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "lp_pool2d",
+        "max_pool2d_with_indices",
+        "adaptive_max_pool2d_with_indices",
+    }
+)
 CONCAT = frozenset({"cat", "concat", "concatenate"})
 TRACE_SIZES = (64, 224, 299)  # probe sizes tried in turn when the caller gives none
 
@@ -81,9 +95,16 @@ class Target:
 
     def describe(self, model: nn.Module | None = None) -> dict:
         """run.json's ``target`` entry: the module path, input or output, and why."""
-        entry = {"layer": self.name, "module": display_path(model, self.path) if model is not None else self.path,
-                 "tensor": self.where, "call": self.call, "function": self.function,
-                 "relu_applied": self.relu, "channel_dim": self.channel_dim, "note": self.note}
+        entry = {
+            "layer": self.name,
+            "module": display_path(model, self.path) if model is not None else self.path,
+            "tensor": self.where,
+            "call": self.call,
+            "function": self.function,
+            "relu_applied": self.relu,
+            "channel_dim": self.channel_dim,
+            "note": self.note,
+        }
         if self.function_call is not None:
             entry["function_call"] = self.function_call
         return entry
@@ -100,7 +121,7 @@ def network_prefix(model: nn.Module) -> str:
 def display_path(model: nn.Module | None, path: str) -> str:
     """A module path as the user names it: relative to the wrapped network when there is one."""
     prefix = network_prefix(model) if model is not None else ""
-    return path[len(prefix):] if prefix and path.startswith(prefix) else path
+    return path[len(prefix) :] if prefix and path.startswith(prefix) else path
 
 
 def module_path(model: nn.Module, layer: str) -> str | None:
@@ -134,8 +155,11 @@ def layer_names(model: nn.Module, kind: str = "all") -> list[str]:
         names = list(aliases)
         return [n for n in names if "_conv" in n] if kind == "conv" else names
     prefix = getattr(model, "network_prefix", "") or ""
-    leaves = [(name, module) for name, module in model.named_modules()
-              if name and not list(module.children()) and (not prefix or name.startswith(prefix))]
+    leaves = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and not list(module.children()) and (not prefix or name.startswith(prefix))
+    ]
     if kind == "conv":
         leaves = [(n, m) for n, m in leaves if isinstance(m, nn.Conv2d)]
     return [display_path(model, n) for n, _ in leaves]
@@ -200,8 +224,9 @@ def any_trace(model: nn.Module) -> Trace:
 # --- resolution ----------------------------------------------------------------------------------
 
 
-def resolve_target(model: nn.Module, layer: str, objective: str | None = None, *,
-                   size: int | tuple[int, int] | None = None) -> Target:
+def resolve_target(
+    model: nn.Module, layer: str, objective: str | None = None, *, size: int | tuple[int, int] | None = None
+) -> Target:
     """The :class:`Target` for ``layer`` (alias or module path) under ``objective``.
 
     ``objective``: ``"pre_relu"`` (the input of the activation that follows, see the module
@@ -284,8 +309,9 @@ class Resolver:
         if not calls and self.trace.error is not None:
             raise describe_failure(self.trace.error, "probe")
         if not calls:
-            raise FiltvizError(f"layer {layer!r} ({display_path(self.model, path)}) is not reached by the forward "
-                               "pass of the model")
+            raise FiltvizError(
+                f"layer {layer!r} ({display_path(self.model, path)}) is not reached by the forward pass of the model"
+            )
         if len(calls) > 1:
             raise FiltvizError(self._reused_message(layer, path, calls))
         op = calls[0]
@@ -297,33 +323,75 @@ class Resolver:
             if objective == "post_relu":
                 return self._target(layer, path, module, "output", out, note="the layer's output, already activated")
             own = path if isinstance(module, ACTIVATION_MODULES) else None
-            return self._capture(layer, made_by.inputs[0], made_by, "input", own_call=op.call if own else None,
-                                 note=f"the input of the {made_by.name} that ends {display_path(self.model, path)}")
+            return self._capture(
+                layer,
+                made_by.inputs[0],
+                made_by,
+                "input",
+                own_call=op.call if own else None,
+                note=f"the input of the {made_by.name} that ends {display_path(self.model, path)}",
+            )
         if made_by is not None and made_by.name in POOLING:
-            return self._target(layer, path, module, "output", out,
-                                note="a pooling layer's output: pooling has no pre-activation of its own")
+            return self._target(
+                layer,
+                path,
+                module,
+                "output",
+                out,
+                note="a pooling layer's output: pooling has no pre-activation of its own",
+            )
         if made_by is not None and made_by.name in CONCAT:
             branches = [self._branch(v) for v in made_by.inputs if v in self.shapes]
             if any(b is not None for b in branches):
                 if objective == "pre_relu":
                     raise FiltvizError(self._concat_message(layer, branches))
-                return self._target(layer, path, module, "output", out,
-                                    note="the layer's output: concatenated branches, already activated")
+                return self._target(
+                    layer,
+                    path,
+                    module,
+                    "output",
+                    out,
+                    note="the layer's output: concatenated branches, already activated",
+                )
         after = self._activation_after(out)
         if after is None:
-            return self._target(layer, path, module, "output", out,
-                                note="no activation follows this layer: its output is used")
+            return self._target(
+                layer, path, module, "output", out, note="no activation follows this layer: its output is used"
+            )
         if objective == "pre_relu":
             if after.inputs[0] == out:
-                return self._target(layer, path, module, "output", out,
-                                    note=f"the layer's output, which the {after.name} after it takes")
-            return self._capture(layer, after.inputs[0], after, "input",
-                                 note=f"the input of the {after.name} that follows {display_path(self.model, path)}")
+                return self._target(
+                    layer,
+                    path,
+                    module,
+                    "output",
+                    out,
+                    note=f"the layer's output, which the {after.name} after it takes",
+                )
+            return self._capture(
+                layer,
+                after.inputs[0],
+                after,
+                "input",
+                note=f"the input of the {after.name} that follows {display_path(self.model, path)}",
+            )
         if after.inputs[0] == out and after.name in ("relu", "relu_"):
-            return self._target(layer, path, module, "output", out, relu=True,
-                                note="relu of the layer's output, as the ReLU after it computes")
-        return self._capture(layer, after.output, after, "output",
-                             note=f"the output of the {after.name} that follows {display_path(self.model, path)}")
+            return self._target(
+                layer,
+                path,
+                module,
+                "output",
+                out,
+                relu=True,
+                note="relu of the layer's output, as the ReLU after it computes",
+            )
+        return self._capture(
+            layer,
+            after.output,
+            after,
+            "output",
+            note=f"the output of the {after.name} that follows {display_path(self.model, path)}",
+        )
 
     # -- walking ----------------------------------------------------------------------------------
 
@@ -336,8 +404,12 @@ class Resolver:
                 if op.activation and op.inputs and op.inputs[0] == value:
                     if found is None or op.index < found.index:
                         found = op
-                elif (op.name in CHANNEL_PRESERVING and op.output is not None and op.output not in seen
-                      and op.shape == self.shapes.get(value)):
+                elif (
+                    op.name in CHANNEL_PRESERVING
+                    and op.output is not None
+                    and op.output not in seen
+                    and op.shape == self.shapes.get(value)
+                ):
                     seen.add(op.output)
                     frontier.append(op.output)
         return found
@@ -362,14 +434,24 @@ class Resolver:
     def _target(self, layer, path, module, where, value, *, relu=False, call=0, note="") -> Target:
         return Target(layer, path, module, where, relu, call, channel_dim=self._channel_dim(value), note=note)
 
-    def _capture(self, layer: str, value: Key, fn, where: Literal["input", "output"], *, own_call: int | None = None, note: str) -> Target:
+    def _capture(
+        self, layer: str, value: Key, fn, where: Literal["input", "output"], *, own_call: int | None = None, note: str
+    ) -> Target:
         """A target for ``value`` (an activation function's input or output), hooked where it is simplest."""
         dim = self._channel_dim(value)
         activation_module = self._module_op_around(fn)
         own = self.model.get_submodule  # trace ops may come from a meta copy: hook the caller's modules
         if own_call is not None and activation_module is not None:  # the user named the activation module itself
-            return Target(layer, activation_module.name, own(activation_module.name), "input", False, own_call,
-                          channel_dim=dim, note=note)
+            return Target(
+                layer,
+                activation_module.name,
+                own(activation_module.name),
+                "input",
+                False,
+                own_call,
+                channel_dim=dim,
+                note=note,
+            )
         holders = self.trace.modules_with_output(value)
         if holders:  # a module's output is exactly this value: hook that module (innermost first)
             m = holders[0]
@@ -385,7 +467,7 @@ class Resolver:
         """The activation module call inside which the activation function ``fn`` ran, if any."""
         if not fn.parent:
             return None
-        for op in self.trace.ops[fn.index + 1:]:
+        for op in self.trace.ops[fn.index + 1 :]:
             if op.kind == "module" and op.name == fn.parent:
                 return op if op.activation else None
         return None
@@ -401,8 +483,11 @@ class Resolver:
             if len(self.trace.module_calls(op.name)) != 1:
                 continue
             after = self._activation_after(op.output)
-            if after is not None and after.index == activation.index and not any(
-                    n.startswith(op.name + ".") for n in names):
+            if (
+                after is not None
+                and after.index == activation.index
+                and not any(n.startswith(op.name + ".") for n in names)
+            ):
                 names.append(display_path(self.model, op.name))
         return names
 
@@ -439,5 +524,7 @@ class Resolver:
             path, count = branch
             parts.append(f"{path or '(functional)'} (channels {start}-{start + count - 1})")
             start += count
-        return (f"{layer!r} concatenates {len(branches)} activated branches, so it has no single pre-activation; "
-                f"name one branch instead: {', '.join(parts)} (or use objective post_relu)")
+        return (
+            f"{layer!r} concatenates {len(branches)} activated branches, so it has no single pre-activation; "
+            f"name one branch instead: {', '.join(parts)} (or use objective post_relu)"
+        )

@@ -27,28 +27,102 @@ from torch.overrides import TorchFunctionMode
 Key = tuple[int, int]
 
 #: torch functions (by ``__name__``) that are activations: their input is a "pre-activation".
-ACTIVATION_FUNCTIONS = frozenset({
-    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu",
-    "selu_", "celu", "celu_", "gelu", "silu", "mish", "hardswish", "hardsigmoid", "sigmoid", "sigmoid_", "tanh",
-    "tanh_", "softplus", "prelu", "rrelu", "rrelu_", "logsigmoid", "softsign", "tanhshrink",
-})
+ACTIVATION_FUNCTIONS = frozenset(
+    {
+        "relu",
+        "relu_",
+        "relu6",
+        "hardtanh",
+        "hardtanh_",
+        "leaky_relu",
+        "leaky_relu_",
+        "elu",
+        "elu_",
+        "selu",
+        "selu_",
+        "celu",
+        "celu_",
+        "gelu",
+        "silu",
+        "mish",
+        "hardswish",
+        "hardsigmoid",
+        "sigmoid",
+        "sigmoid_",
+        "tanh",
+        "tanh_",
+        "softplus",
+        "prelu",
+        "rrelu",
+        "rrelu_",
+        "logsigmoid",
+        "softsign",
+        "tanhshrink",
+    }
+)
 
 #: Functions that keep channel ``c`` of their input in channel ``c`` of their output (per-channel affine maps,
 #: elementwise arithmetic, dropout, copies): a walk from a layer to the activation after it may pass them.
-CHANNEL_PRESERVING = frozenset({
-    "batch_norm", "instance_norm", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
-    "feature_alpha_dropout", "add", "add_", "__add__", "__iadd__", "__radd__", "sub", "sub_", "__sub__", "__isub__",
-    "mul", "mul_", "__mul__", "__imul__", "__rmul__", "div", "div_", "__truediv__", "__itruediv__", "clone",
-    "contiguous", "to", "float", "half", "bfloat16", "type_as", "neg", "__neg__",
-})
+CHANNEL_PRESERVING = frozenset(
+    {
+        "batch_norm",
+        "instance_norm",
+        "dropout",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+        "alpha_dropout",
+        "feature_alpha_dropout",
+        "add",
+        "add_",
+        "__add__",
+        "__iadd__",
+        "__radd__",
+        "sub",
+        "sub_",
+        "__sub__",
+        "__isub__",
+        "mul",
+        "mul_",
+        "__mul__",
+        "__imul__",
+        "__rmul__",
+        "div",
+        "div_",
+        "__truediv__",
+        "__itruediv__",
+        "clone",
+        "contiguous",
+        "to",
+        "float",
+        "half",
+        "bfloat16",
+        "type_as",
+        "neg",
+        "__neg__",
+    }
+)
 
 #: Functions whose output puts channels last (``nn.Linear`` / ``nn.LayerNorm`` on (N, H, W, C) maps).
 CHANNELS_LAST_MAKERS = frozenset({"linear", "layer_norm"})
 #: Functions that define channels in dim 1 (convolutions, pooling, batch norm of NCHW maps).
-CHANNELS_FIRST_MAKERS = frozenset({
-    "conv1d", "conv2d", "conv3d", "conv_transpose2d", "batch_norm", "max_pool2d", "avg_pool2d",
-    "adaptive_avg_pool2d", "adaptive_max_pool2d", "group_norm", "instance_norm", "cat", "concat",
-})
+CHANNELS_FIRST_MAKERS = frozenset(
+    {
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose2d",
+        "batch_norm",
+        "max_pool2d",
+        "avg_pool2d",
+        "adaptive_avg_pool2d",
+        "adaptive_max_pool2d",
+        "group_norm",
+        "instance_norm",
+        "cat",
+        "concat",
+    }
+)
 
 
 @dataclass
@@ -148,9 +222,21 @@ class _Recorder(TorchFunctionMode):
         if activation:
             self.activation_calls += 1
         first = outputs[0] if outputs else None
-        self.trace.ops.append(Op(len(self.trace.ops), "function", name, keys, _key(first) if first is not None else None,
-                                 tuple(first.shape) if first is not None else None, self.stack[-1] if self.stack else "",
-                                 call, None, activation, tuple(a for a in args if not isinstance(a, torch.Tensor))))
+        self.trace.ops.append(
+            Op(
+                len(self.trace.ops),
+                "function",
+                name,
+                keys,
+                _key(first) if first is not None else None,
+                tuple(first.shape) if first is not None else None,
+                self.stack[-1] if self.stack else "",
+                call,
+                None,
+                activation,
+                tuple(a for a in args if not isinstance(a, torch.Tensor)),
+            )
+        )
         return result
 
 
@@ -174,9 +260,20 @@ def _module_hooks(model: nn.Module, trace: Trace, stack: list[str], keep: list[t
         first = outs[0] if outs else None
         call = calls.get(_path, 0)
         calls[_path] = call + 1
-        trace.ops.append(Op(len(trace.ops), "module", _path, inputs, _key(first) if first is not None else None,
-                            tuple(first.shape) if first is not None else None, parent, call, module,
-                            isinstance(module, ACTIVATION_MODULES)))
+        trace.ops.append(
+            Op(
+                len(trace.ops),
+                "module",
+                _path,
+                inputs,
+                _key(first) if first is not None else None,
+                tuple(first.shape) if first is not None else None,
+                parent,
+                call,
+                module,
+                isinstance(module, ACTIVATION_MODULES),
+            )
+        )
 
     for path, module in model.named_modules():
         if not path:
@@ -192,14 +289,38 @@ def _module_hooks(model: nn.Module, trace: Trace, stack: list[str], keep: list[t
 
 #: Modules that are activations (their input is the pre-activation of the layer they follow).
 ACTIVATION_MODULES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.RReLU, nn.LogSigmoid,
-    nn.Softsign, nn.Tanhshrink,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    nn.RReLU,
+    nn.LogSigmoid,
+    nn.Softsign,
+    nn.Tanhshrink,
 )
 
 
-HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
-              "_forward_hooks_always_called", "_backward_hooks", "_backward_pre_hooks")
+HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_pre_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
 
 
 def _torch_owned(hook) -> bool:

@@ -36,8 +36,9 @@ def source_coordinates(matrices: torch.Tensor, out_height: int, out_width: int) 
     return rows, cols
 
 
-def resample(images: torch.Tensor, matrices: torch.Tensor, out_height: int, out_width: int,
-             fill: float) -> torch.Tensor:
+def resample(
+    images: torch.Tensor, matrices: torch.Tensor, out_height: int, out_width: int, fill: float
+) -> torch.Tensor:
     """Bilinear resampling of NHWC ``images`` ``(n, H, W, C)`` at ``A @ (r, c) + b``, grey ``fill`` outside.
 
     ``out = fill + (1 - fy)((1 - fx) v00 + fx v01) + fy((1 - fx) v10 + fx v11)`` with ``v = image - fill``
@@ -79,10 +80,20 @@ class AffineViews:
     (``filtviz_core.transforms.affines`` of the elements' keys, and the one the last loss is measured
     under) go to the device once."""
 
-    def __init__(self, keys: Sequence[Key], seed: int, steps: int, height: int, width: int,
-                 options: FourierOptions, device: torch.device, channels_last: bool) -> None:
-        self.matrices = torch.from_numpy(draws.affines(seed, list(keys), range(steps + 1), height, width,
-                                                       options)).to(device)
+    def __init__(
+        self,
+        keys: Sequence[Key],
+        seed: int,
+        steps: int,
+        height: int,
+        width: int,
+        options: FourierOptions,
+        device: torch.device,
+        channels_last: bool,
+    ) -> None:
+        self.matrices = torch.from_numpy(draws.affines(seed, list(keys), range(steps + 1), height, width, options)).to(
+            device
+        )
         self.out_h, self.out_w = draws.output_size(height, width, options)
         self.fill, self.channels_last = options.pad_value, channels_last
 
@@ -92,8 +103,9 @@ class AffineViews:
         return seen if self.channels_last else seen.contiguous()
 
 
-def crop_views(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, noise: torch.Tensor,
-               fill: float) -> torch.Tensor:
+def crop_views(
+    images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, noise: torch.Tensor, fill: float
+) -> torch.Tensor:
     """NHWC ``images`` (n, H, W, C) -> their crops (n, V, H, W, C) (SPEC §17.3): ``rows`` (n, V, 4, H) and
     ``cols`` (n, V, 4, W) hold the two source indices, the second's weight and inside (1) / outside (0);
     ``top = tl + (tr - tl) fx``, ``bottom = bl + (br - bl) fx``, ``crop = top + (bottom - top) fy``, ``fill``
@@ -123,8 +135,17 @@ class CropViews:
     """Step k's ``crops`` noisy random crops of each element's picture (SPEC §17.3), drawn by numpy per step
     (``filtviz_core.maco.step_views`` of the elements' keys). Returns ``(V * n, 3, H, W)``, view-major."""
 
-    def __init__(self, keys: Sequence[Key], seed: int, steps: int, height: int, width: int,
-                 options: MacoOptions, device: torch.device, channels_last: bool) -> None:
+    def __init__(
+        self,
+        keys: Sequence[Key],
+        seed: int,
+        steps: int,
+        height: int,
+        width: int,
+        options: MacoOptions,
+        device: torch.device,
+        channels_last: bool,
+    ) -> None:
         self.keys, self.seed, self.steps = list(keys), int(seed), int(steps)
         self.height, self.width, self.options = int(height), int(width), options
         self.views, self.fill = int(options.crops), float(options.fill)

@@ -49,9 +49,11 @@ def torchvision_names() -> list[str]:
 
 def _unknown_model(name: str) -> FiltvizError:
     names = torchvision_names()
-    return FiltvizError(f"unknown model {name!r}; valid: vgg16, a torchvision classification network "
-                        f"({', '.join(n for n in names if n in ('resnet50', 'googlenet', 'mobilenet_v3_large', 'convnext_tiny', 'efficientnet_b0'))}, "
-                        f"... {len(names)} in all; see torchvision.models.list_models()), or package.module:function")
+    return FiltvizError(
+        f"unknown model {name!r}; valid: vgg16, a torchvision classification network "
+        f"({', '.join(n for n in names if n in ('resnet50', 'googlenet', 'mobilenet_v3_large', 'convnext_tiny', 'efficientnet_b0'))}, "
+        f"... {len(names)} in all; see torchvision.models.list_models()), or package.module:function"
+    )
 
 
 def check_model_name(name: str) -> str:
@@ -63,9 +65,15 @@ def check_model_name(name: str) -> str:
     raise _unknown_model(name)
 
 
-def load_model(model: str = "vgg16", weights: str | os.PathLike[str] | None = None, *,
-               preprocess: str | None = None, device: str | torch.device | None = None, seed: int = 0,
-               verify: bool = True) -> PixelModel:
+def load_model(
+    model: str = "vgg16",
+    weights: str | os.PathLike[str] | None = None,
+    *,
+    preprocess: str | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    verify: bool = True,
+) -> PixelModel:
     """A network by name (see the module docstring), behind its preprocessing, in eval mode, frozen.
 
     ``weights`` None means: ``"keras"`` for vgg16, ``"torchvision"`` for a torchvision network, the
@@ -77,8 +85,13 @@ def load_model(model: str = "vgg16", weights: str | os.PathLike[str] | None = No
     if model == "vgg16":
         loaded = _models.load_vgg16("keras" if weights is None else weights, seed=seed, verify=verify)
         if preprocess is not None:
-            loaded = PixelModel(wrap_model(nn.Identity(), preprocess).preprocess, loaded.features, loaded.name,
-                                loaded.aliases, loaded.weights_info)
+            loaded = PixelModel(
+                wrap_model(nn.Identity(), preprocess).preprocess,
+                loaded.features,
+                loaded.name,
+                loaded.aliases,
+                loaded.weights_info,
+            )
     elif ":" in model:
         loaded = _from_factory(model, weights, preprocess, seed)
     else:
@@ -151,8 +164,9 @@ def _from_factory(spec: str, weights, preprocess: str | None, seed: int) -> Pixe
     if weights is None or str(weights) == "random":
         info = {"source": f"{spec} (as built, seed {seed})", "sha256": None}
     elif str(weights) == "torchvision" or not looks_like_path(weights):
-        raise FiltvizError(f"unknown weights {str(weights)!r} for {spec}: use random or a state-dict file "
-                           "(.pth/.pt/.safetensors)")
+        raise FiltvizError(
+            f"unknown weights {str(weights)!r} for {spec}: use random or a state-dict file (.pth/.pt/.safetensors)"
+        )
     else:
         state, info = load_state_file(weights)
         target = network.features if isinstance(network, PixelModel) else network

@@ -32,8 +32,13 @@ TORCH_RUNS = [
     ("fourier_b3", "block3_conv1", "0-3", "fourier", dict(steps=8, size=48)),
     ("fourier_b5", "block5_conv3", "0-3", "fourier", dict(steps=5, size=64)),
     ("fourier_b5_post", "block5_conv3", "0-3", "fourier", dict(steps=4, size=48, objective="post_relu")),
-    ("fourier_b3_plain", "block3_conv1", "0-1", "fourier",
-     dict(steps=6, size=40, method_options={"transforms": False, "decorrelate": False})),
+    (
+        "fourier_b3_plain",
+        "block3_conv1",
+        "0-1",
+        "fourier",
+        dict(steps=6, size=40, method_options={"transforms": False, "decorrelate": False}),
+    ),
 ]
 TF_RUNS = [
     ("pixel_b1", "block1_conv2", "0-1", "pixel", dict(steps=10, size=40, snapshots=[0, 5, 10])),
@@ -74,8 +79,13 @@ def torch_results(weights_path: str) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for name, layer, filters, method, kwargs in TORCH_RUNS:
         r = visualize_filters(model, layer, filters, method=method, device="cpu", progress=False, **kwargs)
-        out[name] = {"raw": r.raw, "images": r.images, "losses": r.losses, "dead": r.dead,
-                     **{f"snap{k}": v for k, v in r.snapshots.items()}}
+        out[name] = {
+            "raw": r.raw,
+            "images": r.images,
+            "losses": r.losses,
+            "dead": r.dead,
+            **{f"snap{k}": v for k, v in r.snapshots.items()},
+        }
     return out
 
 
@@ -86,8 +96,12 @@ def tf_results(weights_path: str) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for name, layer, filters, method, kwargs in TF_RUNS:
         rs = visualize_filters(model, layer, filters, method=method, **kwargs)
-        arrays = {"raw": np.stack([r.raw for r in rs]), "images": np.stack([r.image for r in rs]),
-                  "losses": np.stack([r.losses for r in rs]), "dead": np.array([r.dead for r in rs])}
+        arrays = {
+            "raw": np.stack([r.raw for r in rs]),
+            "images": np.stack([r.image for r in rs]),
+            "losses": np.stack([r.losses for r in rs]),
+            "dead": np.array([r.dead for r in rs]),
+        }
         for k in rs[0].snapshots:
             arrays[f"snap{k}"] = np.stack([r.snapshots[k] for r in rs])
         out[name] = arrays

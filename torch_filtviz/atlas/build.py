@@ -78,8 +78,12 @@ class AtlasPlan:
         return self.folder.out
 
     def examples_settings(self) -> dict[str, Any]:
-        return {"photos": [[p.name, photo_key(p)] for p in self.photos], "photo_size": self.photo_size,
-                "top": self.examples, "objective": self.params.get("objective")}
+        return {
+            "photos": [[p.name, photo_key(p)] for p in self.photos],
+            "photo_size": self.photo_size,
+            "top": self.examples,
+            "objective": self.params.get("objective"),
+        }
 
 
 def _now() -> str:
@@ -92,9 +96,14 @@ def _versions() -> dict[str, str | None]:
 
     import torch_filtviz
 
-    return {"torch_filtviz": torch_filtviz.__version__, "torch": torch.__version__,
-            "torchvision": _torchvision_version(), "numpy": np.__version__, "pillow": PIL.__version__,
-            "python": platform.python_version()}
+    return {
+        "torch_filtviz": torch_filtviz.__version__,
+        "torch": torch.__version__,
+        "torchvision": _torchvision_version(),
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _torchvision_version() -> str | None:
@@ -141,11 +150,23 @@ def _counts(model: nn.Module, layers: Sequence[str]) -> dict[str, int | None]:
     return dict.fromkeys(layers)
 
 
-def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[str] | None = None,
-            per_layer: int | None = None, method: str = "pixel", params: Mapping[str, Any] | None = None,
-            photos: Sequence[Photo] | None = None, examples: int = DEFAULT_EXAMPLES,
-            photo_size: int = DEFAULT_PHOTO_SIZE, chunk_size: int | None = None, force: bool = False,
-            command: str = "", worker: Worker | None = None, ranks: int = 1) -> AtlasPlan:
+def prepare(
+    model: nn.Module,
+    out: str | os.PathLike[str],
+    *,
+    layers: Sequence[str] | None = None,
+    per_layer: int | None = None,
+    method: str = "pixel",
+    params: Mapping[str, Any] | None = None,
+    photos: Sequence[Photo] | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    photo_size: int = DEFAULT_PHOTO_SIZE,
+    chunk_size: int | None = None,
+    force: bool = False,
+    command: str = "",
+    worker: Worker | None = None,
+    ranks: int = 1,
+) -> AtlasPlan:
     """Open ``out`` and check everything that can go wrong before the long work starts.
     ``ranks``: the processes that will share the chunks (more than the filters asked for is refused)."""
     chosen = get_method(method)
@@ -163,8 +184,10 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
         alg.check_seed(params.get("seed", alg.DEFAULT_SEED))
         alg.snapshot_steps(params.get("snapshots", alg.DEFAULT_SNAPSHOTS), int(params["steps"]))
     weights = dict(getattr(model, "weights_info", {}) or {})
-    identity = {"name": getattr(model, "name", type(model).__name__),
-                "weights": {"source": weights.get("source"), "sha256": weights.get("sha256")}}
+    identity = {
+        "name": getattr(model, "name", type(model).__name__),
+        "weights": {"source": weights.get("source"), "sha256": weights.get("sha256")},
+    }
     all_conv = layer_names(model, "conv")
     layers = list(layers) if layers else list(all_conv)
     if not layers:
@@ -183,9 +206,11 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
         described.append(entry)
     total = sum(len(filters) for _, filters in wanted)
     if ranks > total:
-        raise FiltvizError(f"{ranks} ranks for {total} filter{'s' * (total != 1)}: start at most {total} "
-                           f"process{'es' * (total != 1)} (torchrun --nproc_per_node, --nnodes), or ask for more "
-                           "filters (--per-layer, --layers)")
+        raise FiltvizError(
+            f"{ranks} ranks for {total} filter{'s' * (total != 1)}: start at most {total} "
+            f"process{'es' * (total != 1)} (torchrun --nproc_per_node, --nnodes), or ask for more "
+            "filters (--per-layer, --layers)"
+        )
     folder = AtlasFolder.open(out, identity, force=force)  # the folder exists only once the input is valid
     device, device_name = _device_of(model, params)
     if chunk_size is None:
@@ -199,14 +224,30 @@ def prepare(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[s
     # process, e.g. from a notebook) from overwriting each other's record
     run_id = f"{started.replace(':', '').replace('-', '').replace('+0000', 'Z')}-{os.getpid()}-{secrets.token_hex(3)}"
     worker.run = run_id
-    run = {"id": run_id, "command": command, "started": started, "finished": None, "status": "running",
-           "versions": _versions(), "host": worker.host, "device": device, "device_name": device_name,
-           "model": {**identity, "summary": _summary_text(model), "layers": described},
-           "method": chosen.name, "params": {k: v for k, v in params.items() if k != "progress"},
-           "layers": [name for name, _ in wanted], "per_layer": per_layer, "chunk_size": int(chunk_size),
-           "examples": examples, "photo_size": photo_size, "rendered": 0, "examples_written": 0}
-    return AtlasPlan(folder, model, chosen, params, wanted, int(chunk_size), run, worker, photos, examples,
-                     photo_size, force)
+    run = {
+        "id": run_id,
+        "command": command,
+        "started": started,
+        "finished": None,
+        "status": "running",
+        "versions": _versions(),
+        "host": worker.host,
+        "device": device,
+        "device_name": device_name,
+        "model": {**identity, "summary": _summary_text(model), "layers": described},
+        "method": chosen.name,
+        "params": {k: v for k, v in params.items() if k != "progress"},
+        "layers": [name for name, _ in wanted],
+        "per_layer": per_layer,
+        "chunk_size": int(chunk_size),
+        "examples": examples,
+        "photo_size": photo_size,
+        "rendered": 0,
+        "examples_written": 0,
+    }
+    return AtlasPlan(
+        folder, model, chosen, params, wanted, int(chunk_size), run, worker, photos, examples, photo_size, force
+    )
 
 
 def plan(job: AtlasPlan) -> AtlasPlan:
@@ -214,13 +255,19 @@ def plan(job: AtlasPlan) -> AtlasPlan:
     manifest = job.folder.manifest()
     settings = job.method.settings(job.params)
     job.picture_chunks = plan_chunks(
-        job.wanted, job.method.name, job.chunk_size,
-        lambda layer, f: not job.force and job.folder.is_done(manifest, layer, job.method.name, f, settings))
+        job.wanted,
+        job.method.name,
+        job.chunk_size,
+        lambda layer, f: not job.force and job.folder.is_done(manifest, layer, job.method.name, f, settings),
+    )
     if job.examples and job.photos:
         ex_settings = job.examples_settings()
         job.example_chunks = plan_chunks(
-            job.wanted, EXAMPLES, job.chunk_size,
-            lambda layer, f: not job.force and job.folder.is_done(manifest, layer, EXAMPLES, f, ex_settings))
+            job.wanted,
+            EXAMPLES,
+            job.chunk_size,
+            lambda layer, f: not job.force and job.folder.is_done(manifest, layer, EXAMPLES, f, ex_settings),
+        )
     else:
         job.example_chunks = []
     return job
@@ -236,8 +283,16 @@ def _photo_records(job: AtlasPlan) -> list[dict]:
         img.thumbnail((160, 160))
         with atomic.atomic_path(job.out / thumb) as tmp:
             img.save(tmp, format="JPEG", quality=85)
-        records.append({"name": photo.name, "credit": photo.credit, "size": list(pixels.shape[:2]), "thumb": thumb,
-                        "sha256_16": photo_key(photo), "source": str(photo.path)})
+        records.append(
+            {
+                "name": photo.name,
+                "credit": photo.credit,
+                "size": list(pixels.shape[:2]),
+                "thumb": thumb,
+                "sha256_16": photo_key(photo),
+                "source": str(photo.path),
+            }
+        )
     return records
 
 
@@ -262,8 +317,14 @@ def default_writers(device: str, processes: int = 1) -> int:
     return max(1, min(8, (os.cpu_count() or 2) // max(1, processes) - 1))
 
 
-def run_chunks(job: AtlasPlan, chunks: Sequence[Chunk], *, after: Callable[[Chunk], object] | None = None,
-               progress: Any = None, writers: int = 0) -> int:
+def run_chunks(
+    job: AtlasPlan,
+    chunks: Sequence[Chunk],
+    *,
+    after: Callable[[Chunk], object] | None = None,
+    progress: Any = None,
+    writers: int = 0,
+) -> int:
     """Render ``chunks`` (pictures or examples) in order, recording each one's part after its files.
     ``after(chunk)`` runs after each part is written (the single-process driver publishes there).
 
@@ -363,11 +424,22 @@ class AtlasReport:
     ranks: list[dict] = field(default_factory=list)  # torchrun: per rank its host, device, filters, seconds
 
 
-def build_atlas(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequence[str] | None = None,
-                per_layer: int | None = None, method: str = "pixel", params: Mapping[str, Any] | None = None,
-                photos: Sequence[Photo] | None = None, examples: int = DEFAULT_EXAMPLES,
-                photo_size: int = DEFAULT_PHOTO_SIZE, chunk_size: int | None = None, force: bool = False,
-                command: str = "", progress: bool = True) -> AtlasReport:
+def build_atlas(
+    model: nn.Module,
+    out: str | os.PathLike[str],
+    *,
+    layers: Sequence[str] | None = None,
+    per_layer: int | None = None,
+    method: str = "pixel",
+    params: Mapping[str, Any] | None = None,
+    photos: Sequence[Photo] | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    photo_size: int = DEFAULT_PHOTO_SIZE,
+    chunk_size: int | None = None,
+    force: bool = False,
+    command: str = "",
+    progress: bool = True,
+) -> AtlasReport:
     """Render the filters of ``layers`` (default: every conv layer; ``per_layer`` first filters of
     each, None = all) into the static site ``out``, skipping what an earlier run already did.
 
@@ -376,8 +448,20 @@ def build_atlas(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequen
     ``examples``: crops per filter (0: none). ``force``: redo the requested filters.
     """
     started = time.perf_counter()
-    job = prepare(model, out, layers=layers, per_layer=per_layer, method=method, params=params, photos=photos,
-                  examples=examples, photo_size=photo_size, chunk_size=chunk_size, force=force, command=command)
+    job = prepare(
+        model,
+        out,
+        layers=layers,
+        per_layer=per_layer,
+        method=method,
+        params=params,
+        photos=photos,
+        examples=examples,
+        photo_size=photo_size,
+        chunk_size=chunk_size,
+        force=force,
+        command=command,
+    )
     plan(job)
     total = sum(len(f) for _, f in job.wanted)
     todo = sum(len(c) for c in job.picture_chunks)
@@ -391,8 +475,13 @@ def build_atlas(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequen
         bar = tqdm(total=todo, desc="atlas", unit="filter")
     status = "failed"
     try:
-        run_chunks(job, interleave(job.picture_chunks, job.example_chunks), progress=bar,
-                   after=lambda chunk: publish(job, [chunk.layer]), writers=default_writers(job.run["device"]))
+        run_chunks(
+            job,
+            interleave(job.picture_chunks, job.example_chunks),
+            progress=bar,
+            after=lambda chunk: publish(job, [chunk.layer]),
+            writers=default_writers(job.run["device"]),
+        )
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -402,5 +491,12 @@ def build_atlas(model: nn.Module, out: str | os.PathLike[str], *, layers: Sequen
             bar.close()
         job.run["status"], job.run["finished"] = status, _now()
         index = publish(job)
-    return AtlasReport(job.out, index, job.run["rendered"], total - todo, job.run["examples_written"],
-                       time.perf_counter() - started, job.photo_set.passes if job.photo_set else 0)
+    return AtlasReport(
+        job.out,
+        index,
+        job.run["rendered"],
+        total - todo,
+        job.run["examples_written"],
+        time.perf_counter() - started,
+        job.photo_set.passes if job.photo_set else 0,
+    )

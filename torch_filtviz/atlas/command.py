@@ -33,8 +33,20 @@ def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
 
     layers = parse_names(args.layers) if args.layers else None
     model = load_model(args)
-    report = build_atlas(model, out, layers=layers, per_layer=per_layer, method=args.method, params=params, photos=photos,
-                         examples=args.examples, photo_size=args.photo_size, chunk_size=args.chunk_size,
-                         force=args.force, command=command_line(getattr(args, "argv", None)), progress=progress)
+    report = build_atlas(
+        model,
+        out,
+        layers=layers,
+        per_layer=per_layer,
+        method=args.method,
+        params=params,
+        photos=photos,
+        examples=args.examples,
+        photo_size=args.photo_size,
+        chunk_size=args.chunk_size,
+        force=args.force,
+        command=command_line(getattr(args, "argv", None)),
+        progress=progress,
+    )
     print_report(report)
     return 0

@@ -30,8 +30,9 @@ def _flops(module: nn.Module, output: torch.Tensor) -> int:
     return 2 * cast(nn.Linear, module).in_features * int(output.numel())
 
 
-def layer_costs(model: nn.Module, layers: Sequence[str], height: int, width: int | None = None,
-                objective: str | None = None) -> dict[str, int]:
+def layer_costs(
+    model: nn.Module, layers: Sequence[str], height: int, width: int | None = None, objective: str | None = None
+) -> dict[str, int]:
     """``{layer: forward FLOPs of one image up to that layer}`` for a ``height`` x ``width`` input,
     from one gradient-free probe pass (at least 1 each; a target seen only through an activation
     function, not a module, gets the whole pass's count, an upper bound)."""

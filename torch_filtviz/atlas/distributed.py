@@ -53,8 +53,10 @@ from torch_filtviz.atlas.team import (
 
 PUBLISH_EVERY = 10.0  # s: rank 0 refreshes the site this often while the ranks work
 PROG = "filtviz"
-STOPPED = ("stopped by SIGTERM (torchrun stops every rank once one has exited: its report names it); every finished "
-           "chunk is kept: run the same command again to render the rest")
+STOPPED = (
+    "stopped by SIGTERM (torchrun stops every rank once one has exited: its report names it); every finished "
+    "chunk is kept: run the same command again to render the rest"
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "Launch", "launched", "run_site", "secondary_rank"]
 
@@ -62,6 +64,7 @@ __all__ = ["DEFAULT_TIMEOUT", "Launch", "launched", "run_site", "secondary_rank"
 def _site_inputs(args: argparse.Namespace, ascent_kwargs: Callable, device) -> tuple[dict, Any, list | None, bool]:
     """(params, OUT, photos, progress wanted) from the options, as ``filtviz atlas --html`` reads them."""
     from filtviz_core.photos import folder_photos
+
     params, progress = site_params(args, ascent_kwargs)
     params["device"] = str(device)
     out = check_site_folder(args.html)
@@ -77,8 +80,9 @@ def _shares(job, costs: Mapping[str, float], ranks: int) -> list[list[Chunk]]:
     are done already go to the ranks with the fewest chunks."""
     pictures = job.picture_chunks
     split = assign_chunks([costs[c.layer] * job.chunk_size for c in pictures], ranks)
-    owner = {(pictures[i].layer, pictures[i].filters[0] // job.chunk_size): r for r, share in enumerate(split)
-             for i in share}
+    owner = {
+        (pictures[i].layer, pictures[i].filters[0] // job.chunk_size): r for r, share in enumerate(split) for i in share
+    }
     shares: list[list[Chunk]] = [[pictures[i] for i in share] for share in split]
     extra: list[Chunk] = []
     for chunk in job.example_chunks:
@@ -91,8 +95,10 @@ def _shares(job, costs: Mapping[str, float], ranks: int) -> list[list[Chunk]]:
         min(shares, key=len).append(chunk)
     from torch_filtviz.atlas.build import interleave
 
-    return [interleave([c for c in share if c.kind != EXAMPLES], [c for c in share if c.kind == EXAMPLES])
-            for share in shares]
+    return [
+        interleave([c for c in share if c.kind != EXAMPLES], [c for c in share if c.kind == EXAMPLES])
+        for share in shares
+    ]
 
 
 def run_site(args: argparse.Namespace, load_model: Callable, ascent_kwargs: Callable, launch: Launch) -> int:
@@ -146,13 +152,26 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
 
         layers = parse_names(args.layers) if args.layers else None
         model = load_model(args)
-        job = prepare(model, out, layers=layers, per_layer=per_layer, method=args.method, params=params, photos=photos,
-                      examples=args.examples, photo_size=args.photo_size, chunk_size=args.chunk_size,
-                      force=args.force, command=_command(getattr(args, "argv", None)), ranks=team.size)
+        job = prepare(
+            model,
+            out,
+            layers=layers,
+            per_layer=per_layer,
+            method=args.method,
+            params=params,
+            photos=photos,
+            examples=args.examples,
+            photo_size=args.photo_size,
+            chunk_size=args.chunk_size,
+            force=args.force,
+            command=_command(getattr(args, "argv", None)),
+            ranks=team.size,
+        )
         job.worker.rank = 0
         plan(job)
-        costs = image_costs(model, [name for name, _ in job.wanted], int(params.get("size", 128)),
-                            params.get("objective"))
+        costs = image_costs(
+            model, [name for name, _ in job.wanted], int(params.get("size", 128)), params.get("objective")
+        )
         shares = _shares(job, costs, team.size)
         if job.example_chunks:
             load_photo_set(job)
@@ -160,10 +179,22 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
         publish(job)  # the site shows what is done, and the run record proves the folder is shared
     except Exception as exc:  # noqa: BLE001 - every rank learns of it in the collective, then it is raised
         error = exc
-    me = {"rank": 0, "host": team.host, "device": str(team.device), "error": error_status(error),
-          "job": None if error or job is None else {"run": job.run, "wanted": job.wanted, "chunk_size": job.chunk_size,
-                                     "method": job.method.name, "examples": job.examples_settings(),
-                                     "shares": shares}}
+    me = {
+        "rank": 0,
+        "host": team.host,
+        "device": str(team.device),
+        "error": error_status(error),
+        "job": None
+        if error or job is None
+        else {
+            "run": job.run,
+            "wanted": job.wanted,
+            "chunk_size": job.chunk_size,
+            "method": job.method.name,
+            "examples": job.examples_settings(),
+            "shares": shares,
+        },
+    }
     team.members = statuses = team.gather(me)
     if error is not None:
         raise error
@@ -219,9 +250,16 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
             team.stop_watching()
             if bar is not None:
                 bar.close()
-            ranks = [{"rank": 0, "host": team.host, "device": str(team.device), "rendered": job.run["rendered"],
-                      "examples": job.run["examples_written"],
-                      "seconds": round(mine, 2) if status == "done" else None}]
+            ranks = [
+                {
+                    "rank": 0,
+                    "host": team.host,
+                    "device": str(team.device),
+                    "rendered": job.run["rendered"],
+                    "examples": job.run["examples_written"],
+                    "seconds": round(mine, 2) if status == "done" else None,
+                }
+            ]
             for r in sorted(team.finished):
                 ranks.append({"rank": r, **team.finished[r]})
                 job.run["rendered"] += int(team.finished[r].get("rendered", 0))
@@ -231,8 +269,16 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
             index = publish(job)  # the site of everything every rank finished
         finally:
             team.abort()  # after an error: the others stop after their chunk in flight
-    report = AtlasReport(job.out, index, job.run["rendered"], total - todo, job.run["examples_written"],
-                         time.perf_counter() - started, job.photo_set.passes if job.photo_set else 0, ranks)
+    report = AtlasReport(
+        job.out,
+        index,
+        job.run["rendered"],
+        total - todo,
+        job.run["examples_written"],
+        time.perf_counter() - started,
+        job.photo_set.passes if job.photo_set else 0,
+        ranks,
+    )
     print_report(report)
     return 0
 
@@ -256,17 +302,35 @@ def _follow(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> 
         import torch
 
         device_name = torch.cuda.get_device_name(team.device)
-    team.members = statuses = team.gather({"rank": team.rank, "host": team.host, "device": str(team.device),
-                                           "device_name": device_name, "error": error_status(error), "job": None})
+    team.members = statuses = team.gather(
+        {
+            "rank": team.rank,
+            "host": team.host,
+            "device": str(team.device),
+            "device_name": device_name,
+            "error": error_status(error),
+            "job": None,
+        }
+    )
     failed = next((s for s in statuses if s["error"]), None)
     if failed is not None:
         return EXIT_USAGE if failed["error"]["usage"] else EXIT_RUNTIME
     assert model is not None  # loaded whenever there was no error
     plan = statuses[0]["job"]
     run = plan["run"]
-    job = AtlasPlan(AtlasFolder(out), model, get_method(plan["method"]), params, plan["wanted"], plan["chunk_size"],
-                    dict(run), Worker(rank=team.rank, host=team.host, run=run["id"]), photos=[],
-                    examples=args.examples, photo_size=args.photo_size)
+    job = AtlasPlan(
+        AtlasFolder(out),
+        model,
+        get_method(plan["method"]),
+        params,
+        plan["wanted"],
+        plan["chunk_size"],
+        dict(run),
+        Worker(rank=team.rank, host=team.host, run=run["id"]),
+        photos=[],
+        examples=args.examples,
+        photo_size=args.photo_size,
+    )
     share = plan["shares"][team.rank]
     team.start(run["id"])
     started = time.perf_counter()
@@ -286,13 +350,22 @@ def _follow(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> 
 
             job.photos = list(photos) if photos is not None else default_photos()
             if job.examples_settings() != plan["examples"]:
-                raise FiltvizRuntimeError(f"the photos here differ from rank 0's ({len(job.photos)} vs "
-                                          f"{len(plan['examples']['photos'])}, or other files): every machine "
-                                          "needs the same --photos")
+                raise FiltvizRuntimeError(
+                    f"the photos here differ from rank 0's ({len(job.photos)} vs "
+                    f"{len(plan['examples']['photos'])}, or other files): every machine "
+                    "needs the same --photos"
+                )
         run_chunks(job, share, after=after, writers=default_writers(str(team.device), team.local_size))
-        team.finish({"host": team.host, "device": str(team.device), "device_name": device_name,
-                     "rendered": job.run["rendered"], "examples": job.run["examples_written"],
-                     "seconds": round(time.perf_counter() - started, 2)})
+        team.finish(
+            {
+                "host": team.host,
+                "device": str(team.device),
+                "device_name": device_name,
+                "rendered": job.run["rendered"],
+                "examples": job.run["examples_written"],
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
         return 0
     except (KeyboardInterrupt, Stopped):
         return EXIT_INTERRUPTED
@@ -321,6 +394,8 @@ def _check_shared(job, run_id: str, wait: float = 10.0) -> None:
     deadline = time.monotonic() + wait
     while not record.is_file():
         if time.monotonic() > deadline:
-            raise FiltvizRuntimeError(f"{job.out} here does not hold the run record rank 0 wrote ({record.name}): "
-                                      "every machine must see the same --html folder (a shared file system)")
+            raise FiltvizRuntimeError(
+                f"{job.out} here does not hold the run record rank 0 wrote ({record.name}): "
+                "every machine must see the same --html folder (a shared file system)"
+            )
         time.sleep(0.2)

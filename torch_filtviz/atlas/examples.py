@@ -63,8 +63,13 @@ def photo_key(photo: Photo) -> str:
     return digest.hexdigest()[:16]
 
 
-def photo_peaks(model: nn.Module, layers: Sequence[str], photos: Sequence[Photo], pixels: Sequence[np.ndarray],
-                objective: str | None = "pre_relu") -> PhotoSet:
+def photo_peaks(
+    model: nn.Module,
+    layers: Sequence[str],
+    photos: Sequence[Photo],
+    pixels: Sequence[np.ndarray],
+    objective: str | None = "pre_relu",
+) -> PhotoSet:
     """Run each photo once through ``model``, capturing all ``layers``; keep each channel's peak."""
     targets = [resolve_target(model, layer, objective) for layer in layers]
     param = next(model.parameters(), None)
@@ -91,6 +96,8 @@ def photo_peaks(model: nn.Module, layers: Sequence[str], photos: Sequence[Photo]
                 values[layer].append(best.cpu().numpy().astype(np.float32))
                 rows[layer].append((where // map_width).cpu().numpy().astype(np.int32))
                 cols[layer].append((where % map_width).cpu().numpy().astype(np.int32))
-    peaks = {layer: LayerPeaks(np.stack(values[layer]), np.stack(rows[layer]), np.stack(cols[layer]), geometry[layer])
-             for layer in layers}
+    peaks = {
+        layer: LayerPeaks(np.stack(values[layer]), np.stack(rows[layer]), np.stack(cols[layer]), geometry[layer])
+        for layer in layers
+    }
     return PhotoSet(list(photos), [np.asarray(p) for p in pixels], peaks, passes)

@@ -32,6 +32,7 @@ class Method:
 
 def _ascent(name: str) -> Callable[[nn.Module, str, Sequence[int], Mapping[str, Any]], Any]:
     """A render function running :func:`~torch_filtviz.ascent.visualize_filters` with one method."""
+
     def render(model: nn.Module, layer: str, filters: Sequence[int], params: Mapping[str, Any]):
         from torch_filtviz.ascent import visualize_filters
 
@@ -41,8 +42,9 @@ def _ascent(name: str) -> Callable[[nn.Module, str, Sequence[int], Mapping[str, 
 
 
 # One atlas method per entry of the method registry (filtviz_core.methods.REGISTRY): registered once.
-METHODS: dict[str, Method] = {name: Method(name, entry.settings, _ascent(name))
-                              for name, entry in core_methods.REGISTRY.items()}
+METHODS: dict[str, Method] = {
+    name: Method(name, entry.settings, _ascent(name)) for name, entry in core_methods.REGISTRY.items()
+}
 PIXEL, FOURIER = METHODS["pixel"], METHODS["fourier"]
 
 
@@ -52,11 +54,13 @@ def ascent_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
     params = {k: v for k, v in params.items() if k != "method"}
     if method in core_methods.REGISTRY:
         options = params.get("method_options")
-        params["steps"], params["lr"], chosen = core_methods.resolve(method, params.get("steps"), params.get("lr"),
-                                                                     options)
+        params["steps"], params["lr"], chosen = core_methods.resolve(
+            method, params.get("steps"), params.get("lr"), options
+        )
         if chosen is not None:
-            core_methods.check_pixel_only(chosen, init_given=params.get("init") is not None,
-                                          clip=bool(params.get("clip")))
+            core_methods.check_pixel_only(
+                chosen, init_given=params.get("init") is not None, clip=bool(params.get("clip"))
+            )
             params.pop("clip", None)
             if options:
                 params["method_options"] = chosen.as_params()

@@ -28,23 +28,49 @@ def parse_per_layer(text: str | int | None) -> int | None:
 def add_site_options(parser: argparse.ArgumentParser) -> None:
     """The options of the website form of ``filtviz atlas``."""
     g = parser.add_argument_group("website (--html)")
-    g.add_argument("--html", metavar="OUT", default=None,
-                   help="write the atlas as an offline website into OUT (index.html, one page per layer, a view "
-                        "per filter at LAYER.html#N, atlas.json); a rerun skips what is done")
-    g.add_argument("--photos", metavar="DIR", default=None,
-                   help="folder of photos for the dataset examples (default: the offline sample photos of "
-                        "scikit-image, scikit-learn and matplotlib)")
-    g.add_argument("--examples", type=int, default=6, help="dataset examples per filter (0: none); default: %(default)s")
-    g.add_argument("--photo-size", type=int, default=224,
-                   help="photos are resized to this short side (aspect ratio kept, nothing cropped); default: %(default)s")
-    g.add_argument("--chunk-size", type=int, default=None,
-                   help="filters rendered and recorded together, the most an interruption loses "
-                        "(default: 4 on CPU, 128 on a GPU); each chunk is one batch of exactly this many images")
-    g.add_argument("--force", action="store_true",
-                   help="redo the requested filters even if done (and replace an atlas of other weights in OUT)")
-    g.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
-                   help="under torchrun: the longest wait for another rank (joining, the plan, a rank that stops "
-                        "answering) before the job ends with an error; default: %(default)g")
+    g.add_argument(
+        "--html",
+        metavar="OUT",
+        default=None,
+        help="write the atlas as an offline website into OUT (index.html, one page per layer, a view "
+        "per filter at LAYER.html#N, atlas.json); a rerun skips what is done",
+    )
+    g.add_argument(
+        "--photos",
+        metavar="DIR",
+        default=None,
+        help="folder of photos for the dataset examples (default: the offline sample photos of "
+        "scikit-image, scikit-learn and matplotlib)",
+    )
+    g.add_argument(
+        "--examples", type=int, default=6, help="dataset examples per filter (0: none); default: %(default)s"
+    )
+    g.add_argument(
+        "--photo-size",
+        type=int,
+        default=224,
+        help="photos are resized to this short side (aspect ratio kept, nothing cropped); default: %(default)s",
+    )
+    g.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="filters rendered and recorded together, the most an interruption loses "
+        "(default: 4 on CPU, 128 on a GPU); each chunk is one batch of exactly this many images",
+    )
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="redo the requested filters even if done (and replace an atlas of other weights in OUT)",
+    )
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="under torchrun: the longest wait for another rank (joining, the plan, a rank that stops "
+        "answering) before the job ends with an error; default: %(default)g",
+    )
 
 
 def check_site_folder(out: str) -> Path:
@@ -60,8 +86,10 @@ def site_params(args: argparse.Namespace, ascent_kwargs) -> tuple[dict, bool]:
     """(the method's parameters, whether a progress bar is wanted) from the options. A chunk is
     one batch of --chunk-size images, so --batch-size does not apply to the website."""
     if getattr(args, "batch_size", None) is not None:
-        raise FiltvizError("--batch-size does not apply to --html: each chunk runs as one batch of --chunk-size "
-                           "filters (a fixed shape, so pictures do not depend on their neighbours); set --chunk-size")
+        raise FiltvizError(
+            "--batch-size does not apply to --html: each chunk runs as one batch of --chunk-size "
+            "filters (a fixed shape, so pictures do not depend on their neighbours); set --chunk-size"
+        )
     from torch_filtviz.atlas.methods import ascent_params
 
     params = ascent_params(args.method, ascent_kwargs(args))
@@ -72,15 +100,22 @@ def site_params(args: argparse.Namespace, ascent_kwargs) -> tuple[dict, bool]:
 
 def print_report(report) -> None:
     """The closing lines of ``filtviz atlas --html`` (an :class:`~torch_filtviz.atlas.build.AtlasReport`)."""
-    examples = (f"; dataset examples for {report.examples} ({report.passes} forward passes, one per photo)"
-                if report.examples else "")
+    examples = (
+        f"; dataset examples for {report.examples} ({report.passes} forward passes, one per photo)"
+        if report.examples
+        else ""
+    )
     ranks = f" on {len(report.ranks)} ranks" if len(report.ranks) > 1 else ""
-    print(f"atlas: {report.rendered} filter{'s' * (report.rendered != 1)} rendered, {report.skipped} already done"
-          f"{examples}, in {report.seconds:.1f} s{ranks}")
+    print(
+        f"atlas: {report.rendered} filter{'s' * (report.rendered != 1)} rendered, {report.skipped} already done"
+        f"{examples}, in {report.seconds:.1f} s{ranks}"
+    )
     for rank in report.ranks if len(report.ranks) > 1 else []:
         took = f" in {rank['seconds']:.1f} s" if rank.get("seconds") is not None else ""
-        print(f"  rank {rank.get('rank'):<7} {rank.get('rendered', 0)} filters on {rank.get('device')} at "
-              f"{rank.get('host')}{took}")
+        print(
+            f"  rank {rank.get('rank'):<7} {rank.get('rendered', 0)} filters on {rank.get('device')} at "
+            f"{rank.get('host')}{took}"
+        )
     print(f"  site         {report.index}")
     print(f"  manifest     {report.out / 'atlas.json'}")
     print(f"  serve it     python -m http.server -d {report.out}")

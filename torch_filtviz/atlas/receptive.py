@@ -62,8 +62,9 @@ def _params(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[
     return kernel, stride, pad, dilation
 
 
-def receptive_field(model: nn.Module, layer: str, height: int, width: int | None = None,
-                    objective: str | None = None) -> tuple[Geometry, tuple[int, int]]:
+def receptive_field(
+    model: nn.Module, layer: str, height: int, width: int | None = None, objective: str | None = None
+) -> tuple[Geometry, tuple[int, int]]:
     """(geometry of ``layer``, its map size (h, w)) for a ``height`` x ``width`` input, from one probe
     pass; FiltvizError when the input is too small for the layer."""
     geometry, map_size, _ = probe_layers(model, [layer], height, width, objective)[layer]
@@ -76,10 +77,13 @@ def grey_pass(model: nn.Module, targets, height: int, width: int, handles: list,
     the caller's own hooks, so it runs after theirs on the same module). Every hook is removed after."""
     handles = list(handles)
     for target in targets:
+
         def hook(*_, _name=target.name):
             mark(_name)
-        register = (target.module.register_forward_pre_hook if target.where == "input"
-                    else target.module.register_forward_hook)
+
+        register = (
+            target.module.register_forward_pre_hook if target.where == "input" else target.module.register_forward_hook
+        )
         handles.append(register(hook))
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -91,8 +95,9 @@ def grey_pass(model: nn.Module, targets, height: int, width: int, handles: list,
             handle.remove()
 
 
-def probe_layers(model: nn.Module, layers: list[str], height: int, width: int | None = None,
-                 objective: str | None = None) -> dict[str, tuple[Geometry, tuple[int, int], int]]:
+def probe_layers(
+    model: nn.Module, layers: list[str], height: int, width: int | None = None, objective: str | None = None
+) -> dict[str, tuple[Geometry, tuple[int, int], int]]:
     """``{layer: (geometry, map size (h, w), channels)}`` for every layer, from ONE gradient-free
     probe pass of a grey ``height`` x ``width`` image; FiltvizError when it is too small for one."""
     width = height if width is None else width
@@ -116,7 +121,9 @@ def probe_layers(model: nn.Module, layers: list[str], height: int, width: int | 
         act = channels_first(target, acts[layer])  # (N, C, h, w), whatever the layer's own layout
         if act.ndim != 4 or min(act.shape[-2:]) < 1:
             if act.ndim == 4:
-                raise FiltvizError(f"size {_size_text(height, width)} is too small for {layer}: its feature map is empty")
+                raise FiltvizError(
+                    f"size {_size_text(height, width)} is too small for {layer}: its feature map is empty"
+                )
             act = act.reshape(act.shape[0], -1, 1, 1)
         map_size = (int(act.shape[-2]), int(act.shape[-1]))
         calls = []

@@ -60,8 +60,9 @@ def render_chunk(chunk: Chunk, method: Method, model, params: Mapping[str, Any],
         return method.render(model, chunk.layer, pad_filters(filters, size), {**params, "batch_size": size})
 
 
-def write_pictures(out: Path, chunk: Chunk, method: Method, result, params: Mapping[str, Any],
-                   worker: Worker) -> dict[int, dict]:
+def write_pictures(
+    out: Path, chunk: Chunk, method: Method, result, params: Mapping[str, Any], worker: Worker
+) -> dict[int, dict]:
     """Write the files of a rendered chunk (its own filters; the padding is dropped); return each
     filter's entry. A filter's ``seconds`` is its share of the chunk's time, padding included."""
     filters = [int(f) for f in chunk.filters]
@@ -70,13 +71,31 @@ def write_pictures(out: Path, chunk: Chunk, method: Method, result, params: Mapp
     display = methods.display(method.name)  # the method's own rule, as for its final picture
     shown = {step: display(np.asarray(raw)[:n]) for step, raw in result.snapshots.items()}
     share = float(result.seconds) / max(1, n)
-    who = {"chunk": chunk.key, "rank": worker.rank, "host": worker.host, "device": str(result.device),
-           "run": worker.run}
-    return {f: picture_entry(out, layer=chunk.layer, method=method.name, index=f, image=result.images[i],
-                             snapshots={s: images[i] for s, images in shown.items()}, steps=steps,
-                             losses=result.losses[i], dead=bool(result.dead[i]), seconds=share,
-                             params=result.params, settings=method.settings(params), worker=who)
-            for i, f in enumerate(filters)}
+    who = {
+        "chunk": chunk.key,
+        "rank": worker.rank,
+        "host": worker.host,
+        "device": str(result.device),
+        "run": worker.run,
+    }
+    return {
+        f: picture_entry(
+            out,
+            layer=chunk.layer,
+            method=method.name,
+            index=f,
+            image=result.images[i],
+            snapshots={s: images[i] for s, images in shown.items()},
+            steps=steps,
+            losses=result.losses[i],
+            dead=bool(result.dead[i]),
+            seconds=share,
+            params=result.params,
+            settings=method.settings(params),
+            worker=who,
+        )
+        for i, f in enumerate(filters)
+    }
 
 
 def write_examples(out: Path, chunk: Chunk, photos: PhotoSet, top: int, settings: Mapping[str, Any]) -> dict[int, dict]:
@@ -87,7 +106,14 @@ def write_examples(out: Path, chunk: Chunk, photos: PhotoSet, top: int, settings
         crops = []
         for p, value, (top_, left, bottom, right) in photos.top(chunk.layer, int(f), top):
             position = (int(peaks.rows[p, int(f)]), int(peaks.cols[p, int(f)]))
-            crops.append((photos.photos[p].name, value, (top_, left, bottom, right), position,
-                          photos.pixels[p][top_:bottom, left:right]))
+            crops.append(
+                (
+                    photos.photos[p].name,
+                    value,
+                    (top_, left, bottom, right),
+                    position,
+                    photos.pixels[p][top_:bottom, left:right],
+                )
+            )
         entries[int(f)] = examples_entry(out, layer=chunk.layer, index=int(f), crops=crops, settings=settings)
     return entries

@@ -52,11 +52,15 @@ class Launch:
         try:
             rank, world, local = int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", "0"))
         except ValueError:
-            raise FiltvizError(f"RANK={env.get('RANK')!r}, WORLD_SIZE={env.get('WORLD_SIZE')!r}, LOCAL_RANK="
-                               f"{env.get('LOCAL_RANK')!r}: torchrun sets whole numbers") from None
+            raise FiltvizError(
+                f"RANK={env.get('RANK')!r}, WORLD_SIZE={env.get('WORLD_SIZE')!r}, LOCAL_RANK="
+                f"{env.get('LOCAL_RANK')!r}: torchrun sets whole numbers"
+            ) from None
         if world < 1 or not 0 <= rank < world or local < 0:
-            raise FiltvizError(f"RANK={rank} and WORLD_SIZE={world}: a rank runs from 0 to WORLD_SIZE - 1 "
-                               "(start the command with torchrun, or unset RANK and WORLD_SIZE)")
+            raise FiltvizError(
+                f"RANK={rank} and WORLD_SIZE={world}: a rank runs from 0 to WORLD_SIZE - 1 "
+                "(start the command with torchrun, or unset RANK and WORLD_SIZE)"
+            )
         return cls(rank, world, local, f"{env.get('MASTER_ADDR', '?')}:{env.get('MASTER_PORT', '?')}")
 
 
@@ -87,12 +91,16 @@ def rank_device(requested: str | None, local_rank: int):
             raise FiltvizRuntimeError(f"device {text!r} asked for, but no CUDA GPU is available here; use --device cpu")
         count = torch.cuda.device_count()
         if text.startswith("cuda:") and resolve_device(text).index != local_rank:
-            raise FiltvizError(f"--device {text}: under torchrun each rank uses cuda:LOCAL_RANK (this one "
-                               f"cuda:{local_rank}); give --device cuda or auto")
+            raise FiltvizError(
+                f"--device {text}: under torchrun each rank uses cuda:LOCAL_RANK (this one "
+                f"cuda:{local_rank}); give --device cuda or auto"
+            )
         if local_rank >= count:
-            raise FiltvizRuntimeError(f"LOCAL_RANK {local_rank}, but this machine has {count} CUDA device"
-                                      f"{'s' * (count != 1)}: start at most {count} per machine "
-                                      f"(torchrun --nproc_per_node={count})")
+            raise FiltvizRuntimeError(
+                f"LOCAL_RANK {local_rank}, but this machine has {count} CUDA device"
+                f"{'s' * (count != 1)}: start at most {count} per machine "
+                f"(torchrun --nproc_per_node={count})"
+            )
         return torch.device("cuda", local_rank)
     return resolve_device(text)
 
@@ -193,12 +201,14 @@ class Team:
             torch.cuda.set_device(self.device)
         try:
             with _native_stderr_held():
-                dist.init_process_group(backend, rank=self.rank, world_size=self.size,
-                                        timeout=_dt.timedelta(seconds=self.timeout))
+                dist.init_process_group(
+                    backend, rank=self.rank, world_size=self.size, timeout=_dt.timedelta(seconds=self.timeout)
+                )
         except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError, DistNetworkError, no MASTER_ADDR
             raise FiltvizRuntimeError(
                 f"torch.distributed did not start ({backend}, rank {self.rank} of {self.size}, rendezvous "
-                f"{self.launch.master}, --dist-timeout {self.timeout:g} s): {first_line(exc)}") from None
+                f"{self.launch.master}, --dist-timeout {self.timeout:g} s): {first_line(exc)}"
+            ) from None
 
     def gather(self, mine: dict) -> list[dict]:
         """Every rank's ``mine``, in rank order (the one collective of the job)."""
@@ -208,8 +218,9 @@ class Team:
         try:
             dist.all_gather_object(found, mine)
         except (RuntimeError, ValueError) as exc:
-            raise FiltvizRuntimeError(f"rank {self.rank}: the ranks did not meet within --dist-timeout "
-                                      f"{self.timeout:g} s: {first_line(exc)}") from None
+            raise FiltvizRuntimeError(
+                f"rank {self.rank}: the ranks did not meet within --dist-timeout {self.timeout:g} s: {first_line(exc)}"
+            ) from None
         return found
 
     def close(self) -> None:
@@ -226,8 +237,9 @@ class Team:
         import torch.distributed as dist
 
         host, port = os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500"))
-        return dist.TCPStore(host, port, is_master=False, timeout=_dt.timedelta(seconds=self.timeout),
-                             wait_for_workers=False)
+        return dist.TCPStore(
+            host, port, is_master=False, timeout=_dt.timedelta(seconds=self.timeout), wait_for_workers=False
+        )
 
     def key(self, name: str) -> str:
         return f"{self._prefix}{name}"
@@ -280,8 +292,10 @@ class Team:
         """(ranks > 0) Record this rank's error for rank 0 and wait until rank 0 has ended the job;
         False if that did not happen (then this rank prints its own line)."""
         try:
-            self._store.set(self.key(f"error/{self.rank}"),
-                            json.dumps({"host": self.host, "message": error_message(exc), "usage": is_usage(exc)}))
+            self._store.set(
+                self.key(f"error/{self.rank}"),
+                json.dumps({"host": self.host, "message": error_message(exc), "usage": is_usage(exc)}),
+            )
             self._store.wait([self.key("abort")], _dt.timedelta(seconds=self.timeout))
         except Exception:  # noqa: BLE001 - no store, no rank 0: say it here
             return False
@@ -306,15 +320,22 @@ class Team:
                         continue
                     if store.check([self.key(f"error/{r}")]):
                         found = json.loads(store.get(self.key(f"error/{r}")))
-                        return self._fail(Failure(r, found.get("host", "?"), found.get("message", "?"),
-                                                  bool(found.get("usage"))))
+                        return self._fail(
+                            Failure(r, found.get("host", "?"), found.get("message", "?"), bool(found.get("usage")))
+                        )
                     count, since = beats[r]
                     now_count = int(store.add(self.key(f"beat/{r}"), 0))
                     if now_count != count:
                         beats[r] = (now_count, time.monotonic())
                     elif time.monotonic() - since > self.timeout:
-                        return self._fail(Failure(r, self.host_of(r), f"no heartbeat for {self.timeout:g} s "
-                                                  "(--dist-timeout): the process hangs or its machine is gone"))
+                        return self._fail(
+                            Failure(
+                                r,
+                                self.host_of(r),
+                                f"no heartbeat for {self.timeout:g} s "
+                                "(--dist-timeout): the process hangs or its machine is gone",
+                            )
+                        )
                 self._stop.wait(POLL)
         except Exception as exc:  # noqa: BLE001 - the store itself is gone
             self._fail(Failure(0, self.host, f"lost torchrun's store at {self.launch.master}: {first_line(exc)}"))
