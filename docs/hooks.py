@@ -161,8 +161,8 @@ def block_batching_table() -> str:
     rows = load("batching")["rows"]
     out = [
         (
-            "| compared with the same 4 filters in one batch of 4 | bitwise | image (0–255), max | display picture, max "
-            "| losses (relative), max |"
+            "| compared with the same 4 filters in one batch of 4 | bitwise | image (0–255), max "
+            "| display picture, max | losses (relative), max |"
         ),
         "|---|---|---|---|---|",
     ]
@@ -184,7 +184,10 @@ def block_atlas_layers() -> str:
     est = {row["layer"]: row for row in data["flop_estimate"]["layers"]}
     ratio = data["flop_estimate"]["measured_over_estimate"]
     out = [
-        "| layer | filters | seconds per filter | layer, extrapolated | KB per filter | PFLOP | measured / FLOP estimate |",
+        (
+            "| layer | filters | seconds per filter | layer, extrapolated | KB per filter | PFLOP "
+            "| measured / FLOP estimate |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in data["render"]["layers"]:
@@ -291,8 +294,9 @@ def api(package: str) -> str:
     out = []
     for name, target in names.items():
         out.append(
-            f"### `{package.strip()}.{name}` {{#{package.strip()}.{name}}}\n\n::: {target}\n    options:\n      show_root_heading: true\n"
-            f"      show_root_toc_entry: false\n      show_root_full_path: false\n      heading_level: 4\n"
+            f"### `{package.strip()}.{name}` {{#{package.strip()}.{name}}}\n\n::: {target}\n    options:\n"
+            "      show_root_heading: true\n      show_root_toc_entry: false\n"
+            "      show_root_full_path: false\n      heading_level: 4\n"
         )
     return "\n".join(out)
 
