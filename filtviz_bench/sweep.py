@@ -96,7 +96,8 @@ def run_sweep(
         seconds = run["seconds"]
         s = rows[name]["summary"]
         print(
-            f"{name}: median z {quality_report._num(s['median_z'])}, kept {quality_report._num(s['median_kept'], '.2f')}, "
+            f"{name}: median z {quality_report._num(s['median_z'])}, "
+            f"kept {quality_report._num(s['median_kept'], '.2f')}, "
             f"alpha {quality_report._num(s['median_alpha'], '.2f')}, flat {s['flat']}, {seconds:.0f} s",
             flush=True,
         )
