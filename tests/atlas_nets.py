@@ -4,8 +4,8 @@ that a test's processes start in seconds (no torchvision import, no VGG16 initia
 ``small``: three seeded convs (16, 32, 64 filters), heavy enough at 64 px for a chunk to take a
 noticeable moment; with ``FILTVIZ_TEST_PACE_RANK_1=SECONDS`` in the environment, rank 1 also sleeps that long
 before each gradient step, so a test that kills it mid-run never finds its work already done (the
-pictures are unchanged: sleeping changes no number). ``fails_on_rank_1``: a net whose ascent fails on torchrun's rank 1 only (as a
-broken GPU or driver would), while rank 0's checks and renders go through.
+pictures are unchanged: sleeping changes no number). ``fails_on_rank_1``: a net whose ascent fails on torchrun's
+rank 1 only (as a broken GPU or driver would), while rank 0's checks and renders go through.
 """
 
 import os
