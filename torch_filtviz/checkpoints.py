@@ -52,7 +52,8 @@ def torchvision_weights(name: str, weights_name: str) -> dict[str, torch.Tensor]
 
 
 def load_state_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict]:
-    """A state dict from ``.pth``/``.pt`` (``torch.load(weights_only=True)``) or ``.safetensors``, plus run.json's entry.
+    """A state dict from ``.pth``/``.pt`` (``torch.load(weights_only=True)``) or ``.safetensors``, plus run.json's
+    entry.
 
     A checkpoint that nests its weights under ``"state_dict"`` or ``"model"``, or prefixes them with
     ``module.`` (DataParallel), is unwrapped.
