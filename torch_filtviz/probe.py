@@ -90,7 +90,8 @@ def size_like(exc: BaseException) -> bool:
 
 
 def smallest_sizes(model: nn.Module, paths: Iterable[str], largest: int = LARGE_SIZES[-1]) -> dict[str, int | None]:
-    """Smallest square input (px) for which each module path gives a non-empty output (None: not even at ``largest``)."""
+    """Smallest square input (px) for which each module path gives a non-empty output (None: not even at
+    ``largest``)."""
     wanted = set(paths)
     cache: dict[int, set[str]] = {}
 
