@@ -49,9 +49,10 @@ def torchvision_names() -> list[str]:
 
 def _unknown_model(name: str) -> FiltvizError:
     names = torchvision_names()
+    examples = ("resnet50", "googlenet", "mobilenet_v3_large", "convnext_tiny", "efficientnet_b0")
     return FiltvizError(
         f"unknown model {name!r}; valid: vgg16, a torchvision classification network "
-        f"({', '.join(n for n in names if n in ('resnet50', 'googlenet', 'mobilenet_v3_large', 'convnext_tiny', 'efficientnet_b0'))}, "
+        f"({', '.join(n for n in names if n in examples)}, "
         f"... {len(names)} in all; see torchvision.models.list_models()), or package.module:function"
     )
 
