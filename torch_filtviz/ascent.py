@@ -210,14 +210,9 @@ def visualize_filters(
         def objective_for(rows: slice):
             return core_objectives.per_filter(layer, per_element[rows], unit, group, weight)
 
-        pbar = jobs.progress_bar(progress, steps * len(keys), f"{layer}")
-        try:
-            raw, losses, snap, dead, used, alpha = jobs.run_elements(
-                job, keys, objective_for, unit=group, batch_size=batch_size, pbar=pbar
-            )
-        finally:
-            if pbar is not None:
-                pbar.close()
+        raw, losses, snap, dead, used, alpha = jobs.run_elements(
+            job, keys, objective_for, unit=group, batch_size=batch_size, progress=layer if progress else None
+        )
 
     if options is None:  # the pixel method's params, exactly as before methods existed
         params = {

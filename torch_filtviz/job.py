@@ -212,12 +212,29 @@ def run_elements(
     *,
     unit: int = 1,
     batch_size: int | None = None,
-    pbar: Any = None,
+    progress: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, int, np.ndarray | None]:
     """Every element, in chunks of whole ``unit`` s (a diversity group is never split): (pictures,
     losses, snapshots, dead, the chunk size used, the transparency ``(n, H, W)`` in [0, 1] or None).
     ``objective_for(rows)`` is the objective of the elements ``keys[rows]``. A chunk that runs out of
-    memory is halved and run again."""
+    memory is halved and run again. ``progress``: the label of a progress bar (image-steps) on stderr,
+    None for none."""
+    pbar = _progress_bar(progress, job.setting.steps * len(keys))
+    try:
+        return _run_elements(job, keys, objective_for, unit, batch_size, pbar)
+    finally:
+        if pbar is not None:
+            pbar.close()
+
+
+def _run_elements(
+    job: Job,
+    keys: Sequence[Key],
+    objective_for: Callable[[slice], Objective],
+    unit: int,
+    batch_size: int | None,
+    pbar: Any,
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, int, np.ndarray | None]:
     n = len(keys)
     if batch_size:
         chunk = int(batch_size)
@@ -270,8 +287,8 @@ def run_elements(
     )
 
 
-def progress_bar(wanted: bool, total: int, desc: str) -> Any:
-    if not wanted:
+def _progress_bar(desc: str | None, total: int) -> Any:
+    if desc is None:
         return None
     from tqdm.auto import tqdm
 

@@ -109,14 +109,14 @@ def render(
         )
         job = jobs.Job(model, method, layers, setting, snaps, precision, model_device_dtype(model)[1])
         keys = list(range(batch))
-        pbar = jobs.progress_bar(progress, steps * batch, str(objective)[:40])
-        try:
-            raw, losses, snap, dead, _, alpha = jobs.run_elements(
-                job, keys, lambda rows: objective, unit=batch, batch_size=batch, pbar=pbar
-            )
-        finally:
-            if pbar is not None:
-                pbar.close()
+        raw, losses, snap, dead, _, alpha = jobs.run_elements(
+            job,
+            keys,
+            lambda rows: objective,
+            unit=batch,
+            batch_size=batch,
+            progress=str(objective)[:40] if progress else None,
+        )
 
     params: dict[str, Any] = {
         "method": method,
