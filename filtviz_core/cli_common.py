@@ -122,24 +122,24 @@ def add_method_options(group) -> None:
         "--method",
         choices=methods.METHODS,
         default=methods.DEFAULT_METHOD,
-        help="pixel (the canonical ascent on pixels, SPEC.md) or fourier (a decorrelated Fourier "
+        help="pixel (the canonical ascent on pixels, SPEC.md), fourier (a decorrelated Fourier "
         "spectrum, random transforms at every step, Adam: smoother pictures of deep filters, "
-        "SPEC.md §15); default: %(default)s",
+        "SPEC.md §15) or maco (the phase of a spectrum whose magnitude is that of natural images, random "
+        "crops at every step, NAdam: SPEC.md §17); default: %(default)s",
     )
     group.add_argument(
         "--steps",
         type=int,
         default=None,
-        help=f"ascent steps; default: {methods.default_steps('pixel')} (pixel), "
-        f"{methods.default_steps('fourier')} (fourier)",
+        help="ascent steps; default: " + ", ".join(f"{m.steps} ({m.name})" for m in methods.REGISTRY.values()),
     )
     group.add_argument(
         "--lr",
         type=float,
         default=None,
-        help=f"step length: pixel units, RMS-normalised (pixel; default {methods.default_lr('pixel')}) "
-        "or Adam's learning rate on the spectrum "
-        f"(fourier; default {methods.default_lr('fourier')})",
+        help=f"step length: pixel units, RMS-normalised (pixel; default {methods.default_lr('pixel')}), "
+        f"Adam's learning rate on the spectrum (fourier; default {methods.default_lr('fourier')}) "
+        f"or NAdam's on the phase (maco; default {methods.default_lr('maco')})",
     )
 
 
