@@ -426,24 +426,7 @@ def _run_filter(
     if copies != 1:
         params["diversity"] = copies
         params["diversity_weight"] = weight
-    show = methods.display(method)
-    return [
-        FilterResult(
-            layer=layer_name,
-            filter_index=int(f),
-            raw=out.raw[k],
-            image=show(out.raw[k]),
-            losses=out.losses[k],
-            snapshots={s: out.snapshots[s][k] for s in out.snapshots},
-            dead=bool(out.dead[k]),
-            params=dict(params),
-            seconds=out.seconds / copies,
-            method=method,
-            copy=k,
-            alpha=None if out.alpha is None else out.alpha[k],
-        )
-        for k in range(copies)
-    ]
+    return _results(out, layer_name, method, params, [int(f)] * copies, copies=list(range(copies)))
 
 
 # --- render ------------------------------------------------------------------------------------------
@@ -527,23 +510,39 @@ def render(
     }
     if options is not None:
         params.update(seen_size=list(parts.seen_size), **options.as_params())
+    return _results(out, layers[0], method, params, list(range(batch)), objective=objective)
+
+
+def _results(
+    out: Any,
+    layer: str,
+    method: str,
+    params: dict[str, Any],
+    filters: Sequence[int],
+    *,
+    copies: Sequence[int] | None = None,
+    objective: Objective | None = None,
+) -> list[FilterResult]:
+    """One FilterResult per batch element of a loop's output: element i shows ``filters[i]`` (its copy
+    ``copies[i]`` within a diversity group), with an equal share of the run's seconds."""
     show = methods.display(method)
     return [
         FilterResult(
-            layer=layers[0],
-            filter_index=i,
+            layer=layer,
+            filter_index=int(f),
             raw=out.raw[i],
             image=show(out.raw[i]),
             losses=out.losses[i],
             snapshots={s: out.snapshots[s][i] for s in out.snapshots},
             dead=bool(out.dead[i]),
             params=dict(params),
-            seconds=out.seconds / batch,
+            seconds=out.seconds / len(filters),
             method=method,
+            copy=0 if copies is None else copies[i],
             objective=objective,
             alpha=None if out.alpha is None else out.alpha[i],
         )
-        for i in range(batch)
+        for i, f in enumerate(filters)
     ]
 
 
