@@ -91,11 +91,30 @@ def default_photos() -> list[Photo]:
     return found
 
 
-def folder_photos(folder: str | os.PathLike[str], warn=None) -> list[Photo]:
-    """Every image file directly in ``folder`` (sorted by name; hidden files ignored).
+#: Warning lines printed for skipped files before the rest are only counted.
+WARN_LIMIT = 5
 
-    A file that is not an image is skipped with one warning line (``warn``, default: stderr);
-    a folder with no image at all is an error.
+
+class PhotoList(list):
+    """The photos of a folder (a list of :class:`Photo`), with ``skipped``: the relative paths of the
+    files that could not be read, so whoever runs the photos can report how many were left out."""
+
+    skipped: list[str]
+
+    def __init__(self, photos=(), skipped=()) -> None:
+        super().__init__(photos)
+        self.skipped = list(skipped)
+
+
+def folder_photos(folder: str | os.PathLike[str], warn=None) -> PhotoList:
+    """Every image file in ``folder`` and its subfolders (JPEG, PNG, WebP or any image Pillow reads),
+    sorted by relative path; hidden files and folders ignored.
+
+    Each file's header is read (not its pixels): a file that is not an image is skipped, with a
+    warning line (``warn``, default: stderr) for the first :data:`WARN_LIMIT` and one line counting
+    the rest; the result's ``skipped`` lists the relative path of every skipped file. A folder with
+    no image at all is an error. A photo's ``name`` is its relative path without the suffix (``/``
+    becomes ``__``), made unique.
     """
     from filtviz_core.images import probe_image
 
@@ -105,17 +124,32 @@ def folder_photos(folder: str | os.PathLike[str], warn=None) -> list[Photo]:
     warn = warn or (lambda line: print(line, file=sys.stderr))
     photos: list[Photo] = []
     names: set[str] = set()
-    for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
+    bad: list[str] = []
+    for path in _walk(root):
+        rel = path.relative_to(root)
         try:
             probe_image(path)
         except FiltvizError as exc:
-            warn(f"warning: skipping {path.name}: {exc}")
+            bad.append(rel.as_posix())
+            if len(bad) <= WARN_LIMIT:
+                warn(f"warning: skipping {rel.as_posix()}: {exc}")
             continue
-        name = _unique(path.stem, names)
-        photos.append(Photo(name, path, f"{path.name} (your photo)"))
+        name = _unique("__".join(rel.with_suffix("").parts), names)
+        photos.append(Photo(name, path, f"{rel.as_posix()} (your photo)"))
+    if len(bad) > WARN_LIMIT:
+        warn(f"warning: skipped {len(bad) - WARN_LIMIT} more unreadable files ({len(bad)} in all)")
     if not photos:
         raise FiltvizError(f"no readable image in photo folder {root}")
-    return photos
+    return PhotoList(photos, bad)
+
+
+def _walk(root: Path) -> list[Path]:
+    """Every non-hidden file under ``root`` (hidden folders skipped), sorted by relative path."""
+    found: list[Path] = []
+    for here, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(here) / f for f in files if not f.startswith("."))
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
 def _unique(stem: str, taken: set[str]) -> str:
@@ -132,3 +166,53 @@ def load_photo(photo: Photo, short_side: int) -> np.ndarray:
     from filtviz_core.images import open_rgb, resize_short_side
 
     return np.asarray(resize_short_side(open_rgb(photo.path), short_side), dtype=np.uint8).copy()
+
+
+#: The long side of a photo the network sees is trimmed to ``short side + a multiple of this``, so
+#: photos of any size fall into few shapes that batch together (see :func:`fit_photo`).
+LONG_SIDE_STEP = 32
+#: ... and to at most this many times the short side (a panorama's ends are not scanned).
+MAX_ASPECT = 2.0
+
+
+def fitted_shape(height: int, width: int, short_side: int) -> tuple[int, int, int, int]:
+    """(rows, cols, top, left): the part of a photo already resized to ``height`` x ``width`` (short
+    side ``short_side``) that the network sees: its long side trimmed, centred, to ``short_side`` plus
+    a multiple of :data:`LONG_SIDE_STEP` and at most :data:`MAX_ASPECT` times ``short_side``.
+
+    Why: batches need equal shapes; trimming (at most ``LONG_SIDE_STEP - 1`` px, plus beyond the
+    aspect cap) keeps every photo at its own scale and aspect with no padding the network would
+    respond to, and leaves at most ``2 * (MAX_ASPECT - 1) * short_side / LONG_SIDE_STEP + 1`` shapes.
+    """
+    short = min(height, width)
+    long_ = max(height, width)
+    cap = max(short, int(MAX_ASPECT * short))
+    kept = min(cap, short + ((long_ - short) // LONG_SIDE_STEP) * LONG_SIDE_STEP)
+    if height >= width:
+        rows, cols = kept, width
+    else:
+        rows, cols = height, kept
+    return rows, cols, (height - rows) // 2, (width - cols) // 2
+
+
+def fit_photo(photo: Photo, short_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(pixels the network sees, (top, left) of them in the resized photo): the photo resized to
+    ``short_side`` (:func:`load_photo`), then trimmed as :func:`fitted_shape` says."""
+    pixels = load_photo(photo, short_side)
+    rows, cols, top, left = fitted_shape(pixels.shape[0], pixels.shape[1], short_side)
+    return np.ascontiguousarray(pixels[top : top + rows, left : left + cols]), (top, left)
+
+
+def photo_set_key(photos: list[Photo]) -> str:
+    """First 16 hex digits of a SHA-256 over every photo's name and file contents, in order: what
+    makes two runs' photo sets the same (on any machine, whatever the files' times)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for photo in photos:
+        digest.update(photo.name.encode() + b"\0")
+        with open(photo.path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]

@@ -159,8 +159,9 @@ def test_stable_url_and_arrow_keys(site, chromium, manifest):
     assert json.loads(page.get_attribute("#final-loss", "data-value")) == entry["final_loss"]
     assert json.loads(page.get_attribute("#gain", "data-value")) == entry["gain"]
     assert json.loads(page.get_attribute("#dead", "data-value")) == entry["dead"]
-    shown = page.eval_on_selector_all("#examples figure", "fs => fs.map(f => JSON.parse(f.dataset.value))")
-    assert shown == [x["value"] for x in unit["examples"]] and len(shown) == 3
+    for which in ("top", "bottom"):
+        shown = page.eval_on_selector_all(f"#examples-{which} figure", "fs => fs.map(f => JSON.parse(f.dataset.value))")
+        assert shown == [x["activation"] for x in unit["examples"][which]] and len(shown) == 3
     sources = page.eval_on_selector_all("#snapshots img", "imgs => imgs.map(i => i.getAttribute('src'))")
     assert sources == [entry["files"]["snapshots"][s] for s in sorted(entry["files"]["snapshots"], key=int)]
     page.keyboard.press("ArrowRight")

@@ -214,8 +214,8 @@ def merge_manifest(runs: Iterable[Mapping[str, Any]], parts: Iterable[Mapping[st
 
     Layout: ``{"format", "schema", "model", "runs", "photos", "layers": [{"name", "filters",
     "rendered": {method: n}, "dead": {method: n}, "units": [{"filter", "methods": {method: entry},
-    "examples": [...]}]}]}``. Layers are listed in the model's order (latest run), each with every
-    unit rendered so far, sorted by filter.
+    "examples": {"top": [...], "bottom": [...]}}]}]}``. Layers are listed in the model's order (latest
+    run), each with every unit rendered so far, sorted by filter.
     """
     runs = sorted(runs, key=lambda r: (r.get("started", ""), r.get("id", "")))
     latest = runs[-1] if runs else {}
@@ -241,9 +241,9 @@ def merge_manifest(runs: Iterable[Mapping[str, Any]], parts: Iterable[Mapping[st
         for (lname, kind, f), entry in table.items():
             if lname != name:
                 continue
-            unit = units.setdefault(f, {"filter": f, "methods": {}, "examples": []})
+            unit = units.setdefault(f, {"filter": f, "methods": {}, "examples": {"top": [], "bottom": []}})
             if kind == EXAMPLES:
-                unit["examples"] = entry.get("examples", [])
+                unit["examples"] = examples_of(entry)
             else:
                 unit["methods"][kind] = entry
         rendered: dict[str, int] = {}
@@ -258,6 +258,16 @@ def merge_manifest(runs: Iterable[Mapping[str, Any]], parts: Iterable[Mapping[st
                 "photos": list(photos.values()), "layers": layers}
     manifest["_lookup"] = table  # in memory only (not JSON): fast is_done; dropped by write_site
     return manifest
+
+
+def examples_of(entry: Mapping[str, Any]) -> dict[str, list]:
+    """A unit's dataset examples as ``{"top": [...], "bottom": [...]}``, each ``{"photo", "box",
+    "activation", "file", ...}``; an entry of the older layout (one ``examples`` list, ``value``) reads
+    as its top examples."""
+    if "top" in entry or "bottom" in entry:
+        return {"top": list(entry.get("top", [])), "bottom": list(entry.get("bottom", []))}
+    old = [{**x, "activation": x.get("value")} for x in entry.get("examples", [])]
+    return {"top": old, "bottom": []}
 
 
 def _plain(value: Any) -> Any:

@@ -34,11 +34,12 @@ from torch import nn
 from filtviz_core import algorithm as alg
 from filtviz_core import atomic
 from filtviz_core.errors import FiltvizError
-from filtviz_core.photos import Photo, default_photos, load_photo
+from filtviz_core.photos import Photo, default_photos, photo_set_key
 from filtviz_core.site.chunks import Chunk, plan_chunks
 from filtviz_core.site.manifest import EXAMPLES, AtlasFolder
 from filtviz_core.site.writer import write_site
-from torch_filtviz.atlas.examples import PhotoSet, photo_key, photo_peaks
+from torch_filtviz.atlas.dataset import ExampleSet, stream_examples
+from torch_filtviz.atlas.examples import photo_key
 from torch_filtviz.atlas.methods import Method, ascent_params, get_method
 from torch_filtviz.atlas.receptive import probe_layers
 from torch_filtviz.atlas.render import Worker, render_chunk, write_examples, write_pictures
@@ -71,17 +72,27 @@ class AtlasPlan:
     force: bool = False
     picture_chunks: list[Chunk] = field(default_factory=list)
     example_chunks: list[Chunk] = field(default_factory=list)
-    photo_set: PhotoSet | None = None
+    photo_set: ExampleSet | None = None  # the dataset pass's top/bottom examples, once run
+    workers: int | None = None  # DataLoader worker processes of the dataset pass (None: its default)
+    photo_batch: int | None = None  # photos per forward pass of the dataset pass (None: its default)
+    photos_skipped: list[str] = field(default_factory=list)  # unreadable files left out when the folder was read
+    _photos_key: tuple[tuple, str] | None = field(default=None, repr=False)
 
     @property
     def out(self) -> Path:
         return self.folder.out
 
     def examples_settings(self) -> dict[str, Any]:
+        """What makes two runs' dataset examples the same: the photo set (count and a digest of names and
+        contents, computed once), the size, k (top and bottom) and the objective."""
+        names = tuple((p.name, str(p.path)) for p in self.photos)
+        if self._photos_key is None or self._photos_key[0] != names:
+            self._photos_key = (names, photo_set_key(self.photos))
         return {
-            "photos": [[p.name, photo_key(p)] for p in self.photos],
+            "photos": {"count": len(self.photos), "sha256_16": self._photos_key[1]},
             "photo_size": self.photo_size,
             "top": self.examples,
+            "bottom": self.examples,
             "objective": self.params.get("objective"),
         }
 
@@ -166,6 +177,8 @@ def prepare(
     command: str = "",
     worker: Worker | None = None,
     ranks: int = 1,
+    workers: int | None = None,
+    photo_batch: int | None = None,
 ) -> AtlasPlan:
     """Open ``out`` and check everything that can go wrong before the long work starts.
     ``ranks``: the processes that will share the chunks (more than the filters asked for is refused)."""
@@ -217,6 +230,9 @@ def prepare(
         chunk_size = DEFAULT_CHUNK.get(device.split(":")[0], DEFAULT_CHUNK_ACCELERATOR)
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise FiltvizError(f"--chunk-size must be a whole number >= 1, got {chunk_size}")
+    if workers is not None and (int(workers) != workers or workers < 0):
+        raise FiltvizError(f"--workers must be a whole number >= 0, got {workers}")
+    skipped = list(getattr(photos, "skipped", []))  # a folder's unreadable files (filtviz_core.photos.PhotoList)
     photos = list(photos) if photos is not None else (default_photos() if examples else [])
     worker = worker or Worker()
     started = _now()
@@ -245,9 +261,11 @@ def prepare(
         "rendered": 0,
         "examples_written": 0,
     }
-    return AtlasPlan(
+    job = AtlasPlan(
         folder, model, chosen, params, wanted, int(chunk_size), run, worker, photos, examples, photo_size, force
     )
+    job.workers, job.photo_batch, job.photos_skipped = workers, photo_batch, skipped
+    return job
 
 
 def plan(job: AtlasPlan) -> AtlasPlan:
@@ -274,11 +292,15 @@ def plan(job: AtlasPlan) -> AtlasPlan:
 
 
 def _photo_records(job: AtlasPlan) -> list[dict]:
-    records = []
-    for photo, pixels in zip(job.photos, job.photo_set.pixels if job.photo_set else []):
-        thumb = f"photos/{photo.name}.jpg"
-        from PIL import Image
+    """Thumbnails and credits of the photos that appear in the requested filters' examples (not every
+    photo scanned: a folder may hold thousands)."""
+    from PIL import Image
 
+    assert job.photo_set is not None
+    records = []
+    for index in job.photo_set.used(job.wanted):
+        photo, pixels = job.photos[index], job.photo_set.pixels(index)
+        thumb = f"photos/{photo.name}.jpg"
         img = Image.fromarray(pixels)
         img.thumbnail((160, 160))
         with atomic.atomic_path(job.out / thumb) as tmp:
@@ -296,16 +318,46 @@ def _photo_records(job: AtlasPlan) -> list[dict]:
     return records
 
 
-def load_photo_set(job: AtlasPlan, records: bool = True) -> PhotoSet:
-    """Resize the photos and run each once through the network (all requested layers captured).
-    ``records``: also write the photos' thumbnails and list them in the run (the process that
-    publishes does; other ranks only crop)."""
-    pixels = [load_photo(photo, job.photo_size) for photo in job.photos]
+#: The dataset pass's checkpoint, in the atlas folder (removed with it; --force starts the pass over).
+PASS_CHECKPOINT = "examples/pass.npz"
+
+
+def load_photo_set(job: AtlasPlan, records: bool = True, progress: bool = False) -> ExampleSet:
+    """Stream every photo once through the network (batches, all requested layers captured at once)
+    and keep each filter's top and bottom examples (:func:`torch_filtviz.atlas.dataset.stream_examples`),
+    resuming from the folder's checkpoint unless ``job.force``. ``records``: also write the used
+    photos' thumbnails and list them in the run, with the pass's counts (the process that publishes
+    does; other ranks only crop)."""
     layers = [name for name, _ in job.wanted]
-    job.photo_set = photo_peaks(job.model, layers, job.photos, pixels, job.params.get("objective"))
+    found = stream_examples(
+        job.model,
+        layers,
+        job.photos,
+        job.examples,
+        short_side=job.photo_size,
+        objective=job.params.get("objective"),
+        batch_size=job.photo_batch,
+        workers=job.workers,
+        checkpoint=job.out / PASS_CHECKPOINT,
+        resume=not job.force,
+        settings={**job.examples_settings(), "layers": layers},
+        progress=progress,
+    )
+    job.photo_set = found
     if records:
+        skipped = [*job.photos_skipped, *(job.photos[i].name for i in found.skipped)]
         job.run["photos"] = _photo_records(job)
-    return job.photo_set
+        job.run["examples_pass"] = {
+            "photos": len(job.photos) + len(job.photos_skipped),
+            "skipped": len(skipped),
+            "skipped_files": skipped[:20],
+            "images": found.images,
+            "resumed": found.resumed,
+            "forward_passes": found.passes,
+            "seconds": round(found.seconds, 3),
+            "images_per_s": None if found.images_per_s is None else round(found.images_per_s, 2),
+        }
+    return found
 
 
 def default_writers(device: str, processes: int = 1) -> int:
@@ -422,6 +474,8 @@ class AtlasReport:
     seconds: float
     passes: int
     ranks: list[dict] = field(default_factory=list)  # torchrun: per rank its host, device, filters, seconds
+    photos_skipped: int = 0  # unreadable photo files left out of the dataset pass
+    images_per_s: float | None = None  # the dataset pass's rate (None: no pass ran)
 
 
 def build_atlas(
@@ -439,13 +493,17 @@ def build_atlas(
     force: bool = False,
     command: str = "",
     progress: bool = True,
+    workers: int | None = None,
+    photo_batch: int | None = None,
 ) -> AtlasReport:
     """Render the filters of ``layers`` (default: every conv layer; ``per_layer`` first filters of
     each, None = all) into the static site ``out``, skipping what an earlier run already did.
 
     ``params``: the method's parameters (pixel: those of :func:`visualize_filters`). ``photos``:
     for the dataset examples (default: the offline set of :func:`filtviz_core.photos.default_photos`);
-    ``examples``: crops per filter (0: none). ``force``: redo the requested filters.
+    ``examples``: crops per filter, top and bottom each (0: none), found by one streaming pass over the
+    photos (``workers`` decoding processes, ``photo_batch`` photos per forward pass; resumable).
+    ``force``: redo the requested filters (and the pass).
     """
     started = time.perf_counter()
     job = prepare(
@@ -461,12 +519,14 @@ def build_atlas(
         chunk_size=chunk_size,
         force=force,
         command=command,
+        workers=workers,
+        photo_batch=photo_batch,
     )
     plan(job)
     total = sum(len(f) for _, f in job.wanted)
     todo = sum(len(c) for c in job.picture_chunks)
     if job.example_chunks:
-        load_photo_set(job)
+        load_photo_set(job, progress=progress)
     publish(job)  # the site exists (showing what is done) before the first chunk
     bar = None
     if progress and todo:
@@ -499,4 +559,6 @@ def build_atlas(
         job.run["examples_written"],
         time.perf_counter() - started,
         job.photo_set.passes if job.photo_set else 0,
+        photos_skipped=job.run.get("examples_pass", {}).get("skipped", 0),
+        images_per_s=job.photo_set.images_per_s if job.photo_set else None,
     )

@@ -47,6 +47,7 @@ def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
         force=args.force,
         command=command_line(getattr(args, "argv", None)),
         progress=progress,
+        workers=getattr(args, "workers", None),
     )
     print_report(report)
     return 0

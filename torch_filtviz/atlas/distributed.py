@@ -352,7 +352,7 @@ def _follow(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> 
             if job.examples_settings() != plan["examples"]:
                 raise FiltvizRuntimeError(
                     f"the photos here differ from rank 0's ({len(job.photos)} vs "
-                    f"{len(plan['examples']['photos'])}, or other files): every machine "
+                    f"{plan['examples']['photos']['count']}, or other files): every machine "
                     "needs the same --photos"
                 )
         run_chunks(job, share, after=after, writers=default_writers(str(team.device), team.local_size))

@@ -39,11 +39,24 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
         "--photos",
         metavar="DIR",
         default=None,
-        help="folder of photos for the dataset examples (default: the offline sample photos of "
-        "scikit-image, scikit-learn and matplotlib)",
+        help="folder of photos for the dataset examples, searched recursively (JPEG, PNG, WebP; any number: "
+        "one streaming, resumable pass; unreadable files are skipped and counted) (default: the offline "
+        "sample photos of scikit-image, scikit-learn and matplotlib)",
     )
     g.add_argument(
-        "--examples", type=int, default=6, help="dataset examples per filter (0: none); default: %(default)s"
+        "--examples",
+        type=int,
+        default=6,
+        metavar="K",
+        help="dataset examples per filter: its top K and bottom K photo crops (0: none); default: %(default)s",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that decode the photos while the network runs (0: decode in this process); "
+        "default: the CPU count - 1, at most 4",
     )
     g.add_argument(
         "--photo-size",
@@ -100,8 +113,11 @@ def site_params(args: argparse.Namespace, ascent_kwargs) -> tuple[dict, bool]:
 
 def print_report(report) -> None:
     """The closing lines of ``filtviz atlas --html`` (an :class:`~torch_filtviz.atlas.build.AtlasReport`)."""
+    rate = getattr(report, "images_per_s", None)
+    skipped = getattr(report, "photos_skipped", 0)
     examples = (
-        f"; dataset examples for {report.examples} ({report.passes} forward passes, one per photo)"
+        f"; dataset examples for {report.examples} ({report.passes} forward passes"
+        f"{f', {rate:.1f} photos/s' if rate else ''}, {skipped} unreadable photo{'s' * (skipped != 1)} skipped)"
         if report.examples
         else ""
     )

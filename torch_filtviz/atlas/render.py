@@ -18,8 +18,8 @@ import numpy as np
 
 from filtviz_core import methods
 from filtviz_core.site.chunks import Chunk, pad_filters
-from filtviz_core.site.files import examples_entry, picture_entry
-from torch_filtviz.atlas.examples import PhotoSet
+from filtviz_core.site.files import picture_entry
+from torch_filtviz.atlas.dataset import ExampleSet
 from torch_filtviz.atlas.methods import Method
 
 
@@ -98,22 +98,43 @@ def write_pictures(
     }
 
 
-def write_examples(out: Path, chunk: Chunk, photos: PhotoSet, top: int, settings: Mapping[str, Any]) -> dict[int, dict]:
-    """Crop the ``top`` dataset examples of each filter of ``chunk``; return each filter's entry."""
-    peaks = photos.peaks[chunk.layer]
+def write_examples(out: Path, chunk: Chunk, photos: ExampleSet, k: int, settings: Mapping[str, Any]) -> dict[int, dict]:
+    """Crop the ``k`` top and ``k`` bottom dataset examples of each filter of ``chunk``; return each
+    filter's entry: ``{"settings", "bytes", "top": [...], "bottom": [...]}``, each example
+    ``{"photo", "box": [x0, y0, x1, y1] (the resized photo's pixels, x1/y1 exclusive), "activation",
+    "position": [row, col] (in the map), "file"}``, best first (``examples/<layer>/<NNNN>_top<r>.jpg``,
+    ``_bottom<r>``; PNG under 32 px)."""
+    from filtviz_core import atomic
+    from filtviz_core.site.chunks import safe_name
+    from filtviz_core.site.files import CROP_MAX, SMALL_CROP, save_jpeg, sizes
+    from filtviz_core.site.manifest import short_float
+
     entries = {}
     for f in chunk.filters:
-        crops = []
-        for p, value, (top_, left, bottom, right) in photos.top(chunk.layer, int(f), top):
-            position = (int(peaks.rows[p, int(f)]), int(peaks.cols[p, int(f)]))
-            crops.append(
-                (
-                    photos.photos[p].name,
-                    value,
-                    (top_, left, bottom, right),
-                    position,
-                    photos.pixels[p][top_:bottom, left:right],
+        entry: dict[str, Any] = {"settings": dict(settings)}
+        files = []
+        for which in ("top", "bottom"):
+            found = []
+            positions = photos.extremes[chunk.layer].found(int(f), which)
+            for rank, (p, value, box) in enumerate(photos.examples(chunk.layer, int(f), which)[:k]):
+                crop = photos.crop(p, box)
+                small = min(crop.shape[:2]) < SMALL_CROP
+                rel = f"examples/{safe_name(chunk.layer)}/{int(f):04d}_{which}{rank}.{'png' if small else 'jpg'}"
+                if small:
+                    atomic.save_png(out / rel, np.ascontiguousarray(crop, dtype=np.uint8))
+                else:
+                    save_jpeg(out / rel, crop, CROP_MAX)
+                files.append(rel)
+                found.append(
+                    {
+                        "photo": photos.photos[p].name,
+                        "box": [int(b) for b in box],
+                        "activation": short_float(value),
+                        "position": [positions[rank][2], positions[rank][3]],
+                        "file": rel,
+                    }
                 )
-            )
-        entries[int(f)] = examples_entry(out, layer=chunk.layer, index=int(f), crops=crops, settings=settings)
+            entry[which] = found
+        entry["bytes"] = sizes(out, files)
+        entries[int(f)] = entry
     return entries

@@ -216,23 +216,34 @@
         ])
       ])
     ]));
-    var ex = unit.examples || [];
+    var ex = unit.examples || {};
+    if (Array.isArray(ex)) { ex = { top: ex, bottom: [] }; }  // an atlas of the older layout
+    var rows = [["top", "Top", "activate this filter most (its receptive field around the strongest position)"],
+                ["bottom", "Bottom", "drive it lowest (around its most negative position)"]];
     view.appendChild(el("h2", { text: "Dataset examples" }));
-    if (!ex.length) {
+    if (!(ex.top || []).length && !(ex.bottom || []).length) {
       view.appendChild(el("p", { "class": "muted", text: "No dataset examples for this filter." }));
     } else {
-      view.appendChild(el("p", { "class": "muted", text: "The crops of natural photos that activate this filter most " +
-        "(its receptive field around the strongest position), with the activation there." }));
-      var grid = el("div", { "class": "examples", id: "examples" });
-      ex.forEach(function (x) {
-        var photo = (D.photos || {})[x.photo] || {};
-        var fig = figure(x.file, x.photo + " · " + fmt(x.value), "example", true);
-        fig.setAttribute("data-value", JSON.stringify(x.value));
-        fig.setAttribute("title", (photo.credit || x.photo) + "; crop " + x.box.join(","));
-        if (x.box[2] - x.box[0] < 32) { fig.firstChild.className = "pixelated"; }
-        grid.appendChild(fig);
+      var box = el("div", { id: "examples" });
+      rows.forEach(function (r) {
+        var list = ex[r[0]] || [];
+        if (!list.length) { return; }
+        box.appendChild(el("h3", { text: r[1] }));
+        box.appendChild(el("p", { "class": "muted", text: "The crops of natural photos that " + r[2] +
+          ", with the activation there." }));
+        var grid = el("div", { "class": "examples", id: "examples-" + r[0] });
+        list.forEach(function (x) {
+          var photo = (D.photos || {})[x.photo] || {};
+          var value = x.activation !== undefined ? x.activation : x.value;
+          var fig = figure(x.file, x.photo + " · " + fmt(value), "example", true);
+          fig.setAttribute("data-value", JSON.stringify(value));
+          fig.setAttribute("title", (photo.credit || x.photo) + "; crop x0,y0,x1,y1 " + x.box.join(","));
+          if (x.box[2] - x.box[0] < 32) { fig.firstChild.className = "pixelated"; }
+          grid.appendChild(fig);
+        });
+        box.appendChild(grid);
       });
-      view.appendChild(grid);
+      view.appendChild(box);
     }
   }
 
