@@ -27,6 +27,7 @@ BORDER_MIN_SIDE = 4  # ... when both sides of the map exceed this
 RMS_FLOOR = 1e-12
 DEPROCESS_STD = 0.15
 DEPROCESS_EPS = 1e-5
+DEFAULT_CHANNELS = 3  # RGB; a grey or multispectral model's pictures have its own input channel count
 
 
 Key = int | tuple[int, ...]  # what seeds one batch element: a filter index, or (filter, stream, k)
@@ -50,31 +51,58 @@ def element_keys(filters: Sequence[int], group: int = 1) -> list[Key]:
     return [(int(f), DIVERSITY_STREAM, k) for f in filters for k in range(int(group))]
 
 
-def initial_image(filter_index: Key, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """The seeded start of one filter: ``128 + 20 * (u - 0.5)``, u ~ U[0,1) from rng((seed, filter)).
+def check_channels(channels: int) -> int:
+    """A picture's channel count: a whole number >= 1 (1 grey, 3 RGB, N multispectral)."""
+    if isinstance(channels, bool) or int(channels) != channels or channels < 1:
+        raise FiltvizError(f"input channels must be a whole number >= 1 (1 grey, 3 RGB, ...), got {channels!r}")
+    return int(channels)
+
+
+def check_given_channels(given: int | None, found: int, where: str) -> int:
+    """The model's channel count ``found`` (read from ``where``), checked against a ``given`` one (None: not given)."""
+    if given is None:
+        return int(found)
+    if check_channels(given) != int(found):
+        raise FiltvizError(
+            f"in_channels {given} given, but the model's {where} takes {int(found)} "
+            f"channel{'s' if int(found) != 1 else ''}: give {int(found)} or leave it out"
+        )
+    return int(found)
+
+
+def initial_image(
+    filter_index: Key, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED, channels: int = DEFAULT_CHANNELS
+) -> np.ndarray:
+    """The seeded start of one filter: ``128 + 20 * (u - 0.5)``, u ~ U[0,1) of shape (size, size, channels)
+    from rng((seed, filter)).
 
     Seeding by ``(seed, filter_index)`` makes a filter's start independent of its batch. A tuple key
-    (a diversity group's element, :func:`element_keys`) seeds by ``(seed, *key)``.
+    (a diversity group's element, :func:`element_keys`) seeds by ``(seed, *key)``. The same rule for any
+    channel count; 3 (RGB) is the canonical one.
     """
-    u = np.random.default_rng(seed_entropy(seed, filter_index)).uniform(size=(size, size, 3))
+    u = np.random.default_rng(seed_entropy(seed, filter_index)).uniform(size=(size, size, int(channels)))
     return (INIT_MEAN + INIT_SPREAD * (u - 0.5)).astype(np.float32)
 
 
-def initial_images(filters: Sequence[Key], size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """(F, size, size, 3) float32 starting images, one per filter (or element key), in pixel units."""
+def initial_images(
+    filters: Sequence[Key], size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED, channels: int = DEFAULT_CHANNELS
+) -> np.ndarray:
+    """(F, size, size, channels) float32 starting images, one per filter (or element key), in pixel units."""
     return (
-        np.stack([initial_image(f, size, seed) for f in filters])
+        np.stack([initial_image(f, size, seed, channels) for f in filters])
         if len(filters)
-        else np.zeros((0, size, size, 3), np.float32)
+        else np.zeros((0, size, size, int(channels)), np.float32)
     )
 
 
-def check_init(init: np.ndarray, n_filters: int | None = None) -> np.ndarray:
-    """Validate an explicit init: (H, W, 3) for one filter or (F, H, W, 3), finite; returns float32."""
+def check_init(init: np.ndarray, n_filters: int | None = None, channels: int = DEFAULT_CHANNELS) -> np.ndarray:
+    """Validate an explicit init: (H, W, C) for one filter or (F, H, W, C), finite; returns float32."""
     arr = np.asarray(init, dtype=np.float32)
-    expected = "(F, H, W, 3)" if n_filters is not None else "(H, W, 3)"
-    if arr.ndim != (4 if n_filters is not None else 3) or arr.shape[-1] != 3:
-        raise FiltvizError(f"init must be a {expected} float32 array in pixel units, got shape {arr.shape}")
+    c = int(channels)
+    expected = f"(F, H, W, {c})" if n_filters is not None else f"(H, W, {c})"
+    if arr.ndim != (4 if n_filters is not None else 3) or arr.shape[-1] != c:
+        more = f" (the model takes {c} input channels)" if c != DEFAULT_CHANNELS else ""
+        raise FiltvizError(f"init must be a {expected} float32 array in pixel units{more}, got shape {arr.shape}")
     if n_filters is not None and arr.shape[0] != n_filters:
         raise FiltvizError(f"init holds {arr.shape[0]} images for {n_filters} filters")
     if not np.all(np.isfinite(arr)):
@@ -148,15 +176,15 @@ def parse_filters(spec: str | int | Iterable[int], count: int, layer: str = "the
 
 
 def deprocess(raw: np.ndarray, crop: int = 0) -> np.ndarray:
-    """Display image(s) from raw pixel-space result(s): (…, H, W, 3) float -> uint8.
+    """Display image(s) from raw pixel-space result(s): (…, H, W, C) float -> uint8 (any channel count).
 
     Per image: subtract its mean, divide by (std + 1e-5), times 0.15, plus 0.5, clip to [0, 1],
     times 255, truncated to uint8 (the Keras example's recipe). ``crop`` drops that many pixels
     at each border first.
     """
     x = np.asarray(raw, dtype=np.float64)
-    if x.ndim not in (3, 4) or x.shape[-1] != 3:
-        raise FiltvizError(f"deprocess expects (H, W, 3) or (F, H, W, 3) images, got shape {x.shape}")
+    if x.ndim not in (3, 4) or x.shape[-1] < 1:
+        raise FiltvizError(f"deprocess expects (H, W, C) or (F, H, W, C) images, got shape {x.shape}")
     if crop:
         x = x[..., crop:-crop, crop:-crop, :]
     axes = (-3, -2, -1)

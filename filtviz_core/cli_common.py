@@ -143,6 +143,19 @@ def add_method_options(group) -> None:
     )
 
 
+def add_in_channels(group) -> None:
+    """``--in-channels``, spelled alike in both command lines: the model's input channel count."""
+    group.add_argument(
+        "--in-channels",
+        type=int,
+        default=None,
+        metavar="C",
+        help="the model's input channels: 1 (grey), 3 (RGB), N (multispectral); pictures get that many. "
+        "Default: read from the model (its first convolution; a Keras model's input shape). A count the "
+        "model contradicts is refused",
+    )
+
+
 def add_unit_options(group) -> None:
     """``--unit``, ``--diversity`` and ``--diversity-weight`` of the filters command, alike in both command lines."""
     from filtviz_core import objectives

@@ -31,9 +31,9 @@ def spectrum_width(width: int) -> int:
     return int(width) // 2 + 1
 
 
-def spectrum_shape(height: int, width: int) -> tuple[int, int, int, int]:
-    """One filter's parameters: (real/imaginary, colour, row frequency, column frequency)."""
-    return 2, 3, int(height), spectrum_width(width)
+def spectrum_shape(height: int, width: int, channels: int = 3) -> tuple[int, int, int, int]:
+    """One filter's parameters: (real/imaginary, channel, row frequency, column frequency)."""
+    return 2, int(channels), int(height), spectrum_width(width)
 
 
 def frequencies(height: int, width: int) -> np.ndarray:
@@ -52,38 +52,47 @@ def frequency_scale(height: int, width: int, decay: float = 1.0) -> np.ndarray:
     return 1.0 / np.maximum(frequencies(height, width), floor) ** float(decay)
 
 
-def color_matrix(decorrelate: bool = True) -> np.ndarray:
-    """(3, 3) float64 ``M`` with ``rgb[d] = sum_c M[d, c] * t[c]``: Lucid's matrix divided by its
-    largest column norm (so no decorrelated component is amplified), or the identity."""
-    if not decorrelate:
-        return np.eye(3)
+def color_matrix(decorrelate: bool = True, channels: int = 3) -> np.ndarray:
+    """(C, C) float64 ``M`` with ``rgb[d] = sum_c M[d, c] * t[c]``: Lucid's matrix divided by its
+    largest column norm (so no decorrelated component is amplified), or the identity.
+
+    The decorrelation is ImageNet's RGB statistics, so it applies to 3 channels only: a grey (1) or
+    multispectral (N != 3) picture's channels are used as they are (the (C, C) identity)."""
+    if not decorrelate or int(channels) != 3:
+        return np.eye(int(channels))
     norms = np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0)
     return COLOR_CORRELATION_SVD_SQRT / norms.max()
 
 
-def initial_spectrum(filter_index: Key, height: int, width: int, seed: int = 0, std: float = 0.01) -> np.ndarray:
-    """One filter's seeded start, (2, 3, H, W // 2 + 1) float32: N(0, std^2) from rng((seed, filter)).
+def initial_spectrum(
+    filter_index: Key, height: int, width: int, seed: int = 0, std: float = 0.01, channels: int = 3
+) -> np.ndarray:
+    """One filter's seeded start, (2, C, H, W // 2 + 1) float32: N(0, std^2) from rng((seed, filter)).
 
     Seeded by ``(seed, filter_index)`` like the pixel method's start, so it does not depend on the
     batch; drawn in float64 by ``numpy.random.default_rng((seed, filter_index)).normal(0, std, shape)``.
     """
     rng = np.random.default_rng(seed_entropy(seed, filter_index))
-    return rng.normal(0.0, float(std), spectrum_shape(height, width)).astype(np.float32)
+    return rng.normal(0.0, float(std), spectrum_shape(height, width, channels)).astype(np.float32)
 
 
-def initial_spectra(filters: Sequence[Key], height: int, width: int, seed: int = 0, std: float = 0.01) -> np.ndarray:
-    """(F, 2, 3, H, W // 2 + 1) float32, one seeded spectrum per filter."""
+def initial_spectra(
+    filters: Sequence[Key], height: int, width: int, seed: int = 0, std: float = 0.01, channels: int = 3
+) -> np.ndarray:
+    """(F, 2, C, H, W // 2 + 1) float32, one seeded spectrum per filter."""
     if not len(filters):
-        return np.zeros((0, *spectrum_shape(height, width)), np.float32)
-    return np.stack([initial_spectrum(f, height, width, seed, std) for f in filters])
+        return np.zeros((0, *spectrum_shape(height, width, channels)), np.float32)
+    return np.stack([initial_spectrum(f, height, width, seed, std, channels) for f in filters])
 
 
 def check_spectrum(spectrum: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Spectra (..., 2, C, H, W // 2 + 1) for an ``height x width`` picture of any channel count C."""
     arr = np.asarray(spectrum)
-    if arr.shape[-4:] != spectrum_shape(height, width):
+    channels = arr.shape[-3] if arr.ndim >= 4 else 3
+    if arr.shape[-4:] != spectrum_shape(height, width, channels):
         raise FiltvizError(
             f"a {height}x{width} px picture needs spectra of shape (..., "
-            f"{', '.join(map(str, spectrum_shape(height, width)))}), got {arr.shape}"
+            f"{', '.join(map(str, spectrum_shape(height, width, channels)))}), got {arr.shape}"
         )
     return arr
 
@@ -91,8 +100,8 @@ def check_spectrum(spectrum: np.ndarray, height: int, width: int) -> np.ndarray:
 def spectrum_to_image(
     spectrum: np.ndarray, height: int, width: int, *, decay: float = 1.0, divisor: float = 4.0, decorrelate: bool = True
 ) -> np.ndarray:
-    """The numpy reference of SPEC.md §15.2, in float64: spectra (..., 2, 3, H, W//2+1) -> RGB pixel
-    images (..., H, W, 3) in (0, 255).
+    """The numpy reference of SPEC.md §15.2, in float64: spectra (..., 2, C, H, W//2+1) -> pixel
+    images (..., H, W, C) in (0, 255) (C = 3: RGB, colour-decorrelated; other C: no colour mixing).
 
     ``t = irfft2((re + i im) * scale, s=(H, W), norm="ortho") / divisor``; ``u[d] = sum_c M[d, c] t[c]``;
     ``x = 255 * sigmoid(u)``. Where the half spectrum is not Hermitian (the imaginary parts of the
@@ -102,8 +111,8 @@ def spectrum_to_image(
     spec = check_spectrum(spectrum, height, width).astype(np.float64)
     scale = frequency_scale(height, width, decay)
     complex_spec = (spec[..., 0, :, :, :] + 1j * spec[..., 1, :, :, :]) * scale
-    t = np.fft.irfft2(complex_spec, s=(int(height), int(width)), norm="ortho") / float(divisor)  # (..., 3, H, W)
-    u = np.einsum("dc,...chw->...hwd", color_matrix(decorrelate), t)
+    t = np.fft.irfft2(complex_spec, s=(int(height), int(width)), norm="ortho") / float(divisor)  # (..., C, H, W)
+    u = np.einsum("dc,...chw->...hwd", color_matrix(decorrelate, spec.shape[-3]), t)
     return PIXEL_MAX / (1.0 + np.exp(-u))
 
 

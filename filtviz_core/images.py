@@ -200,3 +200,28 @@ def as_image_batch(images: np.ndarray, minimum: int = MIN_IMAGE_SIZE) -> np.ndar
     if min(arr.shape[1:3]) < minimum:
         raise FiltvizError(f"image of {arr.shape[1]}x{arr.shape[2]} px is too small: VGG16 needs at least {minimum} px")
     return arr.astype(np.float32)
+
+
+def channel_grid(image: np.ndarray, columns: int | None = None, gap: int = 2) -> np.ndarray:
+    """An (H, W, C) picture's C channels side by side as one grey (H', W') image, row by row (about square),
+    ``gap`` pixels of white between them: how a multispectral (C > 3) picture is shown and saved."""
+    arr = np.asarray(image)
+    if arr.ndim != 3:
+        raise FiltvizError(f"channel_grid expects an (H, W, C) picture, got shape {arr.shape}")
+    h, w, c = arr.shape
+    cols = int(columns) if columns else int(np.ceil(np.sqrt(c)))
+    rows = int(np.ceil(c / cols))
+    out = np.full((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap), 255, dtype=arr.dtype)
+    for k in range(c):
+        r, q = divmod(k, cols)
+        out[r * (h + gap) : r * (h + gap) + h, q * (w + gap) : q * (w + gap) + w] = arr[..., k]
+    return out
+
+
+def displayable(image: np.ndarray) -> np.ndarray:
+    """A picture (H, W, C) as it is shown and saved as PNG: grey (H, W) for C = 1, itself for C = 3 (RGB),
+    the :func:`channel_grid` of its channels for any other C (2, or more than 3: multispectral)."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[-1] == 3:
+        return arr
+    return arr[..., 0] if arr.shape[-1] == 1 else channel_grid(arr)

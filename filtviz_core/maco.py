@@ -117,57 +117,91 @@ def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return top + (bottom - top) * fr[:, None]
 
 
-def photos_magnitude(folder: str | os.PathLike[str], height: int, width: int) -> np.ndarray:
-    """(3, H, W // 2 + 1) float64: the mean of ``|rfft2|`` of the photos in ``folder``, each fitted
-    (centre crop) to ``H x W`` RGB pixels in [0, 1] (Xplique's ``maco_dataset`` path, at the picture's size)."""
+def _photo_planes(folder: str | os.PathLike[str], height: int, width: int, channels: int) -> list[np.ndarray]:
+    """The (C, H, W) float64 planes of every picture in ``folder``: photos fitted (centre crop) to ``H x W``
+    in [0, 1], as RGB (C = 3) or grey (C = 1, PIL's ITU-R 601 luminance); for any other C, the folder's
+    ``.npy`` arrays (H', W', C) (multispectral data has no common image format), resized bilinearly."""
     from filtviz_core.images import fit_image, open_rgb
     from filtviz_core.photos import folder_photos
 
-    photos = folder_photos(folder)
-    if not photos:
+    c, size = int(channels), (int(height), int(width))
+    if c in (1, 3):
+        planes = []
+        for photo in folder_photos(folder):
+            img = fit_image(open_rgb(photo.path), size)
+            arr = np.asarray(img.convert("L") if c == 1 else img, np.float64) / 255.0
+            planes.append(arr[None] if c == 1 else np.moveaxis(arr[..., :3], -1, 0))
+        return planes
+    root = Path(folder)
+    if not root.is_dir():
+        raise FiltvizError(f"maco option magnitude: folder not found: {root}")
+    arrays = []
+    for path in sorted(root.glob("*.npy")):
+        arr = np.load(path, allow_pickle=False)
+        if arr.ndim != 3 or arr.shape[-1] != c or not np.all(np.isfinite(arr)):
+            raise FiltvizError(
+                f"maco option magnitude: {path.name} is {arr.shape}, expected a finite (H, W, {c}) array"
+            )
+        arrays.append(resize_bilinear(np.moveaxis(arr.astype(np.float64), -1, 0), *size))
+    if not arrays:
+        raise FiltvizError(
+            f"maco option magnitude: a {c}-channel model needs (H, W, {c}) .npy arrays in {root} "
+            "(photos give 1 or 3 channels); found none"
+        )
+    return arrays
+
+
+def photos_magnitude(folder: str | os.PathLike[str], height: int, width: int, channels: int = 3) -> np.ndarray:
+    """(C, H, W // 2 + 1) float64: the mean of ``|rfft2|`` of the photos in ``folder``, each fitted
+    (centre crop) to ``H x W`` pixels in [0, 1] (Xplique's ``maco_dataset`` path, at the picture's size):
+    RGB for C = 3, grey for C = 1, ``.npy`` arrays for other C (:func:`_photo_planes`)."""
+    planes = _photo_planes(folder, height, width, channels)
+    if not planes:
         raise FiltvizError(f"maco option magnitude: no photos in {folder}")
-    total = np.zeros((3, int(height), spectrum_width(width)), np.float64)
-    for photo in photos:
-        img = np.asarray(fit_image(open_rgb(photo.path), (int(width), int(height))), np.float64) / 255.0
-        total += np.abs(np.fft.rfft2(np.moveaxis(img[..., :3], -1, 0)))
-    return total / len(photos)
+    total = np.zeros((int(channels), int(height), spectrum_width(width)), np.float64)
+    for plane in planes:
+        total += np.abs(np.fft.rfft2(plane))
+    return total / len(planes)
 
 
-def magnitude(height: int, width: int, source: str | os.PathLike[str] | None = None) -> np.ndarray:
-    """The fixed magnitude of every filter's spectrum, (3, H, W // 2 + 1) float32: Xplique's ImageNet
-    spectrum resized like ``tf.image.resize``, or the photos' mean magnitude when ``source`` is a folder."""
+def magnitude(height: int, width: int, source: str | os.PathLike[str] | None = None, channels: int = 3) -> np.ndarray:
+    """The fixed magnitude of every filter's spectrum, (C, H, W // 2 + 1) float32: Xplique's ImageNet
+    spectrum resized like ``tf.image.resize`` (RGB only), or the photos' mean magnitude when ``source``
+    is a folder (any channel count C)."""
     if source is not None:
-        return photos_magnitude(source, height, width).astype(np.float32)
+        return photos_magnitude(source, height, width, channels).astype(np.float32)
+    check_channels(channels, source)
     return resize_bilinear(imagenet_spectrum(), int(height), spectrum_width(width)).astype(np.float32)
 
 
 def check_channels(channels: int, source: str | os.PathLike[str] | None) -> None:
-    """A model whose input has one channel needs the magnitude of the user's photos (the ImageNet one is RGB)."""
-    if channels == 1 and source is None:
+    """A model whose input is not RGB needs the magnitude of the user's photos (the ImageNet one is RGB)."""
+    if int(channels) != 3 and source is None:
+        what = "a folder of photos" if int(channels) == 1 else f"a folder of (H, W, {int(channels)}) .npy arrays"
         raise FiltvizError(
-            "the maco method needs method_options={'magnitude': DIR} (a folder of photos) for a "
-            "1-channel model: xplique's ImageNet magnitude spectrum is RGB"
+            f"the maco method needs method_options={{'magnitude': DIR}} ({what}) for a "
+            f"{int(channels)}-channel model: xplique's ImageNet magnitude spectrum is RGB"
         )
 
 
 # --- phase and picture -------------------------------------------------------------------------------
 
 
-def phase_shape(height: int, width: int) -> tuple[int, int, int]:
-    return 3, int(height), spectrum_width(width)
+def phase_shape(height: int, width: int, channels: int = 3) -> tuple[int, int, int]:
+    return int(channels), int(height), spectrum_width(width)
 
 
-def initial_phase(key: Key, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """One filter's start, (3, H, W // 2 + 1) float32: ``default_rng((seed, *key)).standard_normal(...)``."""
+def initial_phase(key: Key, height: int, width: int, seed: int = 0, channels: int = 3) -> np.ndarray:
+    """One filter's start, (C, H, W // 2 + 1) float32: ``default_rng((seed, *key)).standard_normal(...)``."""
     rng = np.random.default_rng(seed_entropy(seed, key))
-    return rng.standard_normal(phase_shape(height, width)).astype(np.float32)
+    return rng.standard_normal(phase_shape(height, width, channels)).astype(np.float32)
 
 
-def initial_phases(keys: Sequence[Key], height: int, width: int, seed: int = 0) -> np.ndarray:
-    """(F, 3, H, W // 2 + 1) float32, one seeded phase per element key."""
+def initial_phases(keys: Sequence[Key], height: int, width: int, seed: int = 0, channels: int = 3) -> np.ndarray:
+    """(F, C, H, W // 2 + 1) float32, one seeded phase per element key."""
     if not len(keys):
-        return np.zeros((0, *phase_shape(height, width)), np.float32)
-    return np.stack([initial_phase(k, height, width, seed) for k in keys])
+        return np.zeros((0, *phase_shape(height, width, channels)), np.float32)
+    return np.stack([initial_phase(k, height, width, seed, channels) for k in keys])
 
 
 def phase_to_image(phase: np.ndarray, mag: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -183,7 +217,7 @@ def phase_to_image(phase: np.ndarray, mag: np.ndarray, height: int, width: int) 
     m = np.asarray(mag, np.float64)
     t = np.fft.irfft2(m * np.cos(ph) + 1j * (m * np.sin(ph)), s=(int(height), int(width)))
     t = (t - t.mean(axis=axes, keepdims=True)) / (t.std(axis=axes, keepdims=True) + STD_EPS)
-    u = np.einsum("dc,...chw->...hwd", color_matrix(True), t)
+    u = np.einsum("dc,...chw->...hwd", color_matrix(True, ph.shape[-3]), t)
     return PIXEL_MAX / (1.0 + np.exp(-u))
 
 
@@ -238,15 +272,17 @@ def boxes(rng: np.random.Generator, views: int, mean_size: float, center_std: fl
     return np.stack([cy - d * 0.5, cx - d * 0.5, cy + d * 0.5, cx + d * 0.5], axis=1)
 
 
-def draw_views(seed: int, key: Key, step: int, steps: int, height: int, width: int, options) -> Views:
+def draw_views(
+    seed: int, key: Key, step: int, steps: int, height: int, width: int, options, channels: int = 3
+) -> Views:
     """Step ``step``'s ``options.crops`` views of one element, from ``default_rng((seed, *key, 3, step))``:
     the boxes (:func:`boxes`), then the Gaussian noise ``N(0, 1)`` and the uniform ``U[0, 1)`` draws
-    of the whole (V, H, W, 3) batch; ``noise = sigma * g + sigma * (u - 0.5)`` with ``sigma = noise * 127.5``."""
+    of the whole (V, H, W, C) batch; ``noise = sigma * g + sigma * (u - 0.5)`` with ``sigma = noise * 127.5``."""
     rng = np.random.default_rng(seed_entropy(seed, key, MACO_STREAM, int(step)))
-    v = int(options.crops)
+    v, c = int(options.crops), int(channels)
     b = boxes(rng, v, box_size(step, steps, options.box[0], options.box[1]), options.center_std, options.box_std)
-    g = rng.standard_normal((v, int(height), int(width), 3))
-    u = rng.random((v, int(height), int(width), 3))
+    g = rng.standard_normal((v, int(height), int(width), c))
+    u = rng.random((v, int(height), int(width), c))
     sigma = float(options.noise) * HALF_RANGE
     noise = (sigma * g + sigma * (u - 0.5)).astype(np.float32)
     return Views(
@@ -254,9 +290,11 @@ def draw_views(seed: int, key: Key, step: int, steps: int, height: int, width: i
     )
 
 
-def step_views(seed: int, keys: Sequence[Key], step: int, steps: int, height: int, width: int, options) -> Views:
+def step_views(
+    seed: int, keys: Sequence[Key], step: int, steps: int, height: int, width: int, options, channels: int = 3
+) -> Views:
     """Step ``step``'s views of every element, stacked: (B, V, ...)."""
-    parts = [draw_views(seed, k, step, steps, height, width, options) for k in keys]
+    parts = [draw_views(seed, k, step, steps, height, width, options, channels) for k in keys]
     return Views(
         np.stack([p.rows for p in parts]), np.stack([p.cols for p in parts]), np.stack([p.noise for p in parts])
     )

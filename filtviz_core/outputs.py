@@ -17,6 +17,7 @@ import numpy as np
 
 from filtviz_core import atomic, plots, runrecord
 from filtviz_core.errors import FiltvizError
+from filtviz_core.images import displayable
 
 FILTER_DIR = "filters"  # per-filter pictures: <out>/filters/filter_0007.png
 
@@ -88,7 +89,7 @@ def write_filter_outputs(
     written: dict[str, Path] = {}
     if per_filter_png:
         for i, name in enumerate(picture_names(filters)):
-            atomic.save_png(out / FILTER_DIR / name, np.asarray(images[i]))
+            atomic.save_png(out / FILTER_DIR / name, displayable(np.asarray(images[i])))  # C=1 grey, C>3 grid
             if alpha is not None:
                 grey = np.clip(np.floor(np.asarray(alpha[i], np.float64) * 255.0 + 0.5), 0, 255).astype(np.uint8)
                 atomic.save_png(out / FILTER_DIR / alpha_name(name), grey)

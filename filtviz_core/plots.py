@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from filtviz_core.algorithm import deprocess
+from filtviz_core.images import displayable
 
 
 def _grid(n: int, columns: int) -> tuple[int, int]:
@@ -24,6 +25,16 @@ def _grid(n: int, columns: int) -> tuple[int, int]:
 def _hide_axes(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def show_picture(ax, image: np.ndarray) -> None:
+    """One picture on ``ax``: RGB as it is, 1 channel in grey, other channel counts as a grey channel grid."""
+    shown = displayable(image)
+    if shown.ndim == 2:
+        levels = {"vmin": 0, "vmax": 255} if shown.dtype == np.uint8 else {}
+        ax.imshow(shown, cmap="gray", **levels)
+    else:
+        ax.imshow(shown)
 
 
 def plot_feature_maps(maps: Mapping[str, np.ndarray], channels: int = 8, cmap: str = "viridis") -> Figure:
@@ -54,7 +65,8 @@ def plot_filter_grid(
     losses: Sequence[float] | np.ndarray | None = None,
     columns: int = 8,
 ) -> Figure:
-    """Filter pictures of one layer in a grid: ``images`` (F, H, W, 3) uint8, titles with final losses."""
+    """Filter pictures of one layer in a grid: ``images`` (F, H, W, C) uint8, titles with final losses
+    (C = 3 in colour, C = 1 in grey, other C as a grid of each picture's channels)."""
     images = np.asarray(images)
     rows, cols = _grid(len(filters), columns)
     fig = Figure(figsize=(1.8 * cols, 2.0 * rows + 0.4), layout="constrained")
@@ -64,7 +76,7 @@ def plot_filter_grid(
         if i >= len(filters):
             ax.set_axis_off()
             continue
-        ax.imshow(images[i])
+        show_picture(ax, images[i])
         title = f"#{filters[i]}"
         if losses is not None:
             title += f"  {float(losses[i]):.3g}"
@@ -95,7 +107,7 @@ def plot_iterations(
         for col, step in enumerate(steps):
             ax = axes[row, col]
             _hide_axes(ax)
-            ax.imshow(display(np.asarray(snapshots[step])[row]))
+            show_picture(ax, display(np.asarray(snapshots[step])[row]))
             ax.set_title(f"#{filters[row]} step {step}  {losses[row, step]:.3g}", fontsize=8)
         curve = axes[row, -1]
         curve.plot(np.arange(losses.shape[1]), losses[row], lw=1.2)
@@ -108,14 +120,15 @@ def plot_iterations(
 
 
 def plot_kernels(kernel: np.ndarray, bgr: bool = True, columns: int = 8) -> Figure:
-    """First-layer kernels as small RGB pictures: ``kernel`` HWIO with I = 3 (e.g. block1_conv1's 64).
+    """First-layer kernels as small pictures: ``kernel`` HWIO (e.g. block1_conv1's 64), in colour for I = 3,
+    grey for I = 1, a grid of each kernel's input channels for other I.
 
-    Keras weights see BGR input, so their input channels are flipped to show RGB (``bgr=True``).
+    Keras weights see BGR input, so their input channels are flipped to show RGB (``bgr=True``, I = 3).
     """
     kernel = np.asarray(kernel, dtype=np.float64)
-    if kernel.ndim != 4 or kernel.shape[2] != 3:
-        raise ValueError(f"expected an HWIO kernel with 3 input channels, got shape {kernel.shape}")
-    if bgr:
+    if kernel.ndim != 4 or kernel.shape[2] < 1:
+        raise ValueError(f"expected an HWIO kernel, got shape {kernel.shape}")
+    if bgr and kernel.shape[2] == 3:
         kernel = kernel[:, :, ::-1, :]
     lo, hi = kernel.min(), kernel.max()
     pictures = (kernel - lo) / (hi - lo + 1e-12)
@@ -126,7 +139,10 @@ def plot_kernels(kernel: np.ndarray, bgr: bool = True, columns: int = 8) -> Figu
     for i, ax in enumerate(axes.flat):
         _hide_axes(ax)
         if i < n:
-            ax.imshow(pictures[:, :, :, i], interpolation="nearest")
+            if kernel.shape[2] == 3:
+                ax.imshow(pictures[:, :, :, i], interpolation="nearest")
+            else:
+                ax.imshow(displayable(pictures[:, :, :, i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_title(str(i), fontsize=7)
         else:
             ax.set_axis_off()

@@ -9,6 +9,7 @@ wrapped in ``tf.function`` (the default: the same numbers, faster; SPEC.md §13 
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,9 +32,9 @@ from filtviz_core.algorithm import (
 from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective
 from filtviz_core.vgg16 import CONV_NAMES, POOL_NAMES, min_size_for
-from tf_reference import loop
+from tf_reference import keras_model, loop
 from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_unit
-from tf_reference.method_parts import Parts, assemble
+from tf_reference.method_parts import Parts, assemble, input_channels
 from tf_reference.model import caffe_preprocess, get_conv_layer
 from tf_reference.objectives import capture_fn, channel_arguments, compile_objective, shapes_of, structure
 
@@ -153,7 +154,7 @@ def _build(
     compiled: bool,
     capture=None,
 ) -> loop.Fns:
-    capture = capture_fn(model, layers, activation) if capture is None else capture
+    capture = keras_model.capture(model, layers, activation) if capture is None else capture
     return loop.build(
         parts.parameterization,
         parts.transform,
@@ -161,6 +162,7 @@ def _build(
         compile_objective(objective, batch),
         parts.optimizer,
         compiled=compiled,
+        preprocess=keras_model.preprocess_fn(model),
     )
 
 
@@ -211,11 +213,25 @@ def _check_common(
     steps, lr, options = methods.resolve(method, steps, lr, method_options)
     algorithm.check_seed(seed)
     methods.check_pixel_only(options, init_given=init is not None, clip=clip)
-    return int(get_conv_layer(model, layer_name).filters), steps, lr, options
+    return _filter_count(model, layer_name, objective), steps, lr, options
+
+
+def _filter_count(model: keras.Model, layer_name: str, objective: str) -> int:
+    """A Conv2D's filters (the spec's path), else the channels of the layer's resolved tensor (keras_model)."""
+    layer = model.get_layer(layer_name) if layer_name in [x.name for x in model.layers] else None
+    if isinstance(layer, keras.layers.Conv2D) or layer is None:
+        return int(get_conv_layer(model, layer_name).filters)
+    try:
+        return keras_model.channel_count(model, layer_name, objective)
+    except FiltvizError:
+        get_conv_layer(model, layer_name)  # the layers it can be: one line
+        raise
 
 
 def _check_size(side: int, layer_name: str, options: methods.MethodOptions | None) -> None:
     """The picture the network sees must fit the layer: the image itself, or §15.3's transformed canvas."""
+    if layer_name not in CONV_NAMES and layer_name not in POOL_NAMES:
+        return  # another model's layer: too small a picture fails in one line when the loop runs
     seen = min(methods.seen_size(int(side), int(side), options))
     methods.check_seen_size(int(side), seen, min_size_for(layer_name), layer_name, options)
 
@@ -257,7 +273,7 @@ def visualize_filter(
     ``unit="neuron"`` maximizes the filter's centre neuron instead of its interior mean (§16.5).
     """
     _check_common(model, layer_name, method, steps, lr, seed, objective, method_options, init, clip)
-    given = None if init is None else algorithm.check_init(init)[None]
+    given = None if init is None else algorithm.check_init(init, None, input_channels(model))[None]
     return visualize_filters(
         model,
         layer_name,
@@ -314,7 +330,7 @@ def visualize_filters(
     check_unit(unit)
     copies, weight = check_diversity(diversity, diversity_weight)
     indices = algorithm.parse_filters(filters, count, layer_name)
-    inits = None if init is None else algorithm.check_init(init, len(indices))
+    inits = None if init is None else algorithm.check_init(init, len(indices), input_channels(model))
     if inits is not None and copies > 1:
         raise FiltvizError(
             f"init gives one start per filter; diversity={copies} starts each of a filter's "
@@ -325,7 +341,7 @@ def visualize_filters(
     if isinstance(options, methods.MacoOptions):
         from filtviz_core.maco import check_channels
 
-        check_channels(int(model.input_shape[-1]), options.magnitude)
+        check_channels(input_channels(model), options.magnitude)
     side = size if inits is None else min(inits.shape[1:3])
     _check_size(int(side), layer_name, options)
     keep = algorithm.snapshot_steps(snapshots, int(steps))
@@ -384,7 +400,7 @@ def _run_filter(
     """One filter through the loop: a batch of one (§3-§9, §15), or one diversity group of ``copies``."""
     target = core.per_filter(layer_name, [f] * copies, unit, diversity_group=copies, diversity_weight=weight)
     keys = algorithm.element_keys([f], copies)  # f itself, or (f, 2, k): §16.5
-    parts = assemble(method, height, width, lr, options, clip=clip, init=init)
+    parts = assemble(method, height, width, lr, options, clip=clip, init=init, channels=input_channels(model))
     fns = _fns(model, parts, [layer_name], objective, target, copies, compiled)
     out = loop.run(
         fns,
@@ -471,8 +487,8 @@ def render(
     if isinstance(options, methods.MacoOptions):
         from filtviz_core.maco import check_channels
 
-        check_channels(int(model.input_shape[-1]), options.magnitude)
-    parts = assemble(method, size, size, lr, options)
+        check_channels(input_channels(model), options.magnitude)
+    parts = assemble(method, size, size, lr, options, channels=input_channels(model))
     _check_render_shapes(model, objective, layers, activation, parts, size, options, batch)
     fns = _fns(model, parts, layers, activation, objective, batch, bool(compiled))
     keys = list(range(batch))
@@ -561,9 +577,9 @@ def _check_render_shapes(
     for layer in layers:
         if layer in CONV_NAMES or layer in POOL_NAMES:
             methods.check_seen_size(size, min(seen_h, seen_w), min_size_for(layer), layer, options)
-    capture = capture_fn(model, layers, activation)  # unknown layers and pre_relu on non-convs: one line
+    capture = keras_model.capture(model, layers, activation)  # unknown layers, no pre-activation: one line
     try:
-        acts = capture(caffe_preprocess(tf.zeros([1, seen_h, seen_w, 3])))
+        acts = capture(keras_model.preprocess_fn(model)(tf.zeros([1, seen_h, seen_w, input_channels(model)])))
     except (ValueError, tf.errors.InvalidArgumentError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise FiltvizError(f"size {size} px does not fit {', '.join(layers)}: {first}") from None
@@ -598,6 +614,11 @@ def run_record(
     extra = dict(extra or {})
     if results[0].objective is not None:
         extra["objective"] = results[0].objective.as_record()  # render: what was rendered
+    activation = results[0].params.get("activation", results[0].params.get("objective", DEFAULT_OBJECTIVE))
+    extra.setdefault("model", keras_model.describe_model(model))
+    with contextlib.suppress(FiltvizError):  # what was optimized, as the torch side records it
+        layers = results[0].objective.layers() if results[0].objective is not None else [results[0].layer]
+        extra.setdefault("target", [keras_model.resolve(model, name, activation).describe() for name in layers])
     if any(r.copy for r in results):
         extra["copies"] = [r.copy for r in results]  # diversity=K: the k of each picture
     return runrecord.run_record(

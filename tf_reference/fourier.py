@@ -23,14 +23,15 @@ def f32(x: float) -> float:
 
 
 def spectrum_to_image(spectrum: tf.Tensor, height: int, width: int, options: FourierOptions) -> tf.Tensor:
-    """§15.2: spectra (n, 2, 3, H, W // 2 + 1) -> RGB pixel pictures (n, H, W, 3), float32."""
+    """§15.2: spectra (n, 2, C, H, W // 2 + 1) -> pixel pictures (n, H, W, C), float32 (colours decorrelated
+    for C = 3 only)."""
     scale = tf.constant(core.frequency_scale(height, width, options.decay).astype(np.float32))
-    matrix = tf.constant(core.color_matrix(options.decorrelate).astype(np.float32))
+    matrix = tf.constant(core.color_matrix(options.decorrelate, int(spectrum.shape[2])).astype(np.float32))
     real = spectrum[:, 0] * scale
     imag = spectrum[:, 1] * scale
     # irfft2d divides by H*W; times sqrt(H*W) it is the orthonormal inverse.
     t = tf.signal.irfft2d(tf.complex(real, imag), fft_length=[height, width]) * f32(np.sqrt(height * width))
-    t = t / f32(options.divisor)  # (n, 3, H, W)
+    t = t / f32(options.divisor)  # (n, C, H, W)
     u = tf.einsum("dc,nchw->nhwd", matrix, t)
     return tf.sigmoid(u) * core.PIXEL_MAX
 

@@ -17,14 +17,14 @@ from filtviz_core import maco as core
 
 
 def phase_to_image(phase: tf.Tensor, magnitude: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """§17.2: phases (n, 3, H, W // 2 + 1) -> RGB pixel pictures (n, H, W, 3), float32."""
-    matrix = tf.constant(core_fourier.color_matrix(True).astype(np.float32))
+    """§17.2: phases (n, C, H, W // 2 + 1) -> pixel pictures (n, H, W, C), float32 (C = 3: recorrelated)."""
+    matrix = tf.constant(core_fourier.color_matrix(True, int(phase.shape[1])).astype(np.float32))
     axes = [1, 2, 3]
     p = (phase - tf.reduce_mean(phase, axis=axes, keepdims=True)) / (
         tf.math.reduce_std(phase, axis=axes, keepdims=True) + core.STD_EPS
     )
     spectrum = tf.complex(tf.cos(p) * magnitude, tf.sin(p) * magnitude)
-    t = tf.signal.irfft2d(spectrum, fft_length=[height, width])  # (n, 3, H, W), 1/(HW)
+    t = tf.signal.irfft2d(spectrum, fft_length=[height, width])  # (n, C, H, W), 1/(HW)
     t = (t - tf.reduce_mean(t, axis=axes, keepdims=True)) / (
         tf.math.reduce_std(t, axis=axes, keepdims=True) + core.STD_EPS
     )

@@ -27,22 +27,34 @@ from tf_reference.fourier import adam_constants, f32, resample, spectrum_to_imag
 from tf_reference.loop import Optimizer, Parameterization, Transform
 from tf_reference.maco import crop_views, phase_to_image
 
+
+def input_channels(model) -> int:
+    """The pictures' channel count: the last dimension of the Keras model's input (1 grey, 3 RGB, N
+    multispectral); 3 when the model does not say (an input shape of None channels)."""
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, list):  # a model with several inputs: the first is the picture
+        shape = shape[0]
+    last = shape[-1] if shape else None
+    return int(last) if last else 3
+
+
 # --- parameterizations -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Pixels:
-    """§2-§3: the (B, H, W, 3) picture in pixel units is the parameter; seeded grey noise, or ``init``."""
+    """§2-§3: the (B, H, W, C) picture in pixel units is the parameter; seeded grey noise, or ``init``."""
 
     height: int
     width: int
-    init: np.ndarray | None = None  # (B, H, W, 3): given starts instead of the seeded ones
+    init: np.ndarray | None = None  # (B, H, W, C): given starts instead of the seeded ones
     identity: bool = True
+    channels: int = 3  # the model's input channels (1 grey, 3 RGB, N multispectral)
 
     def start(self, keys: Sequence[Key], seed: int) -> np.ndarray:
         if self.init is not None:
             return np.asarray(self.init, np.float32)
-        return algorithm.initial_images(list(keys), self.height, seed)
+        return algorithm.initial_images(list(keys), self.height, seed, self.channels)
 
     def picture(self, params: tf.Tensor) -> tf.Tensor:
         return params
@@ -50,15 +62,18 @@ class Pixels:
 
 @dataclass(frozen=True)
 class Spectrum:
-    """§15.2: (B, 2, 3, H, W // 2 + 1) spectra -> pictures; seeded N(0, init_std^2) starts."""
+    """§15.2: (B, 2, C, H, W // 2 + 1) spectra -> pictures; seeded N(0, init_std^2) starts."""
 
     height: int
     width: int
     options: FourierOptions
     identity: bool = False
+    channels: int = 3
 
     def start(self, keys: Sequence[Key], seed: int) -> np.ndarray:
-        return core_fourier.initial_spectra(list(keys), self.height, self.width, seed, self.options.init_std)
+        return core_fourier.initial_spectra(
+            list(keys), self.height, self.width, seed, self.options.init_std, self.channels
+        )
 
     def picture(self, params: tf.Tensor) -> tf.Tensor:
         return spectrum_to_image(params, self.height, self.width, self.options)
@@ -66,18 +81,18 @@ class Spectrum:
 
 @dataclass(frozen=True, eq=False)
 class Phase:
-    """§17.2: (B, 3, H, W // 2 + 1) phases under the fixed magnitude -> pictures; seeded N(0, 1) starts.
+    """§17.2: (B, C, H, W // 2 + 1) phases under the fixed magnitude -> pictures; seeded N(0, 1) starts.
     Asks the loop for the picture's gradient (the transparency, §17.5)."""
 
     height: int
     width: int
     options: MacoOptions
-    magnitude: np.ndarray  # (3, H, W // 2 + 1) float32, filtviz_core.maco.magnitude
+    magnitude: np.ndarray  # (C, H, W // 2 + 1) float32, filtviz_core.maco.magnitude
     identity: bool = False
     transparency: bool = True
 
     def start(self, keys: Sequence[Key], seed: int) -> np.ndarray:
-        return core_maco.initial_phases(list(keys), self.height, self.width, seed)
+        return core_maco.initial_phases(list(keys), self.height, self.width, seed, int(self.magnitude.shape[0]))
 
     def picture(self, params: tf.Tensor) -> tf.Tensor:
         return phase_to_image(params, tf.constant(self.magnitude), self.height, self.width)
@@ -120,13 +135,22 @@ class _StepViews:
     """Step k's crops and noise of every element (``filtviz_core.maco.step_views``), drawn when asked."""
 
     def __init__(
-        self, keys: Sequence[Key], steps: int, seed: int, height: int, width: int, options: MacoOptions
+        self,
+        keys: Sequence[Key],
+        steps: int,
+        seed: int,
+        height: int,
+        width: int,
+        options: MacoOptions,
+        channels: int = 3,
     ) -> None:
         self.keys, self.steps, self.seed = list(keys), int(steps), int(seed)
-        self.height, self.width, self.options = height, width, options
+        self.height, self.width, self.options, self.channels = height, width, options, int(channels)
 
     def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        d = core_maco.step_views(self.seed, self.keys, k, self.steps, self.height, self.width, self.options)
+        d = core_maco.step_views(
+            self.seed, self.keys, k, self.steps, self.height, self.width, self.options, self.channels
+        )
         return d.rows, d.cols, d.noise
 
 
@@ -138,19 +162,20 @@ class Crops:
     width: int
     options: MacoOptions
     identity: bool = False
+    channels: int = 3
 
     @property
     def views(self) -> int:
         return int(self.options.crops)
 
     def matrices(self, keys: Sequence[Key], steps: int, seed: int) -> _StepViews:  # type: ignore[override]
-        return _StepViews(keys, steps, seed, self.height, self.width, self.options)
+        return _StepViews(keys, steps, seed, self.height, self.width, self.options, self.channels)
 
     def apply(self, picture: tf.Tensor, matrix) -> tf.Tensor:
         rows, cols, noise = matrix
-        crops = crop_views(picture, rows, cols, noise, f32(self.options.fill))  # (B, V, H, W, 3)
+        crops = crop_views(picture, rows, cols, noise, f32(self.options.fill))  # (B, V, H, W, C)
         crops = tf.transpose(crops, [1, 0, 2, 3, 4])
-        return tf.reshape(crops, [-1, self.height, self.width, 3])
+        return tf.reshape(crops, [-1, self.height, self.width, self.channels])
 
 
 # --- optimizers ------------------------------------------------------------------------------------
@@ -253,12 +278,13 @@ def pixel_parts(
     *,
     clip: bool = False,
     init: np.ndarray | None = None,
+    channels: int = 3,
 ) -> Parts:
     if options is not None:
         raise FiltvizError("the pixel method takes no method options")
     return Parts(
         "pixel",
-        Pixels(int(height), int(width), init),
+        Pixels(int(height), int(width), init, channels=int(channels)),
         Identity(),
         RmsStep(float(lr), bool(clip)),
         (int(height), int(width)),
@@ -273,13 +299,14 @@ def fourier_parts(
     *,
     clip: bool = False,
     init: np.ndarray | None = None,
+    channels: int = 3,
 ) -> Parts:
     options = methods.fourier_options(options)
     methods.check_pixel_only(options, init_given=init is not None, clip=clip)
     transform: Transform = Affine(int(height), int(width), options) if options.transforms else Identity()
     return Parts(
         "fourier",
-        Spectrum(int(height), int(width), options),
+        Spectrum(int(height), int(width), options, channels=int(channels)),
         transform,
         Adam(float(lr), options),
         draws.output_size(int(height), int(width), options),
@@ -294,14 +321,15 @@ def maco_parts(
     *,
     clip: bool = False,
     init: np.ndarray | None = None,
+    channels: int = 3,
 ) -> Parts:
     options = methods.maco_options(options)
     methods.check_pixel_only(options, init_given=init is not None, clip=clip)
-    mag = core_maco.magnitude(int(height), int(width), options.magnitude)
+    mag = core_maco.magnitude(int(height), int(width), options.magnitude, int(channels))
     return Parts(
         "maco",
         Phase(int(height), int(width), options, mag),
-        Crops(int(height), int(width), options),
+        Crops(int(height), int(width), options, channels=int(channels)),
         NAdam(float(lr), options),
         (int(height), int(width)),
     )
@@ -320,6 +348,8 @@ def assemble(
     *,
     clip: bool = False,
     init: np.ndarray | None = None,
+    channels: int = 3,
 ) -> Parts:
-    """The parts of ``method`` (a name of ``filtviz_core.methods.REGISTRY``) for ``height x width`` pictures."""
-    return PARTS[methods.check_method(method)](height, width, lr, options, clip=clip, init=init)
+    """The parts of ``method`` (a name of ``filtviz_core.methods.REGISTRY``) for ``height x width`` pictures
+    of ``channels`` channels (the model's input: 3 RGB, 1 grey, N multispectral)."""
+    return PARTS[methods.check_method(method)](height, width, lr, options, clip=clip, init=init, channels=channels)

@@ -33,6 +33,7 @@ from filtviz_core import objectives as core_objectives
 from filtviz_core.errors import FiltvizError
 from filtviz_core.runrecord import run_record as _run_record
 from torch_filtviz import job as jobs
+from torch_filtviz.channels import input_channels
 from torch_filtviz.method_parts import Setting
 from torch_filtviz.models import min_input_size, resolve_device
 from torch_filtviz.targets import model_device_dtype
@@ -189,7 +190,7 @@ def visualize_filters(
         else:  # malformed init: let check_init explain after the filters are known
             layers, count = None, 1 << 30
         chosen = alg.parse_filters(filters, count, layer)
-        x0 = alg.check_init(init, len(chosen)) if init is not None else None
+        x0 = alg.check_init(init, len(chosen), input_channels(model)) if init is not None else None
         assert layers is not None
         keys = alg.element_keys(chosen, group)
         per_element = [f for f in chosen for _ in range(group)]
@@ -204,6 +205,7 @@ def visualize_filters(
             channels_last=bool(channels_last),
             clip=bool(clip),
             init=x0,
+            channels=input_channels(model),
         )
         job = jobs.Job(model, method, layers, setting, snaps, precision, model_dtype)
 
@@ -269,12 +271,11 @@ def visualize_filters(
 
 
 def _check_maco_channels(model: nn.Module, options: methods.MethodOptions | None) -> None:
-    """The maco method on a model whose first convolution takes one channel needs the user's magnitude."""
+    """The maco method on a model whose input is not RGB (1 or N channels) needs the user's magnitude."""
     if isinstance(options, methods.MacoOptions):
         from filtviz_core.maco import check_channels
 
-        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-        check_channels(int(first.in_channels) if first is not None else 3, options.magnitude)
+        check_channels(input_channels(model), options.magnitude)
 
 
 def _diversity(diversity: int, weight: float | None, init_given: bool) -> tuple[int, float]:

@@ -22,6 +22,7 @@ from filtviz_core.cli_common import (
     NOTEBOOK_MAP_LAYERS,
     SNAPSHOTS_HELP,
     OneLineParser,
+    add_in_channels,
     add_map_options,
     add_method_options,
     add_progress,
@@ -44,6 +45,7 @@ MAP_LAYER_COUNT = 5  # maps of a non-VGG16 model without --layers: this many con
 
 
 def _model_options() -> argparse.ArgumentParser:
+    from filtviz_core.preprocessing import HELP as PREPROCESS_HELP
     from torch_filtviz.preprocessing import PREPROCESSING
 
     p = argparse.ArgumentParser(add_help=False)
@@ -68,9 +70,10 @@ def _model_options() -> argparse.ArgumentParser:
         "--preprocess",
         choices=PREPROCESSING,
         default=None,
-        help="how the network sees 0-255 RGB pixels: imagenet (/255, mean/std), caffe (BGR minus "
-        "means), none; default: caffe for the Keras VGG16 weights, imagenet otherwise",
+        help=f"{PREPROCESS_HELP}; default: caffe for the Keras VGG16 weights, imagenet otherwise "
+        "(a grey or multispectral model needs one of none, unit, symmetric, mnist)",
     )
+    add_in_channels(g)
     g.add_argument(
         "--no-verify",
         dest="verify",
@@ -251,12 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace):
     """The model the options name (validated first: a bad --model costs no loading)."""
+    from torch_filtviz.models import with_in_channels
     from torch_filtviz.zoo import check_model_name, load_model
 
     check_model_name(args.model)
-    return load_model(
+    in_channels = getattr(args, "in_channels", None)
+    if in_channels is not None:  # a bad count costs no loading either
+        alg.check_channels(in_channels)
+    model = load_model(
         args.model, args.weights, preprocess=args.preprocess, device=args.device, seed=args.seed, verify=args.verify
     )
+    return with_in_channels(model, in_channels)
 
 
 def _ascent_kwargs(args: argparse.Namespace) -> dict:

@@ -23,6 +23,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from filtviz_core.errors import FiltvizError
+from torch_filtviz.channels import input_channels
 from torch_filtviz.placement import eval_mode, model_device_dtype
 from torch_filtviz.targets import OBJECTIVE_KINDS, Target, channels_first, resolve_target, target_channels  # noqa: F401  (re-exported)
 from torch_filtviz.trace import ACTIVATION_FUNCTIONS, ACTIVATION_MODULES, function_name  # re-exported
@@ -180,7 +181,8 @@ def layer_channels(model: nn.Module, layer: str, size: int = 64) -> int:
         return int(target.module.out_channels)
     device, dtype = model_device_dtype(model)
     with torch.no_grad(), torch.inference_mode(False), eval_mode(model):
-        out = layer_output(model, target, torch.full((1, 3, size, size), 128.0, device=device, dtype=dtype))
+        grey = torch.full((1, input_channels(model), size, size), 128.0, device=device, dtype=dtype)
+        out = layer_output(model, target, grey)
     if out.ndim < 2:
         raise FiltvizError(f"layer {layer!r} has no channel dimension (output shape {tuple(out.shape)})")
     return target_channels(target, out)

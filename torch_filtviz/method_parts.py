@@ -35,6 +35,7 @@ class Setting:
     channels_last: bool
     clip: bool = False
     init: np.ndarray | None = None  # the pixel method's explicit starts, one per element of the call
+    channels: int = 3  # the pictures' channels: the model's input channels (1 grey, 3 RGB, N multispectral)
 
 
 Parts = tuple[Parameterization, Callable[[torch.Tensor, int], torch.Tensor], Optimizer]
@@ -42,7 +43,7 @@ Parts = tuple[Parameterization, Callable[[torch.Tensor, int], torch.Tensor], Opt
 
 def pixel(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
     """SPEC §2-§9: the picture itself, seen as it is, RMS-normalised steps."""
-    x0 = s.init[rows] if s.init is not None else alg.initial_images(list(keys), s.height, s.seed)
+    x0 = s.init[rows] if s.init is not None else alg.initial_images(list(keys), s.height, s.seed, s.channels)
     return PixelParam(x0, s.device, s.channels_last), Identity(s.channels_last), NormalizedStep(s.lr, s.clip)
 
 
@@ -50,7 +51,7 @@ def fourier(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
     """SPEC §15: a decorrelated spectrum, random affine views, Adam."""
     o = s.options
     assert isinstance(o, FourierOptions)
-    param = FourierParam(keys, s.seed, s.height, s.width, o, s.device)
+    param = FourierParam(keys, s.seed, s.height, s.width, o, s.device, s.channels)
     view = (
         AffineViews(keys, s.seed, s.steps, s.height, s.width, o, s.device, s.channels_last)
         if o.transforms
@@ -63,8 +64,8 @@ def maco_method(keys: Sequence[Key], rows: slice, s: Setting) -> Parts:
     """SPEC §17: a phase under a fixed natural-image magnitude, noisy random crops (V views per picture), NAdam."""
     o = s.options
     assert isinstance(o, MacoOptions)
-    param = MacoParam(keys, s.seed, s.height, s.width, o, s.device)
-    view = CropViews(keys, s.seed, s.steps, s.height, s.width, o, s.device, s.channels_last)
+    param = MacoParam(keys, s.seed, s.height, s.width, o, s.device, s.channels)
+    view = CropViews(keys, s.seed, s.steps, s.height, s.width, o, s.device, s.channels_last, s.channels)
     return param, view, NAdam(param.theta, s.lr, o.beta1, o.beta2, o.eps)
 
 

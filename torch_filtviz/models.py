@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 from filtviz_core import vgg16 as spec
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.weights import NAMED_SOURCES, check_weights_choice, load_tensors
+from torch_filtviz.channels import first_convolution
 from torch_filtviz.checkpoints import apply_state, load_state_file, torchvision_weights
 from torch_filtviz.preprocessing import (  # noqa: F401
     IMAGENET_MEAN_RGB,
@@ -35,10 +37,12 @@ WEIGHT_NAMES = (*NAMED_SOURCES, "torchvision")
 
 
 class PixelModel(nn.Module):
-    """A network that takes RGB pixel images (N, 3, H, W, 0-255) and preprocesses them itself.
+    """A network that takes pixel images (N, C, H, W, 0-255; C = ``in_channels``, 3 for RGB) and preprocesses
+    them itself.
 
     Attributes: ``preprocess``, ``features`` (the network), ``name``, ``aliases`` (layer name ->
-    module path, e.g. VGG16's Keras names), ``weights_info`` (run.json's ``weights`` entry) and
+    module path, e.g. VGG16's Keras names), ``weights_info`` (run.json's ``weights`` entry), ``in_channels``
+    (the pictures' channel count: 1 grey, 3 RGB, N multispectral) and
     ``network_prefix``: ``"features."`` when the network is a wrapped user or torchvision model, so
     its own module paths (``layer4.1.conv2``) name its layers; ``""`` for VGG16, whose paths
     (``features.28``) are torchvision's ``vgg16()`` paths already.
@@ -52,8 +56,10 @@ class PixelModel(nn.Module):
         aliases: dict[str, str] | None = None,
         weights_info: dict | None = None,
         network_prefix: str = "",
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
+        self.in_channels = int(in_channels)
         self.preprocess = preprocess
         self.features = features
         self.name = name
@@ -66,11 +72,14 @@ class PixelModel(nn.Module):
 
     def describe(self) -> dict:
         """run.json's ``model`` entry: what network, behind which preprocessing."""
-        return {
+        described: dict[str, Any] = {
             "name": self.name,
             "class": type(self.features).__name__,
             "preprocess": preprocess_name(self.preprocess),
         }
+        if self.in_channels != 3:  # RGB models' records stay as they were
+            described["in_channels"] = self.in_channels
+        return described
 
 
 def wrap_model(
@@ -80,24 +89,67 @@ def wrap_model(
     name: str | None = None,
     weights_info: dict | None = None,
     aliases: dict[str, str] | None = None,
+    in_channels: int | None = None,
 ) -> PixelModel:
-    """Your ``nn.Module`` behind its preprocessing, taking RGB pixels (0-255, NCHW) like every model here.
+    """Your ``nn.Module`` behind its preprocessing, taking pixels (0-255, NCHW) like every model here.
 
     ``preprocess``: ``"imagenet"`` (torchvision's weights: /255, ImageNet mean/std; the default),
-    ``"caffe"`` (Keras' VGG weights), ``"none"`` (the network takes 0-255 pixels), or your own
-    function/module of an NCHW pixel tensor. Layers keep the network's own module paths
-    (``layer4.1.conv2``); run.json records the name, class and preprocessing. A :class:`PixelModel`
-    is returned as it is.
+    ``"caffe"`` (Keras' VGG weights), ``"none"`` (the network takes 0-255 pixels), ``"unit"`` (/255),
+    ``"symmetric"`` (/127.5 - 1), ``"mnist"`` ((x/255 - 0.1307)/0.3081), or your own function/module of
+    an NCHW pixel tensor. ``in_channels``: the pictures' channel count (1 grey, 3 RGB, N multispectral);
+    None reads it from the network's first convolution (3 when it has none); a count the first
+    convolution contradicts is refused. imagenet and caffe are RGB-only: a grey or multispectral model
+    needs one of the others. Layers keep the network's own module paths (``layer4.1.conv2``); run.json
+    records the name, class and preprocessing. A :class:`PixelModel` is returned as it is.
+
+    >>> from torch import nn
+    >>> grey = wrap_model(nn.Sequential(nn.Conv2d(1, 4, 3)), "unit")
+    >>> grey.in_channels, grey.describe()["preprocess"]
+    (1, 'unit')
     """
     if isinstance(network, PixelModel):
-        return network
+        return with_in_channels(network, in_channels)
     if not isinstance(network, nn.Module):
         raise FiltvizError(f"expected an nn.Module to wrap, got {type(network).__name__}")
-    module, _ = make_preprocess(preprocess)
+    channels = _checked_channels(network, in_channels)
+    module, _ = make_preprocess(preprocess, channels)
     info = dict(weights_info or {"source": "as built", "sha256": None})
     return PixelModel(
-        module, network, name or type(network).__name__.lower(), aliases, info, network_prefix="features."
+        module,
+        network,
+        name or type(network).__name__.lower(),
+        aliases,
+        info,
+        network_prefix="features.",
+        in_channels=channels,
     )
+
+
+def _checked_channels(network: nn.Module, in_channels: int | None) -> int:
+    """The input channel count: ``in_channels`` when given and not contradicted by the first convolution."""
+    from filtviz_core.algorithm import check_channels, check_given_channels
+
+    first = first_convolution(network)
+    if first is None:  # nothing to read the count from: the given one, or RGB
+        return 3 if in_channels is None else check_channels(in_channels)
+    where = f"first convolution ({first[0] or type(first[1]).__name__})"
+    return check_given_channels(in_channels, int(first[1].in_channels), where)
+
+
+def with_in_channels(model: PixelModel, in_channels: int | None) -> PixelModel:
+    """``model`` with its pictures' channel count checked against ``in_channels`` (None: as it is) and set:
+    what ``--in-channels`` does to a loaded model. Refused in one line when the first convolution or the
+    preprocessing (imagenet, caffe: RGB only) says otherwise."""
+    if in_channels is None:
+        return model
+    channels = _checked_channels(model.features, in_channels)
+    name = preprocess_name(model.preprocess)
+    if name in ("imagenet", "caffe"):
+        from filtviz_core.preprocessing import check_preprocess
+
+        check_preprocess(name, channels)
+    model.in_channels = channels
+    return model
 
 
 def vgg16_aliases() -> dict[str, str]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from filtviz_core import plots as core
 from filtviz_core.errors import FiltvizError
+from torch_filtviz.channels import input_channels
 
 if TYPE_CHECKING:  # the ascent module is only needed for the type
     from torch_filtviz.ascent import FilterResults
@@ -83,14 +84,19 @@ def first_conv(model: nn.Module, layer: str = "block1_conv1") -> nn.Conv2d:
 
 
 def plot_kernels(model: nn.Module, layer: str = "block1_conv1", columns: int = 8) -> Figure:
-    """The RGB kernels of a first conv layer (VGG16: block1_conv1's 64 3x3 kernels) as pictures.
+    """The kernels of a first conv layer (VGG16: block1_conv1's 64 3x3 kernels) as pictures: RGB for a
+    3-channel input, grey for 1, a grid of the input channels otherwise.
 
     Keras weights see BGR input (caffe preprocessing), so their input channels are flipped to
     show RGB; torchvision weights see RGB and are shown as they are.
     """
     conv = first_conv(model, layer)
-    if conv.in_channels != 3:
-        raise FiltvizError(f"{layer} has {conv.in_channels} input channels; kernel pictures need an RGB (3) input")
+    channels = input_channels(model)
+    if conv.in_channels != channels:
+        raise FiltvizError(
+            f"{layer} has {conv.in_channels} input channels; kernel pictures need a layer that sees the "
+            f"model's {channels}-channel input"
+        )
     kernel = conv.weight.detach().float().cpu().permute(2, 3, 1, 0).numpy()  # OIHW -> HWIO
     return core.plot_kernels(kernel, bgr=sees_bgr(model), columns=columns)
 
@@ -117,7 +123,7 @@ def plot_atlas(results: Sequence[FilterResults], max_filters: int = 8) -> Figure
             if col >= len(res.filters):
                 ax.set_axis_off()
                 continue
-            ax.imshow(res.images[col])
+            core.show_picture(ax, res.images[col])
             ax.set_title(f"#{res.filters[col]}", fontsize=7)
             if col == 0:
                 ax.set_ylabel(res.layer, fontsize=8)

@@ -5,7 +5,11 @@ it; the network sees that image through the preprocessing it was trained with:
 
 * ``"caffe"``: Keras' VGG16 weights — RGB -> BGR, subtract the ImageNet BGR means, 0-255 scale;
 * ``"imagenet"``: torchvision's weights — /255, then the ImageNet mean/std per RGB channel;
-* ``"none"``: the network takes 0-255 RGB pixels as they are.
+* ``"none"``: the network takes 0-255 pixels as they are;
+* ``"unit"`` (/255), ``"symmetric"`` (/127.5 - 1), ``"mnist"`` ((x/255 - 0.1307)/0.3081): the same scaling
+  for every channel, so they fit grey (1-channel) and multispectral models too.
+
+The names and the channel rule are ``filtviz_core.preprocessing``'s, shared with tf_reference.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ import torch
 from torch import nn
 
 from filtviz_core import vgg16 as spec
-from filtviz_core.errors import FiltvizError
+from filtviz_core.preprocessing import (
+    MNIST_MEAN,
+    MNIST_STD,
+    PREPROCESSING,  # noqa: F401  (re-exported: the --preprocess choices)
+    check_preprocess,
+)
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
-PREPROCESSING = ("imagenet", "caffe", "none")
 
 
 class CaffePreprocess(nn.Module):
@@ -51,6 +59,24 @@ class TorchvisionPreprocess(nn.Module):
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 
+class ScalePreprocess(nn.Module):
+    """A scaling of every channel alike (``unit``, ``symmetric``, ``mnist``): fits any channel count."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "unit":
+            return x / 255.0
+        if self.kind == "symmetric":
+            return x / 127.5 - 1.0
+        return (x / 255.0 - MNIST_MEAN) / MNIST_STD  # mnist
+
+    def extra_repr(self) -> str:
+        return self.kind
+
+
 class CustomPreprocess(nn.Module):
     """A caller's own preprocessing function, as a module (so it moves with the model)."""
 
@@ -62,19 +88,23 @@ class CustomPreprocess(nn.Module):
         return self.fn(x)
 
 
-def make_preprocess(kind: str | nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> tuple[nn.Module, str]:
-    """(module, name) for ``"imagenet"``, ``"caffe"``, ``"none"``, an ``nn.Module`` or a callable."""
+def make_preprocess(
+    kind: str | nn.Module | Callable[[torch.Tensor], torch.Tensor], channels: int = 3
+) -> tuple[nn.Module, str]:
+    """(module, name) for a name of ``PREPROCESSING``, an ``nn.Module`` or a callable; a name that does not
+    fit a ``channels``-channel input (imagenet and caffe are RGB-only) is refused in one line."""
     if isinstance(kind, nn.Module):
         return kind, preprocess_name(kind)
     if callable(kind) and not isinstance(kind, str):
         return CustomPreprocess(kind), "custom"
+    check_preprocess(kind, channels)
+    if kind in ("unit", "symmetric", "mnist"):
+        return ScalePreprocess(kind), kind
     if kind == "imagenet":
         return TorchvisionPreprocess(), "imagenet"
     if kind == "caffe":
         return CaffePreprocess(), "caffe"
-    if kind == "none":
-        return nn.Identity(), "none"
-    raise FiltvizError(f"unknown preprocessing {kind!r}; valid: {', '.join(PREPROCESSING)}, or a function")
+    return nn.Identity(), "none"
 
 
 def preprocess_name(module: nn.Module | None) -> str:
@@ -83,6 +113,8 @@ def preprocess_name(module: nn.Module | None) -> str:
         return "caffe"
     if isinstance(module, TorchvisionPreprocess):
         return "imagenet"
+    if isinstance(module, ScalePreprocess):
+        return module.kind
     if module is None or isinstance(module, nn.Identity):
         return "none"
     return "custom"

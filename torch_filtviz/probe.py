@@ -16,6 +16,7 @@ from torch import nn
 
 from filtviz_core.cli_common import first_line
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
+from torch_filtviz.channels import input_channels
 from torch_filtviz.placement import eval_mode, model_device_dtype
 from torch_filtviz.trace import meta_copy
 
@@ -57,7 +58,7 @@ def _reached_on(model: nn.Module, device, dtype, size: int, paths: set[str], str
             handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad(), torch.inference_mode(False):
-            model(torch.full((1, 3, size, size), 128.0, device=device, dtype=dtype))
+            model(torch.full((1, input_channels(model), size, size), 128.0, device=device, dtype=dtype))
     except (RuntimeError, ValueError, IndexError, ZeroDivisionError) as exc:
         if strict and not size_like(exc):
             raise _NotOnMeta from exc

@@ -22,6 +22,7 @@ from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective, check_objective
 from torch_filtviz import job as jobs
 from torch_filtviz.ascent import FilterResults, _check_maco_channels
+from torch_filtviz.channels import input_channels
 from torch_filtviz.method_parts import Setting
 from torch_filtviz.models import min_input_size, resolve_device
 from torch_filtviz.targets import model_device_dtype
@@ -106,6 +107,7 @@ def render(
             options=options,
             device=dev,
             channels_last=bool(channels_last),
+            channels=input_channels(model),
         )
         job = jobs.Job(model, method, layers, setting, snaps, precision, model_device_dtype(model)[1])
         keys = list(range(batch))

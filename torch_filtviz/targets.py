@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from filtviz_core.errors import FiltvizError
+from torch_filtviz.channels import input_channels
 from torch_filtviz.placement import eval_mode, model_device_dtype  # re-exported
 from torch_filtviz.probe import describe_failure, size_like
 from torch_filtviz.trace import (
@@ -201,13 +202,15 @@ def _trace(model: nn.Module, height: int, width: int, device: torch.device, dtyp
     with torch.inference_mode(False):
         try:
             copy_ = meta_copy(model).eval()
-            trace = trace_forward(copy_, torch.full((1, 3, height, width), 128.0, device="meta", dtype=dtype))
+            grey = torch.full((1, input_channels(model), height, width), 128.0, device="meta", dtype=dtype)
+            trace = trace_forward(copy_, grey)
             if trace.error is None or size_like(trace.error):
                 return trace
         except Exception:  # noqa: BLE001 - a model that cannot even be copied: trace the real one
             pass
         with eval_mode(model):  # not runnable on meta tensors (data-dependent code): the real model decides
-            return trace_forward(model, torch.full((1, 3, height, width), 128.0, device=device, dtype=dtype))
+            grey = torch.full((1, input_channels(model), height, width), 128.0, device=device, dtype=dtype)
+            return trace_forward(model, grey)
 
 
 def any_trace(model: nn.Module) -> Trace:

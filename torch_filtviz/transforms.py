@@ -133,7 +133,7 @@ def crop_views(
 
 class CropViews:
     """Step k's ``crops`` noisy random crops of each element's picture (SPEC §17.3), drawn by numpy per step
-    (``filtviz_core.maco.step_views`` of the elements' keys). Returns ``(V * n, 3, H, W)``, view-major."""
+    (``filtviz_core.maco.step_views`` of the elements' keys). Returns ``(V * n, C, H, W)``, view-major."""
 
     def __init__(
         self,
@@ -145,14 +145,18 @@ class CropViews:
         options: MacoOptions,
         device: torch.device,
         channels_last: bool,
+        channels: int = 3,
     ) -> None:
         self.keys, self.seed, self.steps = list(keys), int(seed), int(steps)
         self.height, self.width, self.options = int(height), int(width), options
+        self.channels = int(channels)  # the noise's channels: the picture's
         self.views, self.fill = int(options.crops), float(options.fill)
         self.device, self.channels_last = device, channels_last
 
     def __call__(self, picture: torch.Tensor, step: int) -> torch.Tensor:
-        d = maco.step_views(self.seed, self.keys, step, self.steps, self.height, self.width, self.options)
+        d = maco.step_views(
+            self.seed, self.keys, step, self.steps, self.height, self.width, self.options, self.channels
+        )
         rows, cols, noise = (torch.from_numpy(a).to(self.device) for a in (d.rows, d.cols, d.noise))
         crops = crop_views(picture.permute(0, 2, 3, 1), rows, cols, noise, self.fill)  # (n, V, H, W, 3)
         seen = crops.transpose(0, 1).reshape(-1, *crops.shape[2:]).permute(0, 3, 1, 2)
