@@ -16,6 +16,7 @@ from filtviz_core import __version__, algorithm, methods, outputs
 from filtviz_core.cli_common import (
     SNAPSHOTS_HELP,
     OneLineParser,
+    add_in_channels,
     add_map_options,
     add_method_options,
     add_progress,
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pre_relu (conv output before the ReLU, no dead filters) or post_relu (the Keras layer "
         "output, as the original notebook); default: %(default)s",
     )
+    add_in_channels(p)
     add_unit_options(p.add_argument_group("what each picture maximizes"))
     p.add_argument("--clip", action="store_true", help="clip the images to 0-255 after every step")
     p.add_argument("--eager", action="store_true", help="run the step eagerly instead of in tf.function")
@@ -181,6 +183,8 @@ def cmd_filters(args: argparse.Namespace) -> None:
     snapshots = parse_steps(args.snapshots)
     algorithm.snapshot_steps(snapshots, steps)
     check_weights_choice(args.weights)
+    if args.in_channels is not None:
+        algorithm.check_channels(args.in_channels)
     out = outputs.check_writable(args.out, create=False)  # before any long work; created when results exist
 
     import numpy as np
@@ -188,6 +192,9 @@ def cmd_filters(args: argparse.Namespace) -> None:
     from tf_reference.ascent import run_record, visualize_filters
 
     model = _load_model(args.weights)
+    from tf_reference.method_parts import input_channels
+
+    algorithm.check_given_channels(args.in_channels, input_channels(model), "input")  # --in-channels
     start = time.perf_counter()
     results = visualize_filters(
         model,
