@@ -27,6 +27,7 @@ _EXPORTS = {
     "conv_layer_names": "tf_reference.model",
     "feature_maps": "tf_reference.model",
     "get_layer": "tf_reference.model",
+    "load_model": "tf_reference.keras_model",
     "load_vgg16": "tf_reference.model",
     "submodel": "tf_reference.model",
     "summary": "tf_reference.model",
@@ -48,6 +49,7 @@ __all__ = [
     "deprocess",
     "feature_maps",
     "get_layer",
+    "load_model",
     "load_vgg16",
     "make_loss_fn",
     "make_objective",
@@ -76,6 +78,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
         visualize_filter,
         visualize_filters,
     )
+    from tf_reference.keras_model import load_model
     from tf_reference.model import (
         caffe_preprocess,
         conv_layer_names,

@@ -236,6 +236,19 @@ def _check_size(side: int, layer_name: str, options: methods.MethodOptions | Non
     methods.check_seen_size(int(side), seen, min_size_for(layer_name), layer_name, options)
 
 
+def _check_input_size(model: keras.Model, side: int, options: methods.MethodOptions | None) -> None:
+    """A model with a fixed input size must see pictures of that size (one line otherwise)."""
+    fixed = tuple(model.inputs[0].shape[1:3]) if getattr(model, "inputs", None) else ()
+    if len(fixed) != 2 or None in fixed:
+        return
+    seen = tuple(methods.seen_size(side, side, options))
+    if seen != tuple(int(d) for d in fixed):
+        raise FiltvizError(
+            f"the model takes {fixed[0]}x{fixed[1]} px pictures; at size {side} the network would see "
+            f"{seen[0]}x{seen[1]} px (use size {fixed[0]} with the pixel method, or a model with an open input size)"
+        )
+
+
 def _check_whole_size(size: Any) -> int:
     if isinstance(size, bool) or not isinstance(size, numbers.Real) or int(size) != size or size < 1:
         raise FiltvizError(f"size must be a whole number of pixels >= 1, got {size}")
@@ -344,6 +357,7 @@ def visualize_filters(
         check_channels(input_channels(model), options.magnitude)
     side = size if inits is None else min(inits.shape[1:3])
     _check_size(int(side), layer_name, options)
+    _check_input_size(model, int(side), options)
     keep = algorithm.snapshot_steps(snapshots, int(steps))
     height, width = (int(size), int(size)) if inits is None else (int(inits.shape[1]), int(inits.shape[2]))
     iterator: Iterable[int] = range(len(indices))

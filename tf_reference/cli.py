@@ -23,6 +23,7 @@ from filtviz_core.cli_common import (
     add_unit_options,
     check_map_options,
     examples,
+    method_options,
     parse_names,
     parse_steps,
     progress_wanted,
@@ -67,10 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     def add_weights(p: argparse.ArgumentParser) -> None:
+        from filtviz_core.preprocessing import HELP as PREPROCESS_HELP
+        from filtviz_core.preprocessing import PREPROCESSING
+
+        p.add_argument(
+            "--model",
+            default="vgg16",
+            help="vgg16 (the canonical spec; default), a Keras model file (.keras, .h5, .hdf5), or a "
+            "keras.applications name (MobileNetV2, ResNet50, ...: include_top=False, random or --weights FILE)",
+        )
         p.add_argument(
             "--weights",
-            default="keras",
-            help="keras (verified file, offline; default), imagenet (Keras download), random, or a path",
+            default=None,
+            help="vgg16: keras (verified file, offline; default), imagenet (Keras download), random, or a path; "
+            "a keras.applications name: random (default) or a local weights file; a model file: its own",
+        )
+        p.add_argument(
+            "--preprocess",
+            choices=PREPROCESSING,
+            default=None,
+            help=f"{PREPROCESS_HELP}; default: caffe for vgg16, none (0-255 pixels) for any other model",
         )
 
     p = add("summary", "print Keras' model.summary() of VGG16 (include_top=False)", f"{PROG} summary")
@@ -126,18 +143,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_model(weights: str):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tf_reference.model import load_vgg16
+def _is_vgg16(args: argparse.Namespace) -> bool:
+    return str(getattr(args, "model", "vgg16")).lower() == "vgg16"
 
-    return load_vgg16(weights)
+
+def _check_model_args(args: argparse.Namespace) -> None:
+    """--model/--weights/--preprocess checked before TensorFlow is imported."""
+    from filtviz_core.preprocessing import check_preprocess
+
+    if _is_vgg16(args):
+        check_weights_choice(args.weights or "keras")
+        if args.preprocess is not None:
+            check_preprocess(args.preprocess, 3)
+        return
+    suffix = Path(args.model).suffix.lower()
+    if suffix in (".keras", ".h5", ".hdf5") and not Path(args.model).is_file():
+        raise FiltvizError(f"--model {args.model}: no such file")
+    if suffix and suffix not in (".keras", ".h5", ".hdf5"):
+        raise FiltvizError(
+            f"--model {args.model}: expected vgg16, a .keras/.h5/.hdf5 file or a keras.applications name"
+        )
+
+
+def _load_model(args: argparse.Namespace):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if _is_vgg16(args):
+        from tf_reference.model import load_vgg16
+
+        model = load_vgg16(args.weights or "keras")
+        if args.preprocess is not None:
+            model.filtviz_preprocess = args.preprocess
+        return model
+    from tf_reference.keras_model import load_model
+
+    weights = None if args.weights in (None, "random") else args.weights
+    return load_model(args.model, weights=weights, preprocess=args.preprocess)
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
-    check_weights_choice(args.weights)
+    _check_model_args(args)
     from tf_reference.model import summary
 
-    print(summary(_load_model(args.weights)))
+    print(summary(_load_model(args)))
 
 
 def cmd_maps(args: argparse.Namespace) -> None:
@@ -145,10 +192,10 @@ def cmd_maps(args: argparse.Namespace) -> None:
 
     layers = parse_names(args.layers)
     bad = [name for name in layers if name not in LAYER_NAMES]
-    if bad:
+    if bad and _is_vgg16(args):
         raise FiltvizError(f"unknown layer {bad[0]!r}; valid: {', '.join(LAYER_NAMES)}")
     check_map_options(args)
-    check_weights_choice(args.weights)
+    _check_model_args(args)
     out = outputs.check_writable(args.out, create=False)
     image = load_image(args.image, size=args.size or None)
     as_image_batch(image)  # size check before the model loads
@@ -157,7 +204,13 @@ def cmd_maps(args: argparse.Namespace) -> None:
     from tf_reference.model import feature_maps
     from tf_reference.plots import plot_feature_maps
 
-    maps = feature_maps(_load_model(args.weights), image, layers)
+    model = _load_model(args)
+    if not _is_vgg16(args):
+        from tf_reference.model import get_layer
+
+        for name in layers:
+            get_layer(model, name)
+    maps = feature_maps(model, image, layers)
     path = out / "feature_maps.png"
     atomic.save_figure(plot_feature_maps(maps, channels=args.channels), path)
     for name, fmap in maps.items():
@@ -166,15 +219,19 @@ def cmd_maps(args: argparse.Namespace) -> None:
 
 
 def cmd_filters(args: argparse.Namespace) -> None:
-    if args.layer not in CONV_NAMES:
+    vgg = _is_vgg16(args)
+    if vgg and args.layer not in CONV_NAMES:
         raise FiltvizError(f"unknown conv layer {args.layer!r}; valid: {', '.join(CONV_NAMES)}")
-    filters = algorithm.parse_filters(args.filters, FILTER_COUNTS[args.layer], args.layer)
-    steps, lr, options = methods.resolve(args.method, args.steps, args.lr)
+    if vgg:
+        filters = algorithm.parse_filters(args.filters, FILTER_COUNTS[args.layer], args.layer)
+    chosen = method_options(args)  # --crops (maco only)
+    steps, lr, options = methods.resolve(args.method, args.steps, args.lr, chosen)
     methods.check_pixel_only(options, init_given=False, clip=args.clip)
     if args.size < 1:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
-    seen = min(methods.seen_size(args.size, args.size, options))
-    methods.check_seen_size(args.size, seen, min_size_for(args.layer), args.layer, options)
+    if vgg:
+        seen = min(methods.seen_size(args.size, args.size, options))
+        methods.check_seen_size(args.size, seen, min_size_for(args.layer), args.layer, options)
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
     units = unit_kwargs(args)
@@ -182,16 +239,18 @@ def cmd_filters(args: argparse.Namespace) -> None:
     copies, _ = check_diversity(units.get("diversity", 1), units.get("diversity_weight"))
     snapshots = parse_steps(args.snapshots)
     algorithm.snapshot_steps(snapshots, steps)
-    check_weights_choice(args.weights)
+    _check_model_args(args)
     if args.in_channels is not None:
         algorithm.check_channels(args.in_channels)
     out = outputs.check_writable(args.out, create=False)  # before any long work; created when results exist
 
     import numpy as np
 
-    from tf_reference.ascent import run_record, visualize_filters
+    from tf_reference.ascent import _filter_count, run_record, visualize_filters
 
-    model = _load_model(args.weights)
+    model = _load_model(args)
+    if not vgg:  # another model's layers are known once it is loaded
+        filters = algorithm.parse_filters(args.filters, _filter_count(model, args.layer, args.objective), args.layer)
     from tf_reference.method_parts import input_channels
 
     algorithm.check_given_channels(args.in_channels, input_channels(model), "input")  # --in-channels
@@ -210,6 +269,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
         clip=args.clip,
         compiled=not args.eager,
         progress=progress_wanted(args.progress),
+        **({"method_options": chosen} if chosen else {}),
         **units,
     )
     record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})

@@ -96,6 +96,7 @@ def build(
     optimizer: Optimizer,
     *,
     compiled: bool = True,
+    preprocess: Callable[[tf.Tensor], tf.Tensor] = caffe_preprocess,
 ) -> Fns:
     """The step (§6 / §15.5-§15.6) and the loss alone (§7 / §15.7), eager or in ``tf.function``.
 
@@ -110,7 +111,7 @@ def build(
     def forward(params: tf.Tensor, matrix: tf.Tensor, channels: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         picture = parameterization.picture(params)
         seen = picture if transform.identity else transform.apply(picture, matrix)
-        acts = capture(caffe_preprocess(seen))  # §4: caffe inside the tape
+        acts = capture(preprocess(seen))  # §4: caffe (VGG16; the model's own scaling otherwise) inside the tape
         if views == 1:
             return objective(acts, channels), picture
         n = int(picture.shape[0])

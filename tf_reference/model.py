@@ -35,7 +35,16 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, seed: int = 0, veri
     for name in CONV_NAMES:
         model.get_layer(name).set_weights([tensors[f"{name}/kernel"], tensors[f"{name}/bias"]])
     model.filtviz_weights = info
+    model.filtviz_preprocess = "caffe"  # §4
     return model
+
+
+def load_model(path_or_name: str | os.PathLike[str], **kwargs) -> keras.Model:
+    """Any Keras model (a .keras/.h5/.hdf5 file, ``vgg16`` or a ``keras.applications`` name):
+    :func:`tf_reference.keras_model.load_model`, whose docstring says what it takes."""
+    from tf_reference.keras_model import load_model as load
+
+    return load(path_or_name, **kwargs)
 
 
 def summary(model: keras.Model, line_length: int | None = None) -> str:
@@ -83,13 +92,31 @@ def caffe_preprocess(images: tf.Tensor | np.ndarray) -> tf.Tensor:
 
 
 def feature_maps(model: keras.Model, images: np.ndarray, layer_names: str | Sequence[str]) -> dict[str, np.ndarray]:
-    """Post-ReLU activations, NHWC float32, for RGB pixel images (H, W, 3) or (N, H, W, 3), >= 32 px."""
+    """The layers' outputs (post-ReLU for VGG16's convs), NHWC float32, for pixel images (H, W, C) or
+    (N, H, W, C), seen through the model's preprocessing (caffe for VGG16, §4)."""
+    from tf_reference.keras_model import preprocess_fn
+
     names = [layer_names] if isinstance(layer_names, str) else list(layer_names)
     if not names:
         raise FiltvizError("no layers given; valid: " + ", ".join(layer.name for layer in model.layers[1:]))
     layers = [get_layer(model, name) for name in names]
-    batch = as_image_batch(images)
+    batch = as_image_batch(images) if getattr(model, "name", "") == "vgg16" else _pixel_batch(model, images)
     probe = keras.Model(inputs=model.input, outputs=[layer.output for layer in layers])
-    outputs = probe(caffe_preprocess(batch), training=False)
+    outputs = probe(preprocess_fn(model)(batch), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return {name: np.asarray(out, dtype=np.float32) for name, out in zip(names, outputs)}
+
+
+def _pixel_batch(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) float32 pixels for any model: C its input's channels."""
+    from tf_reference.keras_model import input_channels
+
+    arr = np.asarray(images, dtype=np.float32)
+    arr = arr[None] if arr.ndim == 3 else arr
+    channels = input_channels(model)
+    if arr.ndim != 4 or arr.shape[-1] != channels:
+        raise FiltvizError(
+            f"images must be (H, W, {channels}) or (N, H, W, {channels}) pixel arrays for this model, "
+            f"got shape {np.shape(images)}"
+        )
+    return arr
