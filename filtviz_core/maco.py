@@ -118,43 +118,44 @@ def resize_bilinear(array: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _photo_planes(folder: str | os.PathLike[str], height: int, width: int, channels: int) -> list[np.ndarray]:
-    """The (C, H, W) float64 planes of every picture in ``folder``: photos fitted (centre crop) to ``H x W``
-    in [0, 1], as RGB (C = 3) or grey (C = 1, PIL's ITU-R 601 luminance); for any other C, the folder's
-    ``.npy`` arrays (H', W', C) (multispectral data has no common image format), resized bilinearly."""
+    """The (C, H, W) float64 planes of every picture in ``folder``: its ``.npy`` arrays (H', W', C) when it
+    holds any (multispectral data has no common image format), resized bilinearly; else its photos, fitted
+    (centre crop) to ``H x W`` in [0, 1], as RGB (C = 3) or grey (C = 1, PIL's ITU-R 601 luminance)."""
     from filtviz_core.images import fit_image, open_rgb
     from filtviz_core.photos import folder_photos
 
     c, size = int(channels), (int(height), int(width))
-    if c in (1, 3):
-        planes = []
-        for photo in folder_photos(folder):
-            img = fit_image(open_rgb(photo.path), size)
-            arr = np.asarray(img.convert("L") if c == 1 else img, np.float64) / 255.0
-            planes.append(arr[None] if c == 1 else np.moveaxis(arr[..., :3], -1, 0))
-        return planes
     root = Path(folder)
     if not root.is_dir():
         raise FiltvizError(f"maco option magnitude: folder not found: {root}")
     arrays = []
     for path in sorted(root.glob("*.npy")):
         arr = np.load(path, allow_pickle=False)
+        arr = arr[..., None] if arr.ndim == 2 and c == 1 else arr
         if arr.ndim != 3 or arr.shape[-1] != c or not np.all(np.isfinite(arr)):
             raise FiltvizError(
                 f"maco option magnitude: {path.name} is {arr.shape}, expected a finite (H, W, {c}) array"
             )
         arrays.append(resize_bilinear(np.moveaxis(arr.astype(np.float64), -1, 0), *size))
-    if not arrays:
+    if arrays:
+        return arrays
+    if c not in (1, 3):
         raise FiltvizError(
             f"maco option magnitude: a {c}-channel model needs (H, W, {c}) .npy arrays in {root} "
             "(photos give 1 or 3 channels); found none"
         )
-    return arrays
+    planes = []
+    for photo in folder_photos(folder):
+        img = fit_image(open_rgb(photo.path), size)
+        arr = np.asarray(img.convert("L") if c == 1 else img, np.float64) / 255.0
+        planes.append(arr[None] if c == 1 else np.moveaxis(arr[..., :3], -1, 0))
+    return planes
 
 
 def photos_magnitude(folder: str | os.PathLike[str], height: int, width: int, channels: int = 3) -> np.ndarray:
     """(C, H, W // 2 + 1) float64: the mean of ``|rfft2|`` of the photos in ``folder``, each fitted
     (centre crop) to ``H x W`` pixels in [0, 1] (Xplique's ``maco_dataset`` path, at the picture's size):
-    RGB for C = 3, grey for C = 1, ``.npy`` arrays for other C (:func:`_photo_planes`)."""
+    RGB for C = 3, grey for C = 1, or the folder's ``.npy`` arrays (any C; :func:`_photo_planes`)."""
     planes = _photo_planes(folder, height, width, channels)
     if not planes:
         raise FiltvizError(f"maco option magnitude: no photos in {folder}")
