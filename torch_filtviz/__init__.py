@@ -9,6 +9,7 @@ from filtviz_core.algorithm import deprocess, initial_images
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError, WeightsError, WeightsUnavailable
 from filtviz_core.methods import METHODS, FourierOptions
 from torch_filtviz import objectives
+from torch_filtviz.accentuate import accentuate
 from torch_filtviz.ascent import FilterResults, visualize_filters
 from torch_filtviz.hooks import Target, capture, layer_channels, resolve_target
 from torch_filtviz.maps import feature_maps
@@ -29,6 +30,7 @@ __all__ = [
     "Target",
     "WeightsError",
     "WeightsUnavailable",
+    "accentuate",
     "capture",
     "deprocess",
     "feature_maps",
