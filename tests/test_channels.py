@@ -240,3 +240,82 @@ def test_filtviz_refuses_a_wrong_count_and_an_rgb_preprocessing_in_one_line(caps
     assert code == 2 and len(err.strip().splitlines()) == 1 and "'imagenet' is for RGB" in err and "unit" in err
     code, _, err = _filters(capsys, "--model", "greypkg.nets:grey", "--in-channels", "0")
     assert code == 2 and "whole number >= 1" in err
+
+
+# --- tf_reference: the same, on Keras models ------------------------------------------------------------
+
+
+def keras_net(channels: int):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, channels))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv2")(x)
+    return keras.Model(inputs, x, name=f"net{channels}")
+
+
+@pytest.fixture(scope="module")
+def keras_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keras_nets")
+    for c in (1, 4):
+        keras_net(c).save(folder / f"net{c}.keras")
+    return folder
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_tf_reference_pictures_have_the_models_channel_count(keras_files, channels):
+    import tf_reference as tr
+    from tf_reference import objectives as tf_obj
+
+    model = tr.load_model(keras_files / f"net{channels}.keras", preprocess="unit")
+    start = tr.visualize_filters(model, "conv2", "0-1", steps=0, size=SIZE, snapshots=(), progress=False)
+    assert np.array_equal(np.stack([r.raw for r in start]), alg.initial_images([0, 1], SIZE, 0, channels))
+    for method in ("pixel", "fourier"):
+        results = tr.visualize_filters(model, "conv2", "0-1", method=method, steps=2, size=SIZE, progress=False)
+        assert [r.raw.shape for r in results] == [(SIZE, SIZE, channels)] * 2
+        assert all(r.image.shape == (SIZE, SIZE, channels) and r.losses[-1] != r.losses[0] for r in results)
+    goal = tf_obj.channel("conv2", 1)
+    rendered = tr.render(model, goal, batch=2, method="fourier", steps=1, size=SIZE, progress=False)
+    assert [r.raw.shape for r in rendered] == [(SIZE, SIZE, channels)] * 2
+
+
+def test_tf_reference_maco_on_grey(keras_files, tmp_path):
+    import tf_reference as tr
+
+    model = tr.load_model(keras_files / "net1.keras", preprocess="unit")
+    with pytest.raises(FiltvizError, match=r"^the maco method needs method_options=\{'magnitude': DIR\}"):
+        tr.visualize_filters(model, "conv2", [0], method="maco", steps=1, size=SIZE, progress=False)
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (SIZE, SIZE), dtype=np.uint8), "L").save(
+            tmp_path / f"grey_{i}.png"
+        )
+    options = {"magnitude": str(tmp_path), "crops": 2}
+    (res,) = tr.visualize_filters(
+        model, "conv2", [0], method="maco", steps=1, size=SIZE, progress=False, method_options=options
+    )
+    assert res.raw.shape == (SIZE, SIZE, 1) and res.alpha.shape == (SIZE, SIZE)
+
+
+def test_tf_reference_filters_command_on_grey_and_four_channel_models(capsys, keras_files, tmp_path):
+    from tf_reference.cli import main as tf_main
+
+    def run(*argv):
+        code = tf_main(
+            ["filters", "conv2", "--filters", "0-1", "--steps", "2", "--size", str(SIZE), "--no-progress"]
+            + [str(a) for a in argv]
+        )
+        return code, capsys.readouterr().err
+
+    for given in ([], ["--in-channels", "1"]):
+        out = tmp_path / f"grey{len(given)}"
+        code, err = run("--model", keras_files / "net1.keras", "--preprocess", "unit", *given, "--out", out)
+        assert code == 0, err
+        png = Image.open(out / "filters" / "filter_0000.png")
+        assert (png.mode, png.size) == ("L", (SIZE, SIZE))
+    code, err = run("--model", keras_files / "net4.keras", "--method", "fourier", "--out", tmp_path / "four")
+    assert code == 0, err
+    assert Image.open(tmp_path / "four" / "filters" / "filter_0001.png").size == (2 * SIZE + 2, 2 * SIZE + 2)
+    code, err = run("--model", keras_files / "net1.keras", "--in-channels", "3", "--out", tmp_path / "x")
+    wanted = "in_channels 3 given, but the model's input takes 1 channel: give 1 or leave it out"
+    assert code == 2 and err.strip().splitlines()[-1] == f"python -m tf_reference: error: {wanted}"
