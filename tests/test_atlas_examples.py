@@ -225,3 +225,26 @@ def test_atlas_writes_top_and_bottom_examples_from_a_folder(cli, tmp_path):
 def test_extremes_found_lists_only_real_photos():
     ex = Extremes.empty(2, 3)
     assert ex.found(0, "top") == [] and ex.found(1, "bottom") == []
+
+
+def test_throughput_benchmark_makes_photos_and_writes_its_report(tmp_path, monkeypatch, random_vgg):
+    from filtviz_bench.examples import cli, make_photos
+
+    monkeypatch.setattr(models, "load_vgg16", lambda weights="keras", **kw: random_vgg)
+
+    made = make_photos(tmp_path / "photos", 12, seed=1)
+    assert made == {"made": 12, "photos": 12, "unreadable": 3}
+    photos = folder_photos(tmp_path / "photos", warn=lambda line: None)
+    assert len(photos) == 13 and sorted(photos.skipped) == ["unreadable/empty.webp", "unreadable/text.png"]
+    assert {p.path.suffix for p in photos} == {".jpg", ".png", ".webp"}  # 12 photos + the truncated JPEG
+    argv = ["--photos", tmp_path / "photos", "--images", 0, "--repeats", 1, "--size", 32, "--weights", "random"]
+    argv += ["--workers", 0, "--quiet", "--out", tmp_path / "bench", "--peak-seconds", 0.2]
+    assert cli([str(a) for a in argv]) == 0
+    report = json.loads((tmp_path / "bench" / "throughput.json").read_text())
+    run = report["repeats"][0]
+    assert run["images"] == 12 and run["skipped"] == 1 and report["photos_found"] == 15
+    assert report["images_per_s"]["min"] == pytest.approx(12 / run["seconds"])
+    assert report["achieved_tflops"]["max"] == pytest.approx(report["useful_tflop"] / run["seconds"])
+    fraction = report["achieved_tflops"]["max"] / report["peak"]["measured_matmul_tflops"]
+    assert report["peak"]["fraction_of_matmul"]["max"] == pytest.approx(fraction) and fraction > 0
+    assert len(report["layers"]) == 13

@@ -168,9 +168,12 @@ class RunningExtremes:
         batch, units = act.shape[:2]
         width = act.shape[-1] if act.ndim == 4 else max(1, int(np.prod(act.shape[2:])))
         flat = act.reshape(batch, units, -1).float()
-        finite = torch.isfinite(flat)
-        hi, hi_at = torch.where(finite, flat, -torch.inf).max(dim=2)
-        lo, lo_at = torch.where(finite, flat, torch.inf).min(dim=2)
+        hi, hi_at = flat.max(dim=2)
+        lo, lo_at = flat.min(dim=2)
+        if not (torch.isfinite(hi).all() and torch.isfinite(lo).all()):  # rare: mask NaN and inf, then again
+            finite = torch.isfinite(flat)
+            hi, hi_at = torch.where(finite, flat, -torch.inf).max(dim=2)
+            lo, lo_at = torch.where(finite, flat, torch.inf).min(dim=2)
         ids = photos.to(self.device).view(1, -1).expand(units, batch)
         s = self.state[layer]
         for which, value, where, desc in (("top", hi, hi_at, True), ("bottom", lo, lo_at, False)):
