@@ -6,8 +6,9 @@ network sees ``crops`` random crops of the picture, resized to the picture's siz
 
 Both frameworks take from here: the magnitude (:func:`magnitude`: Xplique's ``spectrum_decorrelated.npy``
 read from the installed xplique wheel, never imported, SHA-256 pinned, resized by :func:`resize_bilinear`
-the way ``tf.image.resize`` does), the seeded phases (:func:`initial_phases`), the crops and noise of
-every step (:func:`step_draws`, numpy seeded by ``(seed, key, MACO_STREAM, step)``) and NAdam's
+the way ``tf.image.resize`` does), the seeded phases (:func:`initial_phases`), the crops and noise keys of
+every step (:func:`step_views`, numpy seeded by ``(seed, key, MACO_STREAM, step)``; the noise from numpy
+on a CPU, from a counter-based hash on an accelerator, :func:`noise_field`) and NAdam's
 constants (:func:`nadam_constants`). :func:`phase_to_image` and :func:`apply_crops` are the float64
 numpy references of the picture and of the views.
 """
@@ -238,11 +239,77 @@ def box_size(step: int, steps: int, start: float, end: float) -> float:
 class Views:
     """One step's crops of one or more elements: ``rows`` (..., V, 4, H) and ``cols`` (..., V, 4, W)
     float32 hold, per output row/column, the two source indices, the weight of the second and 1/0 for
-    inside/outside the picture; ``noise`` (..., V, H, W, 3) float32 is added after the crop."""
+    inside/outside the picture; ``noise_keys`` (..., 3) int64 are the keys of the noise added after the crop
+    (:meth:`noise` on a CPU, :func:`noise_field` on an accelerator); ``sigma`` its scale, pixel units;
+    ``channels`` the picture's."""
 
     rows: np.ndarray
     cols: np.ndarray
-    noise: np.ndarray
+    noise_keys: np.ndarray
+    sigma: float
+    channels: int = 3
+
+    @property
+    def noise_count(self) -> int:
+        """Noise values per element: V * H * W * C."""
+        return int(self.rows.shape[-3] * self.rows.shape[-1] * self.cols.shape[-1] * self.channels)
+
+    def noise(self) -> np.ndarray:
+        """The noise as numpy draws it, (..., V, H, W, C) float32: per element ``r = default_rng(noise_keys)``,
+        ``g = r.standard_normal(shape, float32)``, ``u = r.random(shape, float32)``, ``sigma g + sigma (u - 0.5)``
+        (Xplique: N(0, sigma) then U(-sigma/2, sigma/2)). What the CPU paths of both frameworks add."""
+        lead, v, h, w = self.rows.shape[:-3], self.rows.shape[-3], self.rows.shape[-1], self.cols.shape[-1]
+        shape = (v, h, w, self.channels)
+        s = np.float32(self.sigma)
+        keys = np.asarray(self.noise_keys, np.int64).reshape(-1, 3)
+        out = np.empty((len(keys), *shape), np.float32)
+        for i, k in enumerate(keys):
+            r = np.random.default_rng([int(x) for x in k])
+            g = r.standard_normal(shape, dtype=np.float32)
+            u = r.random(shape, dtype=np.float32)
+            out[i] = s * g + s * (u - np.float32(0.5))
+        return out.reshape(*lead, *shape)
+
+
+# --- noise on an accelerator: a counter-based generator evaluated on the device ------------------------
+# Drawing V * H * W * C values per element and step with numpy and copying them over cost far more than the
+# step itself on a GPU (0.55 s a step for 16 filters x 16 crops at 128 px on an H200:
+# benchmarks/h200/maco_speed.json), so there value j of an element is a hash of (j, key): integer
+# multiplies and shifts that numpy (this reference) and torch compute alike, bit for bit, on any device.
+# On a CPU numpy's draws are several times cheaper than this hash, so the CPU keeps them (:meth:`Views.noise`).
+
+NOISE_MULTIPLIERS = (0x61C88647, 0x7FEB352D, 0x2C1B3C6D, 0x297A2D39)  # odd, < 2**31: no int64 overflow
+MASK32 = 0xFFFFFFFF
+
+
+def hash32(index: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """32-bit mix of ``index`` (int64, < 2**32) under ``key`` (int64, < 2**32), in int64 arithmetic:
+    ``x = (index m0 + key) & M``, then three rounds ``x ^= x >> s; x = (x m) & M`` and a last ``x ^= x >> 16``
+    (shifts 16, 15, 16; multipliers :data:`NOISE_MULTIPLIERS`). Every product stays below 2**63."""
+    m0, m1, m2, m3 = NOISE_MULTIPLIERS
+    x = (index * m0 + key) & MASK32
+    x = ((x ^ (x >> 16)) * m1) & MASK32
+    x = ((x ^ (x >> 15)) * m2) & MASK32
+    x = ((x ^ (x >> 16)) * m3) & MASK32
+    return x ^ (x >> 16)
+
+
+def unit_interval(bits: np.ndarray) -> np.ndarray:
+    """The top 24 of 32 hash bits as float32 in (0, 1): ``(bits >> 8 + 0.5) / 2**24``, exact in float32."""
+    return ((bits >> 8).astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-24)
+
+
+def noise_field(keys: np.ndarray, count: int, sigma: float) -> np.ndarray:
+    """(..., count) float32 noise of elements with ``keys`` (..., 3) int64: ``u_i = unit_interval(hash32(j,
+    key_i))``; ``g = sqrt(-2 ln u_0) cos(2 pi u_1)`` (Box-Muller, N(0, 1)); ``noise = sigma g + sigma (u_2 - 0.5)``
+    (Xplique: N(0, sigma) then U(-sigma/2, sigma/2)), every operation in float32 in this order."""
+    k = np.asarray(keys, np.int64)[..., None, :]
+    j = np.arange(int(count), dtype=np.int64)
+    u0, u1, u2 = (unit_interval(hash32(j, k[..., i])) for i in range(3))
+    f = np.float32
+    g = np.sqrt(f(-2.0) * np.log(u0)) * np.cos(f(2.0 * np.pi) * u1)
+    s = f(sigma)
+    return (s * g + s * (u2 - f(0.5))).astype(np.float32)
 
 
 def _axis(lo: np.ndarray, hi: np.ndarray, n_in: int, n_out: int) -> np.ndarray:
@@ -277,17 +344,19 @@ def draw_views(
     seed: int, key: Key, step: int, steps: int, height: int, width: int, options, channels: int = 3
 ) -> Views:
     """Step ``step``'s ``options.crops`` views of one element, from ``default_rng((seed, *key, 3, step))``:
-    the boxes (:func:`boxes`), then the Gaussian noise ``N(0, 1)`` and the uniform ``U[0, 1)`` draws
-    of the whole (V, H, W, C) batch; ``noise = sigma * g + sigma * (u - 0.5)`` with ``sigma = noise * 127.5``."""
+    the boxes (:func:`boxes`), then the three keys of its noise (``rng.integers(0, 2**32, 3)``); the noise
+    itself (``sigma = noise * 127.5``) is drawn where the crops are taken (:meth:`Views.noise` on a CPU,
+    :func:`noise_field` on an accelerator)."""
     rng = np.random.default_rng(seed_entropy(seed, key, MACO_STREAM, int(step)))
-    v, c = int(options.crops), int(channels)
+    v = int(options.crops)
     b = boxes(rng, v, box_size(step, steps, options.box[0], options.box[1]), options.center_std, options.box_std)
-    g = rng.standard_normal((v, int(height), int(width), c))
-    u = rng.random((v, int(height), int(width), c))
-    sigma = float(options.noise) * HALF_RANGE
-    noise = (sigma * g + sigma * (u - 0.5)).astype(np.float32)
+    noise_keys = rng.integers(0, 2**32, size=3, dtype=np.int64)
     return Views(
-        _axis(b[:, 0], b[:, 2], int(height), int(height)), _axis(b[:, 1], b[:, 3], int(width), int(width)), noise
+        _axis(b[:, 0], b[:, 2], int(height), int(height)),
+        _axis(b[:, 1], b[:, 3], int(width), int(width)),
+        noise_keys,
+        float(options.noise) * HALF_RANGE,
+        int(channels),
     )
 
 
@@ -297,7 +366,11 @@ def step_views(
     """Step ``step``'s views of every element, stacked: (B, V, ...)."""
     parts = [draw_views(seed, k, step, steps, height, width, options, channels) for k in keys]
     return Views(
-        np.stack([p.rows for p in parts]), np.stack([p.cols for p in parts]), np.stack([p.noise for p in parts])
+        np.stack([p.rows for p in parts]),
+        np.stack([p.cols for p in parts]),
+        np.stack([p.noise_keys for p in parts]),
+        float(options.noise) * HALF_RANGE,
+        int(channels),
     )
 
 

@@ -129,13 +129,14 @@ def test_crops_numpy_torch_tf_and_crop_and_resize_agree():
     pictures = np.random.default_rng(1).uniform(0, 255, (2, h, w, 3)).astype(np.float32)
     keys = [3, (1, 2, 0)]
     d = maco.step_views(11, keys, 2, 6, h, w, options)
-    assert d.rows.shape == (2, 5, 4, h) and d.noise.shape == (2, 5, h, w, 3)
-    ref = np.stack([maco.apply_crops(pictures[i], d.rows[i], d.cols[i], d.noise[i], 127.5) for i in range(2)])
+    noise = d.noise()
+    assert d.rows.shape == (2, 5, 4, h) and noise.shape == (2, 5, h, w, 3)
+    ref = np.stack([maco.apply_crops(pictures[i], d.rows[i], d.cols[i], noise[i], 127.5) for i in range(2)])
     got_torch = crop_views(
-        torch.from_numpy(pictures), *(torch.from_numpy(a) for a in (d.rows, d.cols, d.noise)), 127.5
+        torch.from_numpy(pictures), *(torch.from_numpy(a) for a in (d.rows, d.cols, noise)), 127.5
     ).numpy()
     got_tf = tf_crop_views(
-        tf.constant(pictures), tf.constant(d.rows), tf.constant(d.cols), tf.constant(d.noise), 127.5
+        tf.constant(pictures), tf.constant(d.rows), tf.constant(d.cols), tf.constant(noise), 127.5
     ).numpy()
     assert np.abs(got_torch - ref).max() <= TOL and np.abs(got_tf - ref).max() <= TOL
     # without the noise, the crops are tf.image.crop_and_resize's (Xplique's), outside = fill
@@ -147,8 +148,8 @@ def test_crops_numpy_torch_tf_and_crop_and_resize_agree():
         theirs = tf.image.crop_and_resize(
             pictures[i : i + 1], boxes, np.zeros(5, np.int32), (h, w), extrapolation_value=127.5
         ).numpy()
-        assert np.all(v.noise == 0)
-        assert np.abs(maco.apply_crops(pictures[i], v.rows, v.cols, v.noise, 127.5) - theirs).max() <= TOL
+        assert np.all(v.noise() == 0)
+        assert np.abs(maco.apply_crops(pictures[i], v.rows, v.cols, v.noise(), 127.5) - theirs).max() <= TOL
 
 
 def test_crop_draws_follow_xplique():
@@ -157,9 +158,28 @@ def test_crop_draws_follow_xplique():
     centre, side = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2] - boxes[:, 0]
     assert abs(centre.mean() - 0.5) < 0.01 and abs(centre.std() - 0.15) < 0.01
     assert side.min() >= 0.05 - 1e-12 and side.max() <= 1.0 and abs(side.mean() - 0.3) < 0.01
-    noise = maco.draw_views(0, 0, 0, 4, 32, 32, MacoOptions()).noise
+    noise = maco.draw_views(0, 0, 0, 4, 32, 32, MacoOptions()).noise()
     sigma = 0.08 * 127.5  # Gaussian sigma plus uniform of width sigma: std sigma * sqrt(1 + 1/12)
     assert abs(noise.std() / (sigma * np.sqrt(1 + 1 / 12)) - 1) < 0.02
+
+
+def test_device_noise_is_the_numpy_hash_and_white():
+    """The accelerator's noise (torch, evaluated here on CPU tensors: the same ops on any device) equals the
+    numpy reference within float32 rounding of log/cos, has the noise's std, and no correlation between
+    neighbouring values, channels or elements."""
+    from torch_filtviz.transforms import noise_field
+
+    d = maco.step_views(5, [0, (3, 1, 0)], 1, 4, 64, 64, MacoOptions(crops=8))
+    ref = maco.noise_field(d.noise_keys, d.noise_count, d.sigma)
+    got = noise_field(torch.from_numpy(d.noise_keys), d.noise_count, d.sigma).numpy()
+    assert ref.shape == got.shape == (2, 8 * 64 * 64 * 3)
+    assert np.abs(got - ref).max() <= 1e-5 * 255
+    assert abs(ref.std() / (d.sigma * np.sqrt(1 + 1 / 12)) - 1) < 0.01 and abs(ref.mean()) < 0.01 * d.sigma
+    for lag in (1, 3, 64 * 3):  # the next value, the same pixel's next channel's neighbour, the next row
+        assert abs(np.corrcoef(ref[0, :-lag], ref[0, lag:])[0, 1]) < 0.01
+    assert abs(np.corrcoef(ref[0], ref[1])[0, 1]) < 0.01
+    u = maco.unit_interval(maco.hash32(np.arange(200_000, dtype=np.int64), np.int64(7)))
+    assert u.min() > 0 and u.max() < 1 and np.histogram(u, 20, (0, 1))[0].min() > 0.97 * 10_000
 
 
 # --- NAdam -------------------------------------------------------------------------------------------------

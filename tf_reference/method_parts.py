@@ -132,7 +132,8 @@ class Affine:
 
 
 class _StepViews:
-    """Step k's crops and noise of every element (``filtviz_core.maco.step_views``), drawn when asked."""
+    """Step k's crops and noise of every element (``filtviz_core.maco.step_views``, numpy's noise: the CPU
+    path of SPEC §17.3), drawn when asked."""
 
     def __init__(
         self,
@@ -151,7 +152,7 @@ class _StepViews:
         d = core_maco.step_views(
             self.seed, self.keys, k, self.steps, self.height, self.width, self.options, self.channels
         )
-        return d.rows, d.cols, d.noise
+        return d.rows, d.cols, d.noise()
 
 
 @dataclass(frozen=True)

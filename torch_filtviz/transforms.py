@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -131,9 +132,31 @@ def crop_views(
     return torch.where(inside, crop, torch.full((), fill, dtype=crop.dtype, device=crop.device)) + noise
 
 
+def noise_field(keys: torch.Tensor, count: int, sigma: float) -> torch.Tensor:
+    """(n, count) float32 noise of elements with ``keys`` (n, 3) int64, on their device: the same integer hash
+    and float32 operations as ``filtviz_core.maco.noise_field`` (SPEC §17.3), computed where the crops are."""
+    m0, m1, m2, m3 = maco.NOISE_MULTIPLIERS
+    mask = maco.MASK32
+    j = torch.arange(int(count), dtype=torch.int64, device=keys.device)
+
+    def uniform(key: torch.Tensor) -> torch.Tensor:
+        x = (j * m0 + key[:, None]) & mask
+        x = ((x ^ (x >> 16)) * m1) & mask
+        x = ((x ^ (x >> 15)) * m2) & mask
+        x = ((x ^ (x >> 16)) * m3) & mask
+        x = x ^ (x >> 16)
+        return ((x >> 8).to(torch.float32) + 0.5) * (2.0**-24)
+
+    u0, u1, u2 = (uniform(keys[:, i]) for i in range(3))
+    g = torch.sqrt(-2.0 * torch.log(u0)) * torch.cos(float(np.float32(2.0 * np.pi)) * u1)
+    s = float(np.float32(sigma))
+    return s * g + s * (u2 - 0.5)
+
+
 class CropViews:
     """Step k's ``crops`` noisy random crops of each element's picture (SPEC §17.3), drawn by numpy per step
-    (``filtviz_core.maco.step_views`` of the elements' keys). Returns ``(V * n, C, H, W)``, view-major."""
+    (``filtviz_core.maco.step_views`` of the elements' keys); the noise from numpy on a CPU, from the
+    counter-based hash (:func:`noise_field`) computed on any other device. Returns ``(V * n, C, H, W)``, view-major."""
 
     def __init__(
         self,
@@ -157,7 +180,13 @@ class CropViews:
         d = maco.step_views(
             self.seed, self.keys, step, self.steps, self.height, self.width, self.options, self.channels
         )
-        rows, cols, noise = (torch.from_numpy(a).to(self.device) for a in (d.rows, d.cols, d.noise))
+        rows, cols = (torch.from_numpy(a).to(self.device) for a in (d.rows, d.cols))
+        if self.device.type == "cpu":  # numpy's draws: cheaper than the hash on a CPU (SPEC §17.3)
+            noise = torch.from_numpy(d.noise())
+        else:  # the counter-based hash, on the device: no host draws, no copy
+            v, h, w = rows.shape[1], rows.shape[-1], cols.shape[-1]
+            noise = noise_field(torch.from_numpy(d.noise_keys).to(self.device), d.noise_count, d.sigma)
+            noise = noise.reshape(-1, v, h, w, d.channels)
         crops = crop_views(picture.permute(0, 2, 3, 1), rows, cols, noise, self.fill)  # (n, V, H, W, 3)
         seen = crops.transpose(0, 1).reshape(-1, *crops.shape[2:]).permute(0, 3, 1, 2)
         return seen if self.channels_last else seen.contiguous()
