@@ -141,6 +141,28 @@ def add_method_options(group) -> None:
         f"Adam's learning rate on the spectrum (fourier; default {methods.default_lr('fourier')}) "
         f"or NAdam's on the phase (maco; default {methods.default_lr('maco')})",
     )
+    group.add_argument(
+        "--crops",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"maco only: random crops per step (default {methods.MacoOptions().crops}; "
+        f"{methods.MacoOptions.cpu_preset().crops} is the CPU preset, fewer image passes, docs/methods.md)",
+    )
+
+
+def method_options(args) -> dict:
+    """The ``method_options`` the command line asks for (``--crops``): {} when none; one line when
+    ``--crops`` is given to a method other than maco or is not a whole number >= 1."""
+    from filtviz_core import methods
+
+    crops = getattr(args, "crops", None)
+    if crops is None:
+        return {}
+    if args.method != "maco":
+        raise FiltvizError(f"--crops belongs to --method maco, not --method {args.method}")
+    methods.maco_options({"crops": crops})  # one line when it is not a whole number >= 1
+    return {"crops": crops}
 
 
 def add_in_channels(group) -> None:

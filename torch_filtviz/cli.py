@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import algorithm as alg
+from filtviz_core.accentuate_cli import accentuate_kwargs, add_accentuate_options
 from filtviz_core.cli_common import (
     NOTEBOOK_MAP_LAYERS,
     SNAPSHOTS_HELP,
@@ -29,6 +30,7 @@ from filtviz_core.cli_common import (
     add_unit_options,
     check_map_options,
     examples,
+    method_options,
     parse_names,
     parse_steps,
     progress_wanted,
@@ -220,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_filters)
 
     p = add(
+        "accentuate",
+        [model, _ascent_options()],  # its own copy: the method default below must not reach 'filters'
+        "feature accentuation: a photo changed to excite filters of a layer, tied to the photo (SPEC.md §18)",
+        "filtviz accentuate photo.jpg block4_conv3 --filters 0-7",
+        "filtviz accentuate photo.jpg block5_conv1 --filters 12 --strength 100 --steps 256",
+        "filtviz accentuate photo.jpg block3_conv1 --filters 0-3 --method pixel --steps 50",
+    )
+    add_accentuate_options(p)
+    p.set_defaults(run=cmd_accentuate, method="fourier")  # the API's default
+
+    p = add(
         "atlas",
         [model, _ascent_options(size=64)],
         "the filters of every conv layer: an offline website "
@@ -272,9 +285,11 @@ def _ascent_kwargs(args: argparse.Namespace) -> dict:
 
     if args.size < 1:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
-    _, _, options = methods.resolve(args.method, args.steps, args.lr)  # bad values fail before the model loads
+    chosen = method_options(args)  # --crops (maco only)
+    _, _, options = methods.resolve(args.method, args.steps, args.lr, chosen)  # bad values fail before the model loads
     methods.check_pixel_only(options, init_given=False, clip=args.clip)
     return dict(
+        **({"method_options": chosen} if chosen else {}),
         method=args.method,
         steps=args.steps,
         size=args.size,
@@ -349,7 +364,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     if getattr(model, "name", None) == "vgg16" and args.input_size < MIN_IMAGE_SIZE:
         raise FiltvizError(f"--input-size {args.input_size} is too small: VGG16 needs at least {MIN_IMAGE_SIZE} px")
-    summary(model, (3, args.input_size, args.input_size), shape_style=args.shapes)
+    from torch_filtviz.channels import input_channels
+
+    summary(model, (input_channels(model), args.input_size, args.input_size), shape_style=args.shapes)
     return 0
 
 
@@ -405,6 +422,18 @@ def cmd_filters(args: argparse.Namespace) -> int:
     out = check_writable(args.out or Path("outputs") / "filters" / args.layer.replace("/", "_"), create=False)
     model = _load(args)
     results = visualize_filters(model, args.layer, args.filters, **kwargs)
+    _report(results, write_results(results, out))
+    return 0
+
+
+def cmd_accentuate(args: argparse.Namespace) -> int:
+    from filtviz_core.outputs import check_writable
+    from torch_filtviz.accentuate import accentuate
+
+    kwargs = {**_ascent_kwargs(args), **accentuate_kwargs(args)}
+    out = check_writable(args.out or Path("outputs") / "accentuate" / args.layer.replace("/", "_"), create=False)
+    model = _load(args)
+    results = accentuate(model, args.layer, args.filters, args.photo, **kwargs)
     _report(results, write_results(results, out))
     return 0
 
