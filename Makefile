@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml constraints.txt filtviz_core/_version.py
 	$(BIN)/python -m pip install -q -c constraints.txt decorator kornia ipython
 	# The maco method's ImageNet magnitude spectrum (read from the wheel, never imported; its deps are not needed).
 	$(BIN)/python -m pip install -q --no-deps xplique==2.0.2
+	# Horama's MACO, a contender of the MACO benchmark (its declared deps are not needed for maco: --no-deps).
+	$(BIN)/python -m pip install -q --no-deps horama==0.3.0
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -51,8 +53,10 @@ bench: install
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench speed --job cpu --out benchmarks/cpu
 
 # QUALITY_ARGS narrows the run, e.g. QUALITY_ARGS="--filters 2 --layers block5_conv3" (see --help).
+# The second command: MACO beside Xplique, Horama, fourier and Lucent (MACO_ARGS, e.g. "--steps 16 --no-speed").
 quality: install
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench quality --out benchmarks/quality $(QUALITY_ARGS)
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m filtviz_bench maco --out benchmarks/maco $(MACO_ARGS)
 
 docs: install  # the documentation site, into site/ (--strict: a broken link or reference fails the build)
 	$(BIN)/python -m mkdocs build --strict --site-dir site

@@ -1,8 +1,8 @@
-"""``python -m filtviz_bench {speed,quality,examples} [options]``: the benchmarks behind one entry point."""
+"""``python -m filtviz_bench {speed,quality,maco,examples} [options]``: the benchmarks behind one entry point."""
 
 import sys
 
-USAGE = "usage: python -m filtviz_bench {speed,quality,examples} [options]   (--help after the name: its options)"
+USAGE = "usage: python -m filtviz_bench {speed,quality,maco,examples} [options]   (--help after the name: its options)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,11 +15,13 @@ def main(argv: list[str] | None = None) -> int:
         from filtviz_bench.speed import cli
     elif name == "quality":
         from filtviz_bench.quality import cli
+    elif name == "maco":
+        from filtviz_bench.maco_bench import cli
     elif name == "examples":
         from filtviz_bench.examples import cli
     else:
         print(
-            f"python -m filtviz_bench: error: unknown benchmark {name!r}; valid: speed, quality, examples",
+            f"python -m filtviz_bench: error: unknown benchmark {name!r}; valid: speed, quality, maco, examples",
             file=sys.stderr,
         )
         return 2

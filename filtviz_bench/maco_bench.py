@@ -266,7 +266,7 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--layers", help=f"comma list of VGG16 conv layers (default: {','.join(LAYERS)})")
     p.add_argument("--filters", help="per layer: a count (the first N) or a list such as 7,77 (default: 7,77)")
     p.add_argument("--size", type=int, help="picture size in px (default: 64)")
-    p.add_argument("--steps", type=int, help="MACO steps (default: 64)")
+    p.add_argument("--steps", type=int, help="MACO steps (default: 48)")
     p.add_argument("--crops", type=int, help="MACO crops per step (default: 8, the CPU preset)")
     p.add_argument("--runs", help=f"comma list from {', '.join(RUNS)} (default: all)")
     p.add_argument("--noise", type=int, help="1/f-noise pictures per layer for the z-score baseline (default: 32)")
