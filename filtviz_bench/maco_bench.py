@@ -287,7 +287,7 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
         "layers": ",".join(LAYERS),
         "filters": "7,77",
         "size": 64,
-        "steps": 64,
+        "steps": 48,
         "crops": 8,
         "noise": 32,
         "k": 16,
