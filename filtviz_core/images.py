@@ -190,13 +190,21 @@ def resize_short_side(img, short: int):
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
 
 
-def as_image_batch(images: np.ndarray, minimum: int = MIN_IMAGE_SIZE) -> np.ndarray:
-    """(N, H, W, 3) float32 pixel images from one image or a batch (uint8 or float, 0-255 scale)."""
+GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luminance, as PIL's convert("L")
+
+
+def as_image_batch(images: np.ndarray, minimum: int = MIN_IMAGE_SIZE, channels: int = 3) -> np.ndarray:
+    """(N, H, W, C) float32 pixel images from one image or a batch (uint8 or float, 0-255 scale), C = ``channels``
+    (the model's input channels). For a grey model (C = 1) an RGB photo is turned into its luminance."""
     arr = np.asarray(images)
     if arr.ndim == 3:
         arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise FiltvizError(f"images must be (H, W, 3) or (N, H, W, 3) RGB arrays, got shape {np.shape(images)}")
+    c = int(channels)
+    if c == 1 and arr.ndim == 4 and arr.shape[-1] == 3:
+        arr = np.tensordot(arr.astype(np.float64), np.asarray(GREY_WEIGHTS), axes=([-1], [0]))[..., None]
+    if arr.ndim != 4 or arr.shape[-1] != c:
+        kind = "RGB" if c == 3 else ("grey (or RGB)" if c == 1 else f"{c}-channel")
+        raise FiltvizError(f"images must be (H, W, {c}) or (N, H, W, {c}) {kind} arrays, got shape {np.shape(images)}")
     if min(arr.shape[1:3]) < minimum:
         raise FiltvizError(f"image of {arr.shape[1]}x{arr.shape[2]} px is too small: VGG16 needs at least {minimum} px")
     return arr.astype(np.float32)

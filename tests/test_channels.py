@@ -319,3 +319,23 @@ def test_tf_reference_filters_command_on_grey_and_four_channel_models(capsys, ke
     code, err = run("--model", keras_files / "net1.keras", "--in-channels", "3", "--out", tmp_path / "x")
     wanted = "in_channels 3 given, but the model's input takes 1 channel: give 1 or leave it out"
     assert code == 2 and err.strip().splitlines()[-1] == f"python -m tf_reference: error: {wanted}"
+
+
+def test_feature_maps_of_a_grey_model_see_a_photos_luminance(grey):
+    from filtviz_core.images import load_image
+
+    photo = load_image(size=SIZE)  # the RGB sample photo
+    got = fv.feature_maps(grey, photo, "0")["0"]
+    lum = photo.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    with torch.no_grad():
+        expected = grey.features[0](torch.tensor(lum / 255.0, dtype=torch.float32)[None, None])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(FiltvizError, match=r"images must be \(H, W, 1\) or \(N, H, W, 1\) grey \(or RGB\) arrays"):
+        fv.feature_maps(grey, np.zeros((SIZE, SIZE, 2)), "0")
+
+
+def test_filtviz_layers_lists_a_grey_models_convolutions(capsys, project):
+    code = main(["layers", "--model", "greypkg.nets:grey", "--preprocess", "unit", "--kind", "conv"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [line.split()[:3] for line in out.splitlines()[1:3]] == [["0", "Conv2d", "8"], ["2", "Conv2d", "6"]]

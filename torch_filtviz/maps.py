@@ -15,6 +15,7 @@ from torch import nn
 
 from filtviz_core.errors import FiltvizError
 from filtviz_core.images import as_image_batch
+from torch_filtviz.channels import input_channels
 from torch_filtviz.hooks import capture, channels_first, resolve_target
 from torch_filtviz.models import min_input_size
 from torch_filtviz.placement import eval_mode, is_out_of_memory, model_device_dtype
@@ -38,8 +39,9 @@ def feature_maps(
     device = model_device_dtype(model)[0]
     if isinstance(images, torch.Tensor):
         x = images[None] if images.ndim == 3 else images
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise FiltvizError(f"image tensors must be (N, 3, H, W) RGB pixels, got shape {tuple(images.shape)}")
+        c = input_channels(model)
+        if x.ndim != 4 or x.shape[1] != c:
+            raise FiltvizError(f"image tensors must be (N, {c}, H, W) pixels, got shape {tuple(images.shape)}")
         x = x.to(device=device, dtype=torch.float32).contiguous()
         minimum = min_input_size(model, names)
         if min(x.shape[2:]) < minimum:
@@ -47,7 +49,7 @@ def feature_maps(
                 f"image of {x.shape[2]}x{x.shape[3]} px is too small for {names}: it needs at least {minimum} px"
             )
     else:
-        batch = as_image_batch(images, minimum=min_input_size(model, names))
+        batch = as_image_batch(images, minimum=min_input_size(model, names), channels=input_channels(model))
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).permute(0, 3, 1, 2).contiguous()
     dtype = model_device_dtype(model)[1]
     try:
