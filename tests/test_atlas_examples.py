@@ -215,7 +215,7 @@ def test_atlas_writes_top_and_bottom_examples_from_a_folder(cli, tmp_path):
                 assert x["photo"] in used and x["box"][0] < x["box"][2] and x["box"][1] < x["box"][3]
             highs, lows = [x["activation"] for x in top], [x["activation"] for x in bottom]
             assert highs == sorted(highs, reverse=True) and lows == sorted(lows) and lows[0] <= highs[-1]
-    assert (out / "examples" / "pass.npz").is_file()
+    assert (out / "parts" / "examples-pass.npz").is_file()
     code, stdout, _ = cli(*argv)  # a rerun: everything done, no pass
     assert code == 0 and "0 filters rendered, 4 already done" in stdout and "forward passes" not in stdout
     code, stdout, _ = cli(*argv, "--force")  # redone, the pass too

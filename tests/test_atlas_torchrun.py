@@ -143,7 +143,7 @@ def assert_same_site(got: Path, want: Path, filters: int) -> None:
             k: v for k, v in b[key].items() if k not in PER_RUN
         }, key
     fa, fb = files(got), files(want)
-    assert sorted(fa) == sorted(fb) and len(fb) == 4 * filters  # picture, thumbnail, snapshot, one crop each
+    assert sorted(fa) == sorted(fb) and len(fb) == 5 * filters  # picture, thumbnail, snapshot, top and bottom crop
     assert [name for name in fb if fa[name] != fb[name]] == []
 
 

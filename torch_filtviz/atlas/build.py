@@ -318,8 +318,8 @@ def _photo_records(job: AtlasPlan) -> list[dict]:
     return records
 
 
-#: The dataset pass's checkpoint, in the atlas folder (removed with it; --force starts the pass over).
-PASS_CHECKPOINT = "examples/pass.npz"
+#: The dataset pass's checkpoint, beside the parts (removed with the atlas; --force starts the pass over).
+PASS_CHECKPOINT = "parts/examples-pass.npz"
 
 
 def load_photo_set(job: AtlasPlan, records: bool = True, progress: bool = False) -> ExampleSet:

@@ -373,7 +373,7 @@ def stream_examples(
         result.seconds = time.perf_counter() - started
         if bar is not None:
             bar.close()
-        if path is not None and not folding and (since_save or finished or not todo):
+        if path is not None and todo and not folding and (since_save or finished):  # a finished one is kept as is
             _save(path, settings, done, skipped, running, finished)
     result.extremes = {layer: running.extremes(layer) for layer in layers}
     result.skipped = sorted(skipped)
