@@ -272,11 +272,10 @@ class Views:
 
 
 # --- noise on an accelerator: a counter-based generator evaluated on the device ------------------------
-# Drawing V * H * W * C values per element and step with numpy and copying them over cost far more than the
-# step itself on a GPU (0.55 s a step for 16 filters x 16 crops at 128 px on an H200:
-# benchmarks/h200/maco_speed.json), so there value j of an element is a hash of (j, key): integer
-# multiplies and shifts that numpy (this reference) and torch compute alike, bit for bit, on any device.
-# On a CPU numpy's draws are several times cheaper than this hash, so the CPU keeps them (:meth:`Views.noise`).
+# numpy's draws of every value, copied over, cost more than the whole step on a GPU (SPEC.md §17.3 has the
+# measurement), so there value j of an element is a hash of (j, key): integer multiplies and shifts that numpy
+# (this reference) and torch compute alike, bit for bit, on any device. On a CPU numpy's draws are cheaper
+# than this hash, so the CPU keeps them (:meth:`Views.noise`).
 
 NOISE_MULTIPLIERS = (0x61C88647, 0x7FEB352D, 0x2C1B3C6D, 0x297A2D39)  # odd, < 2**31: no int64 overflow
 MASK32 = 0xFFFFFFFF

@@ -7,7 +7,9 @@
 #   CPU dry run of the same path: GPU_CHECK_DRY=1 bash scripts/gpu_check.sh /tmp/gpu_dry
 #   some parts only (to split the work over two device calls): GPU_CHECK_PARTS=torchrun bash scripts/gpu_check.sh "$OUT"
 #
-# Parts (GPU_CHECK_PARTS, comma-separated; default all): correctness, block5, atlas, torchrun.
+# Parts (GPU_CHECK_PARTS, comma-separated; default all): maco, correctness, block5, atlas, torchrun.
+# maco needs horama==0.3.0 and xplique==2.0.2 (its spectrum) importable: carry their wheels
+# (pip download --no-deps) and pip install --no-deps --target them first; it is skipped when they are missing.
 # Writes under OUT: env.txt, correctness.txt (CUDA vs CPU, batched vs one-at-a-time, bf16 vs fp32),
 # block5/bench.json (512 filters of block5_conv3, 128 px, 100 steps) and atlas/bench.json (4,224 filters),
 # each with the device name and achieved TFLOP/s; torchrun.json: the whole atlas website of VGG16 (4,224
@@ -25,9 +27,18 @@ if [ -n "${GPU_CHECK_DRY:-}" ]; then
 else
   DEVICE=cuda; SHRINK=(--repeats 2); CHECK_SIZE=64
 fi
-PARTS=",${GPU_CHECK_PARTS:-correctness,block5,atlas,torchrun},"
+PARTS=",${GPU_CHECK_PARTS:-maco,correctness,block5,atlas,torchrun},"
 want() { [[ "$PARTS" == *",$1,"* ]]; }
 { date -u; nvidia-smi 2>&1 | head -15; $PY -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"; } > "$OUT/env.txt" 2>&1
+
+# Our batched maco beside Horama's one-objective-per-call maco, equal settings (SPEC.md §17.3)
+if want maco; then
+  if [ -n "${GPU_CHECK_DRY:-}" ]; then MACO=(--filters 2 --horama-filters 1 --size 32 --steps 2 --crops 2 --repeats 1)
+  else MACO=(--filters 64 --horama-filters 4 --size 128 --steps 32 --crops 32 --repeats 2); fi
+  timeout 200 $PY scripts/maco_speed.py --device $DEVICE --precisions fp32,tf32,bf16 "${MACO[@]}" --out "$OUT/maco" \
+    > "$OUT/maco.log" 2>&1
+  echo "maco rc=$?" >> "$OUT/maco.log"
+fi
 
 want correctness && DEVICE=$DEVICE CHECK_SIZE=$CHECK_SIZE timeout 120 $PY - > "$OUT/correctness.txt" 2>&1 <<'PYEOF'
 import os, time
@@ -120,5 +131,5 @@ except (OSError, ValueError) as exc:
 print(json.dumps(found, indent=2))
 PYEOF
 fi
-for f in correctness.txt block5.log atlas.log torchrun.log; do [ -f "$OUT/$f" ] && tail -n 3 "$OUT/$f"; done
+for f in maco.log correctness.txt block5.log atlas.log torchrun.log; do [ -f "$OUT/$f" ] && tail -n 3 "$OUT/$f"; done
 [ -f "$OUT/torchrun.json" ] && head -c 1500 "$OUT/torchrun.json"

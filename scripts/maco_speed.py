@@ -5,7 +5,7 @@ learning rate; ours runs every filter's crops in one batch, Horama (``horama==0.
 per ``maco()`` call, as its users run it. Horama's spectrum file is copied from the xplique wheel into a
 temporary folder it runs in, so it never downloads. Needs no TensorFlow, so it runs on a GPU machine:
 
-    python scripts/maco_speed.py --device cuda --filters 64 --horama-filters 4 --out benchmarks/maco_speed
+    python scripts/maco_speed.py --device cuda --filters 64 --horama-filters 4 --precisions tf32,bf16 --out DIR
     python scripts/maco_speed.py --device cpu --filters 8 --horama-filters 2 --size 64 --steps 8 --crops 8
 
 Writes OUT/maco_speed.json: seconds of each run (repeats), filters per second, and the ratio's range
@@ -102,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--crops", type=int, default=32)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--bf16", action="store_true", help="also time ours in bf16 autocast")
+    p.add_argument(
+        "--precisions",
+        default="fp32",
+        help="ours at these precisions, comma list of fp32 (the spec), tf32 (what Horama gets from torch's "
+        "defaults on CUDA), bf16; default: %(default)s",
+    )
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -128,17 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     ours(model, a.layer, 2, warm)
     if have_horama:
         horama_run(model, conv, 1, warm, folder)
-    runs: dict[str, list[float]] = {"ours": [], "horama": [], "ours_bf16": []}
+    precisions = [p.strip() for p in a.precisions.split(",") if p.strip()]
+    runs: dict[str, list[float]] = {"horama": [], **{f"ours_{p}": [] for p in precisions}}
     for _ in range(a.repeats):  # interleaved, so a change of load hits both
-        runs["ours"].append(ours(model, a.layer, a.filters, a))
-        if a.bf16:
-            runs["ours_bf16"].append(ours(model, a.layer, a.filters, a, "bf16"))
+        for prec in precisions:
+            runs[f"ours_{prec}"].append(ours(model, a.layer, a.filters, a, prec))
         if have_horama:
             runs["horama"].append(horama_run(model, conv, a.horama_filters, a, folder))
     fps = {
-        "ours": [a.filters / s for s in runs["ours"]],
-        "ours_bf16": [a.filters / s for s in runs["ours_bf16"]],
-        "horama": [a.horama_filters / s for s in runs["horama"]],
+        name: [(a.horama_filters if name == "horama" else a.filters) / s for s in times] for name, times in runs.items()
     }
     result = {
         "command": "python scripts/maco_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -155,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         "filters_per_second": fps,
     }
     if have_horama and runs["horama"]:
-        result["ratio_min_max"] = [min(fps["ours"]) / max(fps["horama"]), max(fps["ours"]) / min(fps["horama"])]
+        result["ratio_min_max"] = {  # slowest of ours / fastest of Horama's, fastest / slowest
+            name: [min(v) / max(fps["horama"]), max(v) / min(fps["horama"])]
+            for name, v in fps.items()
+            if name != "horama"
+        }
     else:
         result["horama"] = "not installed (pip install --no-deps horama==0.3.0)"
     (out / "maco_speed.json").write_text(json.dumps(result, indent=2) + "\n")
