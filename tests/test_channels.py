@@ -339,3 +339,6 @@ def test_filtviz_layers_lists_a_grey_models_convolutions(capsys, project):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert [line.split()[:3] for line in out.splitlines()[1:3]] == [["0", "Conv2d", "8"], ["2", "Conv2d", "6"]]
+    code = main(["summary", "--model", "greypkg.nets:grey", "--preprocess", "unit", "--input-size", "32"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Input (C, H, W) = (1, 32, 32)" in out, err
