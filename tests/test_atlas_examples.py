@@ -248,3 +248,16 @@ def test_throughput_benchmark_makes_photos_and_writes_its_report(tmp_path, monke
     fraction = report["achieved_tflops"]["max"] / report["peak"]["measured_matmul_tflops"]
     assert report["peak"]["fraction_of_matmul"]["max"] == pytest.approx(fraction) and fraction > 0
     assert len(report["layers"]) == 13
+
+
+def test_ties_go_to_the_first_photo_whatever_the_batch_order():
+    from torch_filtviz.atlas.dataset import RunningExtremes
+
+    tops = []
+    for batches in ([[3, 1], [0], [2]], [[2], [0, 3], [1]]):
+        running = RunningExtremes({"x": 1}, 2)
+        for ids in batches:
+            running.update("x", torch.full((len(ids), 1, 2, 2), 5.0), torch.tensor(ids))
+        ex = running.extremes("x")
+        tops.append((ex.top_photo.tolist(), ex.bottom_photo.tolist(), ex.top_value.tolist()))
+    assert tops[0] == tops[1] == ([[0, 1]], [[0, 1]], [[5.0, 5.0]])

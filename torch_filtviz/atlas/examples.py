@@ -1,10 +1,13 @@
-"""Dataset examples: the crops of natural photos that activate each filter most.
+"""Dataset examples of a few photos already in memory: the crops of natural photos that activate each filter most.
 
 One gradient-free forward pass per photo captures every requested layer at once (hooks, stopped
 after the deepest), and keeps, for every channel, its strongest value on that photo and where it
 is — never one pass per filter. A filter's examples are its ``top`` photos by that value; each
 crop is the receptive field (:mod:`torch_filtviz.atlas.receptive`) of the maximising position.
 The activation is the tensor the pictures maximise (the pre-activation by default).
+
+The atlas itself streams its photos, any number of them, in batches, keeping a top-k and a
+bottom-k per unit (:mod:`torch_filtviz.atlas.dataset`); :func:`photo_key` identifies a photo there.
 """
 
 from __future__ import annotations
