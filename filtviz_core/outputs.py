@@ -67,6 +67,12 @@ def alpha_name(picture_name: str) -> str:
     return picture_name[: -len(".png")] + "_alpha.png"
 
 
+def alpha_grey(alpha: np.ndarray) -> np.ndarray:
+    """One picture's transparency (H, W) in [0, 1] as the grey uint8 image its ``_alpha.png`` holds
+    (``round(255 alpha)``): the filters command and the atlas save it alike."""
+    return np.clip(np.floor(np.asarray(alpha, np.float64) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
 def write_filter_outputs(
     out: str | os.PathLike[str],
     *,
@@ -91,8 +97,7 @@ def write_filter_outputs(
         for i, name in enumerate(picture_names(filters)):
             atomic.save_png(out / FILTER_DIR / name, displayable(np.asarray(images[i])))  # C=1 grey, C>3 grid
             if alpha is not None:
-                grey = np.clip(np.floor(np.asarray(alpha[i], np.float64) * 255.0 + 0.5), 0, 255).astype(np.uint8)
-                atomic.save_png(out / FILTER_DIR / alpha_name(name), grey)
+                atomic.save_png(out / FILTER_DIR / alpha_name(name), alpha_grey(alpha[i]))
         written["filters"] = out / FILTER_DIR
     losses = np.asarray(losses)
     grid = plots.plot_filter_grid(images, filters, layer, losses=losses[:, -1])

@@ -86,7 +86,8 @@ def test_site_files_and_manifest(cli, tmp_path):
             top, bottom = unit["examples"]["top"], unit["examples"]["bottom"]
             assert len(top) == len(bottom) == 2 and all((out / x["file"]).is_file() for x in top + bottom)
             assert top[0]["activation"] >= top[1]["activation"] >= bottom[1]["activation"] >= bottom[0]["activation"]
-    assert len(list((out / "parts").rglob("*.json"))) == 2 * 2 * 2  # 2 layers x {pixel, examples} x 2 chunks
+    # 2 layers x {pixel, examples} x 2 chunks, and each layer's upstream connections
+    assert len(list((out / "parts").rglob("*.json"))) == 2 * 2 * 2 + 2
     index = (out / "index.html").read_text()
     assert "3/64" in index and "3/128" in index and "0/512" in index and "6/4,224" in index
     assert "http" not in index.replace("https://", "").split("<body")[0]  # nothing fetched from a network

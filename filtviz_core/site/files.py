@@ -45,10 +45,13 @@ def sizes(out: Path, files: Sequence[str]) -> dict[str, int]:
 def picture_entry(out: str | os.PathLike[str], *, layer: str, method: str, index: int, image: np.ndarray,
                   snapshots: Mapping[int, np.ndarray], steps: int, losses: Sequence[float], dead: bool,
                   seconds: float, params: Mapping[str, Any], settings: Mapping[str, Any],
-                  worker: Mapping[str, Any]) -> dict[str, Any]:
+                  worker: Mapping[str, Any], alpha: np.ndarray | None = None) -> dict[str, Any]:
     """Write one filter's picture, thumbnail and snapshots (uint8 images); return its manifest entry.
 
-    ``worker``: who rendered it (``chunk``, ``rank``, ``host``, ``device``, ``run``), kept in the entry."""
+    ``worker``: who rendered it (``chunk``, ``rank``, ``host``, ``device``, ``run``), kept in the entry.
+    ``alpha``: the maco method's transparency (H, W) in [0, 1]: written as ``<NNNN>_alpha.png`` (grey,
+    as the filters command writes it; ``files.alpha``) and as the picture with that alpha channel,
+    ``<NNNN>_rgba.png`` (``files.cutout``), which the page shows over a checkerboard."""
     out = Path(out)
     base = f"pictures/{safe_name(layer)}/{method}/{int(index):04d}"
     picture, thumb = f"{base}.png", f"{base}.jpg"
@@ -64,8 +67,21 @@ def picture_entry(out: str | os.PathLike[str], *, layer: str, method: str, index
     values = [short_float(v) for v in np.asarray(losses, dtype=np.float64)]
     gain = None if not values or values[-1] is None or values[0] is None else short_float(values[-1] - values[0])
     files = [picture, thumb, *sorted(set(shots.values()) - {picture})]
+    named: dict[str, Any] = {"picture": picture, "thumb": thumb, "snapshots": shots}
+    if alpha is not None:
+        from filtviz_core.outputs import alpha_grey
+
+        grey = alpha_grey(alpha)
+        named["alpha"], named["cutout"] = f"{base}_alpha.png", f"{base}_rgba.png"
+        atomic.save_png(out / named["alpha"], grey)
+        rgb = np.asarray(image, dtype=np.uint8)
+        if rgb.ndim == 3 and rgb.shape[-1] == 3 and rgb.shape[:2] == grey.shape:
+            atomic.save_png(out / named["cutout"], np.concatenate([rgb, grey[..., None]], axis=-1))
+        else:  # a grey or multispectral picture: no RGBA form
+            del named["cutout"]
+        files += [named[k] for k in ("alpha", "cutout") if k in named]
     return {"settings": dict(settings), "params": dict(params),
-            "files": {"picture": picture, "thumb": thumb, "snapshots": shots}, "bytes": sizes(out, files),
+            "files": named, "bytes": sizes(out, files),
             "losses": values, "final_loss": values[-1] if values else None, "gain": gain, "dead": bool(dead),
             "seconds": round(float(seconds), 4), **dict(worker)}
 
@@ -88,3 +104,22 @@ def examples_entry(out: str | os.PathLike[str], *, layer: str, index: int,
         found.append({"photo": photo, "value": short_float(value), "box": [int(b) for b in box],
                       "position": [int(p) for p in position], "file": rel})
     return {"settings": dict(settings), "bytes": sizes(out, files), "examples": found}
+
+
+def view_entry(out: str | os.PathLike[str], *, layer: str, method: str, view: str, index: int,
+               images: Sequence[np.ndarray], losses: np.ndarray, seconds: float, settings: Mapping[str, Any],
+               worker: Mapping[str, Any]) -> dict[str, Any]:
+    """Write one filter's pictures of a view (``diversity``: its K pictures; ``negative``: the one that
+    minimizes it); return the entry of its part: ``files`` ({"diversity": [paths]} or {"negative": path}),
+    ``bytes``, ``settings``, the ``losses`` of each picture (the objective maximized; the negative's is
+    minus the unit's value) and their ``final_losses``."""
+    out = Path(out)
+    base = f"pictures/{safe_name(layer)}/{method}/{int(index):04d}"
+    names = [f"{base}_negative.png"] if view == "negative" else [f"{base}_div{k}.png" for k in range(len(images))]
+    for name, image in zip(names, images):
+        atomic.save_png(out / name, np.ascontiguousarray(image, dtype=np.uint8))
+    curves = [[short_float(v) for v in np.asarray(row, dtype=np.float64)] for row in np.atleast_2d(losses)]
+    files: dict[str, Any] = {"negative": names[0]} if view == "negative" else {"diversity": names}
+    return {"settings": dict(settings), "files": files, "bytes": sizes(out, names), "losses": curves,
+            "final_losses": [c[-1] if c else None for c in curves], "seconds": round(float(seconds), 4),
+            **dict(worker)}

@@ -30,6 +30,8 @@ FORMAT = "filtviz-atlas"
 SCHEMA = 1
 MANIFEST = "atlas.json"
 EXAMPLES = "examples"  # the part kind that holds dataset examples
+UPSTREAM = "upstream"  # the part kind that holds each unit's strongest inputs of the layer before
+VIEWS = ("diversity", "negative")  # kinds "<method>.<view>": more pictures of a method, folded into its entry
 #: What an atlas folder holds besides one ``<layer>.html`` per layer: only these are ever removed.
 OWNED = (MANIFEST, "index.html", "assets", "data", "parts", "runs", "pictures", "examples", "photos")
 
@@ -238,14 +240,30 @@ def merge_manifest(runs: Iterable[Mapping[str, Any]], parts: Iterable[Mapping[st
     for layer in order:
         name = layer["name"]
         units: dict[int, dict] = {}
+        views: list[tuple[int, str, str, dict]] = []
+        connections: dict[int, dict] = {}
         for (lname, kind, f), entry in table.items():
             if lname != name:
+                continue
+            if kind == UPSTREAM:
+                connections[f] = entry
+                continue
+            method, _, view = kind.partition(".")
+            if view in VIEWS:
+                views.append((f, method, view, entry))
                 continue
             unit = units.setdefault(f, {"filter": f, "methods": {}, "examples": {"top": [], "bottom": []}})
             if kind == EXAMPLES:
                 unit["examples"] = examples_of(entry)
             else:
                 unit["methods"][kind] = entry
+        for f, method, view, entry in views:  # shown once the unit's picture of that method is there
+            main = units.get(f, {}).get("methods", {}).get(method)
+            if main is not None:
+                units[f]["methods"][method] = fold_view(main, view, entry)
+        for f, entry in connections.items():
+            if f in units:
+                units[f].update({k: v for k, v in entry.items() if k in ("upstream", "upstream_note")})
         rendered: dict[str, int] = {}
         dead: dict[str, int] = {}
         for unit in units.values():
@@ -254,10 +272,46 @@ def merge_manifest(runs: Iterable[Mapping[str, Any]], parts: Iterable[Mapping[st
                 dead[kind] = dead.get(kind, 0) + bool(entry.get("dead"))
         layers.append({**layer, "rendered": rendered, "dead": dead,
                        "units": [units[f] for f in sorted(units)]})
+    link_upstream(layers)
     manifest = {"format": FORMAT, "schema": SCHEMA, "model": model, "runs": runs,
                 "photos": list(photos.values()), "layers": layers}
     manifest["_lookup"] = table  # in memory only (not JSON): fast is_done; dropped by write_site
     return manifest
+
+
+def fold_view(main: Mapping[str, Any], view: str, entry: Mapping[str, Any]) -> dict:
+    """A method's entry with a view's pictures added: ``files[view]`` (``diversity``: a list of paths;
+    ``negative``: one path) and ``entry[view]``: the view's ``final_losses``, ``losses`` and ``seconds``.
+    A new dict: the part's own entries stay as read."""
+    folded = dict(main)
+    folded["files"] = {**main.get("files", {}), **entry.get("files", {})}
+    folded[view] = {k: entry[k] for k in ("final_losses", "losses", "seconds", "settings") if k in entry}
+    return folded
+
+
+def link_upstream(layers: list[dict]) -> None:
+    """Give each upstream connection the thumbnail of its input unit where the atlas has one
+    (``thumb``: the first method's, in the order the pages list methods) and its page (``page``)."""
+    from filtviz_core.site.chunks import safe_name
+
+    thumbs: dict[tuple[str, int], str] = {}
+    for layer in layers:
+        for unit in layer["units"]:
+            for method in sorted(unit["methods"], key=lambda m: (m != "pixel", m)):
+                thumb = unit["methods"][method].get("files", {}).get("thumb")
+                if thumb:
+                    thumbs[(layer["name"], unit["filter"])] = thumb
+                    break
+    for layer in layers:
+        for unit in layer["units"]:
+            if "upstream" not in unit:
+                continue
+            unit["upstream"] = [
+                {**c, "page": f"{safe_name(c['layer'])}.html#{int(c['filter'])}",
+                 **({"thumb": thumbs[(c["layer"], int(c["filter"]))]} if (c["layer"], int(c["filter"])) in thumbs
+                    else {})}
+                for c in unit["upstream"]
+            ]
 
 
 def examples_of(entry: Mapping[str, Any]) -> dict[str, list]:
@@ -273,3 +327,7 @@ def examples_of(entry: Mapping[str, Any]) -> dict[str, list]:
 def _plain(value: Any) -> Any:
     """As the value reads back from JSON: tuples become lists, numpy scalars plain numbers."""
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+#: Public name of :func:`_plain`: a value as it reads back from a part (to compare with a recorded entry).
+plain = _plain

@@ -36,13 +36,22 @@ from filtviz_core import atomic
 from filtviz_core.errors import FiltvizError
 from filtviz_core.photos import Photo, default_photos, photo_set_key
 from filtviz_core.site.chunks import Chunk, plan_chunks
-from filtviz_core.site.manifest import EXAMPLES, AtlasFolder
+from filtviz_core.site.manifest import EXAMPLES, UPSTREAM, AtlasFolder, plain
 from filtviz_core.site.writer import write_site
 from torch_filtviz.atlas.dataset import ExampleSet, stream_examples
 from torch_filtviz.atlas.examples import photo_key
 from torch_filtviz.atlas.methods import Method, ascent_params, get_method
 from torch_filtviz.atlas.receptive import probe_layers
-from torch_filtviz.atlas.render import Worker, render_chunk, write_examples, write_pictures
+from torch_filtviz.atlas.render import (
+    Worker,
+    render_chunk,
+    render_view_chunk,
+    view_settings,
+    write_examples,
+    write_pictures,
+    write_view,
+)
+from torch_filtviz.atlas.views import VIEWS, check_diversity, view_kind
 from torch_filtviz.targets import layer_names
 
 # Filters per chunk, and so images per batch (a short chunk is padded): 4 on a CPU, where batching buys little in
@@ -179,10 +188,14 @@ def prepare(
     ranks: int = 1,
     workers: int | None = None,
     photo_batch: int | None = None,
+    diversity: int = 0,
+    negative: bool = False,
 ) -> AtlasPlan:
     """Open ``out`` and check everything that can go wrong before the long work starts.
-    ``ranks``: the processes that will share the chunks (more than the filters asked for is refused)."""
+    ``ranks``: the processes that will share the chunks (more than the filters asked for is refused).
+    ``diversity``: K diverse pictures per unit (0: none); ``negative``: the picture that minimizes it too."""
     chosen = get_method(method)
+    diversity = check_diversity(diversity)
     params = ascent_params(chosen.name, params or {})
     if per_layer is not None and per_layer < 1:
         raise FiltvizError(f"--per-layer must be at least 1 (or all), got {per_layer}")
@@ -260,6 +273,8 @@ def prepare(
         "photo_size": photo_size,
         "rendered": 0,
         "examples_written": 0,
+        "views": {"diversity": diversity, "negative": bool(negative)},
+        "views_rendered": 0,
     }
     job = AtlasPlan(
         folder, model, chosen, params, wanted, int(chunk_size), run, worker, photos, examples, photo_size, force
@@ -278,6 +293,16 @@ def plan(job: AtlasPlan) -> AtlasPlan:
         job.chunk_size,
         lambda layer, f: not job.force and job.folder.is_done(manifest, layer, job.method.name, f, settings),
     )
+    views = job.run.get("views") or {}
+    extra: list[Chunk] = []
+    for view in VIEWS:
+        k = int(views.get("diversity") or 0)
+        if (view == "diversity" and k < 2) or (view == "negative" and not views.get("negative")):
+            continue
+        kind, wanted = view_kind(job.method.name, view), view_settings(job.method, job.params, view, k)
+        done = functools.partial(_view_done, job, manifest, kind, wanted)
+        extra += plan_chunks(job.wanted, kind, job.chunk_size, done)
+    job.picture_chunks = with_views(job.picture_chunks, extra)
     if job.examples and job.photos:
         ex_settings = job.examples_settings()
         job.example_chunks = plan_chunks(
@@ -369,6 +394,23 @@ def default_writers(device: str, processes: int = 1) -> int:
     return max(1, min(8, (os.cpu_count() or 2) // max(1, processes) - 1))
 
 
+def _view_done(job: AtlasPlan, manifest: dict, kind: str, settings: dict, layer: str, f: int) -> bool:
+    return not job.force and job.folder.is_done(manifest, layer, kind, f, settings)
+
+
+def with_views(pictures: Sequence[Chunk], views: Sequence[Chunk]) -> list[Chunk]:
+    """Each picture chunk followed by the view chunks (diversity, negative) of the same block of filters,
+    then the views whose pictures are done already."""
+    left = list(views)
+    ordered: list[Chunk] = []
+    for chunk in pictures:
+        ordered.append(chunk)
+        mine = [v for v in left if v.layer == chunk.layer and set(v.filters) & set(chunk.filters)]
+        ordered.extend(mine)
+        left = [v for v in left if v not in mine]
+    return ordered + left
+
+
 def run_chunks(
     job: AtlasPlan,
     chunks: Sequence[Chunk],
@@ -398,7 +440,10 @@ def run_chunks(
         if chunk.kind == EXAMPLES:
             job.run["examples_written"] += len(chunk)
         else:
-            job.run["rendered"] += len(chunk)
+            if chunk.kind == job.method.name:
+                job.run["rendered"] += len(chunk)
+            else:
+                job.run["views_rendered"] = job.run.get("views_rendered", 0) + len(chunk)
             if progress is not None:
                 progress.update(len(chunk))
         done += len(chunk)
@@ -412,6 +457,11 @@ def run_chunks(
     def pictures_of(c: Chunk, result: Any) -> dict[int, dict]:
         return write_pictures(job.out, c, job.method, result, job.params, job.worker)
 
+    diversity = int((job.run.get("views") or {}).get("diversity") or 0)
+
+    def views_of(c: Chunk, result: Any) -> dict[int, dict]:
+        return write_view(job.out, c, job.method, result, job.params, job.worker, diversity)
+
     def settle(everything: bool) -> None:
         while pending and (everything or len(pending) > writers or pending[0][1].done()):
             chunk, future = pending.popleft()
@@ -424,9 +474,12 @@ def run_chunks(
                 if job.photo_set is None:
                     load_photo_set(job, records=job.worker.rank == 0)
                 write = functools.partial(examples_of, chunk)
-            else:
+            elif chunk.kind == job.method.name:
                 result = render_chunk(chunk, job.method, job.model, job.params, job.chunk_size)
                 write = functools.partial(pictures_of, chunk, result)
+            else:
+                result = render_view_chunk(chunk, job.method, job.model, job.params, job.chunk_size, diversity)
+                write = functools.partial(views_of, chunk, result)
             if pool is None:
                 record(chunk, write)
                 finish(chunk)
@@ -438,6 +491,25 @@ def run_chunks(
         if pool is not None:
             pool.shutdown(wait=True)  # the chunks rendered before a failure are still recorded
     return done
+
+
+def record_upstream(job: AtlasPlan) -> None:
+    """Write each requested layer's upstream connections (or why it has none) as its ``upstream`` part
+    (:mod:`torch_filtviz.atlas.upstream`): read from the weights and one traced pass, in well under a second."""
+    from filtviz_core.site.manifest import find_entry
+    from torch_filtviz.atlas.upstream import upstream
+
+    manifest = job.folder.manifest()
+    for layer, filters in job.wanted:
+        if not filters:
+            continue
+        try:
+            found = upstream(job.model, layer, filters)
+        except Exception as exc:  # noqa: BLE001 - the pictures matter more than the connections
+            found = {int(f): {"upstream_note": f"not read: {type(exc).__name__}: {exc}"} for f in filters}
+        if all(find_entry(manifest, layer, UPSTREAM, f) == plain(found[int(f)]) for f in filters):
+            continue  # recorded already: a rerun writes nothing
+        job.folder.write_part(Chunk(layer, UPSTREAM, tuple(int(f) for f in filters)), found, job.run["id"])
 
 
 def publish(job: AtlasPlan, layers: Sequence[str] | None = None) -> Path:
@@ -495,6 +567,8 @@ def build_atlas(
     progress: bool = True,
     workers: int | None = None,
     photo_batch: int | None = None,
+    diversity: int = 0,
+    negative: bool = False,
 ) -> AtlasReport:
     """Render the filters of ``layers`` (default: every conv layer; ``per_layer`` first filters of
     each, None = all) into the static site ``out``, skipping what an earlier run already did.
@@ -503,7 +577,8 @@ def build_atlas(
     for the dataset examples (default: the offline set of :func:`filtviz_core.photos.default_photos`);
     ``examples``: crops per filter, top and bottom each (0: none), found by one streaming pass over the
     photos (``workers`` decoding processes, ``photo_batch`` photos per forward pass; resumable).
-    ``force``: redo the requested filters (and the pass).
+    ``force``: redo the requested filters (and the pass). ``diversity``: K diverse pictures of each unit
+    (0: none; ``files.diversity``); ``negative``: also the picture that minimizes it (``files.negative``).
     """
     started = time.perf_counter()
     job = prepare(
@@ -521,12 +596,16 @@ def build_atlas(
         command=command,
         workers=workers,
         photo_batch=photo_batch,
+        diversity=diversity,
+        negative=negative,
     )
     plan(job)
     total = sum(len(f) for _, f in job.wanted)
     todo = sum(len(c) for c in job.picture_chunks)
+    todo_pictures = sum(len(c) for c in job.picture_chunks if c.kind == job.method.name)
     if job.example_chunks:
         load_photo_set(job, progress=progress)
+    record_upstream(job)
     publish(job)  # the site exists (showing what is done) before the first chunk
     bar = None
     if progress and todo:
@@ -555,7 +634,7 @@ def build_atlas(
         job.out,
         index,
         job.run["rendered"],
-        total - todo,
+        total - todo_pictures,
         job.run["examples_written"],
         time.perf_counter() - started,
         job.photo_set.passes if job.photo_set else 0,

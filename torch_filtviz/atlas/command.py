@@ -45,6 +45,8 @@ def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
         photo_size=args.photo_size,
         chunk_size=args.chunk_size,
         force=args.force,
+        diversity=getattr(args, "diversity", 0) or 0,
+        negative=bool(getattr(args, "negative", False)),
         command=command_line(getattr(args, "argv", None)),
         progress=progress,
         workers=getattr(args, "workers", None),

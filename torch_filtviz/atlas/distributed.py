@@ -139,6 +139,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
         plan,
         prepare,
         publish,
+        record_upstream,
         run_chunks,
     )
     from torch_filtviz.atlas.cost import image_costs
@@ -164,6 +165,8 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
             photo_size=args.photo_size,
             chunk_size=args.chunk_size,
             force=args.force,
+            diversity=getattr(args, "diversity", 0) or 0,
+            negative=bool(getattr(args, "negative", False)),
             command=_command(getattr(args, "argv", None)),
             ranks=team.size,
         )
@@ -176,6 +179,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
         if job.example_chunks:
             load_photo_set(job)
         job.run["world_size"] = team.size
+        record_upstream(job)
         publish(job)  # the site shows what is done, and the run record proves the folder is shared
     except Exception as exc:  # noqa: BLE001 - every rank learns of it in the collective, then it is raised
         error = exc

@@ -65,6 +65,19 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
         help="photos are resized to this short side (aspect ratio kept, nothing cropped); default: %(default)s",
     )
     g.add_argument(
+        "--diversity",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also K diverse pictures of each unit (one diversity group per unit: a penalty couples them); "
+        "0: none; default: %(default)s",
+    )
+    g.add_argument(
+        "--negative",
+        action="store_true",
+        help="also the picture that minimizes each unit (the method's ascent on minus its value, from the same start)",
+    )
+    g.add_argument(
         "--chunk-size",
         type=int,
         default=None,

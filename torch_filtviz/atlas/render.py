@@ -93,6 +93,66 @@ def write_pictures(
             params=result.params,
             settings=method.settings(params),
             worker=who,
+            alpha=None if getattr(result, "alpha", None) is None else np.asarray(result.alpha)[i],
+        )
+        for i, f in enumerate(filters)
+    }
+
+
+def view_settings(method: Method, params: Mapping[str, Any], view: str, diversity: int) -> dict[str, Any]:
+    """What decides a view's pictures: the method's settings and the view (with K for diversity)."""
+    extra: dict[str, Any] = {"view": view}
+    if view == "diversity":
+        extra["diversity"] = int(diversity)
+    return {**method.settings(params), **extra}
+
+
+def render_view_chunk(chunk: Chunk, method: Method, model, params: Mapping[str, Any], batch: int, diversity: int):
+    """Render a view chunk (kind ``<method>.diversity`` or ``<method>.negative``), padded to ``batch``
+    filters as picture chunks are, so a unit's view does not depend on its chunk either."""
+    from torch_filtviz.atlas.views import render_diversity, render_negative, split_kind
+
+    view = split_kind(chunk.kind)[1]
+    filters = pad_filters([int(f) for f in chunk.filters], max(len(chunk.filters), int(batch or 0)))
+    plain = {k: v for k, v in params.items() if k != "batch_size"}
+    with deterministic_kernels():
+        if view == "diversity":
+            return render_diversity(model, chunk.layer, filters, method.name, plain, diversity)
+        return render_negative(model, chunk.layer, filters, method.name, plain)
+
+
+def write_view(
+    out: Path, chunk: Chunk, method: Method, result, params: Mapping[str, Any], worker: Worker, diversity: int
+) -> dict[int, dict]:
+    """Write the files of a rendered view chunk (padding dropped); return each filter's entry."""
+    from filtviz_core.site.files import view_entry
+    from torch_filtviz.atlas.views import split_kind
+
+    view = split_kind(chunk.kind)[1]
+    assert view is not None
+    k = int(diversity) if view == "diversity" else 1
+    filters = [int(f) for f in chunk.filters]
+    share = float(result.seconds) / max(1, len(filters))
+    who = {
+        "chunk": chunk.key,
+        "rank": worker.rank,
+        "host": worker.host,
+        "device": str(result.device),
+        "run": worker.run,
+    }
+    settings = view_settings(method, params, view, diversity)
+    return {
+        f: view_entry(
+            out,
+            layer=chunk.layer,
+            method=method.name,
+            view=view,
+            index=f,
+            images=[result.images[i * k + j] for j in range(k)],
+            losses=np.asarray(result.losses)[i * k : (i + 1) * k],
+            seconds=share,
+            settings=settings,
+            worker=who,
         )
         for i, f in enumerate(filters)
     }

@@ -144,6 +144,108 @@
       el("figcaption", { text: caption })
     ]);
   }
+  /* --- a unit's other views: transparency (maco), diverse pictures, the negative, upstream connections --- */
+  function section(id, title, note) {
+    var box = el("section", { id: id, "class": "view" }, [el("h2", { text: title })]);
+    if (note) { box.appendChild(el("p", { "class": "muted", text: note })); }
+    return box;
+  }
+  function problem(id, text) { return el("p", { "class": "message problem", id: id, role: "alert", text: text }); }
+  function checked(fig) {  /* a picture whose file is missing says so, in words, where it should be */
+    var img = fig.querySelector("img");
+    img.addEventListener("error", function () {
+      fig.classList.add("broken");
+      fig.appendChild(problem("", "missing file: " + img.getAttribute("src")));
+    });
+    return fig;
+  }
+  function isPath(x) { return typeof x === "string" && x.length > 0; }
+  function unitViews(view, unit, e) {
+    var files = e.files || {};
+    if (files.alpha !== undefined) {
+      var a = section("alpha-view", "Transparency", "The picture over a checkerboard where its alpha (the accumulated " +
+        "gradient, MACO's transparency) is low: what shows is what drives the unit.");
+      if (!isPath(files.alpha)) {
+        a.appendChild(problem("alpha-problem", "files.alpha is not a file path (" + JSON.stringify(files.alpha) + ")"));
+      } else {
+        var row = el("div", { "class": "pictures" });
+        if (isPath(files.cutout)) {
+          var cut = checked(figure(files.cutout, "picture with its alpha", "picture checker", true));
+          cut.firstChild.setAttribute("id", "alpha-picture");
+          row.appendChild(cut);
+        }
+        var mask = checked(figure(files.alpha, "alpha (white: opaque)", "picture alpha", true));
+        mask.firstChild.setAttribute("id", "alpha-mask");
+        row.appendChild(mask);
+        a.appendChild(row);
+      }
+      view.appendChild(a);
+    }
+    if (files.diversity !== undefined) {
+      var d = section("diversity", "Diverse pictures",
+        "Pictures of the same unit pushed apart by a diversity penalty: the different things it responds to.");
+      if (!Array.isArray(files.diversity) || !files.diversity.every(isPath)) {
+        d.appendChild(problem("diversity-problem", "files.diversity is not a list of file paths (" +
+          JSON.stringify(files.diversity) + ")"));
+      } else {
+        var strip = el("div", { "class": "diversity-strip", id: "diversity-strip" });
+        var finals = (e.diversity || {}).final_losses || [];
+        files.diversity.forEach(function (src, k) {
+          var fig = checked(figure(src, "#" + (k + 1) + (finals[k] !== undefined ? " · " + fmt(finals[k]) : ""),
+                                   "snapshot diverse", true));
+          strip.appendChild(fig);
+        });
+        d.appendChild(strip);
+      }
+      view.appendChild(d);
+    }
+    if (files.negative !== undefined) {
+      var n = section("negative", "Negative", "The picture that minimizes the unit (the same method, from the same " +
+        "start, on minus its value).");
+      if (!isPath(files.negative)) {
+        n.appendChild(problem("negative-problem", "files.negative is not a file path (" +
+          JSON.stringify(files.negative) + ")"));
+      } else {
+        var lows = (e.negative || {}).final_losses || [];
+        var value = typeof lows[0] === "number" ? -lows[0] : undefined;
+        var nf = checked(figure(files.negative, "value " + fmt(value), "snapshot negative", true));
+        nf.firstChild.setAttribute("id", "negative-picture");
+        if (value !== undefined) { nf.setAttribute("data-value", JSON.stringify(value)); }
+        n.appendChild(el("div", { "class": "diversity-strip" }, [nf]));
+      }
+      view.appendChild(n);
+    }
+    var up = section("upstream", "Upstream connections", null);
+    if (Array.isArray(unit.upstream) && unit.upstream.length) {
+      up.appendChild(el("p", { "class": "muted", text: "The input units with the largest kernel slices " +
+        "W[" + unit.filter + ", c, :, :] (L2 norm; sign of the slice's sum: + excites, − inhibits)." }));
+      var list = el("ol", { "class": "upstream", id: "upstream-list" });
+      unit.upstream.forEach(function (c) {
+        var ok = c && typeof c.layer === "string" && typeof c.filter === "number" && typeof c.weight === "number";
+        if (!ok) { list.appendChild(el("li", {}, [problem("", "a connection without layer, filter and weight: " +
+          JSON.stringify(c))])); return; }
+        var page = c.page || (c.layer + ".html#" + c.filter);
+        var thumb = c.thumb ? el("img", { src: c.thumb, loading: "lazy", width: "40", height: "40",
+                                           alt: c.layer + " filter " + c.filter })
+                            : el("span", { "class": "no-thumb", title: "not rendered in this atlas", text: "·" });
+        list.appendChild(el("li", { "data-layer": c.layer, "data-filter": String(c.filter),
+                                    "data-weight": JSON.stringify(c.weight), "data-sign": String(c.sign) }, [
+          el("a", { href: page }, [thumb, el("span", { text: c.layer + " #" + c.filter })]),
+          el("span", { "class": "sign " + (c.sign < 0 ? "neg" : "pos"), text: c.sign < 0 ? "−" : "+" }),
+          el("span", { "class": "weight", text: fmt(c.weight) })
+        ]));
+      });
+      up.appendChild(list);
+    } else if (unit.upstream_note) {
+      up.appendChild(el("p", { "class": "muted", id: "upstream-note", text: "None shown: " + unit.upstream_note + "." }));
+    } else if (unit.upstream !== undefined) {
+      up.appendChild(problem("upstream-problem", "upstream is not a list of connections (" +
+        JSON.stringify(unit.upstream) + ")"));
+    } else {
+      up.appendChild(el("p", { "class": "muted", id: "upstream-note", text: "Not recorded for this unit." }));
+    }
+    view.appendChild(up);
+  }
   function statRow(label, id, value, raw) {
     var td = el("td", { id: id, text: value });
     if (raw !== undefined) { td.setAttribute("data-value", JSON.stringify(raw)); }
@@ -216,6 +318,7 @@
         ])
       ])
     ]));
+    unitViews(view, unit, e);
     var ex = unit.examples || {};
     if (Array.isArray(ex)) { ex = { top: ex, bottom: [] }; }  // an atlas of the older layout
     var rows = [["top", "Top", "activate this filter most (its receptive field around the strongest position)"],
