@@ -15,6 +15,7 @@ from filtviz_core.errors import FiltvizError, WeightsError
 from filtviz_core.methods import METHODS, FourierOptions
 
 _EXPORTS = {
+    "accentuate": "tf_reference.accentuate",
     "FilterResult": "tf_reference.ascent",
     "make_loss_fn": "tf_reference.ascent",
     "make_objective": "tf_reference.ascent",
@@ -44,6 +45,7 @@ __all__ = [
     "FiltvizError",
     "FourierOptions",
     "WeightsError",
+    "accentuate",
     "caffe_preprocess",
     "conv_layer_names",
     "deprocess",
@@ -68,6 +70,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
     from tf_reference import objectives
+    from tf_reference.accentuate import accentuate
     from tf_reference.ascent import (
         FilterResult,
         make_loss_fn,

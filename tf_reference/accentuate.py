@@ -21,13 +21,21 @@ from filtviz_core import accentuate as core
 from filtviz_core import algorithm, methods
 from filtviz_core import objectives as core_objectives
 from filtviz_core.algorithm import DEFAULT_OBJECTIVE, DEFAULT_SEED, DEFAULT_SIZE, DEFAULT_SNAPSHOTS, Key
+from filtviz_core.errors import FiltvizError
 from filtviz_core.fourier import PIXEL_MAX, to_uint8
-from tf_reference import loop
-from tf_reference.ascent import FilterResult, _check_common, _check_size, _check_whole_size, _results
+from tf_reference import keras_model, loop
+from tf_reference.ascent import (
+    FilterResult,
+    _check_common,
+    _check_input_size,
+    _check_size,
+    _check_whole_size,
+    _results,
+)
 from tf_reference.filter_options import DEFAULT_UNIT, check_unit
 from tf_reference.loop import Transform
 from tf_reference.method_parts import assemble
-from tf_reference.objectives import Compiled, capture_fn, channel_arguments, compile_objective, structure
+from tf_reference.objectives import Compiled, channel_arguments, compile_objective, structure
 
 
 class Tether:
@@ -117,11 +125,13 @@ def accentuate(
     check_unit(unit)
     indices = algorithm.parse_filters(filters, count, layer_name)
     size = _check_whole_size(size)
-    if isinstance(options, methods.MacoOptions):
-        from filtviz_core.maco import check_channels
-
-        check_channels(int(model.input_shape[-1]), options.magnitude)
+    if keras_model.input_channels(model) != 3:
+        raise FiltvizError(
+            f"accentuate starts from an RGB photo; this model takes {keras_model.input_channels(model)} "
+            "input channels (3 needed)"
+        )
     _check_size(size, layer_name, options)
+    _check_input_size(model, size, options)
     picture = core.load_photo(photo, size)
     keep = algorithm.snapshot_steps(snapshots, int(steps))
 
@@ -132,10 +142,11 @@ def accentuate(
     fns = loop.build(
         parts.parameterization,
         tether.transform(parts.transform),
-        capture_fn(model, [layer_name], objective),
+        keras_model.capture(model, [layer_name], objective),
         tether.objective(compile_objective(structure(shape), 1)),
         parts.optimizer,
         compiled=bool(compiled),
+        preprocess=keras_model.preprocess_fn(model),
     )
     params: dict[str, Any] = {
         "method": method,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from filtviz_core import __version__, algorithm, methods, outputs
+from filtviz_core.accentuate_cli import accentuate_kwargs, add_accentuate_options
 from filtviz_core.cli_common import (
     SNAPSHOTS_HELP,
     OneLineParser,
@@ -140,6 +141,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_progress(p)
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder; default: {DEFAULT_OUT}")
     add_weights(p)
+
+    p = add(
+        "accentuate",
+        "feature accentuation: a photo changed to excite filters of a layer, tied to the photo (SPEC.md §18)",
+        f"{PROG} accentuate photo.jpg block4_conv3 --filters 0-7",
+        f"{PROG} accentuate photo.jpg block5_conv1 --filters 12 --strength 100 --steps 256",
+    )
+    add_accentuate_options(p, default_out=str(DEFAULT_OUT / "accentuate"))
+    add_method_options(p)
+    p.set_defaults(method="fourier")  # the API's default
+    p.add_argument("--snapshots", default=None, help=SNAPSHOTS_HELP)
+    p.add_argument(
+        "--size", type=int, default=algorithm.DEFAULT_SIZE, help="image side in pixels; default: %(default)s"
+    )
+    p.add_argument("--seed", type=int, default=algorithm.DEFAULT_SEED, help="seed of the draws; default: %(default)s")
+    p.add_argument("--objective", default=algorithm.DEFAULT_OBJECTIVE, choices=algorithm.OBJECTIVES)
+    p.add_argument("--clip", action="store_true", help="clip the images to 0-255 after every step (pixel method)")
+    p.add_argument("--eager", action="store_true", help="run the step eagerly instead of in tf.function")
+    add_progress(p)
+    add_weights(p)
     return parser
 
 
@@ -235,6 +256,11 @@ def cmd_filters(args: argparse.Namespace) -> None:
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
     units = unit_kwargs(args)
+    if "tokens" in units:
+        raise FiltvizError(
+            f"--tokens {units['tokens']}: tf_reference has no vision-transformer token layers; "
+            "only the default, --tokens patches"
+        )
     check_unit(units.get("unit", DEFAULT_UNIT))
     copies, _ = check_diversity(units.get("diversity", 1), units.get("diversity_weight"))
     snapshots = parse_steps(args.snapshots)
@@ -296,7 +322,73 @@ def cmd_filters(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-COMMANDS = {"summary": cmd_summary, "maps": cmd_maps, "filters": cmd_filters}
+def cmd_accentuate(args: argparse.Namespace) -> None:
+    vgg = _is_vgg16(args)
+    if vgg and args.layer not in CONV_NAMES:
+        raise FiltvizError(f"unknown conv layer {args.layer!r}; valid: {', '.join(CONV_NAMES)}")
+    if vgg:
+        algorithm.parse_filters(args.filters, FILTER_COUNTS[args.layer], args.layer)
+    chosen = method_options(args)  # --crops (maco only)
+    steps, lr, options = methods.resolve(args.method, args.steps, args.lr, chosen)
+    methods.check_pixel_only(options, init_given=False, clip=args.clip)
+    if args.size < 1:
+        raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
+    if vgg:
+        seen = min(methods.seen_size(args.size, args.size, options))
+        methods.check_seen_size(args.size, seen, min_size_for(args.layer), args.layer, options)
+    algorithm.check_seed(args.seed)
+    kwargs = accentuate_kwargs(args)  # the photo, --strength, --unit
+    snapshots = parse_steps(args.snapshots)
+    algorithm.snapshot_steps(snapshots, steps)
+    _check_model_args(args)
+    out = outputs.check_writable(args.out or DEFAULT_OUT / "accentuate", create=False)
+
+    import numpy as np
+
+    from tf_reference.accentuate import accentuate
+    from tf_reference.ascent import run_record
+
+    model = _load_model(args)
+    start = time.perf_counter()
+    results = accentuate(
+        model,
+        args.layer,
+        args.filters,
+        args.photo,
+        method=args.method,
+        steps=steps,
+        size=args.size,
+        lr=lr,
+        seed=args.seed,
+        snapshots=snapshots,
+        objective=args.objective,
+        clip=args.clip,
+        compiled=not args.eager,
+        progress=progress_wanted(args.progress),
+        **({"method_options": chosen} if chosen else {}),
+        **kwargs,
+    )
+    record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})
+    written = outputs.write_filter_outputs(
+        out,
+        layer=args.layer,
+        filters=[r.filter_index for r in results],
+        images=np.stack([r.image for r in results]),
+        losses=np.stack([r.losses for r in results]),
+        snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
+        record=record,
+        method=args.method,
+        alpha=None if results[0].alpha is None else np.stack([r.alpha for r in results]),
+    )
+    print(
+        f"{args.layer}: {len(results)} filters accentuated from {args.photo}, {args.method} method, {steps} steps, "
+        f"strength {kwargs['strength']:g}"
+    )
+    for path in written.values():
+        print(f"wrote {path}")
+
+
+COMMANDS = {"summary": cmd_summary, "maps": cmd_maps, "filters": cmd_filters, "accentuate": cmd_accentuate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,7 +51,8 @@ class Tether:
     """
 
     def __init__(self, reference: torch.Tensor, strength: float) -> None:
-        self.reference = reference.detach()  # (n, 3, H, W) pixel units: the start picture
+        # (n, 3, H, W) pixel units: the start picture, copied (the pixel method's picture IS theta, updated in place)
+        self.reference = reference.detach().float().clone()
         self.strength = float(strength)
         self.picture: torch.Tensor | None = None
 
@@ -271,7 +272,7 @@ def _run(
                     with torch.no_grad():
                         param.theta.copy_(torch.from_numpy(theta0[rows]).to(param.theta.device))
                 with torch.no_grad():
-                    tether = Tether(param.picture(param.theta).float(), strength)
+                    tether = Tether(param.picture(param.theta), strength)
                 target = core_objectives.per_filter(layer, list(chosen[rows]), unit, 1, 0.0)
                 values = compile_objective(target, job.layers.targets, rows.stop - rows.start, s.device)
                 parts.append(
