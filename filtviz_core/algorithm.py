@@ -101,7 +101,7 @@ def check_init(init: np.ndarray, n_filters: int | None = None, channels: int = D
     c = int(channels)
     expected = f"(F, H, W, {c})" if n_filters is not None else f"(H, W, {c})"
     if arr.ndim != (4 if n_filters is not None else 3) or arr.shape[-1] != c:
-        more = f" (the model takes {c} input channels)" if c != DEFAULT_CHANNELS else ""
+        more = f" (the model takes {c} input channel{'s' if c != 1 else ''})" if c != DEFAULT_CHANNELS else ""
         raise FiltvizError(f"init must be a {expected} float32 array in pixel units{more}, got shape {arr.shape}")
     if n_filters is not None and arr.shape[0] != n_filters:
         raise FiltvizError(f"init holds {arr.shape[0]} images for {n_filters} filters")

@@ -166,7 +166,7 @@ def test_render_and_init_on_grey(grey):
     init = np.full((1, SIZE, SIZE, 1), 100.0, np.float32)
     given = fv.visualize_filters(grey, "2", [0], init=init, steps=0, snapshots=(), progress=False)
     assert np.array_equal(given.raw, init)
-    with pytest.raises(FiltvizError, match=r"init must be a \(F, H, W, 1\) .* takes 1 input channels"):
+    with pytest.raises(FiltvizError, match=r"init must be a \(F, H, W, 1\) .* takes 1 input channel\)"):
         fv.visualize_filters(grey, "2", [0], init=np.full((1, SIZE, SIZE, 3), 100.0, np.float32), progress=False)
 
 
