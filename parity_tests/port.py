@@ -1,15 +1,18 @@
 """Validate a Keras -> PyTorch port: ``python -m parity_tests.port``.
 
     python -m parity_tests.port --keras MODEL.keras --torch package.module:build \\
-        [--transfer-weights] [--map map.json|auto] [--inputs photos|noise|FILE.npy] [--gradients] --out DIR
+        [--transfer-weights] [--map map.json|auto] [--inputs photos|noise|FILE.npy] [--gradients] \\
+        [--ascent LAYER:FILTERS [--method pixel|fourier] [--steps N] [--size PX]] --out DIR
 
 Loads the Keras model and the torch module (``build`` is called without arguments; a module
 instance is taken as it is), optionally carries the Keras weights into the module
 (:mod:`parity_tests.port_weights`), maps the layers (:mod:`parity_tests.port_map`, printed),
 runs both in inference mode on the same inputs and checks the activations of every mapped layer;
 with ``--gradients`` also the input gradient of a channel objective per layer (the mean of one
-channel over the interior of its map, for a few channels). Writes ``report.json``,
-``report.md`` and ``activations.png`` to ``--out``.
+channel over the interior of its map, for a few channels); with ``--ascent LAYER:FILTERS`` also
+runs the gradient ascent of those filters in both frameworks from the same start and compares the
+loss histories against the noise floor (:mod:`parity_tests.port_ascent`). Writes ``report.json``,
+``report.md`` and ``activations.png`` (and ``ascent.json``, ``ascent.png``) to ``--out``.
 
 Exit status: 0 when every check is within its bound; 1 when one is not — the first layer that
 diverges, in the Keras model's order, is named; 2 for bad input (one line on stderr).
@@ -64,7 +67,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--keras", required=True, metavar="MODEL", help="the Keras model: a .keras or .h5 file")
+    p.add_argument(
+        "--keras", required=True, metavar="MODEL", help="the Keras model: a .keras, .h5 or .hdf5 file (Keras 3 or 2)"
+    )
     p.add_argument(
         "--torch",
         required=True,
@@ -74,14 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--transfer-weights",
         action="store_true",
-        help="carry the Keras weights into the torch module first (Conv2D, DepthwiseConv2D, Dense, BatchNormalization)",
+        help="carry the Keras weights into the torch module first (Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, "
+        "SeparableConv2D, Dense, BatchNormalization, LayerNormalization)",
     )
     p.add_argument(
         "--map",
         default="auto",
         metavar="map.json|auto",
-        help='layer map: a JSON object {"keras_layer": "torch.module.path"} or auto (layers with '
-        "weights, in order; default)",
+        help='layer map: a JSON object {"keras_layer": "torch.module.path"} or auto (layers in graph order '
+        "paired with modules in call order by kind and output shape; default)",
     )
     p.add_argument(
         "--inputs",
@@ -94,12 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also compare the input gradient of a channel objective at every mapped layer",
     )
+    p.add_argument(
+        "--ascent",
+        default=None,
+        metavar="LAYER:FILTERS",
+        help="also run the gradient ascent of these filters of a mapped Keras layer in both frameworks from the "
+        "same start, e.g. sep1:0-3, and compare the loss histories against the noise floor",
+    )
+    p.add_argument("--method", choices=("pixel", "fourier"), default="pixel", help="--ascent's method (default pixel)")
+    p.add_argument("--steps", type=int, default=None, help="--ascent's steps (default: the method's own)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
     p.add_argument(
         "--size",
         type=int,
         default=DEFAULT_SIZE,
-        help=f"image side in px when the Keras input size is open (default {DEFAULT_SIZE})",
+        help=f"image side in px when the Keras input size is open, and --ascent's picture side (default "
+        f"{DEFAULT_SIZE}; with a fixed Keras input size, that size)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise inputs (default 0)")
     p.add_argument(
@@ -115,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     keras_path = Path(args.keras)
-    if keras_path.suffix not in (".keras", ".h5"):
-        raise FiltvizError(f"--keras {args.keras}: expected a .keras or .h5 model file")
+    if keras_path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
+        raise FiltvizError(f"--keras {args.keras}: expected a .keras, .h5 or .hdf5 model file")
     if not keras_path.is_file():
         raise FiltvizError(f"--keras {args.keras}: no such file")
     if args.torch.count(":") != 1 or not all(args.torch.split(":")):
@@ -132,6 +148,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
     if args.seed < 0:
         raise FiltvizError(f"--seed must be >= 0, got {args.seed}")
+    if args.ascent is not None:
+        from parity_tests.port_ascent import parse_spec
+
+        parse_spec(args.ascent)
+    if args.steps is not None and args.steps < 1:
+        raise FiltvizError(f"--steps must be at least 1, got {args.steps}")
     if not (np.isfinite(args.rtol) and 0 < args.rtol < 1):
         raise FiltvizError(f"--rtol must be a number between 0 and 1, got {args.rtol}")
     out = Path(args.out)
@@ -330,7 +352,9 @@ def compare_port(
 # --- the report folder -----------------------------------------------------------------------------
 
 
-def write_report(out: Path, doc: dict[str, Any], comparison: PortComparison, pairs: list[LayerPair]) -> list[str]:
+def write_report(
+    out: Path, doc: dict[str, Any], comparison: PortComparison, pairs: list[LayerPair], ascent: Any = None
+) -> list[str]:
     from filtviz_core import atomic
     from parity_tests import figures
 
@@ -339,6 +363,11 @@ def write_report(out: Path, doc: dict[str, Any], comparison: PortComparison, pai
         figs["activations.png"] = figures.plot_activation_stats(
             comparison.stats, doc["config"]["rtol"], title=f"Activations per mapped layer ({doc['inputs']['label']})"
         )
+    if ascent is not None:
+        from parity_tests.port_ascent import plot_curves
+
+        figs["ascent.png"] = plot_curves(ascent)
+        atomic.write_json(out / "ascent.json", ascent.to_dict())
     for name, fig in figs.items():
         atomic.save_figure(fig, out / name)
     doc = {**doc, "figures": sorted(figs)}
@@ -412,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # the auto map runs the torch model once to learn its call order
         print(f"FAIL: the torch model cannot run on the inputs {inputs.shape[1:]} ({_first_line(exc)})")
         return 1
-    how = "auto, by order of parameterised layers" if args.map == "auto" else f"from {args.map}"
+    how = "auto, by graph order, kind and output shape" if args.map == "auto" else f"from {args.map}"
     print(format_map(pairs, how))
     transferred = transfer_weights(keras_model, torch_model, pairs) if args.transfer_weights else []
     if transferred:
@@ -428,6 +457,25 @@ def run(args: argparse.Namespace) -> int:
         raise
     except (ValueError, AttributeError) as exc:  # a mapped torch module never called, a shared Keras layer
         raise FiltvizError(f"the layer map cannot be compared: {_first_line(exc)}") from None
+    ascent = None
+    if args.ascent is not None:
+        from parity_tests.checks import Report
+        from parity_tests.port_ascent import run_ascent
+
+        fixed = keras_model.inputs[0].shape[1]
+        ascent = run_ascent(
+            keras_model,
+            torch_model,
+            pairs,
+            args.ascent,
+            method=args.method,
+            steps=args.steps,
+            size=int(fixed) if fixed is not None and args.method == "pixel" else args.size,
+            seed=args.seed,
+        )
+        comparison.by_layer.setdefault(ascent.layer, [])
+        comparison.by_layer[ascent.layer] += ascent.checks
+        comparison.report = Report(comparison.report.checks + ascent.checks)
     report = comparison.report
     first = comparison.first_diverging()
     doc = {
@@ -443,6 +491,9 @@ def run(args: argparse.Namespace) -> int:
             "size": args.size,
             "seed": args.seed,
             "rtol": args.rtol,
+            "ascent": args.ascent,
+            "method": args.method,
+            "steps": args.steps,
         },
         "map_source": how,
         "map": [p.to_dict() for p in pairs],
@@ -457,7 +508,9 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - started, 2),
         **report.to_dict(),
     }
-    write_report(out, doc, comparison, pairs)
+    if ascent is not None:
+        doc["ascent"] = {k: v for k, v in ascent.to_dict().items() if not k.endswith("losses")}
+    write_report(out, doc, comparison, pairs, ascent)
     if report.passed:
         print(f"PASS: {report.summary()}; {len(pairs)} layers agree; report in {out}/")
         return 0

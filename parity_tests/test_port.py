@@ -44,12 +44,14 @@ def test_small_cnn_port_agrees_with_gradients(small_keras, tmp_path, capsys):
     )
     assert code == 0, out
     # The auto map is printed, with where each pair is compared (the fused ReLUs: before it).
-    assert "layer map (auto, by order of parameterised layers)" in out
+    assert "layer map (auto, by graph order, kind and output shape)" in out
     assert "conv1  -> conv1  [conv2d; before relu]" in out and "conv3  -> conv3  [conv2d; output]" in out
     assert "logits -> logits  [dense; output]" in out
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["passed"] and doc["first_diverging_layer"] is None
-    assert [m["compared_at"] for m in doc["map"]] == ["before relu", "before relu", "output", "output"]
+    # the weightless max-pool has a torch module of its kind and shape: paired too (gap's torch output is 4-d)
+    assert [m["keras"] for m in doc["map"]] == ["conv1", "pool1", "conv2", "conv3", "logits"]
+    assert [m["compared_at"] for m in doc["map"]] == ["before relu", "output", "before relu", "output", "output"]
     groups = {c["group"] for c in doc["checks"]}
     assert groups == {"activations", "gradients", "objective"}
     assert doc["inputs"] == {"label": "photos", "shape": [4, 32, 32, 3]}
@@ -270,7 +272,8 @@ def test_a_sequential_model_with_other_fused_activations(tmp_path, capsys):
         tmp_path / "r",
     )
     assert code == 0, out
-    assert "c     -> 0  [conv2d; before tanh]" in out and "d     -> 4  [dense; before softmax]" in out
+    assert "c             -> 0  [conv2d; before tanh]" in out and "d             -> 4  [dense; before softmax]" in out
+    assert "max_pooling2d -> 2  [pool; output]" in out
 
 
 # --- VGG16, both frameworks ----------------------------------------------------------------------------
@@ -281,10 +284,12 @@ def test_vgg16_port_of_torch_filtviz_agrees(vgg_keras, tmp_path, capsys):
     assert code == 0, out
     doc = json.loads((tmp_path / "report.json").read_text())
     assert [m["keras"] for m in doc["map"]] == [
-        f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1)
+        name
+        for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+        for name in [f"block{b}_conv{c}" for c in range(1, n + 1)] + [f"block{b}_pool"]
     ]
-    assert {m["compared_at"] for m in doc["map"]} == {"before relu"}
-    assert doc["map"][0]["torch"] == "0" and doc["map"][-1]["torch"] == "28"
+    assert {m["compared_at"] for m in doc["map"] if "conv" in m["keras"]} == {"before relu"}
+    assert doc["map"][0]["torch"] == "0" and doc["map"][-2]["torch"] == "28" and doc["map"][-1]["torch"] == "30"
 
 
 def test_vgg16_architecture_with_transferred_weights_agrees(vgg_keras, tmp_path, capsys):
@@ -328,7 +333,13 @@ def test_vgg16_gradients_agree(vgg_keras, tmp_path, capsys):
             ["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--map", "nope.json"],
             "--map nope.json: no such file",
         ),
-        (["--keras", "SMALL", "--torch", f"{EXAMPLES}:vgg16_untrained"], "the Keras model has 4 layers with weights"),
+        (
+            ["--keras", "SMALL", "--torch", f"{EXAMPLES}:vgg16_untrained"],
+            (
+                "--map auto: cannot pair Keras layer conv1 (conv2d, output (32, 32, 8)): no torch module of that kind "
+                "and output shape; the next torch module with parameters is 0 (conv2d, output (32, 32, 64))"
+            ),
+        ),
         (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--bogus"], "unrecognized arguments"),
         (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--rtol", "nan"], "--rtol must be a number between"),
     ],
@@ -424,3 +435,183 @@ def test_the_module_runs_as_a_command(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"python -m parity_tests.port: error: --keras {tmp_path / 'x.keras'}: no such file"
+
+
+# --- a Functional graph: SeparableConv2D, BatchNorm, residual Add, 'same' pooling, 1 channel (issue 20) ---------
+
+FIXTURES = "parity_tests.port_fixtures"
+
+
+@pytest.fixture(scope="module")
+def residual_hdf5(tmp_path_factory):
+    """The residual SeparableConv2D model (1-channel 64x64, seeded random weights) in Keras' legacy HDF5 layout."""
+    from parity_tests import port_fixtures
+
+    return port_fixtures.save_keras(tmp_path_factory.mktemp("models") / "residual.hdf5")
+
+
+def test_residual_separable_port_passes_with_auto_map_transferred_weights_and_ascent(residual_hdf5, tmp_path, capsys):
+    code, out, err = run_port(
+        capsys,
+        "--keras",
+        residual_hdf5,
+        "--torch",
+        f"{FIXTURES}:residual_port",
+        "--transfer-weights",
+        "--map",
+        "auto",
+        "--ascent",
+        "sep1:0-3",
+        "--steps",
+        "6",
+        "--out",
+        tmp_path,
+    )
+    assert code == 0, out + err
+    # graph order, kinds and shapes: the separable convs as one module, the weightless pool and add paired too
+    assert "sep1     -> sep1 (sep1.depthwise + sep1.pointwise)  [separable; before relu]" in out
+    assert "pool     -> pool.pool  [pool; output]" in out and "add      -> add  [add; output]" in out
+    assert "shortcut -> shortcut  [conv2d; output]" in out
+    assert "sep1 -> sep1: depthwise.weight, pointwise.bias, pointwise.weight" in out
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert [m["keras"] for m in doc["map"]] == [
+        "stem", "stem_bn", "pool", "sep1", "sep2", "sep2_bn", "shortcut", "add", "gap", "logits"
+    ]  # fmt: skip
+    ascent = [c for c in doc["checks"] if c["group"] == "ascent"]
+    assert [c["name"] for c in ascent] == [f"ascent/sep1/{f}/divergence" for f in range(4)]
+    assert all(c["passed"] and c["value"] <= c["bound"] for c in ascent)
+    curves = json.loads((tmp_path / "ascent.json").read_text())
+    tf_losses, torch_losses = np.array(curves["tensorflow_losses"]), np.array(curves["torch_losses"])
+    assert tf_losses.shape == torch_losses.shape == (4, 7)
+    assert np.all(tf_losses[:, -1] > tf_losses[:, 0])  # the ascent climbed
+    np.testing.assert_allclose(torch_losses[:, 0], tf_losses[:, 0], rtol=1e-5)  # the same start, the same model
+    assert (tmp_path / "ascent.png").stat().st_size > 0 and "ascent.png" in doc["figures"]
+
+
+def test_the_padding_bug_fails_and_names_the_pool(residual_hdf5, tmp_path, capsys):
+    """``MaxPool2d(3, 2, padding=1)`` for Keras' 'same' pooling (0 before, 1 after): same shape, shifted values."""
+    code, out, _ = run_port(
+        capsys,
+        "--keras",
+        residual_hdf5,
+        "--torch",
+        f"{FIXTURES}:residual_port_padding_bug",
+        "--transfer-weights",
+        "--inputs",
+        "noise",
+        "--out",
+        tmp_path,
+    )
+    assert code == 1
+    assert "FAIL: first diverging layer: pool (torch pool, compared at output)" in out
+    doc = json.loads((tmp_path / "report.json").read_text())
+    failed = {c["name"].split("/")[-2] for c in doc["checks"] if not c["passed"]}
+    assert doc["first_diverging_layer"] == "pool" and not failed & {"stem", "stem_bn"}
+
+
+def test_a_keras_3_file_and_a_separable_conv_mapped_as_a_list(tmp_path, capsys):
+    """The same network as a Keras 3 .keras file, 3 channels; a JSON map giving sep2 as [depthwise, pointwise];
+    the fourier ascent of two filters."""
+    from parity_tests import port_fixtures
+
+    path = port_fixtures.save_keras(tmp_path / "residual.keras", channels=3)
+    mapping = tmp_path / "map.json"
+    names = ("stem", "stem_bn", "sep1", "sep2", "sep2_bn", "shortcut", "logits")
+    mapping.write_text(json.dumps({**{n: n for n in names}, "sep2": ["sep2.depthwise", "sep2.pointwise"]}))
+    code, out, err = run_port(
+        capsys,
+        "--keras",
+        path,
+        "--torch",
+        f"{FIXTURES}:residual_port_rgb",
+        "--transfer-weights",
+        "--map",
+        mapping,
+        "--inputs",
+        "noise",
+        "--ascent",
+        "sep2:0-1",
+        "--method",
+        "fourier",
+        "--steps",
+        "4",
+        "--out",
+        tmp_path / "r",
+    )
+    assert code == 0, out + err
+    assert "sep2     -> sep2.pointwise (sep2.depthwise + sep2.pointwise)  [separable; output]" in out, out + err
+    assert "sep2 -> sep2.pointwise: depthwise.weight, pointwise.bias, pointwise.weight" in out
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert doc["map"][3]["torch_parts"] == ["sep2.depthwise", "sep2.pointwise"]
+    assert doc["ascent"]["method"] == "fourier" and doc["ascent"]["floor"].startswith("reference run eagerly")
+    assert [c["passed"] for c in doc["checks"] if c["group"] == "ascent"] == [True, True]
+
+
+def short_port():
+    """The residual port without its shortcut conv's partner: a 1x1 conv of the wrong width."""
+    from torch import nn
+
+    from parity_tests import port_fixtures
+
+    model = port_fixtures.residual_port()
+    model.shortcut = nn.Conv2d(8, 12, 1)
+    model.add = nn.Identity()
+    model.forward = lambda x: model.logits(  # the shortcut branch dropped, as a broken port would
+        model.gap(model.add_relu(model.sep2_bn(model.sep2(model.sep1_relu(model.sep1(model.pool(model.stem_relu(
+            model.stem_bn(model.stem(x))))))))))
+    )  # fmt: skip
+    return model
+
+
+def test_auto_map_failure_names_the_layer_its_kind_and_the_next_module(residual_hdf5, tmp_path, capsys):
+    code, _, err = run_port(capsys, "--keras", residual_hdf5, "--torch", "parity_tests.test_port:short_port",
+                            "--out", tmp_path / "r")  # fmt: skip
+    assert code == 2
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and len(line) < 400, line
+    assert "cannot pair Keras layer shortcut (conv2d, output (32, 32, 16))" in line
+    assert "the next torch module with parameters is logits (dense, output (5))" in line
+
+
+# --- the layer kinds the transfer converts, each against Keras' own output -------------------------------------
+
+
+def _transfer_and_compare(keras_layer, torch_module, x_keras, to_torch, from_torch):
+    import keras
+    import torch
+
+    from parity_tests.port_map import pair
+    from parity_tests.port_weights import transfer_weights
+
+    inp = keras.Input(x_keras.shape[1:])
+    model = keras.Model(inp, keras_layer(inp))
+    rng = np.random.default_rng(3)
+    keras_layer.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in keras_layer.weights])
+    holder = torch.nn.Sequential(torch_module)
+    lines = transfer_weights(model, holder, [pair(model, holder, keras_layer.name, "0")])
+    with torch.no_grad():
+        got = from_torch(holder(torch.from_numpy(to_torch(x_keras))).numpy())
+    want = np.asarray(model(x_keras))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    return lines
+
+
+def test_transfer_converts_conv1d_conv2d_transpose_and_layer_normalization():
+    import keras
+    from torch import nn
+
+    x = np.random.default_rng(0).standard_normal((2, 10, 3)).astype(np.float32)
+    lines = _transfer_and_compare(
+        keras.layers.Conv1D(4, 3, name="c1"), nn.Conv1d(3, 4, 3), x, lambda a: a.transpose(0, 2, 1).copy(),
+        lambda a: a.transpose(0, 2, 1),
+    )  # fmt: skip
+    assert lines == ["  c1 -> 0: bias, weight"]
+    x = np.random.default_rng(1).standard_normal((2, 5, 6, 3)).astype(np.float32)
+    _transfer_and_compare(
+        keras.layers.Conv2DTranspose(4, 3, strides=2, name="t"), nn.ConvTranspose2d(3, 4, 3, stride=2), x,
+        lambda a: a.transpose(0, 3, 1, 2).copy(), lambda a: a.transpose(0, 2, 3, 1),
+    )  # fmt: skip
+    x = np.random.default_rng(2).standard_normal((3, 6)).astype(np.float32)
+    ln = keras.layers.LayerNormalization(epsilon=1e-5, name="ln")
+    lines = _transfer_and_compare(ln, nn.LayerNorm(6), x, lambda a: a, lambda a: a)
+    assert lines == ["  ln -> 0: bias, weight"]

@@ -224,7 +224,8 @@ def _filter_count(model: keras.Model, layer_name: str, objective: str) -> int:
     try:
         return keras_model.channel_count(model, layer_name, objective)
     except FiltvizError:
-        get_conv_layer(model, layer_name)  # the layers it can be: one line
+        if model.name == "vgg16":
+            get_conv_layer(model, layer_name)  # the spec's one line: the conv layers
         raise
 
 
@@ -632,7 +633,7 @@ def run_record(
     extra.setdefault("model", keras_model.describe_model(model))
     with contextlib.suppress(FiltvizError):  # what was optimized, as the torch side records it
         layers = results[0].objective.layers() if results[0].objective is not None else [results[0].layer]
-        extra.setdefault("target", [keras_model.resolve(model, name, activation).describe() for name in layers])
+        extra.setdefault("target", keras_model.resolve(model, layers[0], activation).describe())
     if any(r.copy for r in results):
         extra["copies"] = [r.copy for r in results]  # diversity=K: the k of each picture
     return runrecord.run_record(

@@ -249,7 +249,13 @@ class KerasTarget:
     def describe(self) -> dict[str, Any]:
         """run.json's ``target`` entry."""
         tensor = {"linear": f"{self.source} before its fused activation"}.get(self.where, f"{self.source} {self.where}")
-        return {"layer": self.name, "activation": self.activation, "tensor": tensor, "note": self.note}
+        return {
+            "layer": self.name,
+            "module": self.source,
+            "activation": self.activation,
+            "tensor": tensor,
+            "note": self.note,
+        }
 
 
 def resolve(model: keras.Model, name: str, activation: str = algorithm.DEFAULT_OBJECTIVE) -> KerasTarget:
