@@ -3,6 +3,9 @@
 For timing page loads of a full 512-filter layer and for testing the pages (search, dead filters,
 lazy loading) at that scale in seconds: the pictures are seeded gratings plus noise (textures that
 compress like the real ones), the losses a made-up curve, and every ``dead_every``-th filter dead.
+With ``views`` (the default) every unit also has what the richest atlas shows: ``diversity`` diverse
+pictures, a negative, a transparency (``files.alpha``) and 8 upstream connections, so the timed page
+carries all of a unit's data.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from filtviz_core.site.chunks import Chunk, plan_chunks
-from filtviz_core.site.files import examples_entry, picture_entry
-from filtviz_core.site.manifest import EXAMPLES, AtlasFolder
+from filtviz_core.site.files import examples_entry, picture_entry, view_entry
+from filtviz_core.site.manifest import EXAMPLES, UPSTREAM, AtlasFolder
 from filtviz_core.site.writer import write_site
 
 
@@ -35,7 +38,7 @@ def texture(seed: int, size: int) -> np.ndarray:
 
 def write_dummy_atlas(out: str | os.PathLike[str], *, layer: str = "block5_conv3", filters: int = 512,
                       size: int = 128, steps: int = 100, examples: int = 4, dead_every: int = 7,
-                      chunk_size: int = 64) -> Path:
+                      chunk_size: int = 64, views: bool = True, diversity: int = 3) -> Path:
     """Write a one-layer atlas of ``filters`` made-up filters into ``out``; returns index.html's path."""
     identity = {"name": "dummy", "weights": {"source": "made up", "sha256": None}}
     folder = AtlasFolder.open(out, identity)
@@ -56,8 +59,22 @@ def write_dummy_atlas(out: str | os.PathLike[str], *, layer: str = "block5_conv3
                                        snapshots={10: texture(f + 100_000, size), steps: image}, steps=steps,
                                        losses=curve, dead=f % dead_every == 0, seconds=0.0, params=params,
                                        settings=params, worker={"chunk": chunk.key, "rank": 0, "host": "dummy",
-                                                                "device": "none", "run": "dummy"})
+                                                                "device": "none", "run": "dummy"},
+                                       alpha=np.linspace(0, 1, size * size).reshape(size, size) if views else None)
         folder.write_part(chunk, entries, "dummy")
+        if not views:
+            continue
+        who = {"chunk": chunk.key, "rank": 0, "host": "dummy", "device": "none", "run": "dummy"}
+        for view, count in (("diversity", diversity), ("negative", 1)):
+            kind = f"pixel.{view}"
+            found = {f: view_entry(out, layer=layer, method="pixel", view=view, index=f,
+                                   images=[texture(f + 1000 * (k + 2), size) for k in range(count)],
+                                   losses=np.tile(curve, (count, 1)), seconds=0.0, settings=params, worker=who)
+                     for f in chunk.filters}
+            folder.write_part(Chunk(layer, kind, chunk.filters), found, "dummy")
+        links = {f: {"upstream": [{"layer": layer, "filter": (f + 37 * k) % filters, "weight": 1.0 / (k + 1),
+                                   "sign": 1 - 2 * (k % 2)} for k in range(8)]} for f in chunk.filters}
+        folder.write_part(Chunk(layer, UPSTREAM, chunk.filters), links, "dummy")
     if examples:
         for chunk in plan_chunks(wanted, EXAMPLES, chunk_size):
             entries = {f: examples_entry(out, layer=layer, index=f, settings={},

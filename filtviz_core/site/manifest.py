@@ -281,11 +281,12 @@ def merge_manifest(runs: Iterable[Mapping[str, Any]], parts: Iterable[Mapping[st
 
 def fold_view(main: Mapping[str, Any], view: str, entry: Mapping[str, Any]) -> dict:
     """A method's entry with a view's pictures added: ``files[view]`` (``diversity``: a list of paths;
-    ``negative``: one path) and ``entry[view]``: the view's ``final_losses``, ``losses`` and ``seconds``.
+    ``negative``: one path) and ``entry[view]``: the view's ``final_losses`` and ``seconds`` (the pages load
+    every unit of a layer: the whole curves stay in the view's part).
     A new dict: the part's own entries stay as read."""
     folded = dict(main)
     folded["files"] = {**main.get("files", {}), **entry.get("files", {})}
-    folded[view] = {k: entry[k] for k in ("final_losses", "losses", "seconds", "settings") if k in entry}
+    folded[view] = {k: entry[k] for k in ("final_losses", "seconds") if k in entry}  # curves: in the part
     return folded
 
 
