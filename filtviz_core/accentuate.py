@@ -1,4 +1,4 @@
-"""Feature accentuation, framework-free (SPEC.md §18): Hamblin et al. 2024, as Horama writes it.
+"""Feature accentuation, framework-free (SPEC.md §19): Hamblin et al. 2024, as Horama writes it.
 
 Instead of starting from noise, every filter's picture starts from one real photo and the objective
 gains a penalty that ties the picture to that start, so the result shows what *in this photo* drives
@@ -128,13 +128,13 @@ def phase_from_picture(picture: np.ndarray, magnitude: np.ndarray) -> np.ndarray
     The picture is brought back to the colour space the maco picture function mixes (``logit``, the
     colour matrix undone) and its phase taken, ``angle(rfft2)`` in (-pi, pi]. Xplique's picture function
     standardizes the phase over the whole tensor (mean 0, standard deviation 1), and a photo's phases,
-    spread over (-pi, pi], have a standard deviation near 1.8: no phase of standard deviation 1 equals
-    them all modulo 2 pi. So the photo's phase is kept exactly where the magnitude is largest, in
-    decreasing order of magnitude for as many entries as a mean of 0 and a standard deviation of 1 leave
-    room for (about 30 % of the entries, 99.9 % of the energy of xplique's ImageNet magnitude); the
-    other entries are given the values that make the mean 0 and the standard deviation 1 exactly (a
-    ramp, standardized). The picture function's standardization then leaves the start as it is (to a
-    factor ``1 / (1 + 1e-5)``). docs/accentuate.md gives how close the start picture is to the photo.
+    spread over (-pi, pi], have a standard deviation near pi / sqrt(3) = 1.8 when spread evenly: no phase
+    of standard deviation 1 equals them all modulo 2 pi. So the photo's phase is kept exactly where the
+    magnitude is largest, in decreasing order of magnitude for as many entries as a mean of 0 and a
+    standard deviation of 1 leave room for (the low frequencies, which carry the picture); the other
+    entries are given the values that make the mean 0 and the standard deviation 1 exactly (a ramp,
+    standardized). The picture function's standardization then leaves the start as it is (to a factor
+    ``1 / (1 + 1e-5)``). SPEC.md §19.2 says what the start picture keeps of the photo.
     """
     t = _decorrelated(_check_picture(picture), True)
     phase = np.angle(np.fft.rfft2(t))

@@ -1,4 +1,4 @@
-"""Feature accentuation (SPEC.md §18): tf_reference.accentuate and torch_filtviz.accentuate from the same photo.
+"""Feature accentuation (SPEC.md §19): tf_reference.accentuate and torch_filtviz.accentuate from the same photo.
 
 * the start: both frameworks' picture of the start parameters (snapshot 0) agree within 1e-6 of 255 for the
   fourier and pixel methods (the same numpy start, ``filtviz_core.accentuate.start``, through §15.2) and

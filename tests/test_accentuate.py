@@ -1,4 +1,4 @@
-"""Feature accentuation (SPEC.md §18): the photo's start in each parameterization, the penalty, batch
+"""Feature accentuation (SPEC.md §19): the photo's start in each parameterization, the penalty, batch
 independence, the API's contract, and both command lines (files written, one-line errors with exit 2)."""
 
 from __future__ import annotations

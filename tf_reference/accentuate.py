@@ -1,4 +1,4 @@
-"""Feature accentuation in TensorFlow: :func:`accentuate`, what in one photo drives each filter (SPEC.md §18).
+"""Feature accentuation in TensorFlow: :func:`accentuate`, what in one photo drives each filter (SPEC.md §19).
 
 Hamblin et al. 2024 (Horama's ``accentuation``): each filter's picture starts from the photo instead of
 noise, and the objective gains a penalty tying the picture to that start:
@@ -106,7 +106,7 @@ def accentuate(
     progress: bool = False,
     method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
 ) -> list[FilterResult]:
-    """Feature accentuation (SPEC.md §18): each filter's picture starts from ``photo`` and is optimized to
+    """Feature accentuation (SPEC.md §19): each filter's picture starts from ``photo`` and is optimized to
     excite the filter while ``strength`` times the mean squared difference to its start (``[0, 1]`` units)
     is subtracted from the objective. The same arguments and start as ``torch_filtviz.accentuate``;
     returns one :class:`~tf_reference.FilterResult` per filter, as :func:`~tf_reference.visualize_filters`,

@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "accentuate",
-        "feature accentuation: a photo changed to excite filters of a layer, tied to the photo (SPEC.md §18)",
+        "feature accentuation: a photo changed to excite filters of a layer, tied to the photo (SPEC.md §19)",
         f"{PROG} accentuate photo.jpg block4_conv3 --filters 0-7",
         f"{PROG} accentuate photo.jpg block5_conv1 --filters 12 --strength 100 --steps 256",
     )

@@ -1,4 +1,4 @@
-"""Feature accentuation in torch: :func:`accentuate`, what in one photo drives each filter (SPEC.md §18).
+"""Feature accentuation in torch: :func:`accentuate`, what in one photo drives each filter (SPEC.md §19).
 
 Hamblin et al. 2024 (Horama's ``accentuation``): each filter's picture starts from the photo instead of
 noise, and the objective gains a penalty tying the picture to that start:
@@ -112,7 +112,7 @@ def accentuate(
     method_options: Mapping[str, Any] | methods.MethodOptions | None = None,
 ) -> FilterResults:
     """Feature accentuation: each filter's picture starts from ``photo`` and is optimized to excite the filter
-    while a penalty ties it to that start (SPEC.md §18, Hamblin et al. 2024).
+    while a penalty ties it to that start (SPEC.md §19, Hamblin et al. 2024).
 
     ``photo``: an image file (JPEG, PNG, ...) or an ``(H, W, 3)`` array in pixel units (uint8, or float in
     [0, 255]), resized to ``size`` (short side, centre crop). The start: the photo itself (``method="pixel"``),
