@@ -6,6 +6,11 @@ and from a static server; every image in view decodes; the search box shows exac
 filters; the stable URL opens the right filter; arrow keys move between filters; the pages show
 what atlas.json says. Screenshots of the three pages go to outputs/test-artifacts/. The last tests
 break a copy of the site (a missing picture, a script error, a wrong search) and see the checks fail.
+A unit's views (issue 22): the done-when command (fourier, --diversity 2, --negative, --photos, --examples 4)
+plus maco pictures on random VGG16 weights; the filter view shows the diversity strip, the negative, the
+transparency over a checkerboard and the upstream list as atlas.json says, a link leads to the input unit;
+the unit page loads in under 1 s and the 512-unit layer page (every view in its data) under 2 s; a missing
+view file or a broken key shows a clear message, and a planted drop of a view fails the check.
 Where no browser can be had, every test here skips with the reason.
 """
 
@@ -16,6 +21,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from filtviz_core import methods as core_methods
@@ -276,4 +282,137 @@ def test_a_wrong_search_is_caught(broken, chromium):
     script.write_text(text.replace("f <= hi", "f < hi"))  # ranges lose their last filter
     checked = B.open_page(chromium).goto(url(broken, "block2_conv1.html"))
     assert B.search(checked.page, "1-2") != [1, 2]
+    checked.page.close()
+
+
+# --- a unit's views: the done-when command of issue 22, and a maco run into the same site ------------------
+
+
+@pytest.fixture(scope="module")
+def views_site(tmp_path_factory):
+    """``filtviz atlas --html OUT --layers block3_conv3,block4_conv1 --per-layer 2 --method fourier --diversity 2
+    --negative --photos DIR --examples 4`` (random weights, 32 px, 2 steps), then maco pictures of block4_conv1."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("views")
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(5):
+        pixels = np.random.default_rng(i).integers(0, 256, (72, 96, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(photos / f"p{i}.png")
+    out = root / "site"
+    tiny = ["--weights", "random", "--size", "32", "--steps", "2", "--chunk-size", "2", "--no-progress"]
+    command = ["atlas", "--html", str(out), "--layers", "block3_conv3,block4_conv1", "--per-layer", "2"]
+    extra = ["--method", "fourier", "--diversity", "2", "--negative", "--photos", str(photos), "--examples", "4"]
+    assert main([*command, *extra, "--photo-size", "64", *tiny]) == 0
+    maco = ["--layers", "block4_conv1", "--per-layer", "2", "--method", "maco", "--crops", "2", "--examples", "0"]
+    assert main(["atlas", "--html", str(out), *maco, *tiny]) == 0
+    return out
+
+
+VIEW_CHECK = """unit => {
+  const problems = [];
+  const srcs = sel => Array.from(document.querySelectorAll(sel)).map(i => i.getAttribute('src'));
+  const files = unit.entry.files;
+  if (JSON.stringify(srcs('#diversity-strip img')) !== JSON.stringify(files.diversity || []))
+    problems.push('diversity');
+  if (files.negative && srcs('#negative-picture')[0] !== files.negative) problems.push('negative');
+  if (files.alpha && (srcs('#alpha-mask')[0] !== files.alpha || srcs('#alpha-picture')[0] !== files.cutout))
+    problems.push('alpha');
+  const ups = Array.from(document.querySelectorAll('#upstream-list li')).map(li =>
+    [li.dataset.layer, +li.dataset.filter, JSON.parse(li.dataset.weight), +li.dataset.sign]);
+  const want = (unit.upstream || []).map(c => [c.layer, c.filter, c.weight, c.sign]);
+  if (JSON.stringify(ups) !== JSON.stringify(want)) problems.push('upstream');
+  if (!unit.upstream && !document.querySelector('#upstream-note')) problems.push('upstream note');
+  return problems;
+}"""
+
+
+def views_shown(page, unit: dict, method: str) -> list[str]:
+    """What of the unit's views the open filter view fails to show as atlas.json says (empty: all shown)."""
+    return page.evaluate(VIEW_CHECK, {"entry": unit["methods"][method], "upstream": unit.get("upstream")})
+
+
+def test_the_done_when_command_writes_every_view_and_the_page_shows_them(views_site, chromium):
+    doc = json.loads((views_site / "atlas.json").read_text())
+    for name, feeder in (("block3_conv3", "block3_conv2"), ("block4_conv1", "block3_conv3")):
+        units = layer_of(doc, name)["units"]
+        assert [u["filter"] for u in units] == [0, 1]
+        for unit in units:
+            files = unit["methods"]["fourier"]["files"]
+            assert len(files["diversity"]) == 2 and files["negative"].endswith("_negative.png")
+            assert len(unit["examples"]["top"]) == len(unit["examples"]["bottom"]) == 4
+            assert [c["layer"] for c in unit["upstream"]] == [feeder] * 8
+            for rel in [*files["diversity"], files["negative"], *(x["file"] for x in unit["examples"]["top"])]:
+                assert (views_site / rel).is_file(), rel
+    for name, f in (("block4_conv1", 1), ("block3_conv3", 0)):
+        unit = layer_of(doc, name)["units"][f]
+        checked = B.open_page(chromium).goto(url(views_site, f"{name}.html#{f}"))
+        assert views_shown(checked.page, unit, "fourier") == []
+        assert checked.all_problems() == []
+        checked.page.close()
+    unit = layer_of(doc, "block4_conv1")["units"][1]
+    assert unit["methods"]["maco"]["files"]["alpha"].endswith("_alpha.png")
+    checked = B.open_page(chromium).goto(url(views_site, "block4_conv1.html#1/maco"))
+    page = checked.page
+    assert views_shown(page, unit, "maco") == [] and page.is_visible("#alpha-picture")
+    shot = ARTIFACTS / "atlas_unit_views.png"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    # an upstream connection leads to its unit's page, where that unit is rendered: its thumbnail is shown
+    linked = [c for c in unit["upstream"] if "thumb" in c]
+    assert all(c["filter"] in (0, 1) for c in linked)
+    page.click("#upstream-list li a")
+    first = unit["upstream"][0]
+    page.wait_for_function(f"location.href.endsWith('block3_conv3.html#{first['filter']}')")
+    assert checked.all_problems() == []
+    page.close()
+
+
+def test_a_unit_page_with_every_view_loads_in_well_under_a_second(views_site, chromium, big_layer):
+    unit_page = B.page_load_timing(chromium, url(views_site, "block4_conv1.html#1"), runs=3)
+    assert unit_page["ready_ms"] < 1000, unit_page
+    layer_page = B.page_load_timing(chromium, url(big_layer, "block5_conv3.html"), runs=3)  # 512 units, every view
+    assert layer_page["ready_ms"] < 2000 and layer_page["images_loaded"] < 512, layer_page
+    big_unit = B.page_load_timing(chromium, url(big_layer, "block5_conv3.html#300"), runs=3)
+    assert big_unit["ready_ms"] < 1000, big_unit
+
+
+def test_a_missing_view_file_or_a_broken_key_says_so(views_site, chromium, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(views_site, copy)
+    doc = json.loads((copy / "atlas.json").read_text())
+    unit = layer_of(doc, "block4_conv1")["units"][1]
+    gone = unit["methods"]["fourier"]["files"]["diversity"][1]
+    (copy / gone).unlink()
+    checked = B.open_page(chromium).goto(url(copy, "block4_conv1.html#1"))
+    assert f"missing file: {gone}" in checked.page.inner_text("#diversity")
+    assert any(gone in p for p in checked.all_problems())
+    checked.page.close()
+    data = copy / "data" / "block4_conv1.js"
+    negative = unit["methods"]["fourier"]["files"]["negative"]
+    data.write_text(data.read_text().replace(json.dumps(negative), "42"))
+    checked = B.open_page(chromium).goto(url(copy, "block4_conv1.html#1"))
+    assert "files.negative is not a file path (42)" in checked.page.inner_text("#negative-problem")
+    checked.page.close()
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        ("unitViews(view, unit, e);", ""),  # every view dropped
+        ("if (files.negative !== undefined) {", "if (false) {"),  # the negative dropped
+        ("unit.upstream.forEach(function (c) {", "unit.upstream.slice(1).forEach(function (c) {"),  # one link lost
+    ],
+)
+def test_a_dropped_view_is_caught(views_site, chromium, tmp_path, plant):
+    copy = tmp_path / "copy"
+    shutil.copytree(views_site, copy)
+    script = copy / "assets" / "atlas.js"
+    text = script.read_text()
+    assert plant[0] in text
+    script.write_text(text.replace(plant[0], plant[1]))
+    unit = layer_of(json.loads((copy / "atlas.json").read_text()), "block4_conv1")["units"][1]
+    checked = B.open_page(chromium).goto(url(copy, "block4_conv1.html#1"))
+    assert views_shown(checked.page, unit, "fourier") != []
     checked.page.close()
