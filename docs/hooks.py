@@ -35,6 +35,7 @@ SOURCES = {
     "cpu": "benchmarks/cpu/bench.json",
     "batching": "benchmarks/cpu/batching_check.json",
     "atlas": "benchmarks/cpu/atlas_measure.json",
+    "examples": "benchmarks/examples/throughput.json",
     "quality": "benchmarks/quality/quality.json",
     "steps": "benchmarks/quality/steps_sweep.json",
     "fourier": "benchmarks/fourier_check/check.json",
