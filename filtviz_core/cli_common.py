@@ -179,7 +179,8 @@ def add_in_channels(group) -> None:
 
 
 def add_unit_options(group) -> None:
-    """``--unit``, ``--diversity`` and ``--diversity-weight`` of the filters command, alike in both command lines."""
+    """``--unit``, ``--tokens``, ``--diversity`` and ``--diversity-weight`` of the filters command, alike in both
+    command lines."""
     from filtviz_core import objectives
 
     group.add_argument(
@@ -188,6 +189,14 @@ def add_unit_options(group) -> None:
         default="channel",
         help="channel (the mean of the filter's map over its interior) or neuron (the filter at "
         "the centre of its map); default: %(default)s",
+    )
+    group.add_argument(
+        "--tokens",
+        choices=objectives.TOKENS,
+        default=objectives.DEFAULT_TOKENS,
+        help="vision transformers' token layers (N, T, C): patches (channel: the mean over the patch tokens, "
+        "class token excluded; neuron: the centre patch), cls (the class token) or all (channel: every token); "
+        "default: %(default)s",
     )
     group.add_argument(
         "--diversity",
@@ -216,6 +225,9 @@ def unit_kwargs(args) -> dict:
     kwargs: dict = {}
     if args.unit != "channel":
         kwargs["unit"] = args.unit
+    tokens = getattr(args, "tokens", None)
+    if tokens is not None and tokens != "patches":  # only a token layer takes another choice
+        kwargs["tokens"] = tokens
     if args.diversity != 1:
         kwargs["diversity"] = args.diversity
     if args.diversity_weight is not None:

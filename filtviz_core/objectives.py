@@ -17,6 +17,12 @@ element**. The vocabulary is Lucent's and Lucid's, so their users can write what
   Frobenius norm; element i's value is ``sum_{j != i} <G_i, G_j> / B``, so the batch's sum is Lucid's
   value. Subtract it (``channel(...) - w * diversity(...)``) to make the pictures differ.
 * ``batch=i`` restricts a term to batch element ``i`` (its value is 0 for every other element).
+* ``tokens=`` (``channel`` and ``neuron``) chooses the tokens of a vision transformer's ``(N, T, C)``
+  token layer: ``"patches"`` (the default: ``channel`` averages over the patch tokens, the class token
+  excluded; ``neuron`` picks one patch token, the centre of the patch grid ``(rows // 2, cols // 2)``
+  unless ``x``/``y`` name a column and row of that grid: token ``P + y * cols + x`` after the ``P``
+  prefix tokens), ``"cls"`` (the class token, token 0) or ``"all"`` (``channel`` only: the mean over
+  every token, class token included). Conv maps and units take the default only.
 
 Algebra: ``a + b``, ``a - b``, ``-a``, ``w * a``, ``a * w``, ``a / w`` and ``sum([...])`` (the built-in
 or :func:`sum`) build new objectives; ``str(objective)`` writes one out in words, as run.json records it.
@@ -40,6 +46,8 @@ import numpy as np
 from filtviz_core.errors import FiltvizError
 
 KINDS = ("channel", "neuron", "direction", "diversity")
+TOKENS = ("patches", "cls", "all")  # which tokens of a (N, T, C) token layer a channel/neuron term reads
+DEFAULT_TOKENS = "patches"
 GRAM_EPS = 1e-10  # Lucid's l2_normalize epsilon, on the squared norm
 
 
@@ -55,6 +63,7 @@ class Term:
     vector: tuple[float, ...] | None = field(default=None, repr=False)
     batch: int | None = None
     group: int | None = None  # diversity: the penalty couples runs of `group` consecutive elements
+    tokens: str | None = None  # token layers: "cls" or "all"; None = the default, "patches"
 
     def describe(self) -> str:
         args = [self.layer]
@@ -62,6 +71,8 @@ class Term:
             args.append(_channel_text(self.channel))
         if self.kind == "neuron" and (self.x is not None or self.y is not None):
             args += [f"x={self.x}", f"y={self.y}"]
+        if self.tokens is not None:
+            args.append(f"tokens={self.tokens}")
         if self.kind == "direction":
             args.append(f"<{len(self.vector or ())}-vector>")
         if self.group is not None:
@@ -72,7 +83,7 @@ class Term:
 
     def as_record(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"kind": self.kind, "layer": self.layer}
-        for name in ("channel", "x", "y", "batch", "group"):
+        for name in ("channel", "x", "y", "batch", "group", "tokens"):
             value = getattr(self, name)
             if value is not None:
                 entry[name] = list(value) if isinstance(value, tuple) else value
@@ -237,13 +248,40 @@ def _one(term: Term) -> Objective:
     return Objective(((1.0, term),))
 
 
-def channel(layer: str, c: int, batch: int | None = None) -> Objective:
-    """The mean of channel ``c`` of ``layer`` over the interior of its map (SPEC.md §5's objective)."""
-    return _one(Term("channel", _layer(layer), _index(c, "channel"), batch=_batch(batch)))
+def _tokens(tokens: Any, kind: str, x: int | None = None, y: int | None = None) -> str | None:
+    """A checked ``tokens=`` argument, stored as None for the default (records stay as they were)."""
+    if tokens not in TOKENS:
+        raise FiltvizError(f"unknown tokens {tokens!r}; valid: {', '.join(TOKENS)}")
+    if kind == "neuron" and tokens == "all":
+        raise FiltvizError(
+            "a neuron is one token: tokens='patches' (a patch token, by default the centre of the patch grid) "
+            "or 'cls' (the class token); 'all' is for channel"
+        )
+    if tokens == "cls" and (x is not None or y is not None):
+        raise FiltvizError("neuron(..., tokens='cls') is the class token: it takes no x or y")
+    return None if tokens == DEFAULT_TOKENS else str(tokens)
 
 
-def neuron(layer: str, c: int, x: int | None = None, y: int | None = None, batch: int | None = None) -> Objective:
-    """Channel ``c`` of ``layer`` at column ``x``, row ``y`` (default: the centre of the map)."""
+def channel(layer: str, c: int, batch: int | None = None, tokens: str = DEFAULT_TOKENS) -> Objective:
+    """The mean of channel ``c`` of ``layer`` over the interior of its map (SPEC.md §5's objective); on a
+    vision transformer's token layer, over its patch tokens (``tokens="patches"``), its class token
+    (``"cls"``) or all tokens (``"all"``)."""
+    return _one(
+        Term("channel", _layer(layer), _index(c, "channel"), batch=_batch(batch), tokens=_tokens(tokens, "channel"))
+    )
+
+
+def neuron(
+    layer: str,
+    c: int,
+    x: int | None = None,
+    y: int | None = None,
+    batch: int | None = None,
+    tokens: str = DEFAULT_TOKENS,
+) -> Objective:
+    """Channel ``c`` of ``layer`` at column ``x``, row ``y`` (default: the centre of the map); on a token
+    layer, one patch token (column ``x``, row ``y`` of the patch grid, default its centre) or, with
+    ``tokens="cls"``, the class token."""
     return _one(
         Term(
             "neuron",
@@ -252,6 +290,7 @@ def neuron(layer: str, c: int, x: int | None = None, y: int | None = None, batch
             x=None if x is None else _index(x, "x"),
             y=None if y is None else _index(y, "y"),
             batch=_batch(batch),
+            tokens=_tokens(tokens, "neuron", x, y),
         )
     )
 
@@ -283,12 +322,14 @@ def per_filter(
     unit: str = "channel",
     diversity_group: int | None = None,
     diversity_weight: float = 0.0,
+    tokens: str = DEFAULT_TOKENS,
 ) -> Objective:
     """What :func:`visualize_filters` maximizes: element i the channel (or centre neuron) ``filters[i]``,
-    minus ``diversity_weight`` times the diversity penalty within groups of ``diversity_group`` elements."""
+    minus ``diversity_weight`` times the diversity penalty within groups of ``diversity_group`` elements.
+    ``tokens``: which tokens of a token layer (see the module docstring)."""
     if unit not in UNITS:
         raise FiltvizError(f"unknown unit {unit!r}; valid: {', '.join(UNITS)}")
-    obj = _one(Term(unit, _layer(layer), tuple(int(f) for f in filters)))
+    obj = _one(Term(unit, _layer(layer), tuple(int(f) for f in filters), tokens=_tokens(tokens, unit)))
     if diversity_group is not None and diversity_group > 1 and diversity_weight:
         obj = obj - float(diversity_weight) * _one(Term("diversity", layer, group=int(diversity_group)))
     return obj

@@ -225,6 +225,12 @@ def compile_objective(objective: Objective, batch_size: int) -> Compiled:
     objective are not used: they come as the ``channels`` argument.
     """
     core.check_objective(objective)
+    for _, term in objective.terms:
+        if term.tokens is not None:
+            raise FiltvizError(
+                f"{term.describe()}: tokens={term.tokens} reads a vision transformer's token layer; tf_reference "
+                "has none (Keras maps and units take the default, tokens=patches)"
+            )
     parts = []
     slot = 0
     for weight, term in objective.terms:

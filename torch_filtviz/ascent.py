@@ -36,6 +36,7 @@ from torch_filtviz import job as jobs
 from torch_filtviz.channels import input_channels
 from torch_filtviz.method_parts import Setting
 from torch_filtviz.models import min_input_size, resolve_device
+from torch_filtviz.objectives import check_tokens
 from torch_filtviz.targets import model_device_dtype
 
 PRECISIONS = jobs.PRECISIONS
@@ -118,6 +119,7 @@ def visualize_filters(
     unit: str = "channel",
     diversity: int = 1,
     diversity_weight: float | None = None,
+    tokens: str = core_objectives.DEFAULT_TOKENS,
 ) -> FilterResults:
     """Gradient ascent on one input image per filter of ``layer`` (alias or module path).
 
@@ -137,6 +139,9 @@ def visualize_filters(
     diversity group each (SPEC §16.4): ``images`` is ``(F*K, H, W, 3)`` with filter f's k-th picture at
     ``f*K + k`` (``filters`` repeats each filter K times); ``diversity_weight`` (default
     ``filtviz_core.objectives.DIVERSITY_WEIGHT``) weighs the penalty against the objective.
+    ``tokens``: on a vision transformer's (N, T, C) token layer, ``"patches"`` (channel: the mean over
+    the patch tokens, class token excluded; neuron: the centre patch token), ``"cls"`` (the class
+    token) or ``"all"`` (channel: the mean over every token); see ``filtviz_core.objectives``.
 
     ``filters``: an index, a list, or a string such as ``"0-15,20"``. ``init``: (F, H, W, 3)
     float32 starting images in pixel units (overrides ``seed`` and ``size``; pixel method only). The model takes RGB
@@ -171,6 +176,7 @@ def visualize_filters(
     if unit not in core_objectives.UNITS:
         raise FiltvizError(f"unknown unit {unit!r}; valid: {', '.join(core_objectives.UNITS)}")
     group, weight = _diversity(diversity, diversity_weight, init is not None)
+    core_objectives.per_filter(layer, [0], unit, tokens=tokens)  # a bad tokens= is refused before the model runs
     dev = resolve_device(device)
     if channels_last is None:
         channels_last = dev.type == "cpu"
@@ -192,6 +198,7 @@ def visualize_filters(
         chosen = alg.parse_filters(filters, count, layer)
         x0 = alg.check_init(init, len(chosen), input_channels(model)) if init is not None else None
         assert layers is not None
+        check_tokens(core_objectives.per_filter(layer, chosen, unit, tokens=tokens).terms[0][1], layers.targets[layer])
         keys = alg.element_keys(chosen, group)
         per_element = [f for f in chosen for _ in range(group)]
         setting = Setting(
@@ -210,7 +217,7 @@ def visualize_filters(
         job = jobs.Job(model, method, layers, setting, snaps, precision, model_dtype)
 
         def objective_for(rows: slice):
-            return core_objectives.per_filter(layer, per_element[rows], unit, group, weight)
+            return core_objectives.per_filter(layer, per_element[rows], unit, group, weight, tokens)
 
         raw, losses, snap, dead, used, alpha = jobs.run_elements(
             job, keys, objective_for, unit=group, batch_size=batch_size, progress=layer if progress else None
@@ -248,6 +255,8 @@ def visualize_filters(
         }
     if unit != "channel":
         params["unit"] = unit
+    if layers.targets[layer].tokens is not None:  # a token layer: which tokens were read
+        params["tokens"] = tokens
     if group > 1:
         params.update(diversity=group, diversity_weight=weight)
     return FilterResults(

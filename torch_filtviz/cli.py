@@ -189,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="list every module, or conv layers only (non-VGG16 models); default: all",
     )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="input side to probe at (non-VGG16 models); default: the model's fixed input size (vision "
+        "transformers: 224), else the first of 64, 224, 299 px it accepts",
+    )
     p.set_defaults(run=cmd_layers)
 
     p = add(
@@ -387,7 +394,9 @@ def cmd_layers(args: argparse.Namespace) -> int:
             "Keras output; its conv module (e.g. features.0) is the pre-activation."
         )
         return 0
-    print_layers(_load(args), kind=args.kind)
+    if args.size is not None and args.size < 1:
+        raise FiltvizError(f"--size must be at least 1 px, got {args.size}")
+    print_layers(_load(args), kind=args.kind, size=args.size)
     return 0
 
 

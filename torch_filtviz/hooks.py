@@ -175,7 +175,11 @@ def layer_output(model: nn.Module, target: Target, x: torch.Tensor) -> torch.Ten
 def layer_channels(model: nn.Module, layer: str, size: int = 64) -> int:
     """Number of channels (filters) of ``layer``: a conv's ``out_channels`` when that is what the
     name denotes, else measured by one truncated, gradient-free forward of a grey ``size`` px image
-    (in the channel dim the target names: the last one of channels-last maps)."""
+    (in the channel dim the target names: the last one of channels-last maps and of token tensors;
+    a model with a fixed input size, a vision transformer, is run at that size)."""
+    from torch_filtviz.probe import fixed_input_size
+
+    size = fixed_input_size(model) or size
     target = resolve_target(model, layer)
     if isinstance(target.module, nn.Conv2d):
         return int(target.module.out_channels)

@@ -28,7 +28,7 @@ from torch_filtviz.hooks import Capture, Target, capture
 from torch_filtviz.loop import optimize
 from torch_filtviz.objectives import compile_objective, unit_shape
 from torch_filtviz.precision import conv_math
-from torch_filtviz.probe import classify_failure, size_text
+from torch_filtviz.probe import check_fixed_size, classify_failure, size_text
 from torch_filtviz.targets import Resolver, model_trace, module_path, unknown_layer
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -114,7 +114,9 @@ def check_paths(model: nn.Module, layers: Sequence[str]) -> dict[str, str]:
 def resolve_layers(
     model: nn.Module, paths: Mapping[str, str], activation: str, height: int, width: int, seen_h: int, seen_w: int
 ) -> Layers:
-    """Trace the model at the size the network sees and resolve every layer (SPEC §5's tensor)."""
+    """Trace the model at the size the network sees and resolve every layer (SPEC §5's tensor); a model with
+    a fixed input size (a vision transformer) shown another size is refused in one line naming the size."""
+    check_fixed_size(model, height, width, seen_h, seen_w)
     trace = model_trace(model, (seen_h, seen_w))
     targets, shapes, tensor_shapes = {}, {}, {}
     for layer, path in paths.items():
@@ -146,10 +148,10 @@ def target_shape(trace, target: Target, layer: str, height: int, width: int) -> 
             break
     if shape is None:
         raise FiltvizError(f"layer {layer!r} was not reached by the forward pass of the model")
-    if len(shape) not in (2, 4):
+    if len(shape) not in (2, 4) and not (len(shape) == 3 and target.tokens is not None):
         raise FiltvizError(
             f"layer {layer!r} gives a {tuple(shape)} tensor; filter visualization needs "
-            "(N, C, H, W) feature maps or (N, C) units"
+            "(N, C, H, W) feature maps, (N, C) units or a vision transformer's (N, T, C) tokens"
         )
     if len(shape) == 4 and min(unit_shape(target, tuple(shape))[1] or (1,)) < 1:
         raise FiltvizError(f"size {size_text(height, width)} is too small for {layer}: its map is empty")

@@ -4,7 +4,10 @@ The objectives themselves and their algebra are framework-free (``filtviz_core.o
 re-exported here: ``channel``, ``neuron``, ``direction``, ``diversity``, ``sum``);
 :func:`compile_objective` turns one into a function of the captured tensors, computed in fp32
 whatever the network's precision. :func:`interior_mean` is SPEC §5's per-filter objective (each
-element its own filter's interior mean). :func:`filter_objective` and :func:`objective_values` give
+element its own filter's interior mean); on a vision transformer's (N, T, C) token layer a channel is
+averaged over the tokens its ``tokens=`` names (:func:`token_mean`: the patch tokens by default, the
+class token excluded) and a neuron is one patch token (the centre of the patch grid) or the class
+token. :func:`filter_objective` and :func:`objective_values` give
 values and input gradients of pictures without running an optimization (the parity suite).
 
     >>> from torch_filtviz import objectives as obj
@@ -23,7 +26,7 @@ from filtviz_core import algorithm as alg
 from filtviz_core import objectives as core
 from filtviz_core.errors import FiltvizError
 from filtviz_core.objectives import Objective, channel, direction, diversity, neuron, sum  # noqa: A004
-from torch_filtviz.targets import Target, channel_axis, channel_count, channels_first
+from torch_filtviz.targets import Target, Tokens, channel_axis, channel_count, channels_first, token_grid
 
 __all__ = [
     "Objective",
@@ -36,6 +39,7 @@ __all__ = [
     "neuron",
     "objective_values",
     "sum",
+    "token_mean",
 ]
 
 
@@ -78,7 +82,41 @@ def filter_objective(
         raise ValueError(f"{len(chosen)} filters for {images.shape[0]} images: give one image per filter")
     index = torch.tensor(chosen, device=images.device)
     rows = torch.arange(len(chosen), device=images.device)
+    if target.tokens is not None and act.ndim == 3:
+        return token_mean(act, index, rows, target.tokens)
     return interior_mean(act, index, rows, target.channel_dim)
+
+
+def token_mean(
+    act: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, tokens: Tokens, which: str = core.DEFAULT_TOKENS
+) -> torch.Tensor:
+    """Per element ``rows[i]``: channel ``index[i]`` of a (N, T, C) token tensor over the tokens ``which``
+    names, in fp32: ``"patches"`` the mean over the patch tokens (the ``tokens.prefix`` class/register
+    tokens excluded), ``"cls"`` the class token (token 0), ``"all"`` the mean over all T tokens."""
+    own = act[rows, :, index]  # (n, T)
+    if which == "cls":
+        return own[:, 0].float()
+    if which == "all":
+        return own.float().mean(dim=1)
+    return own[:, tokens.prefix :].float().mean(dim=1)
+
+
+def check_tokens(term: core.Term, target: Target) -> None:
+    """One line when a term's ``tokens=`` does not fit its layer: "cls"/"all" on a layer without tokens,
+    "cls" on a token layer without a class token."""
+    which = term.tokens
+    if which is None:
+        return
+    if target.tokens is None:
+        raise FiltvizError(
+            f"{term.describe()}: tokens={which} reads a vision transformer's (N, T, C) token layer; "
+            f"{term.layer} has no tokens (conv maps and units take the default, tokens=patches)"
+        )
+    if which == "cls" and not (target.tokens.class_token and target.tokens.prefix > 0):
+        raise FiltvizError(
+            f"{term.describe()}: {term.layer} has no class token ({target.tokens.source}); "
+            "use tokens=patches or tokens=all"
+        )
 
 
 # --- any objective (filtviz_core.objectives), evaluated on captured torch tensors ------------------
@@ -97,13 +135,20 @@ def _term_fn(term: core.Term, target: Target, batch_size: int, device: torch.dev
     """One term as a function of its layer's captured tensor -> (B,) fp32 values."""
     rows = torch.arange(batch_size, device=device)
     channel_dim = target.channel_dim
+    check_tokens(term, target)
+    tokens = target.tokens
+    which = term.tokens or core.DEFAULT_TOKENS
     if term.kind == "channel":
         index = torch.tensor(term.channel_for(batch_size), device=device)
+        if tokens is not None:
+            return lambda act: token_mean(act, index, rows, tokens, which)
         return lambda act: interior_mean(act, index, rows, channel_dim)
     if term.kind == "neuron":
         index = torch.tensor(term.channel_for(batch_size), device=device)
 
         def neuron(act: torch.Tensor) -> torch.Tensor:
+            if tokens is not None and act.ndim == 3 and which == "cls":
+                return act[rows, 0, index].float()
             a = channels_first(target, act)
             if a.ndim == 2:
                 return a[rows, index].float()
@@ -118,6 +163,8 @@ def _term_fn(term: core.Term, target: Target, batch_size: int, device: torch.dev
             a = channels_first(target, act).float()
             if a.ndim == 2:
                 return a @ unit
+            if tokens is not None and act.ndim == 3:  # token layers: the mean over the patch tokens, as channel
+                return torch.einsum("nchw,c->nhw", a, unit).mean(dim=(1, 2))
             return _interior_positions(torch.einsum("nchw,c->nhw", a, unit))
 
         return direction
@@ -190,7 +237,10 @@ def objective_values(
 
 
 def unit_shape(target: Target, shape: tuple[int, ...]) -> tuple[int, tuple[int, int] | None]:
-    """(units, map size (h, w) or None for (N, C) units) of a captured tensor of ``shape``."""
+    """(units, map size (h, w) or None for (N, C) units) of a captured tensor of ``shape``; for a
+    (N, T, C) token tensor the map is its patch grid (where a neuron's x and y lie)."""
+    if len(shape) == 3 and target.tokens is not None:
+        return channel_count(shape, target.channel_dim), token_grid(target.tokens, int(shape[1]))
     if len(shape) != 4:
         return channel_count(shape, target.channel_dim), None
     axis = channel_axis(target.channel_dim, 4)

@@ -22,6 +22,19 @@ forward pass (:mod:`torch_filtviz.trace`) and resolved to a tensor the network r
 
 Nothing falls back silently: :meth:`Target.describe` (recorded in run.json) says which module,
 which call, and input or output was used.
+
+**Vision transformers.** Their blocks, MLPs and attention outputs give token tensors ``(N, T, C)``
+(torchvision ``vit_b_16``: ``(N, 197, 768)``, the class token first, then 14 x 14 patches). Such a
+tensor is a target like a conv map: its units are the last axis (``channel_dim=-1``) and
+:attr:`Target.tokens` says how many prefix tokens (class, distillation, register) come before the
+patches and on which grid the patches lie. The prefix is read **from the model**, never guessed from
+T: torchvision's ``class_token``, timm's ``num_prefix_tokens``, any other module's ``cls_token``
+parameter (see :func:`model_tokens`); a token tensor of a model that declares none has no class token
+(its record says so). A 3-d tensor counts as tokens when the model declares a token layout, or when it
+comes out of a ``linear``/``layer_norm`` (channels last); otherwise (``Conv1d``'s ``(N, C, L)``) its
+units are axis 1. Swin's stages give ``(N, H, W, C)`` maps: channels last, as ConvNeXt's.
+:func:`channels_first` shows a token tensor as the patch tokens on their grid, ``(N, C, rows, cols)``
+(class token left out), so maps, neurons and atlas views treat a ViT layer like a conv map.
 """
 
 from __future__ import annotations
@@ -36,13 +49,15 @@ from torch import nn
 from filtviz_core.errors import FiltvizError
 from torch_filtviz.channels import input_channels
 from torch_filtviz.placement import eval_mode, model_device_dtype  # re-exported
-from torch_filtviz.probe import describe_failure, size_like
+from torch_filtviz.probe import describe_failure, fixed_input_size, probe_failure, size_like
 from torch_filtviz.trace import (
     ACTIVATION_MODULES,
     CHANNEL_PRESERVING,
     CHANNELS_FIRST_MAKERS,
     CHANNELS_LAST_MAKERS,
+    LAYOUT_OPS,
     Key,
+    Tokens,
     Trace,
     meta_copy,
     trace_forward,
@@ -67,7 +82,7 @@ POOLING = frozenset(
     }
 )
 CONCAT = frozenset({"cat", "concat", "concatenate"})
-TRACE_SIZES = (64, 224, 299)  # probe sizes tried in turn when the caller gives none
+TRACE_SIZES = (64, 224, 299)  # probe sizes tried in turn when the caller gives none (and the model has no fixed size)
 
 
 @dataclass(frozen=True)
@@ -79,8 +94,9 @@ class Target:
     a conv followed directly by a ReLU); ``call``: which call of that module in one forward pass
     (0 = the first); ``function_call``: when set, the tensor is the input/output of that activation
     *function* call (counted over the whole pass), made inside ``path``; ``channel_dim``: where the
-    filters are (1 for NCHW maps, -1 for channels-last maps such as an ``nn.Linear`` on NHWC);
-    ``note``: why this tensor, in words.
+    filters are (1 for NCHW maps, -1 for channels-last maps such as an ``nn.Linear`` on NHWC, and for
+    token tensors); ``note``: why this tensor, in words; ``tokens``: for a vision transformer's (N, T, C)
+    token tensor, its layout (prefix tokens and patch grid), else None.
     """
 
     name: str
@@ -93,6 +109,7 @@ class Target:
     function_call: int | None = None
     channel_dim: int = 1
     note: str = field(default="", compare=False)
+    tokens: Tokens | None = None
 
     def describe(self, model: nn.Module | None = None) -> dict:
         """run.json's ``target`` entry: the module path, input or output, and why."""
@@ -108,6 +125,8 @@ class Target:
         }
         if self.function_call is not None:
             entry["function_call"] = self.function_call
+        if self.tokens is not None:
+            entry["tokens"] = self.tokens.describe()
         return entry
 
 
@@ -194,7 +213,9 @@ def model_trace(model: nn.Module, size: int | tuple[int, int]) -> Trace:
     per_model = _TRACES.setdefault(model, {})
     if key not in per_model:
         per_model.clear()  # one size at a time is enough: keep memory bounded
-        per_model[key] = _trace(model, height, width, device, dtype)
+        trace = _trace(model, height, width, device, dtype)
+        trace.tokens = model_tokens(model, height, width)
+        per_model[key] = trace
     return per_model[key]
 
 
@@ -214,14 +235,162 @@ def _trace(model: nn.Module, height: int, width: int, device: torch.device, dtyp
 
 
 def any_trace(model: nn.Module) -> Trace:
-    """A complete trace at the first of :data:`TRACE_SIZES` the model accepts (structure does not depend on size)."""
+    """A complete trace at the model's fixed input size (:func:`~torch_filtviz.probe.fixed_input_size`), else
+    at the first of :data:`TRACE_SIZES` the model accepts (structure does not depend on size)."""
+    fixed = fixed_input_size(model)
     trace = None
-    for size in TRACE_SIZES:
+    for size in (fixed,) if fixed is not None else TRACE_SIZES:
         trace = model_trace(model, size)
         if trace.error is None:
             return trace
     assert trace is not None  # TRACE_SIZES is not empty
     return trace
+
+
+def probe_trace(model: nn.Module, size: int | None = None) -> Trace:
+    """:func:`any_trace` (or the trace at ``size``) for listings: a pass that failed for a reason other than
+    the input size is raised as what it is (:func:`~torch_filtviz.probe.probe_failure`), never shown as
+    modules that are "not reached"."""
+    if size is not None:
+        from torch_filtviz.probe import check_fixed_size
+
+        check_fixed_size(model, size, size, size, size)
+    trace = any_trace(model) if size is None else model_trace(model, size)
+    if trace.error is not None and not size_like(trace.error):
+        fixed = fixed_input_size(model)
+        raise probe_failure(trace.error, size or fixed or TRACE_SIZES[-1]) from None
+    return trace
+
+
+# --- vision transformers: token tensors ------------------------------------------------------------------
+
+
+def model_tokens(model: nn.Module, height: int, width: int) -> Tokens | None:
+    """The token layout ``model`` declares for a ``height`` x ``width`` input, or None (no vision transformer).
+
+    The prefix (tokens before the patches) is read from the model: torchvision ``VisionTransformer``'s
+    ``class_token`` (1), timm's ``num_prefix_tokens`` (class + distillation + register tokens), or
+    another module's ``cls_token`` parameter of shape (1, k, C) (k). The patch grid is the input size
+    divided by the model's ``patch_size`` (torchvision) or ``patch_embed.patch_size`` (timm).
+
+    >>> from torchvision.models import VisionTransformer
+    >>> from torch_filtviz.targets import model_tokens
+    >>> vit = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=1, hidden_dim=8, mlp_dim=8)
+    >>> model_tokens(vit, 32, 32)
+    Tokens(prefix=1, grid=(4, 4), source='VisionTransformer.class_token', class_token=True)
+    """
+    for module in model.modules():
+        declared = _declared_prefix(module)
+        if declared is None:
+            continue
+        prefix, source, has_class = declared
+        patch = getattr(module, "patch_size", None)
+        embed = getattr(module, "patch_embed", None)
+        if patch is None and embed is not None:
+            patch = getattr(embed, "patch_size", None)
+        grid = None
+        if patch is not None:
+            ph, pw = (patch, patch) if isinstance(patch, int) else (int(patch[0]), int(patch[1]))
+            if ph > 0 and pw > 0 and height >= ph and width >= pw:
+                grid = (height // ph, width // pw)
+        return Tokens(prefix, grid, source, has_class and prefix > 0)
+    return None
+
+
+def _declared_prefix(module: nn.Module) -> tuple[int, str, bool] | None:
+    """(prefix tokens, where they were read: ``Class.attribute``, whether the first is a class token)
+    declared by one module, or None."""
+    kind = type(module).__name__
+    count = getattr(module, "num_prefix_tokens", None)  # timm: class + distillation + register tokens
+    if isinstance(count, int) and not isinstance(count, bool):
+        has_class = getattr(module, "has_class_token", getattr(module, "cls_token", None) is not None)
+        return int(count), f"{kind}.num_prefix_tokens", bool(has_class)
+    for name in ("class_token", "cls_token"):  # torchvision ViT; other code
+        token = getattr(module, name, None)
+        if isinstance(token, torch.Tensor) and token.ndim == 3:
+            return int(token.shape[1]), f"{kind}.{name}", True
+    return None
+
+
+def _square_grid(patches: int) -> tuple[int, int]:
+    """The patch grid of ``patches`` tokens when the model gives none: a square if it is one, else one row."""
+    side = round(patches**0.5)
+    return (side, side) if side * side == patches else (1, patches)
+
+
+def token_layout(trace: Trace, value: Key | None, shape: tuple[int, ...] | None) -> Tokens | None:
+    """The layout of a traced 3-d value ``(N, T, C)`` if it holds tokens (see the module docstring), else None.
+
+    With the model's layout (prefix P, grid of n patches): T == P + n gives that layout; T == n (a patch
+    embedding's output, before the class token is added) gives no prefix; another T > P keeps the
+    prefix with a square (or one-row) grid of the rest. Without one, a channels-last 3-d tensor is all patches.
+    """
+    if shape is None or len(shape) != 3:
+        return None
+    count = int(shape[1])
+    declared = trace.tokens
+    if declared is not None:
+        patches = declared.grid[0] * declared.grid[1] if declared.grid else None
+        if patches is not None and count == declared.prefix + patches:
+            return declared
+        if patches is not None and count == patches:
+            return Tokens(0, declared.grid, f"{declared.source}; this tensor holds the patch tokens only", False)
+        if count > declared.prefix:
+            return Tokens(declared.prefix, _square_grid(count - declared.prefix), declared.source, declared.class_token)
+    if layout_walk(trace, value) == -1:
+        return Tokens(0, _square_grid(count), "the model declares no class token: every token is a patch", False)
+    return None
+
+
+def layout_walk(trace: Trace, value: Key | None) -> int | None:
+    """Where the channels of ``value`` are, from the step that made them: -1 after a channels-last maker
+    (``linear``/``layer_norm``), 1 after a channels-first one (convolution, batch norm, pooling), walking
+    back through activations, channel-preserving steps and layout steps that keep the last axis
+    (:data:`~torch_filtviz.trace.LAYOUT_OPS`); None when the walk cannot tell."""
+    op = trace.producer(value) if value is not None else None
+    while op is not None:
+        if op.name in CHANNELS_LAST_MAKERS:
+            return -1
+        if op.name in CHANNELS_FIRST_MAKERS:
+            return 1
+        if not op.inputs:
+            return None
+        if op.activation or op.name in CHANNEL_PRESERVING or (op.name in LAYOUT_OPS and _keeps_last_axis(trace, op)):
+            op = trace.producer(op.inputs[0])
+            continue
+        return None
+    return None
+
+
+def _keeps_last_axis(trace: Trace, op) -> bool:
+    """Whether a layout step's output has its input's last axis as its own last axis (same size, not moved)."""
+    source = trace.producer(op.inputs[0], ("function", "module"))
+    before, after = (source.shape if source is not None else None), op.shape
+    if not before or not after or before[-1] != after[-1]:
+        return False
+    dims = [d for a in op.args for d in (a if isinstance(a, (list, tuple)) else (a,)) if isinstance(d, int)]
+    if op.name == "permute":
+        return bool(dims) and dims[-1] in (-1, len(after) - 1)
+    if op.name == "transpose":
+        return not any(d in (-1, len(before) - 1) for d in dims[:2])
+    return True
+
+
+def patch_grid(tokens: Tokens, act: torch.Tensor) -> torch.Tensor:
+    """A token tensor ``(N, T, C)`` as its patch tokens on their grid, ``(N, C, rows, cols)`` (a view, no copy):
+    the prefix tokens (class token) are left out, patch ``P + r * cols + c`` is at row r, column c."""
+    n, count, c = act.shape
+    rows, cols = token_grid(tokens, count)
+    return act[:, tokens.prefix :, :].reshape(n, rows, cols, c).permute(0, 3, 1, 2)
+
+
+def token_grid(tokens: Tokens, count: int) -> tuple[int, int]:
+    """(rows, cols) of the patch tokens of a tensor of ``count`` tokens: the layout's grid when it fits,
+    else a square, else one row."""
+    patches = count - tokens.prefix
+    if tokens.grid and tokens.grid[0] * tokens.grid[1] == patches:
+        return tokens.grid
+    return _square_grid(patches)
 
 
 # --- resolution ----------------------------------------------------------------------------------
@@ -247,8 +416,9 @@ def resolve_target(
     if objective is None:
         calls = trace.module_calls(path)
         out = calls[0].output if calls else None
-        dim = value_channel_dim(trace, out, calls[0].shape) if out is not None else 1
-        return Target(layer, path, module, "output", channel_dim=dim)
+        shape = calls[0].shape if calls else None
+        dim = value_channel_dim(trace, out, shape) if out is not None else 1
+        return Target(layer, path, module, "output", channel_dim=dim, tokens=token_layout(trace, out, shape))
     return Resolver(model, trace).resolve(layer, path, module, objective)
 
 
@@ -257,26 +427,22 @@ def resolve_target(
 
 def value_channel_dim(trace: Trace, value: Key | None, shape: tuple[int, ...] | None) -> int:
     """Where the units of a traced value are: -1 for a 4-d map made channels last (``linear`` /
-    ``layer_norm`` on (N, H, W, C), through activations and channel-preserving steps), else 1."""
+    ``layer_norm`` on (N, H, W, C), through activations, channel-preserving and layout steps) and for a
+    (N, T, C) token tensor (:func:`token_layout`), else 1."""
+    if shape is not None and len(shape) == 3:
+        return -1 if token_layout(trace, value, shape) is not None else 1
     if shape is None or len(shape) != 4:
         return 1
-    op = trace.producer(value)
-    while op is not None:
-        if op.name in CHANNELS_LAST_MAKERS:
-            return -1
-        if op.name in CHANNELS_FIRST_MAKERS:
-            return 1
-        if (op.activation or op.name in CHANNEL_PRESERVING) and op.inputs:
-            op = trace.producer(op.inputs[0])
-            continue
-        return 1
-    return 1
+    return -1 if layout_walk(trace, value) == -1 else 1
 
 
 def channel_axis(channel_dim: int, ndim: int) -> int:
     """The axis holding the units of an ``ndim``-d tensor whose :attr:`Target.channel_dim` is ``channel_dim``:
-    the last one of a channels-last 4-d map, else axis 1. The one rule every count and map view uses."""
-    return ndim - 1 if ndim == 4 and channel_dim in (-1, 3) else 1
+    the last one of a channels-last 4-d map or of a (N, T, C) token tensor, else axis 1. The one rule
+    every count and map view uses."""
+    if ndim == 4 and channel_dim in (-1, 3):
+        return 3
+    return 2 if ndim == 3 and channel_dim in (-1, 2) else 1
 
 
 def channel_count(shape: tuple[int, ...] | torch.Size, channel_dim: int) -> int:
@@ -290,7 +456,11 @@ def target_channels(target: Target, act: torch.Tensor) -> int:
 
 
 def channels_first(target: Target, act: torch.Tensor) -> torch.Tensor:
-    """A captured tensor of ``target`` as (N, C, ...): channels-last maps are viewed as NCHW (no copy)."""
+    """A captured tensor of ``target`` as (N, C, ...): channels-last maps are viewed as NCHW (no copy); a
+    vision transformer's (N, T, C) tokens as their patch tokens on the patch grid, (N, C, rows, cols)
+    (:func:`patch_grid`: the class token is left out)."""
+    if target.tokens is not None and act.ndim == 3:
+        return patch_grid(target.tokens, act)
     axis = channel_axis(target.channel_dim, act.ndim)
     return act if axis == 1 else act.movedim(axis, 1)
 
@@ -434,14 +604,28 @@ class Resolver:
 
     # -- building targets -------------------------------------------------------------------------
 
+    def _tokens(self, value: Key) -> Tokens | None:
+        return token_layout(self.trace, value, self.shapes.get(value))
+
     def _target(self, layer, path, module, where, value, *, relu=False, call=0, note="") -> Target:
-        return Target(layer, path, module, where, relu, call, channel_dim=self._channel_dim(value), note=note)
+        return Target(
+            layer,
+            path,
+            module,
+            where,
+            relu,
+            call,
+            channel_dim=self._channel_dim(value),
+            note=note,
+            tokens=self._tokens(value),
+        )
 
     def _capture(
         self, layer: str, value: Key, fn, where: Literal["input", "output"], *, own_call: int | None = None, note: str
     ) -> Target:
         """A target for ``value`` (an activation function's input or output), hooked where it is simplest."""
         dim = self._channel_dim(value)
+        tokens = self._tokens(value)
         activation_module = self._module_op_around(fn)
         own = self.model.get_submodule  # trace ops may come from a meta copy: hook the caller's modules
         if own_call is not None and activation_module is not None:  # the user named the activation module itself
@@ -454,17 +638,20 @@ class Resolver:
                 own_call,
                 channel_dim=dim,
                 note=note,
+                tokens=tokens,
             )
         holders = self.trace.modules_with_output(value)
         if holders:  # a module's output is exactly this value: hook that module (innermost first)
             m = holders[0]
-            return Target(layer, m.name, own(m.name), "output", False, m.call, channel_dim=dim, note=note)
+            return Target(
+                layer, m.name, own(m.name), "output", False, m.call, channel_dim=dim, note=note, tokens=tokens
+            )
         if activation_module is not None and where == "input" and activation_module.inputs[:1] == [value]:
             m = activation_module
-            return Target(layer, m.name, own(m.name), "input", False, m.call, channel_dim=dim, note=note)
+            return Target(layer, m.name, own(m.name), "input", False, m.call, channel_dim=dim, note=note, tokens=tokens)
         parent = fn.parent
         holder = self.model.get_submodule(parent) if parent else self.model
-        return Target(layer, parent, holder, where, False, 0, fn.name, fn.call, dim, note)
+        return Target(layer, parent, holder, where, False, 0, fn.name, fn.call, dim, note, tokens)
 
     def _module_op_around(self, fn):
         """The activation module call inside which the activation function ``fn`` ran, if any."""

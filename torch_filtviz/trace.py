@@ -105,6 +105,23 @@ CHANNEL_PRESERVING = frozenset(
 
 #: Functions whose output puts channels last (``nn.Linear`` / ``nn.LayerNorm`` on (N, H, W, C) maps).
 CHANNELS_LAST_MAKERS = frozenset({"linear", "layer_norm"})
+#: Functions that move positions around (slicing, reshaping, padding, rolling, permuting) and may keep the
+#: channels in the last axis: a walk back from a channels-last value passes them when the last axis keeps its
+#: size (and, for ``permute``/``transpose``, stays last). Swin's window attention ends with such steps.
+LAYOUT_OPS = frozenset(
+    {
+        "__getitem__",
+        "reshape",
+        "view",
+        "roll",
+        "pad",
+        "flatten",
+        "unflatten",
+        "permute",
+        "transpose",
+    }
+)
+
 #: Functions that define channels in dim 1 (convolutions, pooling, batch norm of NCHW maps).
 CHANNELS_FIRST_MAKERS = frozenset(
     {
@@ -147,13 +164,38 @@ class Op:
     args: tuple = field(default=(), repr=False)
 
 
+@dataclass(frozen=True)
+class Tokens:
+    """How a vision transformer lays out its (N, T, C) token tensors: ``prefix`` tokens first (the class
+    token, and distillation or register tokens where the model has them), then the patch tokens in
+    row-major order on ``grid`` (rows, columns). ``source`` says where the prefix was read from the model;
+    ``class_token``: whether the first token is a class token (timm models may have register tokens only)."""
+
+    prefix: int
+    grid: tuple[int, int] | None
+    source: str
+    class_token: bool = True
+
+    def describe(self) -> dict:
+        return {
+            "prefix": self.prefix,
+            "class_token": self.class_token and self.prefix > 0,
+            "grid": list(self.grid) if self.grid else None,
+            "source": self.source,
+        }
+
+
 @dataclass
 class Trace:
-    """The ops of one forward pass in completion order (a module op completes after its inner ops)."""
+    """The ops of one forward pass in completion order (a module op completes after its inner ops).
+
+    ``tokens``: the model's token layout at the traced size (vision transformers; None: the model
+    declares no class token or patch grid), set by :func:`torch_filtviz.targets.model_trace`."""
 
     ops: list[Op]
     paths: dict[int, str]  # id(module) -> path
     error: BaseException | None = None  # why the pass ended early (e.g. a map too small deeper down)
+    tokens: Tokens | None = None
 
     def module_calls(self, path: str) -> list[Op]:
         return [op for op in self.ops if op.kind == "module" and op.name == path]
@@ -351,6 +393,21 @@ def meta_copy(model: nn.Module) -> nn.Module:
     return copy_
 
 
+#: What a failing forward pass raises: kept in ``Trace.error`` and reported as what it is. ``AssertionError``
+#: included: torchvision's and timm's vision transformers assert their fixed input size.
+FORWARD_ERRORS = (
+    RuntimeError,
+    ValueError,
+    IndexError,
+    TypeError,
+    ZeroDivisionError,
+    NotImplementedError,
+    AssertionError,
+    KeyError,
+    AttributeError,
+)
+
+
 def trace_forward(model: nn.Module, x: torch.Tensor) -> Trace:
     """Run ``model(x)`` once without gradients and record its data flow (see the module docstring).
 
@@ -363,7 +420,7 @@ def trace_forward(model: nn.Module, x: torch.Tensor) -> Trace:
     try:
         with torch.no_grad(), _module_hooks(model, trace, stack, keep), _Recorder(trace, stack, keep):
             model(x)
-    except (RuntimeError, ValueError, IndexError, TypeError, ZeroDivisionError, NotImplementedError) as exc:
+    except FORWARD_ERRORS as exc:
         trace.error = exc
     finally:
         keep.clear()
