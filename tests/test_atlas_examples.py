@@ -110,6 +110,8 @@ def test_pass_resumes_where_it_stopped_and_force_starts_over(random_vgg, tmp_pat
         np.testing.assert_allclose(array, again.extremes["block2_conv1"].arrays()[name], rtol=1e-5, err_msg=name)
     done = stream_examples(random_vgg, ["block2_conv1"], photos, 2, checkpoint=state, **kw)
     assert (done.resumed, done.images, done.passes) == (len(photos), 0, 0)  # finished: nothing redone
+    swapped = stream_examples(random_vgg, ["block2_conv1"], photos[::-1], 2, checkpoint=state, **kw)
+    assert swapped.resumed == 0 and swapped.images == len(photos)  # other photos (same count): from scratch
     other = stream_examples(random_vgg, ["block2_conv1"], photos, 3, checkpoint=state, **kw)  # other k
     assert other.resumed == 0 and other.images == len(photos)
     fresh = stream_examples(random_vgg, ["block2_conv1"], photos, 3, checkpoint=state, resume=False, **kw)

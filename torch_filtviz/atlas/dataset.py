@@ -20,6 +20,7 @@ skipped and counted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -294,7 +295,7 @@ def stream_examples(
 
     ``checkpoint``: a file for the running state (written atomically every ``every`` batches, at the end
     and when interrupted); with ``resume`` a rerun continues from it if it was written with the same
-    ``settings`` (default: layers, photo count, size, k, objective). ``after_batch(n)`` is called after
+    ``settings`` (default: layers, the photos' names and paths, size, k, objective). ``after_batch(n)`` is called after
     the n-th batch of this call is folded in.
 
     >>> from filtviz_core.photos import default_photos
@@ -314,7 +315,10 @@ def stream_examples(
         raise FiltvizError(f"--workers must be 0 or more, got {workers}")
     probed = probe_layers(model, layers, short_side, short_side, objective)  # size checks and unit counts
     channels = {layer: found[2] for layer, found in probed.items()}
-    settings = dict(settings or {"layers": layers, "photos": len(photos), "short_side": short_side, "k": k})
+    if not settings:  # the photos by name and path (the atlas passes a digest of their contents instead)
+        names = hashlib.sha256("\n".join(f"{p.name}\t{p.path}" for p in photos).encode()).hexdigest()[:16]
+        settings = {"layers": layers, "photos": [len(photos), names], "short_side": short_side, "k": k}
+    settings = dict(settings)
     settings.setdefault("objective", objective)
     settings = json.loads(json.dumps(settings))
     running = RunningExtremes(channels, k, device)
