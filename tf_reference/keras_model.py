@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,25 @@ import tensorflow as tf
 
 from filtviz_core import algorithm
 from filtviz_core.errors import FiltvizError
-from filtviz_core.preprocessing import PREPROCESSING, check_preprocess
+from filtviz_core.preprocessing import check_preprocess
+from tf_reference.model import get_layer, input_channels, preprocess_fn, preprocess_name
+
+__all__ = [
+    "KerasTarget",
+    "capture",
+    "channel_count",
+    "describe_model",
+    "input_channels",
+    "load_model",
+    "preprocess_fn",
+    "preprocess_name",
+    "resolve",
+]
 
 MODEL_FILES = (".keras", ".h5", ".hdf5")
 ACTIVATION_LAYERS = ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
 # Layers that keep each channel where it is: the walk to the activation goes through them.
 CHANNEL_WISE = ("BatchNormalization", "Dropout", "SpatialDropout2D", "GaussianNoise", "Add", "Identity")
-
-Preprocess = Callable[[tf.Tensor], tf.Tensor]
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -161,47 +172,6 @@ def _application(name: str, weights: Any, input_shape: Sequence[int] | None) -> 
 # --- input --------------------------------------------------------------------------------------------
 
 
-def input_channels(model: keras.Model) -> int:
-    """The model's picture channels (its input's last dimension; 3 when left open)."""
-    shape = model.inputs[0].shape if getattr(model, "inputs", None) else None
-    last = shape[-1] if shape is not None and len(shape) else None
-    return int(last) if last else 3
-
-
-def preprocess_name(model: keras.Model) -> str:
-    """How the model sees pixels: ``filtviz_preprocess`` when it carries one (load_model, load_vgg16),
-    ``caffe`` for a bare ``keras.applications.VGG16`` (the spec's §4), else ``none``."""
-    name = getattr(model, "filtviz_preprocess", None)
-    if name is None:
-        name = "caffe" if getattr(model, "name", "") == "vgg16" else "none"
-    if name not in PREPROCESSING:
-        raise FiltvizError(f"model preprocessing {name!r} unknown; valid: {', '.join(PREPROCESSING)}")
-    return name
-
-
-def preprocess_fn(model: keras.Model) -> Preprocess:
-    """pixels (B, H, W, C) -> the model's input, differentiable: the spec's ``caffe_preprocess`` for caffe."""
-    from tf_reference.model import caffe_preprocess
-
-    name = preprocess_name(model)
-    if name == "caffe":
-        return caffe_preprocess
-    if name == "imagenet":
-        mean = tf.constant([0.485 * 255, 0.456 * 255, 0.406 * 255], tf.float32)
-        std = tf.constant([0.229 * 255, 0.224 * 255, 0.225 * 255], tf.float32)
-        return lambda x: (tf.convert_to_tensor(x, tf.float32) - mean) / std
-    scale: dict[str, Preprocess] = {
-        "none": lambda x: tf.convert_to_tensor(x, tf.float32),
-        "unit": lambda x: tf.convert_to_tensor(x, tf.float32) / 255.0,
-        "symmetric": lambda x: tf.convert_to_tensor(x, tf.float32) / 127.5 - 1.0,
-    }
-    if name in scale:
-        return scale[name]
-    from filtviz_core.preprocessing import MNIST_MEAN, MNIST_STD
-
-    return lambda x: (tf.convert_to_tensor(x, tf.float32) / 255.0 - MNIST_MEAN) / MNIST_STD
-
-
 def describe_model(model: keras.Model) -> dict[str, Any]:
     """run.json's ``model`` entry, as the torch side writes it: name, class, preprocessing."""
     return {
@@ -260,8 +230,6 @@ class KerasTarget:
 
 def resolve(model: keras.Model, name: str, activation: str = algorithm.DEFAULT_OBJECTIVE) -> KerasTarget:
     """Which tensor ``name`` denotes under ``activation`` (module docstring); one line when none fits."""
-    from tf_reference.model import get_layer
-
     algorithm.check_objective(activation)
     target = _resolve(model, get_layer(model, name), activation)
     if target is None:

@@ -7,7 +7,7 @@ hand in RGB pixel images; :func:`caffe_preprocess` (SPEC.md "Model input") turns
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from filtviz_core.errors import FiltvizError
 from filtviz_core.images import as_image_batch
+from filtviz_core.preprocessing import PREPROCESSING
 from filtviz_core.vgg16 import CAFFE_MEAN_BGR, CONV_NAMES
 from filtviz_core.weights import load_tensors
 
@@ -37,14 +38,6 @@ def load_vgg16(weights: str | os.PathLike[str] = "keras", *, seed: int = 0, veri
     model.filtviz_weights = info
     model.filtviz_preprocess = "caffe"  # §4
     return model
-
-
-def load_model(path_or_name: str | os.PathLike[str], **kwargs) -> keras.Model:
-    """Any Keras model (a .keras/.h5/.hdf5 file, ``vgg16`` or a ``keras.applications`` name):
-    :func:`tf_reference.keras_model.load_model`, whose docstring says what it takes."""
-    from tf_reference.keras_model import load_model as load
-
-    return load(path_or_name, **kwargs)
 
 
 def summary(model: keras.Model, line_length: int | None = None) -> str:
@@ -94,7 +87,6 @@ def caffe_preprocess(images: tf.Tensor | np.ndarray) -> tf.Tensor:
 def feature_maps(model: keras.Model, images: np.ndarray, layer_names: str | Sequence[str]) -> dict[str, np.ndarray]:
     """The layers' outputs (post-ReLU for VGG16's convs), NHWC float32, for pixel images (H, W, C) or
     (N, H, W, C), seen through the model's preprocessing (caffe for VGG16, §4)."""
-    from tf_reference.keras_model import preprocess_fn
 
     names = [layer_names] if isinstance(layer_names, str) else list(layer_names)
     if not names:
@@ -109,8 +101,6 @@ def feature_maps(model: keras.Model, images: np.ndarray, layer_names: str | Sequ
 
 def _pixel_batch(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """(N, H, W, C) float32 pixels for any model: C its input's channels."""
-    from tf_reference.keras_model import input_channels
-
     arr = np.asarray(images, dtype=np.float32)
     arr = arr[None] if arr.ndim == 3 else arr
     channels = input_channels(model)
@@ -120,3 +110,47 @@ def _pixel_batch(model: keras.Model, images: np.ndarray) -> np.ndarray:
             f"got shape {np.shape(images)}"
         )
     return arr
+
+
+# --- how any Keras model sees pixels (tf_reference.keras_model loads the models) -----------------------
+
+Preprocess = Callable[[tf.Tensor], tf.Tensor]
+
+
+def input_channels(model: keras.Model) -> int:
+    """The model's picture channels (its input's last dimension; 3 when left open)."""
+    shape = model.inputs[0].shape if getattr(model, "inputs", None) else None
+    last = shape[-1] if shape is not None and len(shape) else None
+    return int(last) if last else 3
+
+
+def preprocess_name(model: keras.Model) -> str:
+    """How the model sees pixels: ``filtviz_preprocess`` when it carries one (load_model, load_vgg16),
+    ``caffe`` for a bare ``keras.applications.VGG16`` (the spec's §4), else ``none``."""
+    name = getattr(model, "filtviz_preprocess", None)
+    if name is None:
+        name = "caffe" if getattr(model, "name", "") == "vgg16" else "none"
+    if name not in PREPROCESSING:
+        raise FiltvizError(f"model preprocessing {name!r} unknown; valid: {', '.join(PREPROCESSING)}")
+    return name
+
+
+def preprocess_fn(model: keras.Model) -> Preprocess:
+    """pixels (B, H, W, C) -> the model's input, differentiable: the spec's ``caffe_preprocess`` for caffe."""
+    name = preprocess_name(model)
+    if name == "caffe":
+        return caffe_preprocess
+    if name == "imagenet":
+        mean = tf.constant([0.485 * 255, 0.456 * 255, 0.406 * 255], tf.float32)
+        std = tf.constant([0.229 * 255, 0.224 * 255, 0.225 * 255], tf.float32)
+        return lambda x: (tf.convert_to_tensor(x, tf.float32) - mean) / std
+    scale: dict[str, Preprocess] = {
+        "none": lambda x: tf.convert_to_tensor(x, tf.float32),
+        "unit": lambda x: tf.convert_to_tensor(x, tf.float32) / 255.0,
+        "symmetric": lambda x: tf.convert_to_tensor(x, tf.float32) / 127.5 - 1.0,
+    }
+    if name in scale:
+        return scale[name]
+    from filtviz_core.preprocessing import MNIST_MEAN, MNIST_STD
+
+    return lambda x: (tf.convert_to_tensor(x, tf.float32) / 255.0 - MNIST_MEAN) / MNIST_STD
