@@ -84,6 +84,10 @@ def load_photo(photo: PhotoInput, size: int) -> np.ndarray:
         raise FiltvizError(
             f"photo values must be pixel units in [0, 255], got {lo:g} to {hi:g} (a [0, 1] image: multiply it by 255)"
         )
+    if 0.0 < hi <= 1.0:
+        raise FiltvizError(
+            f"photo values lie in [0, {hi:g}]: a [0, 1] image? give pixel units in [0, 255] (multiply by 255)"
+        )
     if values.shape[:2] == (size, size):
         return np.ascontiguousarray(values)
     from PIL import Image

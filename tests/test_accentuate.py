@@ -116,6 +116,7 @@ def load_image_from_array(arr: np.ndarray, size: int) -> np.ndarray:
         (np.zeros((32, 32)), "(H, W, 3) RGB array"),
         (np.full((8, 8, 3), 2.0) * 200, "pixel units in [0, 255]"),
         (np.full((8, 8, 3), np.nan), "NaN"),
+        (np.full((8, 8, 3), 0.5), "a [0, 1] image?"),
         ("no/such/photo.jpg", "image not found"),
     ],
 )
