@@ -81,6 +81,8 @@ def test_neuron_picks_the_centre_patch_or_the_given_one(tiny, pictures):
         centre = objective_values(tiny, obj.neuron(BLOCK, 3), pictures)
         given = objective_values(tiny, obj.neuron(BLOCK, 3, x=3, y=1), pictures)
         cls_token = objective_values(tiny, obj.neuron(BLOCK, 3, tokens="cls"), pictures)
+        along = objective_values(tiny, obj.direction(BLOCK, np.eye(32)[3] * 2), pictures)
+    torch.testing.assert_close(along, out[:, PREFIX:, 3].mean(dim=1), rtol=1e-5, atol=1e-5)  # = channel 3
     # the documented rule: patch (row, col) = (rows // 2, cols // 2) is token PREFIX + row * cols + col
     torch.testing.assert_close(centre, out[:, PREFIX + (GRID // 2) * GRID + GRID // 2, 3], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(given, out[:, PREFIX + 1 * GRID + 3, 3], rtol=1e-5, atol=1e-5)
@@ -116,6 +118,17 @@ def test_visualize_filters_on_tokens_starts_from_the_patch_mean(tiny):
     cls_run = fv.visualize_filters(tiny, MLP, [4], init=x0[:1], steps=1, progress=False, tokens="cls")
     assert cls_run.losses[0, 0] == pytest.approx(float(out[0, 0, 4]), rel=1e-4, abs=1e-5)
     assert cls_run.params["tokens"] == "cls"
+
+
+def test_feature_maps_show_the_patch_grid(tiny, pictures):
+    from torch_filtviz.maps import feature_maps
+
+    maps = feature_maps(tiny, pictures[:1], [BLOCK, MLP])
+    out = hooked(tiny, MLP, pictures[:1])
+    assert maps[BLOCK].shape == (1, 32, GRID, GRID) and maps[MLP].shape == (1, 64, GRID, GRID)
+    torch.testing.assert_close(maps[MLP][0, :, 3, 2], out[0, PREFIX + 3 * GRID + 2, :])
+    with pytest.raises(FiltvizError, match="takes 32x32 px pictures only"):
+        feature_maps(tiny, np.zeros((48, 48, 3), np.uint8), [BLOCK])
 
 
 def test_render_reads_tokens_through_the_objective(tiny):
@@ -308,3 +321,25 @@ def test_timm_vision_transformers():
     assert rows["blocks.0"].tokens.prefix == 2 and not rows["blocks.0"].tokens.class_token
     with pytest.raises(FiltvizError, match="has no class token"):
         fv.visualize_filters(registers, "blocks.0", "0", size=SIZE, steps=1, progress=False, tokens="cls")
+
+
+def test_maxvit_is_probed_at_the_size_it_was_built_for():
+    from torchvision.models import MaxVit
+
+    torch.manual_seed(0)
+    net = MaxVit(
+        input_size=(64, 64),
+        stem_channels=8,
+        partition_size=4,
+        block_channels=[8, 16],
+        block_layers=[1, 1],
+        head_dim=4,
+        stochastic_depth_prob=0.0,
+    )
+    model = fv.wrap_model(net, "none")
+    assert fixed_input_size(model) == 64
+    rows = {r.path: r for r in layer_rows(model)}
+    mlp = "blocks.0.layers.0.layers.window_attention.mlp_layer.1"  # Linear 8 -> 32 on (N, windows, tokens, C)
+    assert [(rows[p].filters, rows[p].min_size) for p in ("blocks.0", "blocks.1", mlp)] == [(8, 64), (16, 64), (32, 64)]
+    with pytest.raises(FiltvizError, match="takes 64x64 px pictures only"):
+        fv.visualize_filters(model, "blocks.1", "0", size=96, steps=1, progress=False)

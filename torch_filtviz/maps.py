@@ -19,7 +19,7 @@ from torch_filtviz.channels import input_channels
 from torch_filtviz.hooks import capture, channels_first, resolve_target
 from torch_filtviz.models import min_input_size
 from torch_filtviz.placement import eval_mode, is_out_of_memory, model_device_dtype
-from torch_filtviz.probe import classify_failure
+from torch_filtviz.probe import check_fixed_size, classify_failure
 
 
 def feature_maps(
@@ -51,6 +51,7 @@ def feature_maps(
     else:
         batch = as_image_batch(images, minimum=min_input_size(model, names), channels=input_channels(model))
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).permute(0, 3, 1, 2).contiguous()
+    check_fixed_size(model, *x.shape[2:], *x.shape[2:])  # a vision transformer: one line naming its size
     dtype = model_device_dtype(model)[1]
     try:
         with torch.no_grad(), eval_mode(model), capture(model, targets) as cap:
