@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "accentuate",
         [model, _ascent_options()],  # its own copy: the method default below must not reach 'filters'
-        "feature accentuation: a photo changed to excite filters of a layer, tied to the photo (SPEC.md §18)",
+        "feature accentuation: a photo changed to excite filters of a layer, tied to the photo (SPEC.md §19)",
         "filtviz accentuate photo.jpg block4_conv3 --filters 0-7",
         "filtviz accentuate photo.jpg block5_conv1 --filters 12 --strength 100 --steps 256",
         "filtviz accentuate photo.jpg block3_conv1 --filters 0-3 --method pixel --steps 50",
