@@ -443,6 +443,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     how = "auto, by graph order, kind and output shape" if args.map == "auto" else f"from {args.map}"
     print(format_map(pairs, how))
+    if args.ascent is not None:  # before any long work: the layer must be mapped
+        from parity_tests.port_ascent import check_layer
+
+        check_layer(args.ascent, pairs)
     transferred = transfer_weights(keras_model, torch_model, pairs) if args.transfer_weights else []
     if transferred:
         print("weights transferred (Keras -> torch):\n" + "\n".join(transferred))

@@ -67,6 +67,15 @@ def parse_spec(text: str) -> tuple[str, str]:
     return layer.strip(), filters.strip()
 
 
+def check_layer(spec: str, pairs: list[LayerPair]) -> LayerPair:
+    """The pair of ``--ascent``'s layer; one line naming the mapped layers when it is not mapped."""
+    layer, _ = parse_spec(spec)
+    by_keras = {p.keras: p for p in pairs}
+    if layer not in by_keras:
+        raise FiltvizError(f"--ascent {spec}: {layer} is not in the layer map; mapped: {', '.join(by_keras)}")
+    return by_keras[layer]
+
+
 def open_input(keras_model: Any) -> Any:
     """The Keras model with its input's height and width left open (same layers and weights), so the
     fourier method's transformed canvas fits; the model itself when they already are."""
@@ -104,10 +113,7 @@ def run_ascent(
     from parity_tests.vgg_parity import FLOOR_RULE, floor_reruns, perturb_ulp
 
     layer, filters_text = parse_spec(spec)
-    by_keras = {p.keras: p for p in pairs}
-    if layer not in by_keras:
-        raise FiltvizError(f"--ascent {spec}: {layer} is not in the layer map; mapped: {', '.join(by_keras)}")
-    pair = by_keras[layer]
+    pair = check_layer(spec, pairs)
     if method not in ("pixel", "fourier"):
         raise FiltvizError(f"--method {method!r}: the port's ascent compares pixel or fourier")
     steps, _, _ = methods.resolve(method, steps, None)

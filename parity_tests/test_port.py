@@ -342,10 +342,13 @@ def test_vgg16_gradients_agree(vgg_keras, tmp_path, capsys):
         ),
         (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--bogus"], "unrecognized arguments"),
         (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--rtol", "nan"], "--rtol must be a number between"),
+        (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--ascent", "conv1"], "expected LAYER:FILTERS"),
+        (["--keras", "SMALL", "--torch", f"{EXAMPLES}:small_cnn", "--ascent", "gap:0"], "gap is not in the layer map"),
+        (["--keras", "SMALL.h4", "--torch", "a.b:c"], "expected a .keras, .h5 or .hdf5 model file"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(argv, expected, small_keras, tmp_path, capsys):
-    argv = [str(small_keras) if a == "SMALL" else a for a in argv]
+    argv = [str(small_keras) if a == "SMALL" else a.replace("SMALL", str(small_keras)) for a in argv]
     code, out, err = run_port(capsys, *argv, "--out", tmp_path / "r")
     assert code == 2, out + err
     assert err.startswith("python -m parity_tests.port: error: ") and len(err.strip().splitlines()) == 1, err
@@ -514,7 +517,7 @@ def test_a_keras_3_file_and_a_separable_conv_mapped_as_a_list(tmp_path, capsys):
     the fourier ascent of two filters."""
     from parity_tests import port_fixtures
 
-    path = port_fixtures.save_keras(tmp_path / "residual.keras", channels=3)
+    path = port_fixtures.save_keras(tmp_path / "residual.keras", channels=3, size=None)  # open input size
     mapping = tmp_path / "map.json"
     names = ("stem", "stem_bn", "sep1", "sep2", "sep2_bn", "shortcut", "logits")
     mapping.write_text(json.dumps({**{n: n for n in names}, "sep2": ["sep2.depthwise", "sep2.pointwise"]}))
@@ -535,6 +538,8 @@ def test_a_keras_3_file_and_a_separable_conv_mapped_as_a_list(tmp_path, capsys):
         "fourier",
         "--steps",
         "4",
+        "--size",
+        "32",
         "--out",
         tmp_path / "r",
     )

@@ -66,6 +66,11 @@ def test_load_model_reads_every_file_kind(files, suffix):
     assert loaded.filtviz_weights["source"] == f"file:tiny{suffix}" and len(loaded.filtviz_weights["sha256"]) == 64
     np.testing.assert_array_equal(loaded.get_layer("sep").get_weights()[1], build().get_layer("sep").get_weights()[1])
     assert "SeparableConv2D" in tf_reference.summary(loaded)
+    if suffix != ".keras":  # the legacy HDF5 layout Keras 2 wrote: the config and weights in HDF5 groups
+        import h5py
+
+        with h5py.File(files[suffix], "r") as f:
+            assert "model_config" in f.attrs and "model_weights" in f
 
 
 def test_pre_and_post_activation_wherever_the_activation_is(model):
@@ -153,3 +158,17 @@ def test_the_command_line_takes_a_model_file(files, tmp_path, capsys):
                      "--out", str(tmp_path)])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "relu: (1, 32, 32, 4)" in out and "sep: (1, 32, 32, 6)" in out
+
+
+def test_model_and_preprocess_are_spelled_as_filtviz_spells_them():
+    from torch_filtviz.cli import build_parser as torch_parser
+
+    def options(parser, command):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        return {opt: action for action in sub._actions for opt in action.option_strings}
+
+    for command in ("filters", "maps"):
+        torch_opts, tf_opts = options(torch_parser(), command), options(cli.build_parser(), command)
+        assert torch_opts["--model"].default == tf_opts["--model"].default == "vgg16"
+        assert tuple(torch_opts["--preprocess"].choices) == tuple(tf_opts["--preprocess"].choices)
+        assert torch_opts["--preprocess"].default is tf_opts["--preprocess"].default is None
