@@ -151,6 +151,15 @@ def test_a_wrong_size_gets_one_line_naming_the_size(tiny):
     assert res.params["seen_size"] == [SIZE, SIZE]
 
 
+def test_summary_of_a_vision_transformer(tiny):
+    from torch_filtviz.summary import summary
+
+    text = summary(tiny, (3, SIZE, SIZE), print_fn=None)
+    assert "encoder.layers.encoder_layer_1.mlp.0 (Linear)" in text and "(None, 17, 64)" in text
+    with pytest.raises(FiltvizError, match=r"takes 32x32 px pictures only .*use --input-size 32$"):
+        summary(tiny, (3, 64, 64), print_fn=None)
+
+
 def test_tokens_on_layers_without_them_are_refused(tiny):
     with pytest.raises(FiltvizError, match="conv_proj has no tokens"):
         fv.visualize_filters(tiny, "conv_proj", "0", size=SIZE, steps=1, progress=False, tokens="all")

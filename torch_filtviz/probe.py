@@ -188,25 +188,29 @@ def fixed_input_size(model: nn.Module) -> int | None:
     return None
 
 
-def check_fixed_size(model: nn.Module, height: int, width: int, seen_h: int, seen_w: int) -> None:
+def check_fixed_size(
+    model: nn.Module, height: int, width: int, seen_h: int, seen_w: int, option: str = "--size"
+) -> None:
     """One line when a model with a fixed input size would be shown another size: it names the size to give.
 
     ``height`` x ``width``: the picture; ``seen_h`` x ``seen_w``: what the network sees (the fourier
     method's canvas differs from the picture by a fixed margin, so the size to give is shifted by it).
+    ``option``: the command-line option the line names (``--input-size`` for ``filtviz summary``).
     """
     fixed = fixed_input_size(model)
     if fixed is None or (seen_h, seen_w) == (fixed, fixed):
         return
     name = getattr(model, "name", None) or type(model).__name__
+    margin = seen_h - height
+    give = f"{option} {fixed - margin}" + (f" (size={fixed - margin})" if option == "--size" else "")
     if (seen_h, seen_w) == (height, width):
         raise FiltvizError(
             f"{name} takes {fixed}x{fixed} px pictures only (its fixed input size), got {size_text(height, width)}: "
-            f"use --size {fixed} (size={fixed})"
+            f"use {give}"
         )
-    margin = seen_h - height
     raise FiltvizError(
         f"{name} takes {fixed}x{fixed} px inputs only (its fixed input size); size {size_text(height, width)} shows "
-        f"it {size_text(seen_h, seen_w)} (this method's canvas): use --size {fixed - margin} (size={fixed - margin})"
+        f"it {size_text(seen_h, seen_w)} (this method's canvas): use {give}"
     )
 
 

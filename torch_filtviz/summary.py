@@ -46,6 +46,11 @@ def summary(
     """
     if shape_style not in SHAPE_STYLES:
         raise ValueError(f"unknown shape_style {shape_style!r}; valid: {', '.join(SHAPE_STYLES)}")
+    if len(input_size) == 3:  # a vision transformer takes one size: one line naming it, not torchinfo's traceback
+        from torch_filtviz.probe import check_fixed_size
+
+        h, w = int(input_size[1]), int(input_size[2])
+        check_fixed_size(model, h, w, h, w, option="--input-size")
     stats, rows = _rows(model, tuple(int(s) for s in input_size))
     text = _render(
         _model_name(model),
