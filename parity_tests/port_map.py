@@ -7,9 +7,9 @@ A map pairs Keras layer names with torch module paths. It comes from a JSON file
 paired with the torch modules in the order the forward pass calls them, by kind and output shape:
 
 * a layer with weights (Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, Dense,
-  BatchNormalization, LayerNormalization) takes the next torch module with parameters of its kind
-  and output shape (looking further on when the next one does not fit: a branch called in another
-  order); a SeparableConv2D takes a depthwise conv (``groups = in_channels``) followed by a 1x1 conv:
+  BatchNormalization, LayerNormalization) takes the next torch module with parameters of its kind,
+  output shape and converted weight shape (looking further on when the next one does not fit: a
+  branch called in another order; two branches alike in all three are paired in call order); a SeparableConv2D takes a depthwise conv (``groups = in_channels``) followed by a 1x1 conv:
   their parent module when it holds just the two, else the two as a list;
 * a weightless layer (pooling, Add) takes a torch module of its kind (a class named ``*Pool*`` or
   ``*Add*``) with its output shape, where the port has one; where it has none the layer is skipped.
@@ -269,9 +269,28 @@ def _find(layer: Any, kind: str, shape: tuple[int, ...], calls: list[Call], used
             continue
         if kind == "separable" and c.path in groups and groups[c.path][2] == c.path:
             return i, c
-        if kind != "separable" and c.path not in grouped and torch_kind(c.module) == kind:
+        plain = kind != "separable" and c.path not in grouped and torch_kind(c.module) == kind
+        if plain and _weight_shape_fits(layer, kind, c.module):
             return i, c
     return None
+
+
+def _weight_shape_fits(layer: Any, kind: str, module: Any) -> bool:
+    """Whether the torch module's weight has the shape the Keras layer's kernel converts to (two branches'
+    convs of one output shape but other kernels are told apart); True where there is nothing to compare."""
+    kernel = getattr(layer, "kernel", None)
+    weight = getattr(module, "weight", None)
+    if kernel is None or weight is None:
+        return True
+    k = tuple(int(d) for d in kernel.shape)
+    expected = {
+        "conv2d": lambda: (k[3], k[2], k[0], k[1]),
+        "conv1d": lambda: (k[2], k[1], k[0]),
+        "conv2d_transpose": lambda: (k[3], k[2], k[0], k[1]),
+        "depthwise": lambda: (k[2] * k[3], 1, k[0], k[1]),
+        "dense": lambda: (k[1], k[0]),
+    }.get(kind)
+    return expected is None or tuple(weight.shape) == expected()
 
 
 def auto_map(keras_model: Any, torch_model: Any, example_nchw: np.ndarray) -> list[LayerPair]:

@@ -620,3 +620,36 @@ def test_transfer_converts_conv1d_conv2d_transpose_and_layer_normalization():
     ln = keras.layers.LayerNormalization(epsilon=1e-5, name="ln")
     lines = _transfer_and_compare(ln, nn.LayerNorm(6), x, lambda a: a, lambda a: a)
     assert lines == ["  ln -> 0: bias, weight"]
+
+
+def branches_swapped():
+    """Two branches of one output shape, called by the port in the other order than Keras lists them."""
+    import torch
+    from torch import nn
+
+    class Branches(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.wide = nn.Conv2d(3, 8, 1)  # Keras' second branch, called first here
+            self.narrow = nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            w = self.wide(x)
+            return self.narrow(x) + w
+
+    return Branches()
+
+
+def test_auto_map_tells_branches_of_one_shape_apart_by_their_kernels(tmp_path, capsys):
+    import keras
+
+    inp = keras.Input((16, 16, 3))
+    a = keras.layers.Conv2D(8, 3, padding="same", name="narrow_k")(inp)
+    b = keras.layers.Conv2D(8, 1, name="wide_k")(inp)
+    keras.Model(inp, keras.layers.Add(name="sum")([a, b])).save(tmp_path / "branches.keras")
+    code, out, err = run_port(capsys, "--keras", tmp_path / "branches.keras", "--torch",
+                              "parity_tests.test_port:branches_swapped", "--transfer-weights", "--inputs", "noise",
+                              "--out", tmp_path / "r")  # fmt: skip
+    assert code == 0, out + err
+    assert "narrow_k -> narrow  [conv2d; output]" in out and "wide_k   -> wide  [conv2d; output]" in out
