@@ -160,3 +160,42 @@ def test_maco_transparency_is_saved_beside_the_picture(net, tmp_path):
     assert cutout.shape == (32, 32, 4) and np.array_equal(cutout[..., 3], alpha)
     assert np.array_equal(cutout[..., :3], picture)
     assert {entry["files"]["alpha"], entry["files"]["cutout"]} <= set(entry["bytes"])  # a deleted one is redone
+
+
+def test_the_site_shows_the_best_measured_method_first():
+    from filtviz_core.site.manifest import PREFERENCE, default_method
+
+    quality = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/quality/quality.json").read_text())
+    runs = quality["runs"]
+    assert runs["fourier"]["summary"]["median_z"] > runs["pixel"]["summary"]["median_z"]  # 158 vs 93
+    beats = next(t for t in quality["targets"] if t["target"] == "fourier robust z above the pixel method's")
+    assert beats["detail"] == "12 of 12 filters"
+    assert PREFERENCE.index("fourier") < PREFERENCE.index("pixel")
+    assert default_method(["pixel", "maco", "fourier"]) == "fourier" and default_method(["maco", "pixel"]) == "pixel"
+    assert default_method(["twin", "maco"]) == "maco" and default_method(["b", "a"]) == "a"
+    assert default_method([]) is None
+
+
+@pytest.mark.parametrize(
+    "name, layer, size, units, upstream_of",
+    [
+        ("resnet50", "layer1.0.conv2", 64, 64, "layer1.0.conv1"),  # conv -> BatchNorm -> ReLU -> conv
+        ("convnext_tiny", "features.1.0.block.3", 64, 384, None),  # nn.Linear on channels-last maps
+        ("vit_b_16", "encoder.layers.encoder_layer_0.mlp.0", 224, 3072, None),  # tokens
+    ],
+)
+def test_a_site_of_any_model_counts_its_units(tmp_path, name, layer, size, units, upstream_of):
+    model = load_model(name, weights="random")
+    out = tmp_path / "site"
+    params = {"steps": 1, "size": size, "progress": False}
+    build_atlas(model, out, layers=[layer], per_layer=1, params=params, examples=0, chunk_size=1, progress=False)
+    doc = json.loads((out / "atlas.json").read_text())
+    found = next(x for x in doc["layers"] if x["name"] == layer)
+    assert found["filters"] == units and found["rendered"] == {"pixel": 1}
+    unit = found["units"][0]
+    assert unit["methods"]["pixel"]["files"]["picture"].endswith("0000.png")
+    if upstream_of:
+        assert [c["layer"] for c in unit["upstream"]] == [upstream_of] * 8
+    else:
+        assert "not a conv layer" in unit["upstream_note"]
+    assert (out / "data" / f"{layer}.js").is_file()

@@ -53,6 +53,7 @@ def write_site(out: str | os.PathLike[str], manifest: Mapping[str, Any], *, laye
     names = [layer["name"] for layer in doc["layers"]]
     changed = None if layers is None else set(layers)
     shared = {"model": doc["model"].get("name", "model"), "layers": [[n, page_of(n)] for n in names],
+              "default_method": doc.get("default_method"),
               "photos": {p["name"]: p for p in doc.get("photos", [])}}
     for layer in doc["layers"]:
         if changed is None or layer["name"] in changed:
@@ -138,7 +139,8 @@ def index_page(doc: Mapping[str, Any]) -> str:
         dead = sum(layer.get("dead", {}).values())
         strip = []
         for unit in layer.get("units", [])[:STRIP]:
-            entry = next(iter(unit.get("methods", {}).values()), None)
+            entry = unit.get("methods", {}).get(doc.get("default_method") or "") or next(
+                iter(unit.get("methods", {}).values()), None)
             if entry and entry.get("files", {}).get("thumb"):
                 strip.append(f"<a href=\"{_e(page_of(lname))}#{unit['filter']}\"><img loading=\"lazy\" "
                              f"src=\"{_e(entry['files']['thumb'])}\" alt=\"{_e(lname)} filter {unit['filter']}\" "

@@ -79,7 +79,10 @@ def _shares(job, costs: Mapping[str, float], ranks: int) -> list[list[Chunk]]:
     images), each followed by the dataset examples of the same filters; examples whose pictures
     are done already go to the ranks with the fewest chunks."""
     pictures = job.picture_chunks
-    split = assign_chunks([costs[c.layer] * job.chunk_size for c in pictures], ranks)
+    k = max(1, int((job.run.get("views") or {}).get("diversity") or 1))
+    split = assign_chunks(
+        [costs[c.layer] * job.chunk_size * (k if c.kind.endswith(".diversity") else 1) for c in pictures], ranks
+    )
     owner = {
         (pictures[i].layer, pictures[i].filters[0] // job.chunk_size): r for r, share in enumerate(split) for i in share
     }
@@ -260,6 +263,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
                     "host": team.host,
                     "device": str(team.device),
                     "rendered": job.run["rendered"],
+                    "views": job.run.get("views_rendered", 0),
                     "examples": job.run["examples_written"],
                     "seconds": round(mine, 2) if status == "done" else None,
                 }
@@ -267,6 +271,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
             for r in sorted(team.finished):
                 ranks.append({"rank": r, **team.finished[r]})
                 job.run["rendered"] += int(team.finished[r].get("rendered", 0))
+                job.run["views_rendered"] = job.run.get("views_rendered", 0) + int(team.finished[r].get("views", 0))
                 job.run["examples_written"] += int(team.finished[r].get("examples", 0))
             job.run["ranks"] = ranks
             job.run["status"], job.run["finished"] = status, _now()
@@ -277,7 +282,7 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
         job.out,
         index,
         job.run["rendered"],
-        total - todo,
+        total - sum(len(c) for share in shares for c in share if c.kind == job.method.name),
         job.run["examples_written"],
         time.perf_counter() - started,
         job.photo_set.passes if job.photo_set else 0,
@@ -366,6 +371,7 @@ def _follow(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> 
                 "device": str(team.device),
                 "device_name": device_name,
                 "rendered": job.run["rendered"],
+                "views": job.run.get("views_rendered", 0),
                 "examples": job.run["examples_written"],
                 "seconds": round(time.perf_counter() - started, 2),
             }

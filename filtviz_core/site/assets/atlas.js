@@ -15,7 +15,8 @@
   units.forEach(function (u) {
     Object.keys(u.methods || {}).forEach(function (m) { if (methods.indexOf(m) < 0) { methods.push(m); } });
   });
-  methods.sort(function (a, b) { return a === "pixel" ? -1 : b === "pixel" ? 1 : (a < b ? -1 : 1); });
+  var first = D.default_method || "pixel";  /* the best measured method of the site (manifest.PREFERENCE) */
+  methods.sort(function (a, b) { return a === first ? -1 : b === first ? 1 : (a < b ? -1 : 1); });
   var state = { method: methods[0] || "pixel" };
 
   function $(id) { return document.getElementById(id); }
