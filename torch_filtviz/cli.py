@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(--html OUT), or a grid per layer and an index (--out DIR)",
         "filtviz atlas --html outputs/site --per-layer 4 --size 64 --steps 50",
         "filtviz atlas --html outputs/site --per-layer all --photos my_photos/",
+        "filtviz atlas --html outputs/site --layers block4_conv1 --method fourier --diversity 3 --negative",
         "filtviz atlas --per-layer 8 --size 64",
         "filtviz atlas --model resnet18 --weights random --layers layer1.0.conv1,layer4.1.conv2",
     )
