@@ -36,6 +36,7 @@ SOURCES = {
     "batching": "benchmarks/cpu/batching_check.json",
     "atlas": "benchmarks/cpu/atlas_measure.json",
     "examples": "benchmarks/examples/throughput.json",
+    "maco": "benchmarks/maco/maco.json",
     "quality": "benchmarks/quality/quality.json",
     "steps": "benchmarks/quality/steps_sweep.json",
     "fourier": "benchmarks/fourier_check/check.json",
