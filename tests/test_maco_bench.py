@@ -142,3 +142,19 @@ def test_crops_on_the_tf_command_line(tmp_path, capsys):
     assert code == 2 and "crops must be a whole number >= 1, got 0" in err and "Traceback" not in err
     code, err = _cli(main, ["filters", LAYER, "--filters", "0", "--crops", "3", "--out", str(tmp_path)], capsys)
     assert code == 2 and "--crops belongs to --method maco, not --method pixel" in err
+
+
+def test_readme_maco_row_is_the_committed_run():
+    """The README's MACO table row holds benchmarks/maco/maco.json's numbers (rerun the bench: update both)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    report = json.loads((root / "benchmarks/maco/maco.json").read_text())
+    lines = (root / "README.md").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| maco (ours) |"))
+    cells = [c.strip() for c in lines[at + 2].strip("|").split("|")]
+    runs = ("maco", "xplique", "horama", "fourier", "lucent")
+    medians = [f"{report['runs'][r]['summary']['median_z']:.1f}" for r in runs]
+    v = report["speed"]["verdict"]
+    assert cells[:5] == medians
+    assert cells[5] == f"{v['ratio']:.2f}× ({v['ratio_range'][0]:.2f}–{v['ratio_range'][1]:.2f})"
