@@ -220,6 +220,9 @@ def test_atlas_writes_top_and_bottom_examples_from_a_folder(cli, tmp_path):
     assert (out / "parts" / "examples-pass.npz").is_file()
     code, stdout, _ = cli(*argv)  # a rerun: everything done, no pass
     assert code == 0 and "0 filters rendered, 4 already done" in stdout and "forward passes" not in stdout
+    bad = tmp_path / "bad"
+    code, _, err = cli(*[bad if a == out else a for a in argv], "--workers", "-1")
+    assert code == 2 and "--workers must be a whole number >= 0, got -1" in err and not bad.exists()
     code, stdout, _ = cli(*argv, "--force")  # redone, the pass too
     assert code == 0 and json.loads((out / "atlas.json").read_text())["runs"][-1]["examples_pass"]["resumed"] == 0
 

@@ -199,6 +199,8 @@ def prepare(
     params = ascent_params(chosen.name, params or {})
     if per_layer is not None and per_layer < 1:
         raise FiltvizError(f"--per-layer must be at least 1 (or all), got {per_layer}")
+    if workers is not None and (int(workers) != workers or workers < 0):
+        raise FiltvizError(f"--workers must be a whole number >= 0, got {workers}")
     if examples < 0:
         raise FiltvizError(f"--examples must be 0 or more, got {examples}")
     if photo_size < 32:
@@ -243,8 +245,6 @@ def prepare(
         chunk_size = DEFAULT_CHUNK.get(device.split(":")[0], DEFAULT_CHUNK_ACCELERATOR)
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise FiltvizError(f"--chunk-size must be a whole number >= 1, got {chunk_size}")
-    if workers is not None and (int(workers) != workers or workers < 0):
-        raise FiltvizError(f"--workers must be a whole number >= 0, got {workers}")
     skipped = list(getattr(photos, "skipped", []))  # a folder's unreadable files (filtviz_core.photos.PhotoList)
     photos = list(photos) if photos is not None else (default_photos() if examples else [])
     worker = worker or Worker()
