@@ -15,7 +15,9 @@ Both are given the benchmark's objective (the filter's pre-activation; for Xpliq
 rebuilt with a linear activation, as tf-keras-vis does, since Xplique's channel objective otherwise
 reads the post-ReLU map; for Horama :func:`torch_filtviz.filter_objective` on each crop), the
 picture's size as the network's input size, and pixel units (``values_range=(0, 255)``) so the model's
-own preprocessing applies. Their noise stays at each library's default relative to its value range.
+own preprocessing applies. Their noise and crop sizes stay at each library's defaults: Xplique's crops shrink
+from 50% to 5% of the picture over the run (as ours do), Horama's are 25-30% of it at every step (its default
+``box_size=(0.20, 0.25)`` draws ``uniform(0, 0.05) + 0.25``).
 """
 
 from __future__ import annotations
