@@ -34,8 +34,8 @@ from filtviz_core.objectives import Objective
 from filtviz_core.vgg16 import CONV_NAMES, POOL_NAMES, min_size_for
 from tf_reference import keras_model, loop
 from tf_reference.filter_options import DEFAULT_UNIT, check_diversity, check_unit
-from tf_reference.method_parts import Parts, assemble, input_channels
-from tf_reference.model import caffe_preprocess, get_conv_layer
+from tf_reference.method_parts import Parts, assemble
+from tf_reference.model import caffe_preprocess, get_conv_layer, input_channels
 from tf_reference.objectives import capture_fn, channel_arguments, compile_objective, shapes_of, structure
 
 # (x, filter_index) -> scalar objective; x is (1, H, W, 3) float32 pixels.

@@ -277,7 +277,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
     model = _load_model(args)
     if not vgg:  # another model's layers are known once it is loaded
         filters = algorithm.parse_filters(args.filters, _filter_count(model, args.layer, args.objective), args.layer)
-    from tf_reference.method_parts import input_channels
+    from tf_reference.model import input_channels
 
     algorithm.check_given_channels(args.in_channels, input_channels(model), "input")  # --in-channels
     start = time.perf_counter()

@@ -27,17 +27,6 @@ from tf_reference.fourier import adam_constants, f32, resample, spectrum_to_imag
 from tf_reference.loop import Optimizer, Parameterization, Transform
 from tf_reference.maco import crop_views, phase_to_image
 
-
-def input_channels(model) -> int:
-    """The pictures' channel count: the last dimension of the Keras model's input (1 grey, 3 RGB, N
-    multispectral); 3 when the model does not say (an input shape of None channels)."""
-    shape = getattr(model, "input_shape", None)
-    if isinstance(shape, list):  # a model with several inputs: the first is the picture
-        shape = shape[0]
-    last = shape[-1] if shape else None
-    return int(last) if last else 3
-
-
 # --- parameterizations -------------------------------------------------------------------------------
 
 
