@@ -213,6 +213,17 @@ def test_a_failing_probe_is_reported_as_what_it_is(monkeypatch, capsys):
     model = fv.wrap_model(Broken(), "none")
     with pytest.raises(FiltvizRuntimeError, match="the batch norm statistics are missing"):
         layer_rows(model)
+
+    class SizeLike(nn.Module):  # an error that reads like a size problem, before any module ran
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            raise ValueError("expected input of another kind")
+
+    with pytest.raises(FiltvizRuntimeError, match="expected input of another kind"):
+        layer_rows(fv.wrap_model(SizeLike(), "none"))
     monkeypatch.setattr(cli, "_load", lambda args: model)
     assert cli.main(["layers", "--model", "vit_b_16"]) == 1
     captured = capsys.readouterr()

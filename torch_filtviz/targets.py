@@ -249,14 +249,16 @@ def any_trace(model: nn.Module) -> Trace:
 
 def probe_trace(model: nn.Module, size: int | None = None) -> Trace:
     """:func:`any_trace` (or the trace at ``size``) for listings: a pass that failed for a reason other than
-    the input size is raised as what it is (:func:`~torch_filtviz.probe.probe_failure`), never shown as
-    modules that are "not reached"."""
+    the input size, or before any module ran, is raised as what it is
+    (:func:`~torch_filtviz.probe.probe_failure`), never shown as modules that are "not reached"."""
     if size is not None:
         from torch_filtviz.probe import check_fixed_size
 
         check_fixed_size(model, size, size, size, size)
     trace = any_trace(model) if size is None else model_trace(model, size)
-    if trace.error is not None and not size_like(trace.error):
+    prefix = network_prefix(model)  # the preprocessing module of a wrapped model does not count
+    reached = any(op.kind == "module" and op.name.startswith(prefix) for op in trace.ops)
+    if trace.error is not None and (not size_like(trace.error) or not reached):
         fixed = fixed_input_size(model)
         raise probe_failure(trace.error, size or fixed or TRACE_SIZES[-1]) from None
     return trace
