@@ -37,6 +37,7 @@ SOURCES = {
     "atlas": "benchmarks/cpu/atlas_measure.json",
     "examples": "benchmarks/examples/throughput.json",
     "maco": "benchmarks/maco/maco.json",
+    "maco32": "benchmarks/maco/crops32/maco.json",
     "quality": "benchmarks/quality/quality.json",
     "steps": "benchmarks/quality/steps_sweep.json",
     "fourier": "benchmarks/fourier_check/check.json",
