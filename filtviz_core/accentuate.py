@@ -32,7 +32,7 @@ from filtviz_core.options import FourierOptions, MacoOptions
 CLIP_LOW = 1.0  # the photo is clipped to [1, 254] pixel units before the logit (255 sigmoid never reaches 0, 255)
 CLIP_HIGH = 254.0
 #: The penalty's weight when none is given: scripts/accentuate_strength.py measures the choice (docs/accentuate.md).
-DEFAULT_STRENGTH = 1000.0
+DEFAULT_STRENGTH = 100000.0
 
 PhotoInput = str | os.PathLike[str] | np.ndarray
 
