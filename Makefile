@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml constraints.txt filtviz_core/_version.py
 	$(BIN)/python -m pip install -q --no-deps xplique==2.0.2
 	# Horama's MACO, a contender of the MACO benchmark (its declared deps are not needed for maco: --no-deps).
 	$(BIN)/python -m pip install -q --no-deps horama==0.3.0
+	# horama's wheel also installs its own top-level 'tests' package, which would shadow this
+	# repository's tests/ (a namespace package) for 'tests.atlas_nets:small' and the like: removed.
+	rm -rf $(VENV)/lib/python*/site-packages/tests
 	rm -f $(VENV)/.installed-*
 	touch $@
 
