@@ -9,8 +9,9 @@ paired with the torch modules in the order the forward pass calls them, by kind 
 * a layer with weights (Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, Dense,
   BatchNormalization, LayerNormalization) takes the next torch module with parameters of its kind,
   output shape and converted weight shape (looking further on when the next one does not fit: a
-  branch called in another order; two branches alike in all three are paired in call order); a SeparableConv2D takes a depthwise conv (``groups = in_channels``) followed by a 1x1 conv:
-  their parent module when it holds just the two, else the two as a list;
+  branch called in another order; two branches alike in all three are paired in call order); a
+  SeparableConv2D takes a depthwise conv (``groups = in_channels``) followed by a 1x1 conv: their parent
+  module when it holds just the two, else the two as a list;
 * a weightless layer (pooling, Add) takes a torch module of its kind (a class named ``*Pool*`` or
   ``*Add*``) with its output shape, where the port has one; where it has none the layer is skipped.
 
