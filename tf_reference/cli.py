@@ -270,9 +270,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
         algorithm.check_channels(args.in_channels)
     out = outputs.check_writable(args.out, create=False)  # before any long work; created when results exist
 
-    import numpy as np
-
-    from tf_reference.ascent import _filter_count, run_record, visualize_filters
+    from tf_reference.ascent import _filter_count, visualize_filters
 
     model = _load_model(args)
     if not vgg:  # another model's layers are known once it is loaded
@@ -298,19 +296,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
         **({"method_options": chosen} if chosen else {}),
         **units,
     )
-    record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})
-    written = outputs.write_filter_outputs(
-        out,
-        layer=args.layer,
-        filters=[r.filter_index for r in results],
-        images=np.stack([r.image for r in results]),
-        losses=np.stack([r.losses for r in results]),
-        snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
-        record=record,
-        per_filter_png=not args.no_filter_pngs,
-        method=args.method,
-        alpha=None if results[0].alpha is None else np.stack([r.alpha for r in results]),
-    )
+    written = _write_results(out, args, model, results, start, per_filter_png=not args.no_filter_pngs)
     dead = [r.filter_index for r in results if r.dead]
     count = f"{len(filters)} filters x {copies} pictures" if copies > 1 else f"{len(results)} filters"
     print(
@@ -343,10 +329,7 @@ def cmd_accentuate(args: argparse.Namespace) -> None:
     _check_model_args(args)
     out = outputs.check_writable(args.out or DEFAULT_OUT / "accentuate", create=False)
 
-    import numpy as np
-
     from tf_reference.accentuate import accentuate
-    from tf_reference.ascent import run_record
 
     model = _load_model(args)
     start = time.perf_counter()
@@ -368,8 +351,24 @@ def cmd_accentuate(args: argparse.Namespace) -> None:
         **({"method_options": chosen} if chosen else {}),
         **kwargs,
     )
+    written = _write_results(out, args, model, results, start)
+    print(
+        f"{args.layer}: {len(results)} filters accentuated from {args.photo}, {args.method} method, {steps} steps, "
+        f"strength {kwargs['strength']:g}"
+    )
+    for path in written.values():
+        print(f"wrote {path}")
+
+
+def _write_results(out, args: argparse.Namespace, model, results, start: float, per_filter_png: bool = True) -> dict:
+    """The files of a filters or accentuate run (pictures, losses, snapshots, record, alpha), as both
+    commands write them; the record holds the wall time since ``start``."""
+    import numpy as np
+
+    from tf_reference.ascent import run_record
+
     record = run_record(model, results, extra={"wall_seconds": time.perf_counter() - start})
-    written = outputs.write_filter_outputs(
+    return outputs.write_filter_outputs(
         out,
         layer=args.layer,
         filters=[r.filter_index for r in results],
@@ -377,15 +376,10 @@ def cmd_accentuate(args: argparse.Namespace) -> None:
         losses=np.stack([r.losses for r in results]),
         snapshots={k: np.stack([r.snapshots[k] for r in results]) for k in results[0].snapshots},
         record=record,
+        per_filter_png=per_filter_png,
         method=args.method,
         alpha=None if results[0].alpha is None else np.stack([r.alpha for r in results]),
     )
-    print(
-        f"{args.layer}: {len(results)} filters accentuated from {args.photo}, {args.method} method, {steps} steps, "
-        f"strength {kwargs['strength']:g}"
-    )
-    for path in written.values():
-        print(f"wrote {path}")
 
 
 COMMANDS = {"summary": cmd_summary, "maps": cmd_maps, "filters": cmd_filters, "accentuate": cmd_accentuate}
