@@ -54,8 +54,11 @@ def set_threads(n: int, with_tf: bool) -> dict[str, Any]:
         try:
             import tensorflow as tf
 
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(n)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # TF already started in this process (e.g. a test suite): its pools stay
+                info["tf_threads_note"] = "TensorFlow was initialised before the benchmark; its thread pools kept"
             info["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
             info["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
         except ImportError:
