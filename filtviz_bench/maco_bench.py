@@ -409,11 +409,7 @@ def cli(argv: Sequence[str] | None = None, prog: str = "python -m filtviz_bench 
     """:func:`main` with the codebase's exit statuses: 2 bad input, 1 runtime failure, 130 Ctrl-C."""
     from filtviz_core.cli_common import run_guarded
 
-    def action() -> int:
-        main(argv, prog)
-        return 0
-
-    return run_guarded(prog, action)
+    return run_guarded(prog, lambda: main(argv, prog))
 
 
 if __name__ == "__main__":

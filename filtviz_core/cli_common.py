@@ -49,8 +49,9 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def run_guarded(prog: str, action: Callable[[], int | None], *, quiet: bool = False) -> int:
-    """Run ``action`` and turn every failure into one ``prog: error: ...`` line on stderr and an exit status.
+def run_guarded(prog: str, action: Callable[[], object], *, quiet: bool = False) -> int:
+    """Run ``action`` and turn every failure into one ``prog: error: ...`` line on stderr and an exit status
+    (``action``'s result is the status when it is an int, else 0).
 
     Bad input (:class:`FiltvizError`) -> 2; a failure while running (:class:`FiltvizRuntimeError`, a
     full disk, a device error, a package that is not installed — its line ends with the exact
@@ -65,7 +66,8 @@ def run_guarded(prog: str, action: Callable[[], int | None], *, quiet: bool = Fa
             print(line, file=sys.stderr)
 
     try:
-        return int(action() or 0)
+        status = action()  # an exit status, or anything else (None, a report) for success
+        return status if isinstance(status, int) else 0
     except FiltvizRuntimeError as exc:  # first: WeightsUnavailable is both kinds, and a runtime failure
         say(f"{prog}: error: {exc}")
         return EXIT_RUNTIME
