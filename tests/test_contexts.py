@@ -178,9 +178,19 @@ def test_stop_is_not_swallowed_by_except_exception():
 
 
 def test_probe_errors_are_named_for_what_they_are():
-    grey = nn.Sequential(nn.Conv2d(1, 2, 3))  # a 1-channel model
-    with pytest.raises(FiltvizError, match="does not take RGB images"):
-        fv.visualize_filters(grey, "0", 0, **FAST)
+    class Hidden(nn.Module):  # a 1-channel model whose first convolution is not a module: the count is not read
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(2, 1, 3, 3))
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(torch.nn.functional.conv2d(x, self.weight))
+
+    with pytest.raises(FiltvizError, match=r"does not take 3-channel images .*in_channels="):
+        fv.visualize_filters(Hidden(), "act", 0, **FAST)
+    grey = fv.wrap_model(Hidden(), in_channels=1, preprocess="none")
+    assert fv.visualize_filters(grey, "act", 0, **FAST).images.shape[-1] == 1
 
     class Broken(nn.Module):
         def __init__(self):

@@ -136,18 +136,23 @@ def classify_failure(model: nn.Module, exc: BaseException, path: str, layer: str
         needed = smallest_sizes(model, [path]).get(path)
     if needed is not None and needed > min(height, width):
         return FiltvizError(f"size {size_text(height, width)} is too small for {layer}: it needs at least {needed} px")
-    return describe_failure(exc, size_text(height, width))
+    return describe_failure(exc, size_text(height, width), input_channels(model))
 
 
-def describe_failure(exc: BaseException, size: str) -> Exception:
-    """A failure that is not about the size, named for what it is."""
+def describe_failure(exc: BaseException, size: str, channels: int = 3) -> Exception:
+    """A failure that is not about the size, named for what it is (``channels``: the pictures' channel count)."""
     text = first_line(exc)
     low = text.lower()
     if "cuda" in low or "cudnn" in low or "mps" in low or "device-side" in low:
         return FiltvizRuntimeError(f"the device failed while running the model: {text}")
     if "channels" in low and "expected" in low:
-        return FiltvizError(f"the model does not take RGB images (N, 3, H, W): {text}")
-    return FiltvizRuntimeError(f"the model failed on a grey {size} RGB image: {type(exc).__name__}: {text}")
+        return FiltvizError(
+            f"the model does not take {channels}-channel images (N, {channels}, H, W): {text}; "
+            "give its input channel count with in_channels= (--in-channels)"
+        )
+    return FiltvizRuntimeError(
+        f"the model failed on a grey {size} {channels}-channel image: {type(exc).__name__}: {text}"
+    )
 
 
 # --- models that take one input size only ---------------------------------------------------------------
@@ -214,10 +219,10 @@ def check_fixed_size(
     )
 
 
-def probe_failure(exc: BaseException, size: int | tuple[int, int]) -> Exception:
+def probe_failure(exc: BaseException, size: int | tuple[int, int], channels: int = 3) -> Exception:
     """A forward pass of a probe (``filtviz layers``, tracing) that failed for a reason other than the size:
     one line with the model's own error and a hint, never a table of "not reached"."""
     height, width = (size, size) if isinstance(size, int) else size
-    failure = describe_failure(exc, size_text(height, width))
-    hint = f"; check that the model's forward runs on one (1, C, {height}, {width}) tensor (C: --in-channels)"
+    failure = describe_failure(exc, size_text(height, width), channels)
+    hint = f"; check that the model's forward runs on one (1, {channels}, {height}, {width}) tensor"
     return type(failure)(f"{failure}{hint}")

@@ -260,7 +260,7 @@ def probe_trace(model: nn.Module, size: int | None = None) -> Trace:
     reached = any(op.kind == "module" and op.name.startswith(prefix) for op in trace.ops)
     if trace.error is not None and (not size_like(trace.error) or not reached):
         fixed = fixed_input_size(model)
-        raise probe_failure(trace.error, size or fixed or TRACE_SIZES[-1]) from None
+        raise probe_failure(trace.error, size or fixed or TRACE_SIZES[-1], input_channels(model)) from None
     return trace
 
 
@@ -482,7 +482,7 @@ class Resolver:
     def resolve(self, layer: str, path: str, module: nn.Module, objective: str) -> Target:
         calls = self.trace.module_calls(path)
         if not calls and self.trace.error is not None:
-            raise describe_failure(self.trace.error, "probe")
+            raise describe_failure(self.trace.error, "probe", input_channels(self.model))
         if not calls:
             raise FiltvizError(
                 f"layer {layer!r} ({display_path(self.model, path)}) is not reached by the forward pass of the model"
