@@ -14,7 +14,7 @@ per picture, so a filter's result does not depend on the other filters of its ba
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,18 +25,13 @@ from filtviz_core import accentuate as core
 from filtviz_core import algorithm as alg
 from filtviz_core import methods
 from filtviz_core import objectives as core_objectives
-from filtviz_core.algorithm import Key
 from filtviz_core.errors import FiltvizError
 from filtviz_core.fourier import PIXEL_MAX, to_uint8
 from torch_filtviz import job as jobs
-from torch_filtviz import method_parts, placement
-from torch_filtviz import precision as precision_mode
 from torch_filtviz.ascent import FilterResults, _check_maco_channels
-from torch_filtviz.hooks import capture
-from torch_filtviz.loop import ObjectiveFn, optimize
+from torch_filtviz.loop import ObjectiveFn
 from torch_filtviz.method_parts import Setting
 from torch_filtviz.models import min_input_size, resolve_device
-from torch_filtviz.objectives import compile_objective
 from torch_filtviz.targets import model_device_dtype
 
 
@@ -184,9 +179,14 @@ def accentuate(
             clip=bool(clip),
             init=theta0 if options is None else None,  # the pixel method's start is the photo itself
         )
-        job = jobs.Job(model, method, layers, setting, snaps, precision, model_dtype)
-        raw, losses, snap, dead, used, alpha = _run(
-            job, alg.element_keys(chosen), chosen, layer, unit, theta0, strength, batch_size, progress
+        wrap = _tethered(theta0, strength, spectral=options is not None)
+        job = jobs.Job(model, method, layers, setting, snaps, precision, model_dtype, wrap=wrap)
+
+        def objective_for(rows: slice) -> core_objectives.Objective:
+            return core_objectives.per_filter(layer, list(chosen[rows]), unit, 1, 0.0)
+
+        raw, losses, snap, dead, used, alpha = jobs.run_elements(
+            job, alg.element_keys(chosen), objective_for, batch_size=batch_size, progress=layer if progress else None
         )
 
     params: dict[str, Any] = {
@@ -237,71 +237,17 @@ def _check_rgb(model: nn.Module) -> None:
         )
 
 
-def _run(
-    job: jobs.Job,
-    keys: Sequence[Key],
-    chosen: Sequence[int],
-    layer: str,
-    unit: str,
-    theta0: np.ndarray,
-    strength: float,
-    batch_size: int | None,
-    progress: bool,
-) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray, int, np.ndarray | None]:
-    """Every filter in chunks of ``batch_size`` (default: what fits in half the free memory), each chunk
-    through the loop from the photo's start: (pictures, losses, snapshots, dead, chunk size, alpha or None)."""
-    s = job.setting
-    n = len(keys)
-    chunk = (
-        int(batch_size)
-        if batch_size
-        else placement.chunk_size(s.device, n, jobs.bytes_per_image(job.layers.trace, job.layers.targets))
-    )
-    pbar = None
-    if progress:
-        from tqdm.auto import tqdm
+def _tethered(theta0: np.ndarray, strength: float, *, spectral: bool) -> Callable[..., tuple[Any, Any]]:
+    """The :class:`~torch_filtviz.job.Job` ``wrap`` of accentuation: each chunk's picture starts from the
+    photo (spectral methods: theta set from ``theta0``, in place, as the optimizer holds it; the pixel method's
+    start is already the photo) and its transform and objective are tied to that start (:class:`Tether`)."""
 
-        pbar = tqdm(total=s.steps * n, desc=layer, unit="img-step", leave=False)
-    parts: list[tuple] = []
-    try:
-        with capture(job.model, list(job.layers.targets.values())) as cap:
-            for lo in range(0, n, chunk):
-                rows = slice(lo, min(n, lo + chunk))
-                param, view, optimizer = method_parts.build(job.method, keys[rows], rows, s)
-                if s.init is None:  # spectral methods: theta from the photo, in place (the optimizer holds it)
-                    with torch.no_grad():
-                        param.theta.copy_(torch.from_numpy(theta0[rows]).to(param.theta.device))
-                with torch.no_grad():
-                    tether = Tether(param.picture(param.theta), strength)
-                target = core_objectives.per_filter(layer, list(chosen[rows]), unit, 1, 0.0)
-                values = compile_objective(target, job.layers.targets, rows.stop - rows.start, s.device)
-                parts.append(
-                    optimize(
-                        cap,
-                        param,
-                        tether.view(view),
-                        tether.objective(values),
-                        optimizer,
-                        steps=s.steps,
-                        snaps=job.snaps,
-                        autocast=precision_mode.autocast(s.device, job.precision),
-                        model_dtype=job.model_dtype,
-                        pbar=pbar,
-                    )
-                )
-    finally:
-        if pbar is not None:
-            pbar.close()
-    alpha = None
-    if parts and all(p[4] is not None for p in parts):
-        from filtviz_core.maco import alpha as normalised
+    def wrap(rows: slice, param: Any, view: Any, values: Any) -> tuple[Any, Any]:
+        if spectral:
+            with torch.no_grad():
+                param.theta.copy_(torch.as_tensor(np.array(theta0[rows]), device=param.theta.device))
+        with torch.no_grad():
+            tether = Tether(param.picture(param.theta), strength)
+        return tether.view(view), tether.objective(values)
 
-        alpha = normalised(np.concatenate([p[4] for p in parts]))
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]).astype(np.float64),
-        {k: np.concatenate([p[2][k] for p in parts]) for k in job.snaps},
-        np.concatenate([p[3] for p in parts]).astype(bool),
-        chunk,
-        alpha,
-    )
+    return wrap

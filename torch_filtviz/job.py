@@ -184,6 +184,9 @@ class Job:
     snaps: tuple[int, ...]
     precision: str
     model_dtype: torch.dtype
+    # Optional per-chunk change of the loop's parts: ``wrap(rows, param, view, values) -> (view, values)``,
+    # e.g. accentuation's start and penalty (torch_filtviz/accentuate.py); None leaves them as built.
+    wrap: Callable[[slice, Any, Any, Any], tuple[Any, Any]] | None = None
 
 
 def run_chunk(
@@ -193,6 +196,8 @@ def run_chunk(
     s = job.setting
     param, view, optimizer = method_parts.build(job.method, keys, rows, s)
     values = compile_objective(objective, job.layers.targets, len(keys), s.device)
+    if job.wrap is not None:
+        view, values = job.wrap(rows, param, view, values)
     return optimize(
         cap,
         param,
