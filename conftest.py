@@ -1,5 +1,6 @@
 """Shared pytest set-up for tests/ and parity_tests/: quiet TensorFlow, the --parity-full switch,
-and one verified weights file for the whole session (converted once into the user cache)."""
+one verified weights file for the whole session (converted once into the user cache), and the
+random-weights VGG16 with the in-process ``filtviz`` command line the atlas tests drive."""
 
 import os
 
@@ -28,3 +29,31 @@ def weights_file():
     from filtviz_core.weights import resolve_weights
 
     return resolve_weights("auto")
+
+
+@pytest.fixture(scope="module")
+def random_vgg():
+    """A torch VGG16 with random weights, built once per test module."""
+    from torch_filtviz import models
+
+    return models.load_vgg16("random")
+
+
+@pytest.fixture
+def cli(monkeypatch, random_vgg, capsys):
+    """``filtviz`` in-process, with ``--weights random`` served by :func:`random_vgg`: ``cli(*argv)`` gives
+    (exit code, stdout, stderr)."""
+    from torch_filtviz import models
+    from torch_filtviz.cli import main
+
+    real = models.load_vgg16
+    monkeypatch.setattr(
+        models, "load_vgg16", lambda weights="keras", **kw: random_vgg if weights == "random" else real(weights, **kw)
+    )
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -17,7 +17,6 @@ import torch_filtviz as fv
 from filtviz_core.photos import fit_photo, fitted_shape, folder_photos, load_photo
 from torch_filtviz import models
 from torch_filtviz.atlas.dataset import Extremes, stream_examples
-from torch_filtviz.cli import main
 from torch_filtviz.hooks import capture, channels_first, resolve_target
 
 SHAPES = [(60, 60), (40, 90), (90, 40), (50, 70), (70, 50), (45, 45), (80, 44)]  # (height, width)
@@ -49,11 +48,6 @@ def brute_force(model, layer, photos, short_side, objective="pre_relu"):
         flat = act.flatten(1)
         found.append((flat.max(1), flat.min(1), act.shape[-1]))
     return found
-
-
-@pytest.fixture(scope="module")
-def random_vgg():
-    return models.load_vgg16("random")
 
 
 def test_running_top_and_bottom_k_are_the_true_extremes(random_vgg, tmp_path):
@@ -174,21 +168,6 @@ def test_any_model_counts_its_units(name, layer, tmp_path):
     np.testing.assert_allclose(found.extremes[layer].top_value[:, 0], tops.max(0), rtol=1e-4, atol=1e-4)
     _, _, (x0, y0, x1, y1) = found.examples(layer, units - 1, "bottom")[0]
     assert 0 <= x0 < x1 and 0 <= y0 < y1
-
-
-@pytest.fixture
-def cli(monkeypatch, random_vgg, capsys):
-    real = models.load_vgg16
-    monkeypatch.setattr(
-        models, "load_vgg16", lambda weights="keras", **kw: random_vgg if weights == "random" else real(weights, **kw)
-    )
-
-    def run(*argv):
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_atlas_writes_top_and_bottom_examples_from_a_folder(cli, tmp_path):

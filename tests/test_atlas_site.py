@@ -14,32 +14,10 @@ from filtviz_core.site.chunks import Chunk, plan_chunks
 from filtviz_core.site.manifest import AtlasFolder, merge_manifest
 from torch_filtviz.atlas import photo_peaks, receptive_field
 from torch_filtviz.atlas.methods import METHODS, Method
-from torch_filtviz.cli import main
 from torch_filtviz.hooks import capture, resolve_target
 
 TINY = ["--size", "32", "--steps", "3", "--no-progress", "--chunk-size", "2", "--photo-size", "48"]
 LAYERS = "block1_conv1,block2_conv1"
-
-
-@pytest.fixture(scope="module")
-def random_vgg():
-    return models.load_vgg16("random")
-
-
-@pytest.fixture
-def cli(monkeypatch, random_vgg, capsys):
-    """``filtviz`` in-process, with the random VGG16 loaded once."""
-    real = models.load_vgg16
-    monkeypatch.setattr(
-        models, "load_vgg16", lambda weights="keras", **kw: random_vgg if weights == "random" else real(weights, **kw)
-    )
-
-    def run(*argv):
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def snapshot_of(folder):

@@ -147,13 +147,6 @@ def assert_same_site(got: Path, want: Path, filters: int) -> None:
     assert [name for name in fb if fa[name] != fb[name]] == []
 
 
-@pytest.fixture(scope="module")
-def random_vgg():
-    from torch_filtviz.models import load_vgg16
-
-    return load_vgg16("random")
-
-
 def one_process(argv: list[str], out: Path) -> Path:
     """The reference: the same atlas from plain ``filtviz atlas`` in this process, on one thread."""
     threads = torch.get_num_threads()
