@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from filtviz_core.errors import FiltvizError
+from torch_filtviz.channels import input_channels
 from torch_filtviz.hooks import capture, channels_first, resolve_target, target_channels
 
 SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -89,7 +90,7 @@ def grey_pass(model: nn.Module, targets, height: int, width: int, handles: list,
     device = param.device if param is not None else torch.device("cpu")
     try:
         with torch.no_grad(), capture(model, targets) as cap:
-            return cap(torch.full((1, 3, height, width), 128.0, device=device))
+            return cap(torch.full((1, input_channels(model), height, width), 128.0, device=device))
     finally:
         for handle in handles:
             handle.remove()
