@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,21 @@ def test_readme_quickstart_is_short():
     assert len(python_blocks(README)[0].strip().splitlines()) <= 10
 
 
+def example_files(code: str, folder: Path) -> None:
+    """The input files an example names, made small in its working folder: a photo, a Keras model file."""
+    if "photo.jpg" in code:
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(folder / "photo.jpg")
+    if "my_model.hdf5" in code:
+        from parity_tests.port_fixtures import save_keras
+
+        save_keras(folder / "my_model.hdf5")
+
+
 @pytest.mark.parametrize("where,index,code", BLOCKS, ids=[f"{w}:{i}" for w, i, _ in BLOCKS])
 def test_readme_example_runs(where, index, code, tmp_path, monkeypatch, weights_file):
     monkeypatch.chdir(tmp_path)  # examples save figures to the working folder
+    example_files(code, tmp_path)
     exec(compile(shrink(code), f"{where} python block {index}", "exec"), {"__name__": "readme_example"})
