@@ -166,7 +166,7 @@ def index_page(doc: Mapping[str, Any]) -> str:
         device = run.get("device", "")
         if run.get("device_name"):
             device += f" ({run['device_name']})"
-        parts.append(f"<tr><td>{_e(run.get('started', ''))}</td><td>{_e(run.get('status', ''))}</td>"
+        parts.append(f"<tr><td>{_e(str(run.get('started', ''))[:19])}</td><td>{_e(run.get('status', ''))}</td>"
                      f"<td>{_e(run.get('rendered', 0))}</td><td>{_e(device)}</td>"
                      f"<td><code class=\"command\">{_e(run.get('command', ''))}</code></td></tr>\n")
     parts.append("</tbody></table>\n")

@@ -107,7 +107,8 @@ class AtlasPlan:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    """UTC to the microsecond: runs are ordered by their start, and tiny runs start within one second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def _versions() -> dict[str, str | None]:
@@ -251,7 +252,7 @@ def prepare(
     started = _now()
     # the time stamp orders runs; the random tail keeps two runs started in the same second (by the same
     # process, e.g. from a notebook) from overwriting each other's record
-    run_id = f"{started.replace(':', '').replace('-', '').replace('+0000', 'Z')}-{os.getpid()}-{secrets.token_hex(3)}"
+    run_id = f"{started[:19].replace(':', '').replace('-', '')}Z-{os.getpid()}-{secrets.token_hex(3)}"
     worker.run = run_id
     run = {
         "id": run_id,
