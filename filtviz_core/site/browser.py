@@ -93,12 +93,15 @@ class CheckedPage:
 def open_page(browser: Any, viewport: dict | None = None) -> CheckedPage:
     page = browser.new_page(viewport=viewport or VIEWPORT)
     checked = CheckedPage(page)
-    page.on("console", lambda msg: checked.problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: checked.problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None,
+    )
     page.on("pageerror", lambda exc: checked.problems.append(f"script error: {exc}"))
     page.on("requestfailed", lambda req: checked.problems.append(f"request failed: {req.url} ({req.failure})"))
-    page.on("response", lambda res: checked.problems.append(f"HTTP {res.status}: {res.url}")
-            if res.status >= 400 else None)
+    page.on(
+        "response", lambda res: checked.problems.append(f"HTTP {res.status}: {res.url}") if res.status >= 400 else None
+    )
     return checked
 
 
@@ -114,8 +117,9 @@ def check_page(browser: Any, url: str, screenshot: str | os.PathLike[str] | None
 
 def visible_filters(page: Any) -> list[int]:
     """The filter indices the layer page's grid shows now."""
-    return page.evaluate("Array.from(document.querySelectorAll('#grid .cell'))"
-                         ".filter(c => !c.hidden).map(c => +c.dataset.filter)")
+    return page.evaluate(
+        "Array.from(document.querySelectorAll('#grid .cell')).filter(c => !c.hidden).map(c => +c.dataset.filter)"
+    )
 
 
 def search(page: Any, query: str) -> list[int]:
@@ -136,7 +140,9 @@ def page_load_timing(browser: Any, url: str, runs: int = 5) -> dict[str, float]:
         loads.append((time.perf_counter() - started) * 1000)
         checked.settle(timeout=30)
         readies.append((time.perf_counter() - started) * 1000)
-        loaded.append(checked.page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length"))
+        loaded.append(
+            checked.page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
+        )
         if checked.all_problems():
             raise RuntimeError(f"{url}: {checked.all_problems()[:3]}")
         checked.page.close()
@@ -144,8 +150,14 @@ def page_load_timing(browser: Any, url: str, runs: int = 5) -> dict[str, float]:
     def median(values):
         return sorted(values)[len(values) // 2]
 
-    return {"load_ms": median(loads), "ready_ms": median(readies), "images_loaded": median(loaded), "runs": runs,
-            "best_load_ms": min(loads), "best_ready_ms": min(readies)}
+    return {
+        "load_ms": median(loads),
+        "ready_ms": median(readies),
+        "images_loaded": median(loaded),
+        "runs": runs,
+        "best_load_ms": min(loads),
+        "best_ready_ms": min(readies),
+    }
 
 
 _IN_VIEW = """
@@ -156,7 +168,11 @@ function inView(img) {
          r.top < window.innerHeight && r.left < window.innerWidth;
 }
 """
-_PENDING_IMAGES = "(() => {" + _IN_VIEW + "return Array.from(document.images).filter(i => inView(i) && !i.complete).length; })()"
-_UNDECODED_IMAGES = ("(() => {" + _IN_VIEW + "return Array.from(document.images).filter(i => inView(i) && "
-                     "(!i.complete || i.naturalWidth === 0)).map(i => i.getAttribute('src')); })()")
+_PENDING_IMAGES = (
+    "(() => {" + _IN_VIEW + "return Array.from(document.images).filter(i => inView(i) && !i.complete).length; })()"
+)
+_UNDECODED_IMAGES = (
+    "(() => {" + _IN_VIEW + "return Array.from(document.images).filter(i => inView(i) && "
+    "(!i.complete || i.naturalWidth === 0)).map(i => i.getAttribute('src')); })()"
+)
 _VISIBLE_IMAGES = "(() => {" + _IN_VIEW + "return Array.from(document.images).filter(inView).length; })()"

@@ -36,8 +36,12 @@ class Chunk:
         return len(self.filters)
 
 
-def plan_chunks(wanted: Iterable[tuple[str, Sequence[int]]], kind: str, chunk_size: int,
-                is_done: Callable[[str, int], bool] = lambda layer, f: False) -> list[Chunk]:
+def plan_chunks(
+    wanted: Iterable[tuple[str, Sequence[int]]],
+    kind: str,
+    chunk_size: int,
+    is_done: Callable[[str, int], bool] = lambda layer, f: False,
+) -> list[Chunk]:
     """The chunks that render every wanted filter not yet done, layer by layer, in filter order."""
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise FiltvizError(f"chunk size must be a whole number >= 1, got {chunk_size}")

@@ -33,7 +33,9 @@ def save_jpeg(path: str | Path, image: np.ndarray, max_side: int | None = None) 
     img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
     if max_side and max(img.size) > max_side:
         scale = max_side / max(img.size)
-        img = img.resize((max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.Resampling.LANCZOS)
+        img = img.resize(
+            (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))), Image.Resampling.LANCZOS
+        )
     with atomic.atomic_path(path) as tmp:
         img.save(tmp, format="JPEG", quality=JPEG_QUALITY)
 
@@ -42,10 +44,23 @@ def sizes(out: Path, files: Sequence[str]) -> dict[str, int]:
     return {rel: (Path(out) / rel).stat().st_size for rel in files}
 
 
-def picture_entry(out: str | os.PathLike[str], *, layer: str, method: str, index: int, image: np.ndarray,
-                  snapshots: Mapping[int, np.ndarray], steps: int, losses: Sequence[float], dead: bool,
-                  seconds: float, params: Mapping[str, Any], settings: Mapping[str, Any],
-                  worker: Mapping[str, Any], alpha: np.ndarray | None = None) -> dict[str, Any]:
+def picture_entry(
+    out: str | os.PathLike[str],
+    *,
+    layer: str,
+    method: str,
+    index: int,
+    image: np.ndarray,
+    snapshots: Mapping[int, np.ndarray],
+    steps: int,
+    losses: Sequence[float],
+    dead: bool,
+    seconds: float,
+    params: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    worker: Mapping[str, Any],
+    alpha: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Write one filter's picture, thumbnail and snapshots (uint8 images); return its manifest entry.
 
     ``worker``: who rendered it (``chunk``, ``rank``, ``host``, ``device``, ``run``), kept in the entry.
@@ -80,15 +95,28 @@ def picture_entry(out: str | os.PathLike[str], *, layer: str, method: str, index
         else:  # a grey or multispectral picture: no RGBA form
             del named["cutout"]
         files += [named[k] for k in ("alpha", "cutout") if k in named]
-    return {"settings": dict(settings), "params": dict(params),
-            "files": named, "bytes": sizes(out, files),
-            "losses": values, "final_loss": values[-1] if values else None, "gain": gain, "dead": bool(dead),
-            "seconds": round(float(seconds), 4), **dict(worker)}
+    return {
+        "settings": dict(settings),
+        "params": dict(params),
+        "files": named,
+        "bytes": sizes(out, files),
+        "losses": values,
+        "final_loss": values[-1] if values else None,
+        "gain": gain,
+        "dead": bool(dead),
+        "seconds": round(float(seconds), 4),
+        **dict(worker),
+    }
 
 
-def examples_entry(out: str | os.PathLike[str], *, layer: str, index: int,
-                   crops: Sequence[tuple[str, float, Sequence[int], Sequence[int], np.ndarray]],
-                   settings: Mapping[str, Any]) -> dict[str, Any]:
+def examples_entry(
+    out: str | os.PathLike[str],
+    *,
+    layer: str,
+    index: int,
+    crops: Sequence[tuple[str, float, Sequence[int], Sequence[int], np.ndarray]],
+    settings: Mapping[str, Any],
+) -> dict[str, Any]:
     """Write one filter's dataset examples, best first: (photo name, activation, box (top, left,
     bottom, right), map position (row, col), crop pixels) each; return its manifest entry."""
     out = Path(out)
@@ -101,14 +129,31 @@ def examples_entry(out: str | os.PathLike[str], *, layer: str, index: int,
         else:
             save_jpeg(out / rel, crop, CROP_MAX)
         files.append(rel)
-        found.append({"photo": photo, "value": short_float(value), "box": [int(b) for b in box],
-                      "position": [int(p) for p in position], "file": rel})
+        found.append(
+            {
+                "photo": photo,
+                "value": short_float(value),
+                "box": [int(b) for b in box],
+                "position": [int(p) for p in position],
+                "file": rel,
+            }
+        )
     return {"settings": dict(settings), "bytes": sizes(out, files), "examples": found}
 
 
-def view_entry(out: str | os.PathLike[str], *, layer: str, method: str, view: str, index: int,
-               images: Sequence[np.ndarray], losses: np.ndarray, seconds: float, settings: Mapping[str, Any],
-               worker: Mapping[str, Any]) -> dict[str, Any]:
+def view_entry(
+    out: str | os.PathLike[str],
+    *,
+    layer: str,
+    method: str,
+    view: str,
+    index: int,
+    images: Sequence[np.ndarray],
+    losses: np.ndarray,
+    seconds: float,
+    settings: Mapping[str, Any],
+    worker: Mapping[str, Any],
+) -> dict[str, Any]:
     """Write one filter's pictures of a view (``diversity``: its K pictures; ``negative``: the one that
     minimizes it); return the entry of its part: ``files`` ({"diversity": [paths]} or {"negative": path}),
     ``bytes``, ``settings``, the ``losses`` of each picture (the objective maximized; the negative's is
@@ -120,6 +165,12 @@ def view_entry(out: str | os.PathLike[str], *, layer: str, method: str, view: st
         atomic.save_png(out / name, np.ascontiguousarray(image, dtype=np.uint8))
     curves = [[short_float(v) for v in np.asarray(row, dtype=np.float64)] for row in np.atleast_2d(losses)]
     files: dict[str, Any] = {"negative": names[0]} if view == "negative" else {"diversity": names}
-    return {"settings": dict(settings), "files": files, "bytes": sizes(out, names), "losses": curves,
-            "final_losses": [c[-1] if c else None for c in curves], "seconds": round(float(seconds), 4),
-            **dict(worker)}
+    return {
+        "settings": dict(settings),
+        "files": files,
+        "bytes": sizes(out, names),
+        "losses": curves,
+        "final_losses": [c[-1] if c else None for c in curves],
+        "seconds": round(float(seconds), 4),
+        **dict(worker),
+    }

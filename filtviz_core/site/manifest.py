@@ -43,6 +43,8 @@ def default_method(methods: Iterable[str]) -> str | None:
     """The method of :data:`PREFERENCE` a site with these methods shows first (others: alphabetically after)."""
     ranked = sorted(set(methods), key=lambda m: (PREFERENCE.index(m) if m in PREFERENCE else len(PREFERENCE), m))
     return ranked[0] if ranked else None
+
+
 #: What an atlas folder holds besides one ``<layer>.html`` per layer: only these are ever removed.
 OWNED = (MANIFEST, "index.html", "assets", "data", "parts", "runs", "pictures", "examples", "photos")
 
@@ -94,14 +96,18 @@ class AtlasFolder:
         existing = check_folder(path)
         if existing is not None and not same_identity(existing.get("model", {}), identity):
             if not force:
-                raise FiltvizError(f"{path} holds an atlas of {identity_text(existing.get('model', {}))}, not "
-                                   f"{identity_text(identity)}: use --force to replace it, or another folder")
+                raise FiltvizError(
+                    f"{path} holds an atlas of {identity_text(existing.get('model', {}))}, not "
+                    f"{identity_text(identity)}: use --force to replace it, or another folder"
+                )
             folder = cls(path)
             folder.clear()
         check_writable(path)
         if read_manifest(path) is None:  # the folder is an atlas from its first file on
-            atomic.write_json(path / MANIFEST, {"format": FORMAT, "schema": SCHEMA, "model": dict(identity),
-                                                "runs": [], "photos": [], "layers": []})
+            atomic.write_json(
+                path / MANIFEST,
+                {"format": FORMAT, "schema": SCHEMA, "model": dict(identity), "runs": [], "photos": [], "layers": []},
+            )
         return cls(path)
 
     def clear(self) -> None:
@@ -125,9 +131,17 @@ class AtlasFolder:
 
     def write_part(self, chunk: Chunk, entries: Mapping[int, Mapping[str, Any]], run: str) -> Path:
         """Record a finished chunk: ``entries`` maps each filter to its entry (written after its files)."""
-        part = {"format": FORMAT, "schema": SCHEMA, "key": chunk.key, "layer": chunk.layer, "kind": chunk.kind,
-                "filters": list(chunk.filters), "run": run, "written": time.time(),
-                "entries": {str(int(f)): dict(e) for f, e in entries.items()}}
+        part = {
+            "format": FORMAT,
+            "schema": SCHEMA,
+            "key": chunk.key,
+            "layer": chunk.layer,
+            "kind": chunk.kind,
+            "filters": list(chunk.filters),
+            "run": run,
+            "written": time.time(),
+            "entries": {str(int(f)): dict(e) for f, e in entries.items()},
+        }
         path = self.part_path(chunk)
         atomic.write_bytes(path, json.dumps(part, separators=(",", ":")).encode())
         return path
@@ -176,8 +190,9 @@ class AtlasFolder:
         """The merged manifest (what ``atlas.json`` holds) from the parts and runs on disk now."""
         return merge_manifest(self.runs(), self.parts())
 
-    def is_done(self, manifest: Mapping[str, Any], layer: str, kind: str, index: int,
-                settings: Mapping[str, Any]) -> bool:
+    def is_done(
+        self, manifest: Mapping[str, Any], layer: str, kind: str, index: int, settings: Mapping[str, Any]
+    ) -> bool:
         """Whether ``manifest`` holds ``index`` of ``layer`` for ``kind`` with these ``settings``,
         and every file its entry names is on disk with the recorded size."""
         entry = find_entry(manifest, layer, kind, index)
@@ -201,8 +216,10 @@ def check_folder(out: str | os.PathLike[str]) -> dict | None:
         raise FiltvizError(f"--html {path} is a file, not a folder: give a new or empty folder")
     existing = read_manifest(path)
     if existing is None and path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):
-        raise FiltvizError(f"{path} holds other files and no filtviz atlas (no valid {MANIFEST}): "
-                           "give a new or empty folder, or an atlas folder to resume")
+        raise FiltvizError(
+            f"{path} holds other files and no filtviz atlas (no valid {MANIFEST}): "
+            "give a new or empty folder, or an atlas folder to resume"
+        )
     return existing
 
 
@@ -281,12 +298,18 @@ def merge_manifest(runs: Iterable[Mapping[str, Any]], parts: Iterable[Mapping[st
             for kind, entry in unit["methods"].items():
                 rendered[kind] = rendered.get(kind, 0) + 1
                 dead[kind] = dead.get(kind, 0) + bool(entry.get("dead"))
-        layers.append({**layer, "rendered": rendered, "dead": dead,
-                       "units": [units[f] for f in sorted(units)]})
+        layers.append({**layer, "rendered": rendered, "dead": dead, "units": [units[f] for f in sorted(units)]})
     link_upstream(layers)
     present = {m for layer in layers for m in layer["rendered"]}
-    manifest = {"format": FORMAT, "schema": SCHEMA, "model": model, "runs": runs,
-                "photos": list(photos.values()), "default_method": default_method(present), "layers": layers}
+    manifest = {
+        "format": FORMAT,
+        "schema": SCHEMA,
+        "model": model,
+        "runs": runs,
+        "photos": list(photos.values()),
+        "default_method": default_method(present),
+        "layers": layers,
+    }
     manifest["_lookup"] = table  # in memory only (not JSON): fast is_done; dropped by write_site
     return manifest
 
@@ -320,9 +343,15 @@ def link_upstream(layers: list[dict]) -> None:
             if "upstream" not in unit:
                 continue
             unit["upstream"] = [
-                {**c, "page": f"{safe_name(c['layer'])}.html#{int(c['filter'])}",
-                 **({"thumb": thumbs[(c["layer"], int(c["filter"]))]} if (c["layer"], int(c["filter"])) in thumbs
-                    else {})}
+                {
+                    **c,
+                    "page": f"{safe_name(c['layer'])}.html#{int(c['filter'])}",
+                    **(
+                        {"thumb": thumbs[(c["layer"], int(c["filter"]))]}
+                        if (c["layer"], int(c["filter"])) in thumbs
+                        else {}
+                    ),
+                }
                 for c in unit["upstream"]
             ]
 

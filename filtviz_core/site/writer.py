@@ -42,7 +42,9 @@ def public(manifest: Mapping[str, Any]) -> dict:
     return {k: v for k, v in manifest.items() if not k.startswith("_")}
 
 
-def write_site(out: str | os.PathLike[str], manifest: Mapping[str, Any], *, layers: Iterable[str] | None = None) -> Path:
+def write_site(
+    out: str | os.PathLike[str], manifest: Mapping[str, Any], *, layers: Iterable[str] | None = None
+) -> Path:
     """Write the site of ``manifest`` into ``out``; ``layers``: only these layers' data changed
     (None: all). Returns the path of ``index.html``."""
     out = Path(out)
@@ -52,9 +54,12 @@ def write_site(out: str | os.PathLike[str], manifest: Mapping[str, Any], *, laye
         _write_if_changed(out / "assets" / name, (ASSETS / name).read_bytes())
     names = [layer["name"] for layer in doc["layers"]]
     changed = None if layers is None else set(layers)
-    shared = {"model": doc["model"].get("name", "model"), "layers": [[n, page_of(n)] for n in names],
-              "default_method": doc.get("default_method"),
-              "photos": {p["name"]: p for p in doc.get("photos", [])}}
+    shared = {
+        "model": doc["model"].get("name", "model"),
+        "layers": [[n, page_of(n)] for n in names],
+        "default_method": doc.get("default_method"),
+        "photos": {p["name"]: p for p in doc.get("photos", [])},
+    }
     for layer in doc["layers"]:
         if changed is None or layer["name"] in changed:
             body = json.dumps({**layer, **shared}, separators=(",", ":"))
@@ -79,30 +84,33 @@ def _e(value: Any) -> str:
 
 
 def _head(title: str) -> str:
-    return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{_e(title)}</title>\n<link rel=\"icon\" href=\"data:,\">\n"
-            "<link rel=\"stylesheet\" href=\"assets/atlas.css\">\n</head>\n")
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<title>{_e(title)}</title>\n<link rel="icon" href="data:,">\n'
+        '<link rel="stylesheet" href="assets/atlas.css">\n</head>\n'
+    )
 
 
 def layer_page(layer: str, model: str) -> str:
     """The page of one layer: an empty frame that ``assets/atlas.js`` fills from ``data/<layer>.js``."""
-    return (_head(f"{layer} · {model} filter atlas")
-            + f"<body data-page=\"layer\" data-layer=\"{_e(layer)}\">\n"
-            "<header class=\"top\"><a href=\"index.html\">" + _e(model) + " atlas</a> <span class=\"sep\">›</span> "
-            f"<strong id=\"layer-name\">{_e(layer)}</strong> <nav id=\"layer-nav\"></nav></header>\n"
-            "<main>\n<section id=\"grid-view\">\n<div class=\"toolbar\">\n"
-            "<input id=\"search\" type=\"search\" autocomplete=\"off\" placeholder=\"filter: 117, 100-120 or dead\" "
-            "aria-label=\"show filters: an index, a range such as 100-120, or dead\">\n"
-            "<span id=\"count\" role=\"status\"></span>\n"
-            "<label id=\"method-switch\" hidden>method <select id=\"method\"></select></label>\n</div>\n"
-            "<p id=\"search-message\" class=\"message\" role=\"status\"></p>\n"
-            "<div id=\"grid\" class=\"grid\"></div>\n</section>\n"
-            "<section id=\"filter-view\" hidden></section>\n</main>\n"
-            "<noscript><p class=\"message\">This page draws its grid with JavaScript; the pictures themselves are "
-            "in the <code>pictures/</code> folder.</p></noscript>\n"
-            f"<script src=\"{_e(data_of(layer))}\"></script>\n<script src=\"assets/atlas.js\"></script>\n"
-            "</body>\n</html>\n")
+    return (
+        _head(f"{layer} · {model} filter atlas") + f'<body data-page="layer" data-layer="{_e(layer)}">\n'
+        '<header class="top"><a href="index.html">' + _e(model) + ' atlas</a> <span class="sep">›</span> '
+        f'<strong id="layer-name">{_e(layer)}</strong> <nav id="layer-nav"></nav></header>\n'
+        '<main>\n<section id="grid-view">\n<div class="toolbar">\n'
+        '<input id="search" type="search" autocomplete="off" placeholder="filter: 117, 100-120 or dead" '
+        'aria-label="show filters: an index, a range such as 100-120, or dead">\n'
+        '<span id="count" role="status"></span>\n'
+        '<label id="method-switch" hidden>method <select id="method"></select></label>\n</div>\n'
+        '<p id="search-message" class="message" role="status"></p>\n'
+        '<div id="grid" class="grid"></div>\n</section>\n'
+        '<section id="filter-view" hidden></section>\n</main>\n'
+        '<noscript><p class="message">This page draws its grid with JavaScript; the pictures themselves are '
+        "in the <code>pictures/</code> folder.</p></noscript>\n"
+        f'<script src="{_e(data_of(layer))}"></script>\n<script src="assets/atlas.js"></script>\n'
+        "</body>\n</html>\n"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -118,16 +126,23 @@ def index_page(doc: Mapping[str, Any]) -> str:
     runs = doc.get("runs", [])
     latest = runs[-1] if runs else {}
     weights = model.get("weights", {})
-    parts = [_head(f"{name} filter atlas"), "<body data-page=\"index\">\n<main class=\"index\">\n",
-             f"<h1>What the filters of {_e(name)} respond to</h1>\n",
-             ("<p>Each picture is the input that most excites one filter (gradient ascent from noise); each "
-             "layer page shows all of a layer's filters, and each filter's view its pictures, loss curve and "
-             "the crops of natural photos that excite it most.</p>\n")]
+    parts = [
+        _head(f"{name} filter atlas"),
+        '<body data-page="index">\n<main class="index">\n',
+        f"<h1>What the filters of {_e(name)} respond to</h1>\n",
+        (
+            "<p>Each picture is the input that most excites one filter (gradient ascent from noise); each "
+            "layer page shows all of a layer's filters, and each filter's view its pictures, loss curve and "
+            "the crops of natural photos that excite it most.</p>\n"
+        ),
+    ]
     total = sum(layer.get("filters") or 0 for layer in doc.get("layers", []))
     methods = sorted({m for layer in doc.get("layers", []) for m in layer.get("rendered", {})}) or ["pixel"]
-    parts.append("<h2>Layers</h2>\n<table class=\"layers\" id=\"layers\">\n<thead><tr><th>layer</th><th>filters</th>"
-                 + "".join(f"<th>rendered ({_e(m)})</th>" for m in methods)
-                 + "<th>dead</th><th>pictures</th></tr></thead>\n<tbody>\n")
+    parts.append(
+        '<h2>Layers</h2>\n<table class="layers" id="layers">\n<thead><tr><th>layer</th><th>filters</th>'
+        + "".join(f"<th>rendered ({_e(m)})</th>" for m in methods)
+        + "<th>dead</th><th>pictures</th></tr></thead>\n<tbody>\n"
+    )
     rendered_total = dict.fromkeys(methods, 0)
     for layer in doc.get("layers", []):
         lname, count = layer["name"], layer.get("filters")
@@ -135,53 +150,76 @@ def index_page(doc: Mapping[str, Any]) -> str:
         for m in methods:
             done = layer.get("rendered", {}).get(m, 0)
             rendered_total[m] += done
-            cells.append(f"<td class=\"rendered\" data-method=\"{_e(m)}\">{done}/{count if count is not None else '?'}</td>")
+            cells.append(
+                f'<td class="rendered" data-method="{_e(m)}">{done}/{count if count is not None else "?"}</td>'
+            )
         dead = sum(layer.get("dead", {}).values())
         strip = []
         for unit in layer.get("units", [])[:STRIP]:
             entry = unit.get("methods", {}).get(doc.get("default_method") or "") or next(
-                iter(unit.get("methods", {}).values()), None)
+                iter(unit.get("methods", {}).values()), None
+            )
             if entry and entry.get("files", {}).get("thumb"):
-                strip.append(f"<a href=\"{_e(page_of(lname))}#{unit['filter']}\"><img loading=\"lazy\" "
-                             f"src=\"{_e(entry['files']['thumb'])}\" alt=\"{_e(lname)} filter {unit['filter']}\" "
-                             "width=\"48\" height=\"48\"></a>")
-        strip_html = "".join(strip) or "<span class=\"muted\">none yet</span>"
-        parts.append(f"<tr data-layer=\"{_e(lname)}\"><td><a href=\"{_e(page_of(lname))}\">{_e(lname)}</a></td>"
-                     f"<td>{count if count is not None else '?'}</td>{''.join(cells)}<td>{dead}</td>"
-                     f"<td class=\"strip\">{strip_html}</td></tr>\n")
-    parts.append("</tbody>\n<tfoot><tr><td>all</td><td>" + f"{total:,}</td>"
-                 + "".join(f"<td>{rendered_total[m]:,}/{total:,}</td>" for m in methods) + "<td></td><td></td></tr></tfoot>\n"
-                 "</table>\n")
-    parts.append("<h2>Model</h2>\n<dl class=\"facts\">\n"
-                 f"<dt>weights</dt><dd id=\"weights-source\">{_e(weights.get('source'))}</dd>\n"
-                 f"<dt>SHA-256</dt><dd><code id=\"weights-sha256\">{_e(weights.get('sha256') or 'none (not a file)')}</code></dd>\n")
+                strip.append(
+                    f'<a href="{_e(page_of(lname))}#{unit["filter"]}"><img loading="lazy" '
+                    f'src="{_e(entry["files"]["thumb"])}" alt="{_e(lname)} filter {unit["filter"]}" '
+                    'width="48" height="48"></a>'
+                )
+        strip_html = "".join(strip) or '<span class="muted">none yet</span>'
+        parts.append(
+            f'<tr data-layer="{_e(lname)}"><td><a href="{_e(page_of(lname))}">{_e(lname)}</a></td>'
+            f"<td>{count if count is not None else '?'}</td>{''.join(cells)}<td>{dead}</td>"
+            f'<td class="strip">{strip_html}</td></tr>\n'
+        )
+    parts.append(
+        "</tbody>\n<tfoot><tr><td>all</td><td>"
+        f"{total:,}</td>"
+        + "".join(f"<td>{rendered_total[m]:,}/{total:,}</td>" for m in methods)
+        + "<td></td><td></td></tr></tfoot>\n"
+        "</table>\n"
+    )
+    parts.append(
+        '<h2>Model</h2>\n<dl class="facts">\n'
+        f'<dt>weights</dt><dd id="weights-source">{_e(weights.get("source"))}</dd>\n'
+        '<dt>SHA-256</dt><dd><code id="weights-sha256">'
+        f"{_e(weights.get('sha256') or 'none (not a file)')}</code></dd>\n"
+    )
     for key, value in (latest.get("versions") or {}).items():
         parts.append(f"<dt>{_e(key)}</dt><dd>{_e(value)}</dd>\n")
     parts.append("</dl>\n")
     if model.get("summary"):
-        parts.append(f"<pre class=\"summary\">{_e(model['summary'])}</pre>\n")
-    parts.append("<h2>How this atlas was made</h2>\n<table class=\"runs\"><thead><tr><th>started</th><th>status</th>"
-                 "<th>rendered</th><th>device</th><th>command</th></tr></thead><tbody>\n")
+        parts.append(f'<pre class="summary">{_e(model["summary"])}</pre>\n')
+    parts.append(
+        '<h2>How this atlas was made</h2>\n<table class="runs"><thead><tr><th>started</th><th>status</th>'
+        "<th>rendered</th><th>device</th><th>command</th></tr></thead><tbody>\n"
+    )
     for run in runs:
         device = run.get("device", "")
         if run.get("device_name"):
             device += f" ({run['device_name']})"
-        parts.append(f"<tr><td>{_e(str(run.get('started', ''))[:19])}</td><td>{_e(run.get('status', ''))}</td>"
-                     f"<td>{_e(run.get('rendered', 0))}</td><td>{_e(device)}</td>"
-                     f"<td><code class=\"command\">{_e(run.get('command', ''))}</code></td></tr>\n")
+        parts.append(
+            f"<tr><td>{_e(str(run.get('started', ''))[:19])}</td><td>{_e(run.get('status', ''))}</td>"
+            f"<td>{_e(run.get('rendered', 0))}</td><td>{_e(device)}</td>"
+            f'<td><code class="command">{_e(run.get("command", ""))}</code></td></tr>\n'
+        )
     parts.append("</tbody></table>\n")
     if latest.get("params"):
         params = ", ".join(f"{k} {_fmt(v)}" for k, v in latest["params"].items())
         parts.append(f"<p>Latest run: method <strong>{_e(latest.get('method', ''))}</strong>; {_e(params)}.</p>\n")
     photos = doc.get("photos", [])
     if photos:
-        parts.append("<h2>Photos for the dataset examples</h2>\n<ul class=\"photos\">\n")
+        parts.append('<h2>Photos for the dataset examples</h2>\n<ul class="photos">\n')
         for photo in photos:
-            thumb = (f"<img loading=\"lazy\" src=\"{_e(photo['thumb'])}\" alt=\"{_e(photo['name'])}\" height=\"48\"> "
-                     if photo.get("thumb") else "")
+            thumb = (
+                f'<img loading="lazy" src="{_e(photo["thumb"])}" alt="{_e(photo["name"])}" height="48"> '
+                if photo.get("thumb")
+                else ""
+            )
             parts.append(f"<li>{thumb}<strong>{_e(photo['name'])}</strong>: {_e(photo.get('credit', ''))}</li>\n")
         parts.append("</ul>\n")
-    parts.append("<p class=\"muted\">Files: <a href=\"atlas.json\">atlas.json</a> (the manifest: every filter's "
-                 "files, losses, gain, dead flag, method and parameters, seconds; every run's versions, weights, "
-                 "command and device).</p>\n</main>\n</body>\n</html>\n")
+    parts.append(
+        '<p class="muted">Files: <a href="atlas.json">atlas.json</a> (the manifest: every filter\'s '
+        "files, losses, gain, dead flag, method and parameters, seconds; every run's versions, weights, "
+        "command and device).</p>\n</main>\n</body>\n</html>\n"
+    )
     return "".join(parts)
