@@ -323,8 +323,8 @@ def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
     from pathlib import Path
 
     out = tmp_path / "site"
-    # 32 chunks of 2 filters: seconds of work after the first chunk, so the signal always lands mid-run
-    # (12 filters at 32 px could all finish between the first part and the signal on a quiet machine)
+    # 12 chunks of 2 filters at 64 px, 100 steps: seconds of work after the first chunk, so the signal always
+    # lands mid-run (12 filters at 32 px could all finish between the first part and the signal on a quiet machine)
     argv = [
         sys.executable,
         "-m",
@@ -335,7 +335,7 @@ def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
         "--layers",
         "block1_conv1",
         "--per-layer",
-        "64",
+        "24",
         "--chunk-size",
         "2",
         "--size",
@@ -369,11 +369,11 @@ def test_ctrl_c_of_the_real_command_keeps_a_site_of_what_is_done(tmp_path, cli):
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     doc = json.loads((out / "atlas.json").read_text())
     done = doc["layers"][0]["rendered"].get("pixel", 0)
-    assert 2 <= done < 64 and doc["runs"][-1]["status"] == "interrupted"
+    assert 2 <= done < 24 and doc["runs"][-1]["status"] == "interrupted"
     assert done == 2 * len(list(parts.iterdir()))  # the site shows every recorded chunk
     assert not list(out.rglob("*.tmp"))  # no half-written file
     code, stdout, _ = cli(*argv[3:])  # the same command again (in-process: the model is loaded already)
-    assert code == 0 and f"rendered, {done} already done" in stdout and f"atlas: {64 - done} filter" in stdout
+    assert code == 0 and f"rendered, {done} already done" in stdout and f"atlas: {24 - done} filter" in stdout
 
 
 def test_fourier_method_beside_pixel_in_one_site(cli, tmp_path):
