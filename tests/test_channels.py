@@ -215,9 +215,9 @@ def _filters(capsys, *argv):
 
 
 def test_filtviz_filters_on_grey_and_four_channel_models(capsys, project):
-    for given in ([], ["--in-channels", "1"]):
+    for given in ([], ["--in-channels", "1", "--preprocess", "unit"]):  # a grey model's default: unit
         out = project / f"grey{len(given)}"
-        code, _, err = _filters(capsys, "--model", "greypkg.nets:grey", "--preprocess", "unit", *given, "--out", out)
+        code, _, err = _filters(capsys, "--model", "greypkg.nets:grey", *given, "--out", out)
         assert code == 0, err
         png = Image.open(out / "filters" / "filter_0000.png")
         assert (png.mode, png.size) == ("L", (SIZE, SIZE))  # a grey PNG
@@ -236,7 +236,7 @@ def test_filtviz_refuses_a_wrong_count_and_an_rgb_preprocessing_in_one_line(caps
     code, _, err = _filters(capsys, "--model", "greypkg.nets:grey", "--preprocess", "unit", "--in-channels", "3")
     wanted = "in_channels 3 given, but the model's first convolution (0) takes 1 channel: give 1 or leave it out"
     assert code == 2 and err.strip().splitlines() == [f"filtviz: error: {wanted}"]
-    code, _, err = _filters(capsys, "--model", "greypkg.nets:grey")
+    code, _, err = _filters(capsys, "--model", "greypkg.nets:grey", "--preprocess", "imagenet")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "'imagenet' is for RGB" in err and "unit" in err
     code, _, err = _filters(capsys, "--model", "greypkg.nets:grey", "--in-channels", "0")
     assert code == 2 and "whole number >= 1" in err

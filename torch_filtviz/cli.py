@@ -72,8 +72,8 @@ def _model_options() -> argparse.ArgumentParser:
         "--preprocess",
         choices=PREPROCESSING,
         default=None,
-        help=f"{PREPROCESS_HELP}; default: caffe for the Keras VGG16 weights, imagenet otherwise "
-        "(a grey or multispectral model needs one of none, unit, symmetric, mnist)",
+        help=f"{PREPROCESS_HELP}; default: caffe for the Keras VGG16 weights, imagenet for any other RGB model, "
+        "unit for a grey or multispectral one (imagenet and caffe are RGB only)",
     )
     add_in_channels(g)
     g.add_argument(

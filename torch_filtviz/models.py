@@ -24,6 +24,8 @@ from filtviz_core.weights import NAMED_SOURCES, check_weights_choice, load_tenso
 from torch_filtviz.channels import first_convolution
 from torch_filtviz.checkpoints import apply_state, load_state_file, torchvision_weights
 from torch_filtviz.preprocessing import (  # noqa: F401
+    DEFAULT_PREPROCESS,
+    DEFAULT_PREPROCESS_NOT_RGB,
     IMAGENET_MEAN_RGB,
     IMAGENET_STD_RGB,
     CaffePreprocess,
@@ -84,7 +86,7 @@ class PixelModel(nn.Module):
 
 def wrap_model(
     network: nn.Module,
-    preprocess: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] = "imagenet",
+    preprocess: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None,
     *,
     name: str | None = None,
     weights_info: dict | None = None,
@@ -93,7 +95,8 @@ def wrap_model(
 ) -> PixelModel:
     """Your ``nn.Module`` behind its preprocessing, taking pixels (0-255, NCHW) like every model here.
 
-    ``preprocess``: ``"imagenet"`` (torchvision's weights: /255, ImageNet mean/std; the default),
+    ``preprocess``: ``"imagenet"`` (torchvision's weights: /255, ImageNet mean/std; the default for an RGB
+    network; None picks it, or ``"unit"`` for a grey or multispectral one, ``ToTensor()``'s convention),
     ``"caffe"`` (Keras' VGG weights), ``"none"`` (the network takes 0-255 pixels), ``"unit"`` (/255),
     ``"symmetric"`` (/127.5 - 1), ``"mnist"`` ((x/255 - 0.1307)/0.3081), or your own function/module of
     an NCHW pixel tensor. ``in_channels``: the pictures' channel count (1 grey, 3 RGB, N multispectral);
@@ -112,6 +115,8 @@ def wrap_model(
     if not isinstance(network, nn.Module):
         raise FiltvizError(f"expected an nn.Module to wrap, got {type(network).__name__}")
     channels = _checked_channels(network, in_channels)
+    if preprocess is None:
+        preprocess = DEFAULT_PREPROCESS if channels == 3 else DEFAULT_PREPROCESS_NOT_RGB
     module, _ = make_preprocess(preprocess, channels)
     info = dict(weights_info or {"source": "as built", "sha256": None})
     return PixelModel(

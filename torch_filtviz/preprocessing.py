@@ -27,6 +27,10 @@ from filtviz_core.preprocessing import (
     check_preprocess,
 )
 
+# what a network gets when no preprocessing is named: torchvision's convention for RGB, ToTensor()'s otherwise
+DEFAULT_PREPROCESS = "imagenet"
+DEFAULT_PREPROCESS_NOT_RGB = "unit"
+
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 

@@ -79,8 +79,8 @@ def load_model(
 
     ``weights`` None means: ``"keras"`` for vgg16, ``"torchvision"`` for a torchvision network, the
     factory's own for ``package.module:function``. ``preprocess`` None means: caffe for the Keras
-    VGG16 weights, ``"imagenet"`` otherwise (torchvision's convention; say ``"none"`` for a network
-    that takes 0-255 pixels).
+    VGG16 weights, ``"imagenet"`` for any other RGB network (torchvision's convention; say ``"none"`` for a
+    network that takes 0-255 pixels) and ``"unit"`` (/255, ``ToTensor()``) for a grey or multispectral one.
     """
     check_model_name(model)
     if model == "vgg16":
@@ -123,7 +123,7 @@ def _from_torchvision(name: str, weights, preprocess: str | None, seed: int) -> 
     else:
         state, info = load_state_file(weights)
         apply_state(network, state, f"{name} from {weights}")
-    return wrap_model(network, preprocess or "imagenet", name=name, weights_info=info)
+    return wrap_model(network, preprocess, name=name, weights_info=info)
 
 
 # --- your own factory -------------------------------------------------------------------------------------
@@ -177,4 +177,4 @@ def _from_factory(spec: str, weights, preprocess: str | None, seed: int) -> Pixe
             raise FiltvizError(f"{spec} returns a PixelModel with its own preprocessing; drop --preprocess")
         network.weights_info = info
         return network
-    return wrap_model(network, preprocess or "imagenet", name=spec, weights_info=info)
+    return wrap_model(network, preprocess, name=spec, weights_info=info)
