@@ -283,17 +283,7 @@ def cmd_filters(args: argparse.Namespace) -> None:
         model,
         args.layer,
         filters,
-        method=args.method,
-        steps=steps,
-        size=args.size,
-        lr=lr,
-        seed=args.seed,
-        snapshots=snapshots,
-        objective=args.objective,
-        clip=args.clip,
-        compiled=not args.eager,
-        progress=progress_wanted(args.progress),
-        **({"method_options": chosen} if chosen else {}),
+        **_ascent_kwargs(args, steps, lr, snapshots, chosen),
         **units,
     )
     written = _write_results(out, args, model, results, start, per_filter_png=not args.no_filter_pngs)
@@ -338,17 +328,7 @@ def cmd_accentuate(args: argparse.Namespace) -> None:
         args.layer,
         args.filters,
         args.photo,
-        method=args.method,
-        steps=steps,
-        size=args.size,
-        lr=lr,
-        seed=args.seed,
-        snapshots=snapshots,
-        objective=args.objective,
-        clip=args.clip,
-        compiled=not args.eager,
-        progress=progress_wanted(args.progress),
-        **({"method_options": chosen} if chosen else {}),
+        **_ascent_kwargs(args, steps, lr, snapshots, chosen),
         **kwargs,
     )
     written = _write_results(out, args, model, results, start)
@@ -358,6 +338,23 @@ def cmd_accentuate(args: argparse.Namespace) -> None:
     )
     for path in written.values():
         print(f"wrote {path}")
+
+
+def _ascent_kwargs(args: argparse.Namespace, steps: int, lr: float, snapshots, chosen) -> dict:
+    """The ascent arguments ``filters`` and ``accentuate`` both pass from their command line."""
+    return {
+        "method": args.method,
+        "steps": steps,
+        "size": args.size,
+        "lr": lr,
+        "seed": args.seed,
+        "snapshots": snapshots,
+        "objective": args.objective,
+        "clip": args.clip,
+        "compiled": not args.eager,
+        "progress": progress_wanted(args.progress),
+        **({"method_options": chosen} if chosen else {}),
+    }
 
 
 def _write_results(out, args: argparse.Namespace, model, results, start: float, per_filter_png: bool = True) -> dict:
