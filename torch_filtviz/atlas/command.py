@@ -11,7 +11,14 @@ import sys
 
 from torch_filtviz.atlas.distributed import launched
 from torch_filtviz.atlas.distributed import run_site as run_distributed
-from torch_filtviz.atlas.options import add_site_options, check_site_folder, parse_per_layer, print_report, site_params  # noqa: F401
+from torch_filtviz.atlas.options import (  # noqa: F401
+    add_site_options,
+    check_site_folder,
+    parse_per_layer,
+    print_report,
+    site_arguments,
+    site_params,
+)
 
 
 def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
@@ -23,30 +30,19 @@ def run_site(args: argparse.Namespace, load_model, ascent_kwargs) -> int:
     from filtviz_core.photos import folder_photos
     from torch_filtviz.atlas.build import build_atlas, command_line
 
-    per_layer = parse_per_layer(args.per_layer)
+    arguments = site_arguments(args)
     params, progress = site_params(args, ascent_kwargs)
     out = check_site_folder(args.html)
     photos = None
     if args.examples and args.photos:
         photos = folder_photos(args.photos, warn=lambda line: print(f"filtviz: {line}", file=sys.stderr))
-    from filtviz_core.cli_common import parse_names
-
-    layers = parse_names(args.layers) if args.layers else None
     model = load_model(args)
     report = build_atlas(
         model,
         out,
-        layers=layers,
-        per_layer=per_layer,
-        method=args.method,
+        **arguments,
         params=params,
         photos=photos,
-        examples=args.examples,
-        photo_size=args.photo_size,
-        chunk_size=args.chunk_size,
-        force=args.force,
-        diversity=getattr(args, "diversity", 0) or 0,
-        negative=bool(getattr(args, "negative", False)),
         command=command_line(getattr(args, "argv", None)),
         progress=progress,
         workers=getattr(args, "workers", None),

@@ -34,7 +34,7 @@ from filtviz_core.cli_common import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, 
 from filtviz_core.errors import FiltvizError, FiltvizRuntimeError
 from filtviz_core.site.chunks import Chunk, assign_chunks
 from filtviz_core.site.manifest import EXAMPLES
-from torch_filtviz.atlas.options import check_site_folder, parse_per_layer, print_report, site_params
+from torch_filtviz.atlas.options import check_site_folder, print_report, site_arguments, site_params
 from torch_filtviz.atlas.team import (
     DEFAULT_TIMEOUT,
     Failure,
@@ -150,26 +150,15 @@ def _lead(team: Team, args, load_model: Callable, ascent_kwargs: Callable) -> in
     started = time.perf_counter()
     job, shares, error, progress = None, None, None, False
     try:
-        per_layer = parse_per_layer(args.per_layer)
+        arguments = site_arguments(args)
         params, out, photos, progress = _site_inputs(args, ascent_kwargs, team.device)
-        from filtviz_core.cli_common import parse_names
-
-        layers = parse_names(args.layers) if args.layers else None
         model = load_model(args)
         job = prepare(
             model,
             out,
-            layers=layers,
-            per_layer=per_layer,
-            method=args.method,
+            **arguments,
             params=params,
             photos=photos,
-            examples=args.examples,
-            photo_size=args.photo_size,
-            chunk_size=args.chunk_size,
-            force=args.force,
-            diversity=getattr(args, "diversity", 0) or 0,
-            negative=bool(getattr(args, "negative", False)),
             command=_command(getattr(args, "argv", None)),
             ranks=team.size,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from filtviz_core.errors import FiltvizError
 
@@ -106,6 +107,25 @@ def check_site_folder(out: str) -> Path:
 
     check_folder(out)
     return check_writable(out, create=False)  # created once the model and layers are known to be valid
+
+
+def site_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The build arguments that the one-process command and the torchrun ranks both read from the options
+    (``build_atlas`` and ``prepare`` take them by these names)."""
+    from filtviz_core.cli_common import parse_names
+
+    per_layer = parse_per_layer(args.per_layer)  # first: its error comes before the others, as always
+    return {
+        "layers": parse_names(args.layers) if args.layers else None,
+        "per_layer": per_layer,
+        "method": args.method,
+        "examples": args.examples,
+        "photo_size": args.photo_size,
+        "chunk_size": args.chunk_size,
+        "force": args.force,
+        "diversity": getattr(args, "diversity", 0) or 0,
+        "negative": bool(getattr(args, "negative", False)),
+    }
 
 
 def site_params(args: argparse.Namespace, ascent_kwargs) -> tuple[dict, bool]:
