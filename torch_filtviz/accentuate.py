@@ -217,11 +217,7 @@ def accentuate(
         snapshots=snap,
         dead=dead,
         params=params,
-        seconds=time.perf_counter() - started,
-        device=str(dev),
-        weights=dict(getattr(model, "weights_info", {}) or {}),
-        model=jobs.model_description(model),
-        target=layers.targets[layer].describe(model),
+        **jobs.provenance(model, layers, layer, dev, started),
         method=method,
         alpha=alpha,
     )

@@ -8,6 +8,7 @@ each chunk through :func:`run_chunk` -> ``torch_filtviz.loop.optimize``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -309,3 +310,15 @@ def model_description(model: nn.Module) -> dict[str, Any]:
         if callable(describe)
         else {"name": type(model).__name__, "class": type(model).__name__, "preprocess": "none"}
     )
+
+
+def provenance(model: nn.Module, layers: Layers, layer: str, device: torch.device, started: float) -> dict[str, Any]:
+    """What every results object records about where it came from: time since ``started``, device, weights,
+    model and the tensor optimized (``FilterResults`` keyword arguments)."""
+    return {
+        "seconds": time.perf_counter() - started,
+        "device": str(device),
+        "weights": dict(getattr(model, "weights_info", {}) or {}),
+        "model": model_description(model),
+        "target": layers.targets[layer].describe(model),
+    }
