@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,15 +85,21 @@ def compact(indices: Sequence[int]) -> str:
     return ",".join(parts)
 
 
-def choose_filters(layers: Sequence[str], spec: str | int | None, size: int) -> dict[str, list[int]]:
+def choose_filters(
+    layers: Sequence[str], spec: str | int | None, size: int, counts: Mapping[str, int] | None = None
+) -> dict[str, list[int]]:
     """Per layer: ``spec`` a count ("16": the first 16), None or ``"all"``, or a list such as ``"0-7,20"``;
-    layers and the image size checked against VGG16."""
+    layers and the image size checked against VGG16, or ``counts`` (each layer's filter count, read from
+    another network, whose sizes the caller has checked)."""
     chosen: dict[str, list[int]] = {}
     for layer in layers:
-        if layer not in vgg_spec.FILTER_COUNTS:
+        if counts is not None:
+            count = counts[layer]
+        elif layer not in vgg_spec.FILTER_COUNTS:
             raise FiltvizError(f"unknown conv layer {layer!r}; valid: {', '.join(vgg_spec.CONV_NAMES)}")
-        count = vgg_spec.FILTER_COUNTS[layer]
-        alg.check_image_size(size, vgg_spec.min_size_for(layer), layer)
+        else:
+            count = vgg_spec.FILTER_COUNTS[layer]
+            alg.check_image_size(size, vgg_spec.min_size_for(layer), layer)
         if spec is None or str(spec) == "all":
             chosen[layer] = list(range(count))
         elif re.fullmatch(r"\d+", str(spec)):

@@ -18,9 +18,14 @@ Speed (``--contenders``): the same filters, size, crops and steps for each MACO,
 (``--speed-repeats``), filters per second with min-max; Xplique and Horama per filter, ours batched.
 ``--contenders ours,horama`` needs no TensorFlow (for a GPU machine: ``--device cuda``).
 
+``--model`` runs the torch contenders (maco, maco_32, horama, fourier) on another network of
+:func:`torch_filtviz.load_model` (a torchvision name, random weights unless ``--weights`` names others):
+Xplique and Lucent run the Keras VGG16 only, so they are skipped there with the reason.
+
     python -m filtviz_bench maco --out benchmarks/maco
     python -m filtviz_bench maco --no-quality --contenders ours,horama --device cuda --speed-filters 16
     python -m filtviz_bench maco --quick --out /tmp/m        # seconds: the whole path on tiny sizes
+    python -m filtviz_bench maco --model resnet50 --layers layer2.3,layer3.5,layer4.2 --out benchmarks/maco/resnet50
 """
 
 from __future__ import annotations
@@ -56,7 +61,12 @@ QUICK = {"layers": "block3_conv3", "filters": "0-1", "size": 32, "steps": 2, "cr
 QUICK_SPEED = {"speed_filters": 2, "speed_steps": 2, "speed_repeats": 2}
 
 
-def unavailable(run: str) -> str | None:
+VGG16_ONLY = ("xplique", "lucent")  # their runners rebuild the Keras VGG16 (or its torchvision twin) themselves
+
+
+def unavailable(run: str, model: str = "vgg16") -> str | None:
+    if run in VGG16_ONLY and model != "vgg16":
+        return f"runs the Keras VGG16 only (--model vgg16), not {model}"
     if run == "xplique":
         return maco_runners.xplique_available()
     if run == "horama":
@@ -150,7 +160,7 @@ def speed_run(
     """Filters per second of each MACO on the same filters (the first ``--speed-filters`` of the last layer),
     size, crops and steps; one warm-up call each, then ``--speed-repeats`` interleaved rounds."""
     contenders = [c for c in args.contenders.split(",") if c]
-    skipped = {c: unavailable(c) for c in contenders if c != "ours" and unavailable(c)}
+    skipped = {c: why for c in contenders if c != "ours" and (why := unavailable(c, args.model))}
     contenders = [c for c in contenders if c not in skipped]
     layer = args.layers.split(",")[-1]
     filters = list(range(args.speed_filters))
@@ -192,6 +202,12 @@ def speed_run(
     return out
 
 
+def model_text(config: dict[str, Any]) -> str:
+    """The network, named when it is not the default VGG16 (older reports have no model: VGG16)."""
+    model = config.get("model", "vgg16")
+    return "" if model == "vgg16" else f"{model} ({config.get('weights')} weights): "
+
+
 def markdown(report: dict[str, Any]) -> str:
     num = quality_report._num
     c = report["config"]
@@ -201,7 +217,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"`{report['command']}`",
         "",
         (
-            f"{', '.join(c['layers'])}; filters {c['filters']}; {c['size']} px; "
+            f"{model_text(c)}{', '.join(c['layers'])}; filters {c['filters']}; {c['size']} px; "
             f"{c['steps']} steps x {c['crops']} crops = {c['steps'] * c['crops']} image passes per filter "
             f"(fourier, lucent: {c['steps'] * c['crops']} steps); "
             f"device {report['device']['name']}."
@@ -263,7 +279,11 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n" + __doc__.rsplit("\n\n", 1)[-1],
     )
-    p.add_argument("--layers", help=f"comma list of VGG16 conv layers (default: {','.join(LAYERS)})")
+    p.add_argument("--model", default="vgg16", help="vgg16 (default) or a torchvision network name (see --layers)")
+    p.add_argument(
+        "--layers",
+        help=f"comma list of layers: VGG16 conv names (default: {','.join(LAYERS)}); required with another --model",
+    )
     p.add_argument("--filters", help="per layer: a count (the first N) or a list such as 7,77 (default: 7,77)")
     p.add_argument("--size", type=int, help="picture size in px (default: 64)")
     p.add_argument("--steps", type=int, help="MACO steps (default: 48)")
@@ -272,7 +292,10 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--noise", type=int, help="1/f-noise pictures per layer for the z-score baseline (default: 32)")
     p.add_argument("--k", type=int, help="held-out transformations per picture (default: 16)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default="keras", help="keras (default) or a weights file")
+    p.add_argument(
+        "--weights",
+        help="vgg16: keras (default) or a weights file; another --model: random (default) or as filtviz takes",
+    )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     p.add_argument("--no-quality", action="store_true", help="only the speed run")
     p.add_argument("--no-speed", action="store_true", help="only the quality runs")
@@ -283,6 +306,13 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes for tests: the whole path in seconds")
     p.add_argument("--out", help="folder for maco.json, maco.md, figure.jpg (default: benchmarks/maco)")
     args = p.parse_args(argv)
+    from torch_filtviz.zoo import check_model_name
+
+    check_model_name(args.model)
+    if args.model != "vgg16" and not args.layers:
+        raise FiltvizError(f"--model {args.model} needs --layers (VGG16's layer names are the default for vgg16 only)")
+    if args.weights is None:
+        args.weights = "keras" if args.model == "vgg16" else "random"
     defaults = {
         "layers": ",".join(LAYERS),
         "filters": "7,77",
@@ -315,15 +345,20 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m filtviz_bench maco") -> dict[str, Any]:
     args = parse_args(argv, prog)
-    from torch_filtviz import load_vgg16, resolve_device
+    from torch_filtviz import layer_channels, load_model, load_vgg16, resolve_device
 
     device = resolve_device(args.device)
     layers = [s.strip() for s in args.layers.split(",") if s.strip()]
-    filters = choose_filters(layers, args.filters, args.size)
     out = Path(args.out or "benchmarks/maco")
     log: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
     started = time.perf_counter()
-    model = load_vgg16(args.weights, device=device)
+    if args.model == "vgg16":
+        filters = choose_filters(layers, args.filters, args.size)
+        model = load_vgg16(args.weights, device=device)
+    else:
+        model = load_model(args.model, args.weights, device=device, seed=args.seed)
+        counts = {layer: layer_channels(model, layer, args.size) for layer in layers}
+        filters = choose_filters(layers, args.filters, args.size, counts=counts)
     heldout = evaluator.HeldOut(k=args.k)
     runs: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
@@ -334,7 +369,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m filtviz_bench
             for layer in layers
         }
         for name in args.runs:
-            why = unavailable(name)
+            why = unavailable(name, args.model)
             if why:
                 skipped[name] = why
                 log(f"skipped {name}: {why}")
@@ -360,6 +395,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m filtviz_bench
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m filtviz_bench maco " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": {
+            "model": args.model,
             "layers": layers,
             "filters": args.filters,
             "size": args.size,

@@ -158,3 +158,26 @@ def test_readme_maco_row_is_the_committed_run():
     v = report["speed"]["verdict"]
     assert cells[:5] == medians
     assert cells[5] == f"{v['ratio']:.2f}× ({v['ratio_range'][0]:.2f}–{v['ratio_range'][1]:.2f})"
+
+
+def test_another_model_runs_the_torch_contenders_and_names_what_it_skips(tmp_path, capsys):
+    """``--model`` (the issue's second architecture): our MACO and Horama's on a non-VGG network, scored; Xplique
+    and Lucent, which rebuild the Keras VGG16, skipped with the reason, in the report and the speed run."""
+    if maco_runners.horama_available():
+        pytest.skip(maco_runners.horama_available())
+    with pytest.raises(FiltvizError, match=r"--model tests\.atlas_nets:small needs --layers"):
+        maco_bench.parse_args(["--model", "tests.atlas_nets:small"], "p")
+    argv = ["--quick", "--model", "tests.atlas_nets:small", "--layers", "5", "--filters", "3,60"]
+    argv += ["--runs", "maco,horama,xplique", "--contenders", "ours,horama,xplique", "--out", str(tmp_path)]
+    report = maco_bench.main(argv)
+    capsys.readouterr()
+    assert report["config"]["model"] == "tests.atlas_nets:small" and report["config"]["weights"] == "random"
+    assert set(report["runs"]) == {"maco", "horama"}
+    assert report["skipped"]["xplique"] == "runs the Keras VGG16 only (--model vgg16), not tests.atlas_nets:small"
+    assert [(s["layer"], s["filter"]) for s in report["runs"]["maco"]["scores"]] == [("5", 3), ("5", 60)]
+    assert all(np.isfinite(s["z"]) for run in report["runs"].values() for s in run["scores"])
+    assert set(report["speed"]["filters_per_second"]) == {"ours", "horama"} and "xplique" in report["speed"]["skipped"]
+    text = (tmp_path / "maco.md").read_text()
+    assert "tests.atlas_nets:small (random weights): 5; filters 3,60" in text
+    with pytest.raises(FiltvizError, match="5 has 64 filters"):  # counts come from the network
+        maco_bench.main([*argv[:-2], "--filters", "0,70", "--out", str(tmp_path / "bad")])
