@@ -40,6 +40,8 @@ SOURCES = {
     "maco32": "benchmarks/maco/crops32/maco.json",
     "quality": "benchmarks/quality/quality.json",
     "steps": "benchmarks/quality/steps_sweep.json",
+    "heldout": "benchmarks/quality/heldout/quality.json",
+    "macor50": "benchmarks/maco/resnet50/maco.json",
     "fourier": "benchmarks/fourier_check/check.json",
     "sweep": "parity_tests/results/sweep.json",
 }
@@ -82,8 +84,12 @@ def lookup(source: str, path: str) -> Any:
     return value
 
 
-def quality_scores(run: str, layers: list[str] | None = None) -> dict[tuple[str, int], float]:
-    scores = lookup("quality", f"runs.{run}.scores")
+# computed values: the name a page uses -> the quality report it counts over
+COUNTED = {"qwins": "quality", "qzrange": "quality", "hwins": "heldout"}
+
+
+def quality_scores(run: str, layers: list[str] | None = None, source: str = "quality") -> dict[tuple[str, int], float]:
+    scores = lookup(source, f"runs.{run}.scores")
     return {(s["layer"], s["filter"]): s["z"] for s in scores if not layers or s["layer"] in layers}
 
 
@@ -91,12 +97,14 @@ def computed(source: str, path: str) -> str:
     """Counts over the quality benchmark's per-filter scores (``benchmarks/quality/quality.json``).
 
     ``qwins:A.B`` or ``qwins:A.B.LAYER+LAYER``: on how many filters run A's robust z beats run B's ("6 of 12");
-    ``qzrange:RUN.LAYER``: the lowest and highest robust z of a run on one layer ("-3 to 6").
+    ``qzrange:RUN.LAYER``: the lowest and highest robust z of a run on one layer ("-3 to 6");
+    ``hwins:A.B[.LAYER]``: as ``qwins`` over the held-out filters' report (``benchmarks/quality/heldout/``).
     """
     parts = path.split(".")
-    if source == "qwins" and len(parts) in (2, 3):
+    if source in ("qwins", "hwins") and len(parts) in (2, 3):
         layers = parts[2].split("+") if len(parts) == 3 else None
-        a, b = quality_scores(parts[0], layers), quality_scores(parts[1], layers)
+        report = COUNTED[source]
+        a, b = quality_scores(parts[0], layers, report), quality_scores(parts[1], layers, report)
         if not a or set(a) != set(b):
             raise DocsDataError(f"qwins:{path}: the two runs do not score the same filters")
         return f"{sum(a[k] > b[k] for k in a)} of {len(a)}"
@@ -110,7 +118,7 @@ def computed(source: str, path: str) -> str:
 
 def value_text(match: re.Match[str]) -> str:
     source, path, spec = match.group(1), match.group(2), match.group(3)
-    if source in ("qwins", "qzrange"):
+    if source in COUNTED:
         return computed(source, path)
     value = lookup(source, path)
     if spec:

@@ -144,20 +144,24 @@ def test_crops_on_the_tf_command_line(tmp_path, capsys):
     assert code == 2 and "--crops belongs to --method maco, not --method pixel" in err
 
 
-def test_readme_maco_row_is_the_committed_run():
-    """The README's MACO table row holds benchmarks/maco/maco.json's numbers (rerun the bench: update both)."""
+def test_readme_maco_rows_are_the_committed_runs():
+    """The README's MACO table rows hold the numbers of benchmarks/maco/maco.json (VGG16) and
+    benchmarks/maco/resnet50/maco.json (rerun a bench: update both)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    report = json.loads((root / "benchmarks/maco/maco.json").read_text())
     lines = (root / "README.md").read_text().splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith("| maco (ours) |"))
-    cells = [c.strip() for c in lines[at + 2].strip("|").split("|")]
+    at = next(i for i, line in enumerate(lines) if line.startswith("| network | maco (ours) |"))
     runs = ("maco", "xplique", "horama", "fourier", "lucent")
-    medians = [f"{report['runs'][r]['summary']['median_z']:.1f}" for r in runs]
-    v = report["speed"]["verdict"]
-    assert cells[:5] == medians
-    assert cells[5] == f"{v['ratio']:.2f}× ({v['ratio_range'][0]:.2f}–{v['ratio_range'][1]:.2f})"
+    for row, path in ((2, "benchmarks/maco/maco.json"), (3, "benchmarks/maco/resnet50/maco.json")):
+        report = json.loads((root / path).read_text())
+        cells = [c.strip() for c in lines[at + row].strip("|").split("|")][1:]
+        medians = [f"{report['runs'][r]['summary']['median_z']:.1f}" if r in report["runs"] else "–" for r in runs]
+        v = report["speed"]["verdict"]
+        assert cells[:5] == medians, path
+        assert cells[5] == f"{v['ratio']:.2f}× ({v['ratio_range'][0]:.2f}–{v['ratio_range'][1]:.2f})", path
+    wins = json.loads((root / "benchmarks/maco/resnet50/maco.json").read_text())["targets"][0]
+    assert f"ResNet-50 ≥ Horama on {round(wins['share'] * wins['filters'])} of {wins['filters']}" in " ".join(lines)
 
 
 def test_another_model_runs_the_torch_contenders_and_names_what_it_skips(tmp_path, capsys):
