@@ -100,16 +100,15 @@ def computed(source: str, path: str) -> str:
     ``qzrange:RUN.LAYER``: the lowest and highest robust z of a run on one layer ("-3 to 6");
     ``hwins:A.B[.LAYER]``: as ``qwins`` over the held-out filters' report (``benchmarks/quality/heldout/``).
     """
-    parts = path.split(".")
+    parts, report = path.split("."), COUNTED[source]
     if source in ("qwins", "hwins") and len(parts) in (2, 3):
         layers = parts[2].split("+") if len(parts) == 3 else None
-        report = COUNTED[source]
         a, b = quality_scores(parts[0], layers, report), quality_scores(parts[1], layers, report)
         if not a or set(a) != set(b):
-            raise DocsDataError(f"qwins:{path}: the two runs do not score the same filters")
+            raise DocsDataError(f"{source}:{path}: the two runs do not score the same filters")
         return f"{sum(a[k] > b[k] for k in a)} of {len(a)}"
     if source == "qzrange" and len(parts) == 2:
-        z = list(quality_scores(parts[0], [parts[1]]).values())
+        z = list(quality_scores(parts[0], [parts[1]], report).values())
         if not z:
             raise DocsDataError(f"qzrange:{path}: no scores")
         return f"{min(z):.0f} to {max(z):.0f}"

@@ -153,14 +153,17 @@ def test_readme_maco_rows_are_the_committed_runs():
     lines = (root / "README.md").read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("| network | maco (ours) |"))
     runs = ("maco", "xplique", "horama", "fourier", "lucent")
-    for row, path in ((2, "benchmarks/maco/maco.json"), (3, "benchmarks/maco/resnet50/maco.json")):
-        report = json.loads((root / path).read_text())
+    reports = {
+        p: json.loads((root / p).read_text())
+        for p in ("benchmarks/maco/maco.json", "benchmarks/maco/resnet50/maco.json")
+    }
+    for row, (path, report) in enumerate(reports.items(), start=2):
         cells = [c.strip() for c in lines[at + row].strip("|").split("|")][1:]
         medians = [f"{report['runs'][r]['summary']['median_z']:.1f}" if r in report["runs"] else "–" for r in runs]
         v = report["speed"]["verdict"]
         assert cells[:5] == medians, path
         assert cells[5] == f"{v['ratio']:.2f}× ({v['ratio_range'][0]:.2f}–{v['ratio_range'][1]:.2f})", path
-    wins = json.loads((root / "benchmarks/maco/resnet50/maco.json").read_text())["targets"][0]
+    wins = reports["benchmarks/maco/resnet50/maco.json"]["targets"][0]
     assert f"ResNet-50 ≥ Horama on {round(wins['share'] * wins['filters'])} of {wins['filters']}" in " ".join(lines)
 
 
