@@ -1,4 +1,4 @@
-"""Grey (1-channel) and 4-channel pictures in both frameworks (issue 20 item 3): the seeded starts of every
+"""Grey (1-channel) and 4-channel pictures in both frameworks: the seeded starts of every
 method are the same arrays, and the fourier and maco pictures from the same parameters, and the maco crops
 of the same picture, agree to <= 1e-5 of the pixel range (255) — as the RGB parity bounds of
 parity_tests/test_fourier.py and test_maco.py."""

@@ -440,7 +440,7 @@ def test_the_module_runs_as_a_command(tmp_path):
     assert proc.stderr.strip() == f"python -m parity_tests.port: error: --keras {tmp_path / 'x.keras'}: no such file"
 
 
-# --- a Functional graph: SeparableConv2D, BatchNorm, residual Add, 'same' pooling, 1 channel (issue 20) ---------
+# --- a Functional graph: SeparableConv2D, BatchNorm, residual Add, 'same' pooling, 1 channel ---------------------
 
 FIXTURES = "parity_tests.port_fixtures"
 

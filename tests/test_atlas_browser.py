@@ -6,7 +6,7 @@ and from a static server; every image in view decodes; the search box shows exac
 filters; the stable URL opens the right filter; arrow keys move between filters; the pages show
 what atlas.json says. Screenshots of the three pages go to outputs/test-artifacts/. The last tests
 break a copy of the site (a missing picture, a script error, a wrong search) and see the checks fail.
-A unit's views (issue 22): the done-when command (fourier, --diversity 2, --negative, --photos, --examples 4)
+A unit's views: the full views build (fourier, --diversity 2, --negative, --photos, --examples 4)
 plus maco pictures on random VGG16 weights; the filter view shows the diversity strip, the negative, the
 transparency over a checkerboard and the upstream list as atlas.json says, a link leads to the input unit;
 the unit page loads in under 1 s and the 512-unit layer page (every view in its data) under 2 s; a missing
@@ -285,7 +285,7 @@ def test_a_wrong_search_is_caught(broken, chromium):
     checked.page.close()
 
 
-# --- a unit's views: the done-when command of issue 22, and a maco run into the same site ------------------
+# --- a unit's views: the full views build, and a maco run into the same site ------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""A unit's other views in the atlas (issue 22 items 1, 3, 5): diverse pictures, the negative, the maco
+"""A unit's other views in the atlas: diverse pictures, the negative, the maco
 transparency, and the upstream connections, on real structures (VGG16, ResNet-50, ConvNeXt-T, random weights)
 and through the real build (a small net, 32 px, a few steps). The browser side is in test_atlas_browser.py."""
 

@@ -1,4 +1,4 @@
-"""Inputs beyond RGB (issue 20 item 3), torch side and the framework-free rules: a grey (1-channel) and a
+"""Inputs beyond RGB, torch side and the framework-free rules: a grey (1-channel) and a
 4-channel model get pictures of their own channel count through visualize_filters (pixel, fourier, maco),
 render and ``filtviz filters``; the count is read from the first convolution or given (and a wrong one is
 refused in one line); colours are decorrelated only for 3 channels; C = 3 keeps the canonical draws."""

@@ -1,4 +1,4 @@
-"""tf_reference on any Keras model (issue 20 item 1): load_model, the pre-activation wherever the activation
+"""tf_reference on any Keras model: load_model, the pre-activation wherever the activation
 is, the model's own input scaling, run.json's model and target, and ``python -m tf_reference --model``.
 
 Small Functional models built here with seeded random weights (32 px): a conv whose activation comes after a
