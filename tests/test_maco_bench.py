@@ -99,6 +99,25 @@ def test_bench_refuses_unknown_names_and_equalizes_passes():
     assert [maco_bench.run_steps(r, args) for r in ("maco", "xplique", "fourier", "lucent")] == [6, 6, 24, 24]
 
 
+def test_reseed_run_is_our_maco_at_the_next_seed(model):
+    """maco_reseed, the chance level of the same-method targets: our MACO exactly as --seed + 1 renders it,
+    not the seed's own picture, and reported beside the anchors as "not a target"."""
+    args = maco_bench.parse_args(["--quick", "--size", str(SIZE), "--steps", "2", "--crops", "2"], "p")
+    cpu = torch.device("cpu")
+    reseed = maco_bench.make_renderer("maco_reseed", args, model, cpu)(LAYER, [3], 2).images
+    args.seed = 1
+    next_seed = maco_bench.make_renderer("maco", args, model, cpu)(LAYER, [3], 2).images
+    args.seed = 0
+    own = maco_bench.make_renderer("maco", args, model, cpu)(LAYER, [3], 2).images
+    np.testing.assert_array_equal(reseed, next_seed)
+    assert np.abs(reseed.astype(np.int16) - own.astype(np.int16)).max() > 16
+    scores = _scores({("b3", 0): 1.0, ("b3", 1): 2.0})
+    runs = {n: {"scores": scores, "summary": {"median_z": 0.0}} for n in ("maco", "maco_reseed")}
+    (t,) = maco_bench.quality_targets(runs, ["b3"])
+    assert t["target"] == "maco vs maco_reseed (not a target: the same method, another seed: chance level)"
+    assert t["share"] == 1.0 and t["met"] is None
+
+
 def test_cpu_preset_is_eight_crops_through_the_registry():
     from filtviz_core import methods
 
