@@ -146,3 +146,14 @@ def option_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text.strip()
+
+
+def option_pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """A repeatable ``--flag NAME=VALUE`` as a dict of method options (values as :func:`option_value` reads them)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise FiltvizError(f"{flag} takes NAME=VALUE, got {item!r}")
+        options[name.strip()] = option_value(value)
+    return options

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from filtviz_bench import evaluator, figures, machine, maco_runners, quality_report, renderers
-from filtviz_bench.jobs import choose_filters
+from filtviz_bench.jobs import choose_filters, option_pairs
 from filtviz_bench.quality import scored_run
 from filtviz_bench.timing import speed_verdict, stats
 from filtviz_core.atomic import write_bytes, write_json
@@ -84,9 +84,8 @@ def make_renderer(
     crops = DEFAULT_CROPS if run == "maco_32" else args.crops
     if run in ("maco", "maco_32", "maco_reseed"):
         seed = args.seed + 1 if run == "maco_reseed" else args.seed
-        return renderers.torch_renderer(
-            model, "maco", size=args.size, seed=seed, device=device, options={"crops": crops}
-        )
+        options = {**args.maco_options, "crops": crops}
+        return renderers.torch_renderer(model, "maco", size=args.size, seed=seed, device=device, options=options)
     if run == "fourier":
         return renderers.torch_renderer(model, "fourier", size=args.size, seed=args.seed, device=device)
     if run == "lucent":
@@ -226,6 +225,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{c['steps']} steps x {c['crops']} crops = {c['steps'] * c['crops']} image passes per filter "
             f"(fourier, lucent: {c['steps'] * c['crops']} steps); "
             f"device {report['device']['name']}."
+            + (f" Our MACO's options: {c['maco_options']} (the anchors keep theirs)." if c.get("maco_options") else "")
         ),
         "",
     ]
@@ -298,6 +298,13 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--k", type=int, help="held-out transformations per picture (default: 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--maco-option",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an option of our MACO runs, e.g. box=[0.3,0.25] (repeatable; for tuning: the anchors keep theirs)",
+    )
+    p.add_argument(
         "--weights",
         help="vgg16: keras (default) or a weights file; another --model: random (default) or as filtviz takes",
     )
@@ -339,6 +346,9 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
             raise FiltvizError(
                 f"--{name.replace('_', '-')} must be >= {2 if name == 'noise' else 1}, got {getattr(args, name)}"
             )
+    args.maco_options = option_pairs(args.maco_option, "--maco-option")
+    if "crops" in args.maco_options:
+        raise FiltvizError("--maco-option crops=...: use --crops (it sets the anchors' crops too)")
     args.runs = [r.strip() for r in (args.runs or ",".join(RUNS)).split(",") if r.strip()]
     bad = [r for r in args.runs if r not in RUNS] + [c for c in args.contenders.split(",") if c and c not in CONTENDERS]
     if bad:
@@ -409,6 +419,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m filtviz_bench
             "noise_pictures": args.noise,
             "heldout_k": args.k,
             "seed": args.seed,
+            "maco_options": args.maco_options,
             "weights": args.weights,
             "xplique_noise_px": maco_runners.XPLIQUE_NOISE_PX,
             "horama_noise_px": maco_runners.HORAMA_NOISE_PX,

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from filtviz_bench import evaluator, figures, lucent_runner, machine, quality_report, renderers
-from filtviz_bench.jobs import Job, choose_filters, compact, option_value
+from filtviz_bench.jobs import Job, choose_filters, compact, option_pairs
 from filtviz_bench.timing import Method, speed_verdict, stats, time_methods
 from filtviz_core.atomic import write_bytes, write_json
 from filtviz_core.errors import FiltvizError
@@ -520,12 +520,7 @@ def config_from(args: argparse.Namespace) -> Config:
     bad = [r for r in runs if r not in RUN_NAMES]
     if bad:
         raise FiltvizError(f"unknown run {bad[0]!r}; valid: {', '.join(RUN_NAMES)}")
-    options = {}
-    for item in args.fourier_option:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise FiltvizError(f"--fourier-option takes NAME=VALUE, got {item!r}")
-        options[name.strip()] = option_value(value)
+    options = option_pairs(args.fourier_option, "--fourier-option")
     cap = pick("cap_default_steps", None)
     return Config(
         layers=layers,

@@ -82,7 +82,7 @@ def torch_renderer(
     options: dict[str, Any] | None = None,
     lr: float | None = None,
 ) -> Renderer:
-    """pixel or fourier through torch_filtviz; ``options``: the fourier method's ``method_options``."""
+    """Any torch_filtviz method (pixel, fourier, maco) for a batch of filters; ``options``: its ``method_options``."""
     extra: dict[str, Any] = {}
     if options:
         extra["method_options"] = options

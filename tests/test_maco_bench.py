@@ -118,6 +118,36 @@ def test_reseed_run_is_our_maco_at_the_next_seed(model):
     assert t["share"] == 1.0 and t["met"] is None
 
 
+def test_maco_options_reach_our_runs_only_and_crops_stay_with_crops(model):
+    """--maco-option tunes our MACO runs (the picture is visualize_filters' with those options), is recorded,
+    and leaves --crops the one way to set crops (it sets the anchors' too)."""
+    import torch_filtviz as fv
+
+    argv = ["--quick", "--size", str(SIZE), "--steps", "2", "--crops", "2", "--maco-option", "box=[0.3,0.25]"]
+    args = maco_bench.parse_args(argv, "p")
+    assert args.maco_options == {"box": [0.3, 0.25]}
+    got = maco_bench.make_renderer("maco", args, model, torch.device("cpu"))(LAYER, [3], 2).images
+    want = fv.visualize_filters(
+        model,
+        LAYER,
+        [3],
+        method="maco",
+        steps=2,
+        size=SIZE,
+        seed=0,
+        snapshots=None,
+        method_options={"crops": 2, "box": (0.3, 0.25)},
+    )
+    np.testing.assert_array_equal(got, np.asarray(want.images, np.uint8))
+    args.maco_options = {}
+    default = maco_bench.make_renderer("maco", args, model, torch.device("cpu"))(LAYER, [3], 2).images
+    assert np.abs(default.astype(np.int16) - got.astype(np.int16)).max() > 16
+    with pytest.raises(FiltvizError, match="use --crops"):
+        maco_bench.parse_args(["--maco-option", "crops=4"], "p")
+    with pytest.raises(FiltvizError, match="--maco-option takes NAME=VALUE, got 'box'"):
+        maco_bench.parse_args(["--maco-option", "box"], "p")
+
+
 def test_cpu_preset_is_eight_crops_through_the_registry():
     from filtviz_core import methods
 
