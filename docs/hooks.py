@@ -38,6 +38,8 @@ SOURCES = {
     "examples": "benchmarks/examples/throughput.json",
     "maco": "benchmarks/maco/maco.json",
     "maco32": "benchmarks/maco/crops32/maco.json",
+    "macoseeds": "benchmarks/maco/seeds/maco.json",
+    "macobox": "benchmarks/maco/box/maco.json",
     "quality": "benchmarks/quality/quality.json",
     "steps": "benchmarks/quality/steps_sweep.json",
     "heldout": "benchmarks/quality/heldout/quality.json",

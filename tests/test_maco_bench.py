@@ -212,8 +212,17 @@ def test_readme_maco_rows_are_the_committed_runs():
         v = report["speed"]["verdict"]
         assert cells[:5] == medians, path
         assert cells[5] == f"{v['ratio']:.2f}× ({v['ratio_range'][0]:.2f}–{v['ratio_range'][1]:.2f})", path
-    wins = reports["benchmarks/maco/resnet50/maco.json"]["targets"][0]
-    assert f"ResNet-50 ≥ Horama on {round(wins['share'] * wins['filters'])} of {wins['filters']}" in " ".join(lines)
+    text = " ".join(lines)
+
+    def of(target):
+        return f"{round(target['share'] * target['filters'])} of {target['filters']}"
+
+    assert f"ResNet-50 ≥ Horama on {of(reports['benchmarks/maco/resnet50/maco.json']['targets'][0])}" in text
+    seeds = json.loads((root / "benchmarks/maco/seeds/maco.json").read_text())["targets"]
+    box = json.loads((root / "benchmarks/maco/box/maco.json").read_text())["targets"]
+    assert [t["target"].split(" (")[0] for t in seeds] == ["maco >= xplique", "maco >= horama", "maco vs maco_reseed"]
+    assert f"≥ itself at the next seed on {of(seeds[2])} (chance level), ≥ Xplique on {of(seeds[0])}" in text
+    assert f"≥ Horama on {of(seeds[1])}, and on {of(box[0])} with Horama's crop size" in text
 
 
 def test_another_model_runs_the_torch_contenders_and_names_what_it_skips(tmp_path, capsys):
