@@ -43,6 +43,7 @@ SOURCES = {
     "quality": "benchmarks/quality/quality.json",
     "steps": "benchmarks/quality/steps_sweep.json",
     "heldout": "benchmarks/quality/heldout/quality.json",
+    "decay": "benchmarks/quality/decay_sweep.json",
     "macor50": "benchmarks/maco/resnet50/maco.json",
     "fourier": "benchmarks/fourier_check/check.json",
     "sweep": "parity_tests/results/sweep.json",
@@ -87,11 +88,13 @@ def lookup(source: str, path: str) -> Any:
 
 
 # computed values: the name a page uses -> the quality report it counts over
-COUNTED = {"qwins": "quality", "qzrange": "quality", "hwins": "heldout"}
+COUNTED = {"qwins": "quality", "qzrange": "quality", "hwins": "heldout", "dwins": "decay"}
 
 
 def quality_scores(run: str, layers: list[str] | None = None, source: str = "quality") -> dict[tuple[str, int], float]:
-    scores = lookup(source, f"runs.{run}.scores")
+    """Robust z by (layer, filter) of one run of a quality report (``runs``) or sweep (``variants``)."""
+    runs = "variants" if "variants" in load(source) else "runs"
+    scores = lookup(source, f"{runs}.{run}.scores")
     return {(s["layer"], s["filter"]): s["z"] for s in scores if not layers or s["layer"] in layers}
 
 
@@ -100,10 +103,11 @@ def computed(source: str, path: str) -> str:
 
     ``qwins:A.B`` or ``qwins:A.B.LAYER+LAYER``: on how many filters run A's robust z beats run B's ("6 of 12");
     ``qzrange:RUN.LAYER``: the lowest and highest robust z of a run on one layer ("-3 to 6");
-    ``hwins:A.B[.LAYER]``: as ``qwins`` over the held-out filters' report (``benchmarks/quality/heldout/``).
+    ``hwins:A.B[.LAYER]``: as ``qwins`` over the held-out filters' report (``benchmarks/quality/heldout/``);
+    ``dwins:A.B[.LAYER]``: the same over the variants of the fourier decay sweep on those filters.
     """
     parts, report = path.split("."), COUNTED[source]
-    if source in ("qwins", "hwins") and len(parts) in (2, 3):
+    if source in ("qwins", "hwins", "dwins") and len(parts) in (2, 3):
         layers = parts[2].split("+") if len(parts) == 3 else None
         a, b = quality_scores(parts[0], layers, report), quality_scores(parts[1], layers, report)
         if not a or set(a) != set(b):
