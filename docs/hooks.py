@@ -88,7 +88,8 @@ def lookup(source: str, path: str) -> Any:
 
 
 # computed values: the name a page uses -> the quality report it counts over
-COUNTED = {"qwins": "quality", "qzrange": "quality", "hwins": "heldout", "dwins": "decay"}
+WINS = {"qwins": "quality", "hwins": "heldout", "dwins": "decay"}  # "6 of 12": A beats B per filter
+COUNTED = {**WINS, "qzrange": "quality"}
 
 
 def quality_scores(run: str, layers: list[str] | None = None, source: str = "quality") -> dict[tuple[str, int], float]:
@@ -107,7 +108,7 @@ def computed(source: str, path: str) -> str:
     ``dwins:A.B[.LAYER]``: the same over the variants of the fourier decay sweep on those filters.
     """
     parts, report = path.split("."), COUNTED[source]
-    if source in ("qwins", "hwins", "dwins") and len(parts) in (2, 3):
+    if source in WINS and len(parts) in (2, 3):
         layers = parts[2].split("+") if len(parts) == 3 else None
         a, b = quality_scores(parts[0], layers, report), quality_scores(parts[1], layers, report)
         if not a or set(a) != set(b):
