@@ -44,6 +44,7 @@ SOURCES = {
     "steps": "benchmarks/quality/steps_sweep.json",
     "heldout": "benchmarks/quality/heldout/quality.json",
     "decay": "benchmarks/quality/decay_sweep.json",
+    "decayq": "benchmarks/quality/decay_sweep_quality_filters.json",
     "macor50": "benchmarks/maco/resnet50/maco.json",
     "fourier": "benchmarks/fourier_check/check.json",
     "sweep": "parity_tests/results/sweep.json",
@@ -87,9 +88,14 @@ def lookup(source: str, path: str) -> Any:
     return value
 
 
-# computed values: the name a page uses -> the quality report it counts over
-WINS = {"qwins": "quality", "hwins": "heldout", "dwins": "decay"}  # "6 of 12": A beats B per filter
-COUNTED = {**WINS, "qzrange": "quality"}
+# computed values: the name a page uses -> the reports it counts over (run A's, run B's)
+WINS = {  # "6 of 12": A beats B per filter
+    "qwins": ("quality", "quality"),
+    "hwins": ("heldout", "heldout"),
+    "dwins": ("decay", "decay"),
+    "dqwins": ("decayq", "quality"),  # a decay-sweep variant on the quality filters against a quality run
+}
+COUNTED = {**WINS, "qzrange": ("quality", "quality")}
 
 
 def quality_scores(run: str, layers: list[str] | None = None, source: str = "quality") -> dict[tuple[str, int], float]:
@@ -105,12 +111,13 @@ def computed(source: str, path: str) -> str:
     ``qwins:A.B`` or ``qwins:A.B.LAYER+LAYER``: on how many filters run A's robust z beats run B's ("6 of 12");
     ``qzrange:RUN.LAYER``: the lowest and highest robust z of a run on one layer ("-3 to 6");
     ``hwins:A.B[.LAYER]``: as ``qwins`` over the held-out filters' report (``benchmarks/quality/heldout/``);
-    ``dwins:A.B[.LAYER]``: the same over the variants of the fourier decay sweep on those filters.
+    ``dwins:A.B[.LAYER]``: the same over the variants of the fourier decay sweep on those filters;
+    ``dqwins:A.B[.LAYER]``: variant A of the decay sweep on the quality filters against run B of the quality report.
     """
-    parts, report = path.split("."), COUNTED[source]
+    parts, (report, other) = path.split("."), COUNTED[source]
     if source in WINS and len(parts) in (2, 3):
         layers = parts[2].split("+") if len(parts) == 3 else None
-        a, b = quality_scores(parts[0], layers, report), quality_scores(parts[1], layers, report)
+        a, b = quality_scores(parts[0], layers, report), quality_scores(parts[1], layers, other)
         if not a or set(a) != set(b):
             raise DocsDataError(f"{source}:{path}: the two runs do not score the same filters")
         return f"{sum(a[k] > b[k] for k in a)} of {len(a)}"
